@@ -1,0 +1,51 @@
+# creditnode: `make demo` and `make test` bootstrap everything they need from requirements.lock.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: venv
+	$(BIN)/creditnode demo $(DEMO_ARGS)
+
+# Everything that checks the project, in the order a failure is cheapest to find.
+test: venv lint typecheck proto-check postgres-server pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/buf format -w
+
+typecheck: venv
+	$(BIN)/mypy
+
+proto: venv
+	$(BIN)/python proto/generate.py
+
+proto-check: venv
+	$(BIN)/python proto/generate.py --check
+
+# The tests start their own PostgreSQL in a temporary directory; this makes sure one is installed.
+postgres-server:
+	@deploy/ensure-postgres.sh
+
+pytest: venv
+	CREDITNODE_TEST_POSTGRES=require $(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,326 @@
+"""The ``creditnode`` command. Commands are sync and run their async work with asyncio.run.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 node home or configuration, 4 peer or
+network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 storage,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keys import FederationCA, certificate_fingerprint
+from node import PROTOCOL_VERSION, __version__
+from node.errors import CreditnodeError, InputError, PeerError
+from node.logs import configure_logging
+
+T = TypeVar("T")
+
+# gRPC's C core prints its own unstructured lines to stderr (e.g. a second, raw "port in use");
+# the CLI reports every failure itself. GRPC_VERBOSITY set by the operator still wins.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+app = typer.Typer(
+    name="creditnode",
+    help="Cross-region credit-sharing node.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=True)
+ca_app = typer.Typer(help="Development federation CA.", no_args_is_help=True)
+app.add_typer(peer_app, name="peer")
+app.add_typer(ca_app, name="ca")
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _quiet_logs() -> None:
+    # Operator commands print tables; only warnings and errors go to stderr as JSON.
+    configure_logging("warning")
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print versions and exit.")] = False,
+) -> None:
+    if version:
+        out.print(f"creditnode {__version__} (protocol {PROTOCOL_VERSION})")
+        raise typer.Exit(0)
+
+
+@ca_app.command("init")
+def ca_init(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write ca.pem and ca.key.")],
+    federation: Annotated[str, typer.Option(help="Federation (alliance) name.")],
+) -> None:
+    """Create a federation CA for development and demos."""
+    if (directory / "ca.key").exists():
+        raise InputError(f"{directory / 'ca.key'} already exists; refusing to overwrite a CA")
+    try:
+        ca = FederationCA.create(federation)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    ca.save(directory)
+    out.print(
+        f"federation CA for {federation} written to {directory} "
+        f"(fingerprint {certificate_fingerprint(ca.certificate)[:16]}…)"
+    )
+
+
+@app.command()
+def init(
+    home: HomeOpt,
+    name: Annotated[str, typer.Option(help="Node name, a DNS label (e.g. jinan).")],
+    region: Annotated[str, typer.Option(help="GB/T 2260 division code (e.g. 370100).")],
+    federation: Annotated[
+        str | None, typer.Option(help="Federation name (default: the CA's).")
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Federation CA directory to certify this node; "
+            "without it the node creates its own CA."
+        ),
+    ] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:7443",
+    advertise: Annotated[str, typer.Option(help="HOST:PORT partners dial (default: listen).")] = "",
+    database: Annotated[str, typer.Option(help="Database URL (default: SQLite in the home).")] = "",
+) -> None:
+    """Create a node home: keys, certificate, configuration and database."""
+    from node.home import init_home, load_home
+    from node.regions import lookup_region
+    from node.storage import Store
+
+    existed = home.exists()
+    try:
+        init_home(
+            home,
+            name=name,
+            region=region,
+            federation=federation,
+            ca_dir=ca,
+            listen=listen,
+            advertise=advertise,
+            database_url=database,
+        )
+        loaded = load_home(home)
+
+        async def migrate() -> str:
+            store = await Store.open(loaded.database_url)
+            backend = store.backend
+            await store.close()
+            return backend
+
+        backend = _run(migrate())
+    except CreditnodeError:
+        if not existed:
+            shutil.rmtree(home, ignore_errors=True)
+        raise
+    region_info = lookup_region(region)
+    table = Table(show_header=False, title=f"node home {home}", title_justify="left")
+    table.add_row("identity", loaded.identity.uri)
+    table.add_row("region", f"{region} {region_info.name if region_info else ''}")
+    table.add_row("listen", loaded.settings.listen)
+    table.add_row("database", backend)
+    table.add_row("certificate", certificate_fingerprint(loaded.tls.certificate))
+    table.add_row("feed key", loaded.signing_key.verifying_key.to_text())
+    out.print(table)
+
+
+@app.command()
+def serve(home: HomeOpt) -> None:
+    """Run the node until SIGTERM or SIGINT."""
+    from node.home import load_home
+    from node.runtime import Node
+
+    settings = load_home(home).settings
+    configure_logging(settings.log_level, Path(settings.log_file) if settings.log_file else None)
+
+    async def run() -> None:
+        node = await Node.open(home)
+        try:
+            await node.start()
+        except CreditnodeError:
+            await node.store.close()
+            raise
+        await node.serve_until_signal()
+
+    _run(run())
+
+
+@peer_app.command("export")
+def peer_export(
+    home: HomeOpt,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout.")
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Override the advertised HOST:PORT.")] = None,
+) -> None:
+    """Write this node's public bundle (name, region, endpoint, CA certificate, public keys)."""
+    from node.enrollment import export_bundle
+    from node.home import load_home
+
+    bundle = export_bundle(load_home(home), endpoint=endpoint)
+    if output is None:
+        sys.stdout.write(bundle.to_json())
+    else:
+        output.write_text(bundle.to_json(), encoding="utf-8")
+        err.print(f"bundle for {bundle.identity.uri} written to {output}")
+
+
+@peer_app.command("add")
+def peer_add(
+    home: HomeOpt,
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A peer's bundle file.")],
+) -> None:
+    """Enroll a peer from its bundle (a running node admits it within a second)."""
+    from node.enrollment import enroll, read_bundle
+    from node.home import load_home
+    from node.storage import Store
+    from node.views import region_label
+
+    _quiet_logs()
+    loaded = load_home(home)
+    bundle = read_bundle(bundle_file)
+
+    async def add() -> bool:
+        store = await Store.open(loaded.database_url)
+        try:
+            return await enroll(loaded, store, bundle, source=str(bundle_file))
+        finally:
+            await store.close()
+
+    created = _run(add())
+    verb = "enrolled" if created else "re-enrolled"
+    out.print(
+        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}, "
+        f"CA {bundle.ca_fingerprint[:16]}…"
+    )
+
+
+@peer_app.command("remove")
+def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
+    """Withdraw a peer's enrollment; it is refused from then on."""
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.peers import PeerRepository
+
+    _quiet_logs()
+    loaded = load_home(home)
+
+    async def remove() -> bool:
+        store = await Store.open(loaded.database_url)
+        try:
+            return await PeerRepository(store).remove(name)
+        finally:
+            await store.close()
+
+    if not _run(remove()):
+        raise InputError(f"no enrolled peer named {name!r}")
+    out.print(f"removed {name}")
+
+
+@peer_app.command("list")
+def peer_list(home: HomeOpt) -> None:
+    """List enrolled peers and their last observed state."""
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.peers import PeerRepository
+    from node.views import peer_rows_from_records, peer_table
+
+    _quiet_logs()
+    loaded = load_home(home)
+
+    async def rows() -> list[Any]:
+        store = await Store.open(loaded.database_url)
+        try:
+            return await PeerRepository(store).list()
+        finally:
+            await store.close()
+
+    out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(_run(rows()))))
+
+
+@app.command()
+def status(
+    home: HomeOpt,
+    peer: Annotated[str | None, typer.Option(help="Ask this enrolled peer, live.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
+) -> None:
+    """Show this node and its peers; with --peer, call that peer over mutual TLS.
+
+    Exit 0 if the node (or the peer) answers, 4 if it does not.
+    """
+    from node.status import node_status, remote_status
+
+    _quiet_logs()
+    if peer is None:
+        serving = _run(node_status(home, out, timeout=timeout))
+        if not serving:
+            raise typer.Exit(PeerError.exit_code)
+    else:
+        _run(remote_status(home, peer, out, timeout=timeout))
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where to put the three homes (default: a temporary directory)."
+        ),
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Start a three-city Yellow River federation on loopback and show each node's peers."""
+    from node.demo import run_demo
+
+    _run(run_demo(directory, seconds, out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one clear line and a meaningful exit code for every user mistake."""
+    try:
+        app(args=argv, prog_name="creditnode")  # usage errors: Typer prints them, exits 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except CreditnodeError as exc:
+        _fail(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+        return 3
+    return 0
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Node configuration: ``HOME/creditnode.toml``, overridden by ``CREDITNODE_*`` variables.
+
+>>> from node.config import load_settings          # doctest: +SKIP
+>>> load_settings(Path("/srv/jinan")).listen        # doctest: +SKIP
+'0.0.0.0:7443'
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from keys import validate_label
+from node.errors import ConfigError
+from node.regions import validate_region
+
+CONFIG_FILE = "creditnode.toml"
+
+
+def parse_hostport(value: str, *, allow_zero: bool = True) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (IPv6 as ``[::1]:PORT``), raising ValueError with the reason."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"address {value!r} must be HOST:PORT")
+    if not port.isdigit() or not (0 if allow_zero else 1) <= int(port) <= 65535:
+        raise ValueError(f"address {value!r} has no valid port")
+    return host.strip("[]"), int(port)
+
+
+class NodeSettings(BaseSettings):
+    """Everything a node reads at start."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITNODE_", extra="forbid")
+
+    name: str
+    federation: str
+    region: str
+    listen: str = "127.0.0.1:7443"
+    advertise: str = ""
+    database_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: str = ""
+    heartbeat_seconds: float = 10.0
+    shutdown_grace_seconds: float = 10.0
+
+    @field_validator("name", "federation")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        return validate_label("name", v)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        validate_region(v)
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_hostport(v)
+        return v
+
+    @field_validator("advertise")
+    @classmethod
+    def _advertise(cls, v: str) -> str:
+        if v:
+            parse_hostport(v, allow_zero=False)
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+
+def load_settings(home: Path) -> NodeSettings:
+    """Read and validate a node's configuration; ConfigError names the file and field."""
+    path = home / CONFIG_FILE
+    if not home.is_dir():
+        raise ConfigError(f"{home}: no such node home (create one with `creditnode init`)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing (is {home} a node home?)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return NodeSettings(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {field}: {msg}") from None
+
+
+def dump_settings(values: dict[str, Any]) -> str:
+    """TOML text for flat string/number settings (JSON string escapes are valid TOML)."""
+    lines = ["# creditnode node configuration; CREDITNODE_<KEY> variables override these.\n"]
+    for key, value in values.items():
+        if isinstance(value, bool):
+            raise TypeError("boolean settings are not used")
+        rendered = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+        lines.append(f"{key} = {rendered}\n")
+    return "".join(lines)

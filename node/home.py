@@ -1,0 +1,210 @@
+"""A node's home directory: configuration, TLS material, signing key, embedded database.
+
+Layout::
+
+    HOME/creditnode.toml     configuration
+    HOME/tls/ca.pem          the CA that issued this node's certificate
+    HOME/tls/node.pem        this node's certificate (URI SAN creditnode://FED/NODE)
+    HOME/tls/node.key        its private key, 0600
+    HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600
+    HOME/ca/                 only when the node made its own CA (no --ca given)
+    HOME/node.db             the SQLite database, unless database_url says otherwise
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from keys import (
+    FederationCA,
+    NodeIdentity,
+    SigningKey,
+    generate_tls_key,
+    identity_from_certificate,
+    load_certificate,
+    private_key_pem,
+    read_private_file,
+    write_private_file,
+    write_public_file,
+)
+from node.config import CONFIG_FILE, NodeSettings, dump_settings, load_settings, parse_hostport
+from node.errors import ConfigError, InputError
+from node.regions import validate_region
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "tls" / "ca.pem"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.root / "tls" / "node.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "tls" / "node.key"
+
+    @property
+    def feed_key(self) -> Path:
+        return self.root / "keys" / "feed.key"
+
+    @property
+    def own_ca(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def sqlite(self) -> Path:
+        return self.root / "node.db"
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM bytes a node presents and trusts at start (its own CA; peers add theirs)."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+    @cached_property
+    def certificate(self) -> x509.Certificate:
+        return load_certificate(self.cert_pem)
+
+    @cached_property
+    def ca_certificate(self) -> x509.Certificate:
+        return load_certificate(self.ca_pem)
+
+
+@dataclass(frozen=True)
+class Home:
+    """A loaded node home."""
+
+    paths: HomePaths
+    settings: NodeSettings
+    tls: TlsMaterial
+    signing_key: SigningKey
+
+    @property
+    def identity(self) -> NodeIdentity:
+        return NodeIdentity(federation=self.settings.federation, node=self.settings.name)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.paths.sqlite}"
+
+
+def init_home(
+    root: Path,
+    *,
+    name: str,
+    region: str,
+    federation: str | None = None,
+    ca_dir: Path | None = None,
+    listen: str = "127.0.0.1:7443",
+    advertise: str = "",
+    database_url: str = "",
+) -> HomePaths:
+    """Create a node home: keys, certificate (from *ca_dir* or a new CA of its own), config."""
+    paths = HomePaths(root)
+    if paths.config.exists():
+        raise InputError(f"{paths.config} already exists; refusing to overwrite a node home")
+    try:
+        validate_region(region)
+        parse_hostport(listen)
+        if advertise:
+            parse_hostport(advertise, allow_zero=False)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if ca_dir is not None:
+        try:
+            ca = FederationCA.load(ca_dir)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--ca {ca_dir}: cannot load federation CA ({exc})") from None
+        if federation is not None and federation != ca.federation:
+            raise InputError(
+                f"--federation {federation} does not match the CA's federation {ca.federation}"
+            )
+    else:
+        try:
+            ca = FederationCA.create(federation or "creditnode")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    try:
+        identity = NodeIdentity(federation=ca.federation, node=name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    if ca_dir is None:
+        ca.save(paths.own_ca)
+    key = generate_tls_key()
+    cert = ca.issue_node_certificate(identity, key.public_key())
+    write_public_file(paths.ca_cert, ca.certificate_pem)
+    write_public_file(paths.tls_cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(paths.tls_key, private_key_pem(key))
+    write_private_file(paths.feed_key, SigningKey.generate(identity.uri).to_pem())
+    values: dict[str, str | float] = {
+        "name": name,
+        "federation": ca.federation,
+        "region": region,
+        "listen": listen,
+    }
+    if advertise:
+        values["advertise"] = advertise
+    if database_url:
+        values["database_url"] = database_url
+    write_public_file(paths.config, dump_settings(values).encode())
+    return paths
+
+
+def set_setting(root: Path, key: str, value: str | float) -> None:
+    """Rewrite one top-level setting in the home's TOML file (used to record a bound port)."""
+    paths = HomePaths(root)
+    data = tomllib.loads(paths.config.read_text(encoding="utf-8"))
+    data[key] = value
+    write_public_file(paths.config, dump_settings(data).encode())
+
+
+def load_home(root: Path) -> Home:
+    """Load configuration and key material, checking they belong together."""
+    settings = load_settings(root)
+    paths = HomePaths(root)
+    try:
+        tls = TlsMaterial(
+            ca_pem=paths.ca_cert.read_bytes(),
+            cert_pem=paths.tls_cert.read_bytes(),
+            key_pem=read_private_file(paths.tls_key),
+        )
+        signing = SigningKey.from_pem(
+            NodeIdentity(settings.federation, settings.name).uri,
+            read_private_file(paths.feed_key),
+        )
+        cert = tls.certificate
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename}: missing from node home") from None
+    except (PermissionError, ValueError) as exc:
+        raise ConfigError(f"{root}: {exc}") from None
+    try:
+        ident = identity_from_certificate(cert)
+    except ValueError as exc:
+        raise ConfigError(f"{paths.tls_cert}: {exc}") from None
+    if ident != NodeIdentity(settings.federation, settings.name):
+        raise ConfigError(
+            f"{paths.tls_cert} is for {ident.uri} but {paths.config} names "
+            f"creditnode://{settings.federation}/{settings.name}"
+        )
+    return Home(paths=paths, settings=settings, tls=tls, signing_key=signing)

@@ -1,0 +1,169 @@
+"""A running node: its store, peer directory, gRPC server and heartbeat, started and stopped
+as one. ``creditnode serve``, the demo and the tests all run nodes through this class."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from keys import PeerBundle
+from node.api import pb, rpc
+from node.auth import Caller, GateInterceptor, PeerGate
+from node.config import parse_hostport
+from node.directory import PeerDirectory
+from node.enrollment import enroll
+from node.errors import ConfigError
+from node.heartbeat import Heartbeat
+from node.home import Home, load_home
+from node.services.info import NodeServicer
+from node.storage import Store
+from node.transport import SERVER_OPTIONS, server_credentials
+
+log = structlog.get_logger("creditnode.node")
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+    reflection.SERVICE_NAME,
+)
+
+
+class Node:
+    def __init__(self, home: Home, store: Store) -> None:
+        self.home = home
+        self.store = store
+        self.directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
+        self.gate = PeerGate(
+            home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
+        )
+        self.health = health.aio.HealthServicer()
+        self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
+        self.started_at = dt.datetime.now(dt.UTC)
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._last_seen_write: dict[str, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+
+    @classmethod
+    async def open(cls, root: Path, *, database_url: str | None = None) -> Node:
+        home = load_home(root)
+        store = await Store.open(database_url or home.database_url)
+        return cls(home, store)
+
+    @property
+    def name(self) -> str:
+        return self.home.settings.name
+
+    @property
+    def endpoint(self) -> str:
+        host, _ = parse_hostport(self.home.settings.listen)
+        return f"{host}:{self.port}"
+
+    async def start(
+        self,
+        *,
+        heartbeat: bool = True,
+        extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    ) -> None:
+        """Bind and serve. Raises ConfigError naming the address if the port is taken."""
+        await self.directory.refresh()
+        server = grpc.aio.server(interceptors=[GateInterceptor(self.gate)], options=SERVER_OPTIONS)
+        rpc.add_NodeServiceServicer_to_server(
+            NodeServicer(self.home, self.directory.repository, self.started_at), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(SERVICE_NAMES, server)
+        if extra_handlers:
+            server.add_generic_rpc_handlers(tuple(extra_handlers))
+        creds = server_credentials(
+            self.home.tls, self.directory.trust_roots_pem, lambda: self.directory.generation
+        )
+        listen = self.home.settings.listen
+        try:
+            self.port = server.add_secure_port(listen, creds)
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise ConfigError(f"cannot listen on {listen}: {_bind_problem(listen)}")
+        await server.start()
+        self._server = server
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if heartbeat:
+            self.heartbeat.start()
+        log.info(
+            "node serving",
+            node=self.home.identity.uri,
+            endpoint=self.endpoint,
+            database=self.store.backend,
+            peers=len(self.directory.peers()),
+        )
+
+    async def enroll(self, bundle: PeerBundle) -> bool:
+        """Enroll a peer and let the running server admit it at once."""
+        created = await enroll(self.home, self.store, bundle)
+        await self.directory.refresh()
+        return created
+
+    def _seen(self, caller: Caller) -> None:
+        now = time.monotonic()
+        name = caller.identity.node
+        if now - self._last_seen_write.get(name, 0.0) < 2.0:
+            return
+        self._last_seen_write[name] = now
+        task = asyncio.create_task(
+            self.directory.repository.record_contact(name, state="up", seen=True)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health to NOT_SERVING, refuse new calls, let in-flight ones finish, then close."""
+        if self._server is None:
+            return
+        grace = self.home.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.heartbeat.stop()
+        await self._server.stop(grace)
+        self._server = None
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.store.close()
+        log.info("node stopped", node=self.home.identity.uri)
+        self._stopped.set()
+
+    async def serve_until_signal(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutdown requested", node=self.home.identity.uri)
+            await self.stop()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+def _bind_problem(listen: str) -> str:
+    """Why the OS refuses *listen* (gRPC only says that it failed)."""
+    host, port = parse_hostport(listen)
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return "address not available"

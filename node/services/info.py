@@ -1,0 +1,78 @@
+"""NodeService: who this node is and how it sees its peers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from keys import certificate_fingerprint, load_certificate
+from node import PROTOCOL_VERSION, __version__
+from node.api import pb, rpc
+from node.home import Home
+from node.storage.models import PeerRecord
+from node.storage.peers import PeerRepository
+
+_STATES = {
+    "up": pb.PEER_STATE_UP,
+    "unreachable": pb.PEER_STATE_UNREACHABLE,
+    "refused": pb.PEER_STATE_REFUSED,
+}
+
+
+def timestamp(value: dt.datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def peer_status(row: PeerRecord, ca_fingerprint: str) -> pb.PeerStatus:
+    msg = pb.PeerStatus(
+        name=row.name,
+        region_code=row.region,
+        endpoint=row.endpoint,
+        state=_STATES.get(row.state, pb.PEER_STATE_UNSPECIFIED),
+        software_version=row.software_version,
+        protocol_version=row.protocol_version,
+        last_error=row.last_error,
+        ca_fingerprint=ca_fingerprint,
+    )
+    if row.last_seen is not None:
+        msg.last_seen.CopyFrom(timestamp(row.last_seen))
+    return msg
+
+
+class NodeServicer(rpc.NodeServiceServicer):
+    def __init__(self, home: Home, peers: PeerRepository, started_at: dt.datetime) -> None:
+        self._home = home
+        self._peers = peers
+        self._started_at = started_at
+
+    def info(self) -> pb.NodeInfo:
+        s = self._home.settings
+        return pb.NodeInfo(
+            name=s.name,
+            federation=s.federation,
+            region_code=s.region,
+            software_version=__version__,
+            protocol_version=PROTOCOL_VERSION,
+            started_at=timestamp(self._started_at),
+        )
+
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetInfoResponse:
+        return pb.GetInfoResponse(node=self.info())
+
+    async def ListPeers(
+        self, request: pb.ListPeersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListPeersResponse:
+        rows = await self._peers.list()
+        return pb.ListPeersResponse(
+            peers=[
+                peer_status(r, certificate_fingerprint(load_certificate(r.ca_certificate.encode())))
+                for r in rows
+            ]
+        )

@@ -1,0 +1,81 @@
+"""Opening a database: engine, dialect settings, migrations to head, session factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from node.errors import StorageError
+from node.storage import dialect
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _upgrade(conn: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    """A migrated database and its session factory."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.url.get_backend_name()
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        try:
+            parsed = dialect.normalise_url(url)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            parent = Path(parsed.database).parent
+            if not parent.is_dir():
+                raise StorageError(f"database directory {parent} does not exist")
+        engine = create_async_engine(parsed, **dialect.engine_options(parsed))
+        dialect.configure(engine)
+        store = cls(engine)
+        if migrate:
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(_upgrade)
+            except (SQLAlchemyError, OSError) as exc:
+                await engine.dispose()
+                safe = parsed.render_as_string(hide_password=True)
+                raise StorageError(f"cannot open database {safe}: {_first_line(exc)}") from None
+        return store
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as s:
+            yield s
+
+    async def journal_mode(self) -> str | None:
+        sql = dialect.journal_mode_sql(self.engine.url)
+        if sql is None:
+            return None
+        async with self.engine.connect() as conn:
+            return str((await conn.execute(text(sql))).scalar_one())
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]

@@ -1,0 +1,52 @@
+"""Everything that differs between SQLite and PostgreSQL lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def normalise_url(url: str) -> URL:
+    """Pick the async driver for a plain ``sqlite:`` or ``postgresql:`` URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"database URL {url!r} is not a URL") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"database URL {url!r}: only sqlite and postgresql are supported")
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        # One writer at a time anyway; a small pool avoids "database is locked" storms.
+        return {"pool_size": 5, "max_overflow": 0}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+
+
+def configure(engine: AsyncEngine) -> None:
+    """Per-connection settings: WAL, full fsync on commit, FK checks, a busy timeout."""
+    if engine.url.get_backend_name() != "sqlite":
+        return
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that returned is on disk; checkpoints are signed only after that.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+
+def journal_mode_sql(url: URL) -> str | None:
+    """A query that reports the journal mode, where the engine has one."""
+    return "PRAGMA journal_mode" if url.get_backend_name() == "sqlite" else None

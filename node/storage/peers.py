@@ -1,0 +1,104 @@
+"""Reading and writing enrolled peers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import col, select
+
+from keys import PeerBundle
+from node.storage._store import Store
+from node.storage.models import PeerRecord, utcnow
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; everything this node writes is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+class PeerRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def list(self) -> list[PeerRecord]:
+        async with self._store.session() as s:
+            rows = (await s.exec(select(PeerRecord).order_by(col(PeerRecord.name)))).all()
+        for r in rows:
+            r.last_seen = as_utc(r.last_seen)
+            r.enrolled_at = as_utc(r.enrolled_at) or r.enrolled_at
+        return list(rows)
+
+    async def get(self, name: str) -> PeerRecord | None:
+        async with self._store.session() as s:
+            row = await s.get(PeerRecord, name)
+        if row is not None:
+            row.last_seen = as_utc(row.last_seen)
+        return row
+
+    async def upsert(self, bundle: PeerBundle) -> bool:
+        """Enroll or re-enroll from a bundle; True if the peer is new."""
+        async with self._store.session() as s:
+            row = await s.get(PeerRecord, bundle.name)
+            created = row is None
+            if row is None:
+                row = PeerRecord(
+                    name=bundle.name,
+                    federation=bundle.federation,
+                    region=bundle.region,
+                    endpoint=bundle.endpoint,
+                    ca_certificate=bundle.ca_certificate,
+                    tls_certificate=bundle.tls_certificate,
+                    feed_key=bundle.feed_key,
+                )
+            else:
+                row.federation = bundle.federation
+                row.region = bundle.region
+                row.endpoint = bundle.endpoint
+                row.ca_certificate = bundle.ca_certificate
+                row.tls_certificate = bundle.tls_certificate
+                row.feed_key = bundle.feed_key
+                row.state = "unknown"
+                row.last_error = ""
+            row.software_version = bundle.software_version
+            row.protocol_version = bundle.protocol_version
+            s.add(row)
+            await s.commit()
+        return created
+
+    async def remove(self, name: str) -> bool:
+        async with self._store.session() as s:
+            row = await s.get(PeerRecord, name)
+            if row is None:
+                return False
+            await s.delete(row)
+            await s.commit()
+        return True
+
+    async def record_contact(
+        self,
+        name: str,
+        *,
+        state: str,
+        error: str = "",
+        software_version: str | None = None,
+        protocol_version: str | None = None,
+        seen: bool = False,
+        when: dt.datetime | None = None,
+    ) -> None:
+        """Store the outcome of a heartbeat or an inbound call from the peer."""
+        async with self._store.session() as s:
+            row = await s.get(PeerRecord, name)
+            if row is None:
+                return
+            row.state = state
+            row.last_error = error[:500]
+            if seen:
+                row.last_seen = when or utcnow()
+            if software_version is not None:
+                row.software_version = software_version[:40]
+            if protocol_version is not None:
+                row.protocol_version = protocol_version[:10]
+            s.add(row)
+            await s.commit()

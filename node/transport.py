@@ -1,0 +1,76 @@
+"""gRPC transport settings shared by server and client: mutual TLS and keepalive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+import grpc
+
+from keys import NodeIdentity
+from node.home import TlsMaterial
+
+# Long-lived feed streams idle for minutes between changes; pings keep NATs and proxies from
+# dropping them, and the server must accept pings on an idle stream instead of GOAWAY-ing.
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+SERVER_OPTIONS: list[tuple[str, int | str]] = [
+    *KEEPALIVE_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # Two nodes must never share a port silently.
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+]
+
+
+def server_credentials(
+    tls: TlsMaterial, roots: Callable[[], bytes], generation: Callable[[], int]
+) -> grpc.ServerCredentials:
+    """Mutual TLS requiring a client certificate; trust roots follow enrollment changes."""
+    current = {"generation": generation()}
+
+    def config(root_pem: bytes) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(
+            [(tls.key_pem, tls.cert_pem)], root_certificates=root_pem
+        )
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        # Called by gRPC before each handshake; None keeps the current configuration.
+        gen = generation()
+        if gen == current["generation"]:
+            return None
+        current["generation"] = gen
+        return config(roots())
+
+    # The stub says the fetcher may not return None; gRPC documents None as "unchanged".
+    fetcher = cast(Callable[[], grpc.ServerCertificateConfiguration], fetch)
+    return grpc.dynamic_ssl_server_credentials(
+        config(roots()), fetcher, require_client_authentication=True
+    )
+
+
+def channel_credentials(tls: TlsMaterial, peer_ca_pem: bytes) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=peer_ca_pem,
+        private_key=tls.key_pem,
+        certificate_chain=tls.cert_pem,
+    )
+
+
+def secure_channel(
+    tls: TlsMaterial, endpoint: str, peer: NodeIdentity, peer_ca_pem: bytes
+) -> grpc.aio.Channel:
+    """A channel that only accepts *peer*'s certificate from *peer_ca_pem*, whatever the address."""
+    options: list[tuple[str, int | str]] = [
+        *KEEPALIVE_OPTIONS,
+        ("grpc.ssl_target_name_override", peer.dns_name),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ]
+    return grpc.aio.secure_channel(endpoint, channel_credentials(tls, peer_ca_pem), options)

@@ -1,0 +1,39 @@
+"""Small helpers for tests: clients with arbitrary certificates against in-process nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from keys import FederationCA, NodeIdentity, generate_tls_key, private_key_pem
+from node.api import pb, rpc
+from node.home import TlsMaterial
+from node.runtime import Node
+from node.transport import secure_channel
+
+
+def forged_tls(ca: FederationCA, identity: NodeIdentity) -> TlsMaterial:
+    """Client TLS material for *identity*, certified by *ca* (which may be anyone's)."""
+    key = generate_tls_key()
+    cert = ca.issue_node_certificate(identity, key.public_key())
+    return TlsMaterial(
+        ca_pem=ca.certificate_pem,
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=private_key_pem(key),
+    )
+
+
+def channel_to(node: Node, tls: TlsMaterial) -> grpc.aio.Channel:
+    """A channel from a client holding *tls* to *node*, trusting the node's CA."""
+    return secure_channel(tls, node.endpoint, node.home.identity, node.home.tls.ca_pem)
+
+
+async def get_info(node: Node, tls: TlsMaterial, timeout: float = 5.0) -> pb.GetInfoResponse:
+    async with channel_to(node, tls) as channel:
+        return await rpc.NodeServiceStub(channel).GetInfo(pb.GetInfoRequest(), timeout=timeout)
+
+
+def home_of(node: Node) -> Path:
+    return node.home.paths.root

@@ -1,0 +1,237 @@
+"""The operator CLI: clear one-line errors with stable exit codes, and real end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from keys import FederationCA
+from node.cli import main
+
+CLI = [sys.executable, "-m", "node.cli"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--region", "999999"], 2, "region code 999999 is not a GB/T 2260 division code"),
+        (["--region", "3701"], 2, "must be six digits"),
+        (["--region", "370100", "--name", "Jinan!"], 2, "node name 'Jinan!' must be"),
+        (["--region", "370100", "--listen", "nowhere"], 2, "address 'nowhere' must be HOST:PORT"),
+        (["--region", "370100", "--ca", "/nonexistent"], 2, "cannot load federation CA"),
+        (["--region", "370100", "--database", "mysql://x/y"], 6, "only sqlite and postgresql"),
+    ],
+)
+def test_init_rejects_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    home = tmp_path / "h"
+    argv = ["init", "--home", str(home), "--name", "jinan", *args]
+    if "--name" in args:
+        argv = ["init", "--home", str(home), *args]
+    rc, _, err = run(capsys, *argv)
+    assert rc == code
+    assert message in one_line_error(err)
+    assert not home.exists()  # nothing half-made is left behind
+
+
+def test_init_then_commands_on_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "jinan"
+    rc, out, _ = run(
+        capsys,
+        "init",
+        "--home",
+        str(home),
+        "--name",
+        "jinan",
+        "--region",
+        "370100",
+        "--federation",
+        "yellow-river",
+        "--advertise",
+        "127.0.0.1:7001",
+    )
+    assert rc == 0
+    assert "creditnode://yellow-river/jinan" in out and "济南市" in out
+    rc, _, err = run(capsys, "init", "--home", str(home), "--name", "jinan", "--region", "370100")
+    assert rc == 2 and "already exists" in one_line_error(err)
+
+    rc, out, _ = run(capsys, "peer", "export", "--home", str(home))
+    assert rc == 0
+    bundle = json.loads(out)
+    assert bundle["endpoint"] == "127.0.0.1:7001" and "PRIVATE" not in out
+
+    rc, _, err = run(capsys, "peer", "add", "--home", str(home), str(tmp_path / "missing.json"))
+    assert rc == 5 and "no such bundle file" in one_line_error(err)
+    (tmp_path / "bad.json").write_text("{not json")
+    rc, _, err = run(capsys, "peer", "add", "--home", str(home), str(tmp_path / "bad.json"))
+    assert rc == 5 and "bad.json: not JSON" in one_line_error(err)
+    rc, _, err = run(capsys, "peer", "add", "--home", str(home), _write(tmp_path, bundle))
+    assert rc == 5 and "own bundle" in one_line_error(err)
+
+    rc, _, err = run(capsys, "status", "--home", str(home), "--peer", "nobody")
+    assert rc == 2 and "no enrolled peer named 'nobody'" in one_line_error(err)
+    rc, _, err = run(capsys, "peer", "remove", "--home", str(home), "nobody")
+    assert rc == 2 and "no enrolled peer named 'nobody'" in one_line_error(err)
+
+
+def _write(tmp_path: Path, data: dict[str, str]) -> str:
+    path = tmp_path / f"{data['name']}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_missing_home_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["serve"], ["status"], ["peer", "list"], ["peer", "export"]):
+        rc, _, err = run(capsys, *argv, "--home", str(tmp_path / "nope"))
+        assert rc == 3, argv
+        assert "no such node home" in one_line_error(err)
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "init", "--name", "x")
+    assert rc == 2
+    assert "Missing option" in err and "Traceback" not in err
+
+
+def _init(tmp_path: Path, name: str, region: str, ca: Path, port: int = 0) -> Path:
+    home = tmp_path / name
+    assert (
+        main(
+            [
+                "init",
+                "--home",
+                str(home),
+                "--name",
+                name,
+                "--region",
+                region,
+                "--ca",
+                str(ca),
+                "--listen",
+                f"127.0.0.1:{port or _free_port()}",
+            ]
+        )
+        == 0
+    )
+    return home
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(home: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "CREDITNODE_HEARTBEAT_SECONDS": "0.3"}
+    return subprocess.Popen(
+        [*CLI, "serve", "--home", str(home)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_serving(home: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if main(["status", "--home", str(home), "--timeout", "1"]) == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("node did not start serving")
+
+
+def test_two_processes_enroll_and_see_each_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two `creditnode serve` processes, enrolled by CLI, each sees the other; SIGTERM exits 0."""
+    FederationCA.create("yellow-river").save(tmp_path / "ca")
+    jinan = _init(tmp_path, "jinan", "370100", tmp_path / "ca")
+    lanzhou = _init(tmp_path, "lanzhou", "620100", tmp_path / "ca")
+    for a, b in ((jinan, lanzhou), (lanzhou, jinan)):
+        assert main(["peer", "export", "--home", str(a), "--out", str(tmp_path / "b.json")]) == 0
+        assert main(["peer", "add", "--home", str(b), str(tmp_path / "b.json")]) == 0
+    capsys.readouterr()
+
+    # Unreachable peer: one line, exit 4.
+    rc, _, err = run(capsys, "status", "--home", str(jinan), "--peer", "lanzhou", "--timeout", "1")
+    assert rc == 4 and "lanzhou at 127.0.0.1:" in one_line_error(err)
+
+    procs = [_serve(jinan), _serve(lanzhou)]
+    try:
+        for home, proc in zip((jinan, lanzhou), procs, strict=True):
+            _wait_serving(home, proc)
+        capsys.readouterr()
+        rc, out, _ = run(capsys, "status", "--home", str(jinan), "--peer", "lanzhou")
+        assert rc == 0
+        assert "creditnode://yellow-river/lanzhou" in out and "620100 兰州市" in out
+        assert "jinan" in out  # lanzhou's own view lists jinan
+        time.sleep(1.0)  # a heartbeat round
+        rc, out, _ = run(capsys, "peer", "list", "--home", str(jinan))
+        assert rc == 0 and "lanzhou" in out and " up " in out
+
+        # A second node on the same port: one clear line, exit 3, no traceback.
+        clash = tmp_path / "clash"
+        port = _port_of(jinan)
+        _init(tmp_path, "clash", "140100", tmp_path / "ca", port=port)
+        clashing = subprocess.run(
+            [*CLI, "serve", "--home", str(clash)], capture_output=True, text=True, timeout=60
+        )
+        assert clashing.returncode == 3
+        assert f"cannot listen on 127.0.0.1:{port}: address already in use" in one_line_error(
+            clashing.stderr
+        )
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        outs = [proc.communicate(timeout=30) for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    logs = [json.loads(line) for line in outs[0][1].splitlines() if line.startswith("{")]
+    assert {"shutdown requested", "node stopped"} <= {entry["event"] for entry in logs}
+
+
+def _port_of(home: Path) -> int:
+    text = (home / "creditnode.toml").read_text()
+    return int(text.split('listen = "127.0.0.1:')[1].split('"')[0])
+
+
+def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CLI, "demo", "--dir", str(tmp_path / "demo"), "--seconds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for city in ("jinan", "lanzhou", "taiyuan"):
+        assert f"{city} (127.0.0.1:" in out
+    assert out.count(" up ") >= 6  # every node sees both others up
+    assert "federation stopped cleanly" in out

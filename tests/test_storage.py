@@ -1,0 +1,100 @@
+"""Storage on both engines: migrations, WAL, and the peer repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from keys import PeerBundle
+from node.enrollment import export_bundle
+from node.errors import StorageError
+from node.home import init_home, load_home
+from node.storage import Store
+from node.storage.peers import PeerRepository
+
+
+def _bundle(tmp_path: Path, name: str, region: str, port: int) -> PeerBundle:
+    init_home(
+        tmp_path / name,
+        name=name,
+        region=region,
+        federation="yellow-river",
+        advertise=f"127.0.0.1:{port}",
+    )
+    return export_bundle(load_home(tmp_path / name))
+
+
+async def test_migrations_create_tables_once(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        assert "peers" in tables
+        assert version == [("0001",)]
+    finally:
+        await store.close()
+    again = await Store.open(db_url)  # re-running migrations on a current schema is a no-op
+    await again.close()
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        assert await store.journal_mode() == "wal"
+        assert store.backend == "sqlite"
+    finally:
+        await store.close()
+
+
+async def test_peer_repository(db_url: str, tmp_path: Path) -> None:
+    store = await Store.open(db_url)
+    repo = PeerRepository(store)
+    try:
+        lanzhou = _bundle(tmp_path, "lanzhou", "620100", 7002)
+        taiyuan = _bundle(tmp_path, "taiyuan", "140100", 7003)
+        assert await repo.upsert(taiyuan)
+        assert await repo.upsert(lanzhou)
+        assert [p.name for p in await repo.list()] == ["lanzhou", "taiyuan"]
+
+        when = dt.datetime(2026, 11, 22, 8, 30, tzinfo=dt.UTC)
+        await repo.record_contact(
+            "lanzhou",
+            state="up",
+            seen=True,
+            when=when,
+            software_version="9.9",
+            protocol_version="v1",
+        )
+        row = await repo.get("lanzhou")
+        assert row is not None
+        assert (row.state, row.last_seen, row.software_version) == ("up", when, "9.9")
+
+        moved = lanzhou.model_copy(update={"endpoint": "127.0.0.1:8002"})
+        assert not await repo.upsert(moved)  # re-enrollment updates in place
+        row = await repo.get("lanzhou")
+        assert row is not None
+        assert (row.endpoint, row.state, row.last_seen) == ("127.0.0.1:8002", "unknown", when)
+
+        assert await repo.remove("taiyuan")
+        assert not await repo.remove("taiyuan")
+        assert [p.name for p in await repo.list()] == ["lanzhou"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x/y", "only sqlite and postgresql"),
+        ("not a url", "not a URL"),
+        ("sqlite:////nonexistent/dir/n.db", "does not exist"),
+        ("postgresql://nobody@127.0.0.1:1/x", "cannot open database"),
+    ],
+)
+async def test_bad_database_urls(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message):
+        await Store.open(url)
