@@ -1,6 +1,13 @@
-"""The wire API (protocol v1): generated messages as ``pb``, stubs and servicers as ``rpc``."""
+"""The wire API (protocol v1): generated messages and stubs.
 
+``pb`` holds the node messages, ``feeds`` the list-feed messages, ``rpc`` / ``feeds_rpc`` the
+stubs and servicers, ``options`` the field-classification extension.
+"""
+
+from node._pb.creditnode.v1 import feeds_pb2 as feeds
+from node._pb.creditnode.v1 import feeds_pb2_grpc as feeds_rpc
 from node._pb.creditnode.v1 import node_pb2 as pb
 from node._pb.creditnode.v1 import node_pb2_grpc as rpc
+from node._pb.creditnode.v1 import options_pb2 as options
 
-__all__ = ["pb", "rpc"]
+__all__ = ["feeds", "feeds_rpc", "options", "pb", "rpc"]

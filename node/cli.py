@@ -281,6 +281,156 @@ def status(
         _run(remote_status(home, peer, out, timeout=timeout))
 
 
+@app.command("import")
+def import_(
+    home: HomeOpt,
+    list_name: Annotated[
+        str, typer.Option("--list", help="The list this file is a full export of (its 名单名称).")
+    ],
+    file: Annotated[Path, typer.Argument(help="Canonical list CSV (UTF-8 or GB18030).")],
+    removal_reason: Annotated[
+        str,
+        typer.Option(
+            help="Why entries missing from the export are "
+            "removed: repair, correction or withdrawal "
+            "(expired entries always say expiry)."
+        ),
+    ] = "withdrawal",
+    provenance: Annotated[str, typer.Option(help="authoritative or reference.")] = "authoritative",
+) -> None:
+    """Import a full export of a list: append its adds, updates and removals to the feed.
+
+    Exit 0 if every row was imported, 2 if some were quarantined (the rest are imported).
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from node.feeds.importer import PROVENANCES, REMOVAL_REASONS, import_list
+    from node.feeds.publisher import Publisher
+    from node.home import load_home
+    from node.storage import Store
+
+    _quiet_logs()
+    if removal_reason not in REMOVAL_REASONS:
+        raise InputError(f"--removal-reason must be one of {', '.join(REMOVAL_REASONS)}")
+    if provenance not in PROVENANCES:
+        raise InputError(f"--provenance must be one of {', '.join(PROVENANCES)}")
+    loaded = load_home(home)
+
+    async def run() -> Any:
+        store = await Store.open(loaded.database_url)
+        try:
+            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(f"importing {file.name}", total=None)
+
+                def report(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                return await import_list(
+                    publisher,
+                    file,
+                    list_name,
+                    removal_reason=REMOVAL_REASONS[removal_reason],
+                    provenance=PROVENANCES[provenance],
+                    progress=report,
+                )
+        finally:
+            await store.close()
+
+    summary = _run(run())
+    table = Table(
+        title=f"import {file} into {list_name} ({summary.encoding})", title_justify="left"
+    )
+    for col in (
+        "read",
+        "added",
+        "updated",
+        "removed",
+        "unchanged",
+        "expired",
+        "quarantined",
+        "log size",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        *(
+            str(v)
+            for v in (
+                summary.read,
+                summary.added,
+                summary.updated,
+                summary.removed,
+                summary.unchanged,
+                summary.expired,
+                len(summary.quarantined),
+                summary.size,
+            )
+        )
+    )
+    out.print(table)
+    for q in summary.quarantined[:20]:  # each reason already names its column
+        err.print(f"{file}:{q.row}: {q.reason}", markup=False, highlight=False, soft_wrap=True)
+    if len(summary.quarantined) > 20:
+        err.print(
+            f"... {len(summary.quarantined) - 20} more quarantined rows "
+            "(all kept in the node's quarantine table)"
+        )
+    if summary.quarantined:
+        raise typer.Exit(InputError.exit_code)
+
+
+@app.command()
+def sync(
+    home: HomeOpt,
+    peer: Annotated[str | None, typer.Option(help="Only this peer (default: every peer).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed per peer.")] = 600.0,
+) -> None:
+    """Catch up with peers' feeds once, verifying every checkpoint and leaf.
+
+    Exit 0 if every peer synced, 4 if one was unreachable or refused, 7 if a feed failed
+    verification (fork, rollback or tampering: evidence is kept, see `status`).
+    """
+    from node.sync import sync_peers
+
+    _quiet_logs()
+    code = _run(sync_peers(home, peer, timeout, out, err))
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("lists")
+def lists_(
+    home: HomeOpt,
+    origin: Annotated[str | None, typer.Option(help="Only this origin node.")] = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="Only this list.")] = None,
+    uscc: Annotated[str | None, typer.Option(help="Only this USCC.")] = None,
+    removed: Annotated[bool, typer.Option("--removed", help="Include removed entries.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+) -> None:
+    """Current state of every list this node holds (its own and its peers'), removals applied."""
+    from node.lists import show_lists
+
+    _quiet_logs()
+    _run(
+        show_lists(
+            home,
+            out,
+            origin=origin,
+            list_name=list_name,
+            uscc=uscc,
+            include_removed=removed,
+            limit=limit,
+        )
+    )
+
+
 @app.command()
 def demo(
     directory: Annotated[

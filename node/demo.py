@@ -1,9 +1,15 @@
-"""`creditnode demo`: a Yellow River alliance of three cities on loopback, in one process."""
+"""`creditnode demo`: a Yellow River alliance of three cities on loopback, in one process.
+
+Each city imports a sample list, the others mirror it (verified against signed checkpoints),
+then Jinan removes one entry after credit repair and the removal is shown reaching the others.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import datetime as dt
 import shutil
 import signal
 import tempfile
@@ -12,14 +18,26 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
+from sqlalchemy import and_, func, select
 
+from adapters.samples import generate_rows, write_csv
+from node.api import feeds
+from node.feeds.importer import import_list
+from node.feeds.logstore import LOGS
+from node.feeds.state import STATE
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
 from node.runtime import Node
 from node.views import peer_rows_from_records, peer_table
 
 CITIES = (("jinan", "370100"), ("lanzhou", "620100"), ("taiyuan", "140100"))
+SAMPLE_LISTS = {
+    "jinan": ("政府采购严重违法失信行为记录名单", "black", 40),
+    "lanzhou": ("重大税收违法失信主体名单", "black", 40),
+    "taiyuan": ("纳税信用A级纳税人名单", "red", 30),
+}
 
 
 async def views(nodes: list[Node]) -> Group:
@@ -30,6 +48,138 @@ async def views(nodes: list[Node]) -> Group:
             peer_table(f"{node.name} ({node.endpoint}) sees", peer_rows_from_records(rows))
         )
     return Group(*tables)
+
+
+async def holdings(node: Node) -> dict[str, tuple[int, int, int]]:
+    """origin name -> (leaves verified, checkpoint size, active entries) held by *node*."""
+    active = (
+        select(STATE.c.log_id, func.count().label("n"))
+        .where(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        .group_by(STATE.c.log_id)
+        .subquery()
+    )
+    async with node.store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                LOGS.c.peer, LOGS.c.size, LOGS.c.checkpoint_size, func.coalesce(active.c.n, 0)
+            ).select_from(LOGS.outerjoin(active, active.c.log_id == LOGS.c.id))
+        )
+        return {(p or node.name): (s, c, a) for p, s, c, a in rows}
+
+
+async def entry_status(node: Node, origin: str, entry_id: str) -> int | None:
+    async with node.store.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(STATE.c.status)
+                .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+                .where(and_(LOGS.c.origin == origin, STATE.c.entry_id == entry_id))
+            )
+        ).scalar()
+
+
+def holdings_table(nodes: list[Node], held: dict[str, dict[str, tuple[int, int, int]]]) -> Table:
+    table = Table(
+        title="who holds what (leaves verified against the origin's signed "
+        "checkpoint / active entries)",
+        title_justify="left",
+    )
+    table.add_column("holder")
+    for origin in nodes:
+        table.add_column(f"{origin.name}'s lists")
+    for holder in nodes:
+        cells = []
+        for origin in nodes:
+            size, cp, act = held[holder.name].get(origin.name, (0, 0, 0))
+            mark = "[green]✓[/]" if size == cp and size > 0 else "[yellow]…[/]"
+            cells.append(f"{size} leaves {mark} / {act} active")
+        table.add_row(holder.name, *cells)
+    return table
+
+
+async def wait_until(predicate: object, timeout: float = 30.0) -> float:
+    """Seconds until the async *predicate* holds (raises TimeoutError)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if await predicate():  # type: ignore[operator]
+            return time.perf_counter() - start
+        await asyncio.sleep(0.01)
+    raise TimeoutError
+
+
+async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
+    today = dt.date.today()
+    files: dict[str, Path] = {}
+    table = Table(title="each city imports its own list", title_justify="left")
+    for col in ("city", "list", "rows", "added", "expired", "log size"):
+        table.add_column(col)
+    for node in nodes:
+        list_name, list_type, n = SAMPLE_LISTS[node.name]
+        path = base / f"{node.name}-{list_type}.csv"
+        write_csv(
+            path,
+            generate_rows(
+                n,
+                seed=len(node.name),
+                list_name=list_name,
+                list_type=list_type,
+                region=node.home.settings.region,
+                today=today,
+            ),
+        )
+        files[node.name] = path
+        s = await import_list(node.publisher, path, list_name)
+        table.add_row(node.name, list_name, str(s.read), str(s.added), str(s.expired), str(s.size))
+    console.print(table)
+
+    async def all_mirrored() -> bool:
+        held = {n.name: await holdings(n) for n in nodes}
+        want = {n.name: n.publisher.log.frontier.size for n in nodes}
+        return all(
+            held[h.name].get(o.name, (0, 0, 0))[0] == want[o.name] for h in nodes for o in nodes
+        )
+
+    took = await wait_until(all_mirrored)
+    console.print(
+        f"every city holds every list, verified, {took * 1000:.0f} ms after the last import"
+    )
+    console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
+
+    # Credit repair at Jinan: the next full export no longer has the entry.
+    jinan = nodes[0]
+    path = files["jinan"]
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    victim = next(r for r in rows if r["主体类型"] != "自然人")
+    write_csv(path, [r for r in rows if r is not victim])
+    async with jinan.store.engine.connect() as conn:
+        entry_id = (
+            await conn.execute(
+                select(STATE.c.entry_id).where(
+                    and_(
+                        STATE.c.log_id == jinan.publisher.log.log_id,
+                        STATE.c.uscc == victim["统一社会信用代码"],
+                    )
+                )
+            )
+        ).scalar_one()
+    start = time.perf_counter()
+    await import_list(
+        jinan.publisher, path, SAMPLE_LISTS["jinan"][0], removal_reason=feeds.REMOVAL_REASON_REPAIR
+    )
+    origin = jinan.home.identity.uri
+    for other in nodes[1:]:
+
+        async def removed(other: Node = other) -> bool:
+            return await entry_status(other, origin, entry_id) == feeds.ENTRY_STATUS_REMOVED
+
+        await wait_until(removed)
+        console.print(
+            f"jinan removed {victim['主体名称']} ({victim['统一社会信用代码']}) after "
+            f"credit repair: the removal reached {other.name} in "
+            f"{(time.perf_counter() - start) * 1000:.0f} ms"
+        )
+    console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
 
 
 async def run_demo(directory: Path | None, seconds: float | None, console: Console) -> None:
@@ -52,6 +202,7 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
     try:
         async with LocalFederation(base, CITIES, heartbeat_seconds=1.0) as fed:
             nodes = list(fed.nodes.values())
+            await lists_demo(base, nodes, console)
             with Live(
                 Group(await views(nodes), hint),
                 console=console,

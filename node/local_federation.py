@@ -31,6 +31,7 @@ class LocalFederation:
         database_url: Callable[[str], str | None] = lambda _name: None,
         enroll: bool = True,
         heartbeat: bool = True,
+        subscribe: bool = True,
     ) -> None:
         self.base = base
         self.cities = list(cities)
@@ -39,6 +40,7 @@ class LocalFederation:
         self.database_url = database_url
         self.enroll_all = enroll
         self.run_heartbeat = heartbeat
+        self.subscribe = subscribe
         self.nodes: dict[str, Node] = {}
 
     @property
@@ -55,7 +57,7 @@ class LocalFederation:
             init_home(root, name=name, region=region, ca_dir=self.ca_dir, listen="127.0.0.1:0")
         set_setting(root, "heartbeat_seconds", self.heartbeat_seconds)
         node = await Node.open(root, database_url=self.database_url(name))
-        await node.start(heartbeat=False)
+        await node.start(heartbeat=False, subscribe=self.subscribe)
         set_setting(root, "advertise", node.endpoint)
         self.nodes[name] = node
         return node

@@ -8,8 +8,9 @@ import datetime as dt
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
@@ -17,14 +18,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
-from node.api import pb, rpc
+from node.api import feeds, feeds_rpc, pb, rpc
 from node.auth import Caller, GateInterceptor, PeerGate
 from node.config import parse_hostport
 from node.directory import PeerDirectory
 from node.enrollment import enroll
 from node.errors import ConfigError
+from node.feeds.publisher import Publisher
+from node.feeds.subscriber import follow_forever
 from node.heartbeat import Heartbeat
 from node.home import Home, load_home
+from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
 from node.storage import Store
 from node.transport import SERVER_OPTIONS, server_credentials
@@ -33,15 +37,18 @@ log = structlog.get_logger("creditnode.node")
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    feeds.DESCRIPTOR.services_by_name["FeedService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
 )
 
 
 class Node:
-    def __init__(self, home: Home, store: Store) -> None:
+    def __init__(self, home: Home, store: Store, publisher: Publisher) -> None:
         self.home = home
         self.store = store
+        self.publisher = publisher
+        self._followers: dict[str, asyncio.Task[None]] = {}
         self.directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
         self.gate = PeerGate(
             home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
@@ -59,7 +66,12 @@ class Node:
     async def open(cls, root: Path, *, database_url: str | None = None) -> Node:
         home = load_home(root)
         store = await Store.open(database_url or home.database_url)
-        return cls(home, store)
+        try:
+            publisher = await Publisher.open(store, home.identity.uri, home.signing_key)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(home, store, publisher)
 
     @property
     def name(self) -> str:
@@ -74,6 +86,7 @@ class Node:
         self,
         *,
         heartbeat: bool = True,
+        subscribe: bool = True,
         extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
     ) -> None:
         """Bind and serve. Raises ConfigError naming the address if the port is taken."""
@@ -82,6 +95,7 @@ class Node:
         rpc.add_NodeServiceServicer_to_server(
             NodeServicer(self.home, self.directory.repository, self.started_at), server
         )
+        feeds_rpc.add_FeedServiceServicer_to_server(FeedServicer(self.publisher), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         if extra_handlers:
@@ -100,8 +114,11 @@ class Node:
         self._server = server
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._spawn(self.publisher.run(), "publisher")
         if heartbeat:
             self.heartbeat.start()
+        if subscribe:
+            self._spawn(self._supervise_followers(), "followers")
         log.info(
             "node serving",
             node=self.home.identity.uri,
@@ -109,6 +126,25 @@ class Node:
             database=self.store.backend,
             peers=len(self.directory.peers()),
         )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _supervise_followers(self) -> None:
+        """One feed follower per enrolled peer; started and stopped as enrollment changes."""
+        while True:
+            peers = {p.identity.node: p for p in self.directory.peers()}
+            for name in list(self._followers):
+                if name not in peers:
+                    self._followers.pop(name).cancel()
+            for name, peer in peers.items():
+                if name not in self._followers or self._followers[name].done():
+                    self._followers[name] = asyncio.create_task(
+                        follow_forever(self.home.tls, self.store, peer), name=f"follow-{name}"
+                    )
+            await asyncio.sleep(1.0)
 
     async def enroll(self, bundle: PeerBundle) -> bool:
         """Enroll a peer and let the running server admit it at once."""
@@ -122,11 +158,7 @@ class Node:
         if now - self._last_seen_write.get(name, 0.0) < 2.0:
             return
         self._last_seen_write[name] = now
-        task = asyncio.create_task(
-            self.directory.repository.record_contact(name, state="up", seen=True)
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self.directory.repository.record_contact(name, state="up", seen=True), "seen")
 
     async def stop(self, grace: float | None = None) -> None:
         """Health to NOT_SERVING, refuse new calls, let in-flight ones finish, then close."""
@@ -135,10 +167,12 @@ class Node:
         grace = self.home.settings.shutdown_grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.heartbeat.stop()
+        for task in [*self._followers.values(), *self._background]:
+            if task.get_name() != "seen":
+                task.cancel()
         await self._server.stop(grace)
         self._server = None
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._followers.values(), *self._background, return_exceptions=True)
         await self.store.close()
         log.info("node stopped", node=self.home.identity.uri)
         self._stopped.set()

@@ -6,9 +6,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 from keys import NodeIdentity
+from node.api import feeds
 from node.errors import InputError, PeerError
+from node.feeds.logstore import LOGS
+from node.feeds.state import STATE
+from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
 from node.peer_client import Probe, fetch_peers, probe
 from node.storage import Store
@@ -35,6 +40,7 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         rows = await PeerRepository(store).list()
         journal = await store.journal_mode()
         backend = store.backend
+        logs = await feed_rows(store)
     finally:
         await store.close()
     endpoint = _self_endpoint(home)
@@ -57,7 +63,61 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         table.add_row("serving", f"[red]no[/] ({result.error})")
     console.print(table)
     console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
+    console.print(feed_table(home.settings.name, logs))
     return result is not None and result.state == "up"
+
+
+async def feed_rows(store: Store) -> list[dict[str, object]]:
+    """Every log this node holds with its cursor, active entries and evidence count."""
+    evidence = (
+        select(EVIDENCE.c.log_id, func.count().label("n")).group_by(EVIDENCE.c.log_id).subquery()
+    )
+    active = (
+        select(STATE.c.log_id, func.count().label("n"))
+        .where(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        .group_by(STATE.c.log_id)
+        .subquery()
+    )
+    async with store.engine.connect() as conn:
+        result = await conn.execute(
+            select(
+                LOGS.c.peer,
+                LOGS.c.size,
+                LOGS.c.checkpoint_size,
+                LOGS.c.state,
+                LOGS.c.state_detail,
+                LOGS.c.updated_at,
+                func.coalesce(active.c.n, 0).label("active"),
+                func.coalesce(evidence.c.n, 0).label("evidence"),
+            )
+            .select_from(
+                LOGS.outerjoin(active, active.c.log_id == LOGS.c.id).outerjoin(
+                    evidence, evidence.c.log_id == LOGS.c.id
+                )
+            )
+            .order_by(LOGS.c.peer.is_not(None), LOGS.c.peer)
+        )
+        return [dict(r) for r in result.mappings()]
+
+
+def feed_table(own: str, logs: list[dict[str, object]]) -> Table:
+    table = Table(title="feeds (own log first, then mirrors)", title_justify="left")
+    for col in ("origin", "leaves", "checkpoint", "active entries", "state", "evidence"):
+        table.add_column(col)
+    for r in logs:
+        state = str(r["state"])
+        shown = "[green]ok[/]" if state == "ok" else f"[red]{state}[/]: {r['state_detail']}"
+        table.add_row(
+            str(r["peer"] or f"{own} (own)"),
+            str(r["size"]),
+            str(r["checkpoint_size"]),
+            str(r["active"]),
+            shown,
+            str(r["evidence"]),
+        )
+    if not logs:
+        table.add_row("(no feeds yet)", "", "", "", "", "")
+    return table
 
 
 async def remote_status(root: Path, name: str, console: Console, *, timeout: float) -> None:

@@ -111,6 +111,7 @@ async def federation(
         enroll: bool = True,
         heartbeat: bool = False,
         heartbeat_seconds: float = 0.5,
+        subscribe: bool = True,
     ) -> LocalFederation:
         chosen = list(cities or CITY_POOL[:n])
         urls = {name: await new_database(name) for name, _ in chosen}
@@ -121,6 +122,7 @@ async def federation(
             heartbeat=heartbeat,
             heartbeat_seconds=heartbeat_seconds,
             database_url=lambda name: urls.get(name),
+            subscribe=subscribe,
         )
         await fed.__aenter__()
         started.append(fed)

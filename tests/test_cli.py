@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -234,4 +235,140 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     for city in ("jinan", "lanzhou", "taiyuan"):
         assert f"{city} (127.0.0.1:" in out
     assert out.count(" up ") >= 6  # every node sees both others up
+    assert "every city holds every list, verified" in out
+    assert "the removal reached lanzhou in" in out and "the removal reached taiyuan in" in out
     assert "federation stopped cleanly" in out
+
+
+def _sample_csv(
+    path: Path,
+    n: int,
+    *,
+    list_name: str = "政府采购严重违法失信行为记录名单",
+    encoding: str = "utf-8",
+) -> Path:
+    import datetime as dt
+
+    from adapters.samples import generate_rows, write_csv
+
+    write_csv(
+        path,
+        generate_rows(
+            n,
+            seed=7,
+            list_name=list_name,
+            list_type="black",
+            region="370100",
+            today=dt.date.today(),
+        ),
+        encoding=encoding,
+    )
+    return path
+
+
+def test_import_sync_lists_between_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jinan serves and imports (another process); lanzhou syncs once, then sees a removal."""
+    monkeypatch.setenv("COLUMNS", "250")  # whole table cells, not folded lines
+    FederationCA.create("yellow-river").save(tmp_path / "ca")
+    jinan = _init(tmp_path, "jinan", "370100", tmp_path / "ca")
+    lanzhou = _init(tmp_path, "lanzhou", "620100", tmp_path / "ca")
+    for a, b in ((jinan, lanzhou), (lanzhou, jinan)):
+        assert main(["peer", "export", "--home", str(a), "--out", str(tmp_path / "b.json")]) == 0
+        assert main(["peer", "add", "--home", str(b), str(tmp_path / "b.json")]) == 0
+    csv_file = _sample_csv(tmp_path / "jinan.csv", 60, encoding="gb18030")
+    name = "政府采购严重违法失信行为记录名单"
+    proc = _serve(jinan)
+    try:
+        _wait_serving(jinan, proc)
+        capsys.readouterr()
+        rc, out, _ = run(capsys, "import", "--home", str(jinan), "--list", name, str(csv_file))
+        assert rc == 0
+        assert "gb18030" in out
+        rc, out, _ = run(capsys, "sync", "--home", str(lanzhou))
+        assert rc == 0, out
+        assert "jinan" in out and " ok " in out
+        rc, out, _ = run(
+            capsys, "lists", "--home", str(lanzhou), "--origin", "jinan", "--limit", "100"
+        )
+        assert rc == 0
+        active = int(out.split(" of ")[1].split()[0])
+        assert active > 0
+
+        lines = csv_file.read_text(encoding="gb18030").splitlines(keepends=True)
+        today = dt.date.today().isoformat()
+        live = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[15] > today)
+        del lines[live]  # an entry still within its disclosure period leaves the export
+        csv_file.write_text("".join(lines), encoding="gb18030")
+        rc, out, _ = run(
+            capsys,
+            "import",
+            "--home",
+            str(jinan),
+            "--list",
+            name,
+            str(csv_file),
+            "--removal-reason",
+            "repair",
+        )
+        assert rc == 0
+        assert run(capsys, "sync", "--home", str(lanzhou))[0] == 0
+        rc, out, _ = run(
+            capsys,
+            "lists",
+            "--home",
+            str(lanzhou),
+            "--origin",
+            "jinan",
+            "--removed",
+            "--limit",
+            "200",
+        )
+        assert out.count("removed (repair)") == 1
+        rc, out, _ = run(capsys, "status", "--home", str(lanzhou), "--timeout", "1")
+        assert "jinan" in out and "feeds" in out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+    # With jinan stopped, a sync is a clear network failure.
+    rc, out, _ = run(capsys, "sync", "--home", str(lanzhou), "--timeout", "2")
+    assert rc == 4
+    assert "unreachable" in out
+
+
+def test_import_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "jinan"
+    assert main(["init", "--home", str(home), "--name", "jinan", "--region", "370100"]) == 0
+    name = "政府采购严重违法失信行为记录名单"
+    good = _sample_csv(tmp_path / "l.csv", 10)
+    lines = good.read_text(encoding="utf-8").splitlines(keepends=True)
+    bad_row = lines[2].replace(lines[2].split(",")[2], "91370100MA0000000X", 1)
+    (tmp_path / "mixed.csv").write_text(
+        "".join([*lines[:2], bad_row, *lines[3:]]), encoding="utf-8"
+    )
+    capsys.readouterr()
+    rc, out, err = run(
+        capsys, "import", "--home", str(home), "--list", name, str(tmp_path / "mixed.csv")
+    )
+    assert rc == 2
+    assert "mixed.csv:3: 统一社会信用代码:" in err and "Traceback" not in err
+    counts = [line for line in out.splitlines() if line.startswith("│")][-1]
+    read, added, _upd, _rem, _same, expired, quarantined, _size = (
+        int(c) for c in counts.strip("│").split("│")
+    )
+    assert (read, quarantined) == (10, 1)
+    assert added + expired == 9  # every good row imported (or not shared: already expired)
+
+    (tmp_path / "nohead.csv").write_text("主体名称,名单名称\nx,y\n", encoding="utf-8")
+    rc, _, err = run(
+        capsys, "import", "--home", str(home), "--list", name, str(tmp_path / "nohead.csv")
+    )
+    assert rc == 2
+    assert "missing" in one_line_error(err)
+    rc, _, err = run(
+        capsys, "import", "--home", str(home), "--list", name, str(tmp_path / "none.csv")
+    )
+    assert rc == 2
+    assert "none.csv" in one_line_error(err)

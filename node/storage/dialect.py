@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,3 +53,28 @@ def configure(engine: AsyncEngine) -> None:
 def journal_mode_sql(url: URL) -> str | None:
     """A query that reports the journal mode, where the engine has one."""
     return "PRAGMA journal_mode" if url.get_backend_name() == "sqlite" else None
+
+
+def upsert(dialect_name: str, table: Table, keys: Sequence[str], update: Sequence[str]) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET update = excluded.update``."""
+    if dialect_name == "sqlite":
+        stmt: Any = sqlite_insert(table)
+    elif dialect_name == "postgresql":
+        stmt = pg_insert(table)
+    else:
+        raise ValueError(f"no upsert for dialect {dialect_name}")
+    return cast(
+        Insert,
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        ),
+    )
+
+
+def insert_ignore(dialect_name: str, table: Table) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING``."""
+    if dialect_name == "sqlite":
+        return cast(Insert, sqlite_insert(table).on_conflict_do_nothing())
+    if dialect_name == "postgresql":
+        return cast(Insert, pg_insert(table).on_conflict_do_nothing())
+    raise ValueError(f"no insert-ignore for dialect {dialect_name}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -34,3 +34,151 @@ class PeerRecord(SQLModel, table=True):
     last_error: str = Field(default="", max_length=500)
     software_version: str = Field(default="", max_length=40)
     protocol_version: str = Field(default="", max_length=10)
+
+
+class LogRecord(SQLModel, table=True):
+    """One Merkle log: this node's own (peer is None) or a mirrored peer's, with its cursor."""
+
+    __tablename__ = "logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    origin: str = Field(max_length=200, unique=True)
+    peer: str | None = Field(default=None, max_length=63)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    checkpoint_size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    checkpoint_note: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default="ok", max_length=16)
+    state_detail: str = Field(default="", max_length=500)
+    updated_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class LogLeaf(SQLModel, table=True):
+    """A leaf's exact bytes, as hashed."""
+
+    __tablename__ = "log_leaves"
+
+    log_id: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogHash(SQLModel, table=True):
+    """A stored tree hash (tlog stored-hash indexing)."""
+
+    __tablename__ = "log_hashes"
+
+    log_id: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRecord(SQLModel, table=True):
+    """Every signed checkpoint made (own log) or verified (mirror)."""
+
+    __tablename__ = "checkpoints"
+
+    log_id: int = Field(primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    recorded_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class DisclosureRecord(SQLModel, table=True):
+    """An opening of a committed field: all of them for the own log, what was received for a
+    mirror. Deleted when the entry is removed, so a repaired record stops being shared."""
+
+    __tablename__ = "disclosures"
+
+    log_id: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    field: str = Field(primary_key=True, max_length=40)
+    entry_id: str = Field(max_length=64, index=True)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ListStateRecord(SQLModel, table=True):
+    """Current state of every entry per log, removals applied (the mirror)."""
+
+    __tablename__ = "list_state"
+
+    log_id: int = Field(primary_key=True)
+    entry_id: str = Field(primary_key=True, max_length=64)
+    list_name: str = Field(max_length=200)
+    list_type: int = 0
+    subject_type: int = 0
+    subject_name: str = Field(default="", max_length=300)
+    uscc: str = Field(default="", max_length=18, index=True)
+    status: int = 0
+    removal_reason: int = 0
+    listing_date: str = Field(default="", max_length=10)
+    severity: int = 0
+    disclosure_end: str = Field(default="", max_length=10)
+    last_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class OwnEntryRecord(SQLModel, table=True):
+    """The origin's import state: which natural key maps to which entry id and content."""
+
+    __tablename__ = "own_entries"
+
+    list_name: str = Field(primary_key=True, max_length=200)
+    natural_key: str = Field(primary_key=True, max_length=64)
+    entry_id: str = Field(max_length=64, unique=True)
+    content_hash: str = Field(max_length=64)
+    active: bool = True
+
+
+class ImportRecord(SQLModel, table=True):
+    __tablename__ = "imports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_name: str = Field(max_length=200)
+    file: str = Field(max_length=1000)
+    encoding: str = Field(max_length=20)
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    finished_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class QuarantineRecord(SQLModel, table=True):
+    """A row an import refused, with why. Never holds the row's personal values."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    import_id: int = Field(index=True)
+    file: str = Field(max_length=1000)
+    row: int
+    column: str = Field(default="", max_length=40)
+    reason: str = Field(max_length=500)
+
+
+class EvidenceRecord(SQLModel, table=True):
+    """Portable proof that a peer's log forked or rolled back: both signed checkpoints and
+    the proof that fails between them."""
+
+    __tablename__ = "feed_evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    log_id: int = Field(index=True)
+    kind: str = Field(max_length=20)
+    detail: str = Field(max_length=500)
+    earlier_note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    later_note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    proof: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    recorded_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -1,0 +1,203 @@
+"""A Merkle log in the database: leaves, stored hashes and the cursor row, for the node's own
+log and for every mirrored peer log. The tree math is in ``merkle``; this module only moves
+hashes between it and storage, in O(log n) reads per append or proof."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from node.feeds import merkle
+from node.storage import Store
+from node.storage.models import LogHash, LogLeaf, LogRecord, utcnow
+
+LOGS = LogRecord.__table__  # type: ignore[attr-defined]
+LEAVES = LogLeaf.__table__  # type: ignore[attr-defined]
+HASHES = LogHash.__table__  # type: ignore[attr-defined]
+
+
+class StaleCursor(Exception):
+    """The log moved under us (another writer appended or applied first)."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    log_id: int
+    origin: str
+    peer: str | None
+    size: int
+    root: bytes
+    checkpoint_size: int
+    checkpoint_note: bytes
+    state: str
+    state_detail: str
+
+
+@dataclass
+class PendingAppend:
+    start: int
+    leaves: Sequence[bytes]
+    frontier: merkle.Frontier
+    hashes: list[tuple[int, bytes]]
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+    @property
+    def root(self) -> bytes:
+        return self.frontier.root()
+
+
+async def read_cursor(conn: AsyncConnection, origin: str) -> Cursor | None:
+    row = (await conn.execute(select(LOGS).where(LOGS.c.origin == origin))).mappings().first()
+    if row is None:
+        return None
+    return Cursor(
+        log_id=row["id"],
+        origin=row["origin"],
+        peer=row["peer"],
+        size=row["size"],
+        root=row["root"],
+        checkpoint_size=row["checkpoint_size"],
+        checkpoint_note=row["checkpoint_note"],
+        state=row["state"],
+        state_detail=row["state_detail"],
+    )
+
+
+async def read_hashes(
+    conn: AsyncConnection, log_id: int, indexes: Sequence[int]
+) -> dict[int, bytes]:
+    if not indexes:
+        return {}
+    rows = await conn.execute(
+        select(HASHES.c.idx, HASHES.c.hash).where(
+            and_(HASHES.c.log_id == log_id, HASHES.c.idx.in_(sorted(set(indexes))))
+        )
+    )
+    found = {int(i): bytes(h) for i, h in rows}
+    missing = set(indexes) - found.keys()
+    if missing:
+        raise LookupError(f"log {log_id} is missing stored hashes {sorted(missing)[:5]}")
+    return found
+
+
+class LogStore:
+    """One log's tree state in memory (its frontier) over its rows in the database."""
+
+    def __init__(self, store: Store, cursor: Cursor, frontier: merkle.Frontier) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.frontier = frontier
+
+    @property
+    def log_id(self) -> int:
+        return self.cursor.log_id
+
+    @classmethod
+    async def open(cls, store: Store, origin: str, *, peer: str | None = None) -> LogStore:
+        async with store.engine.begin() as conn:
+            cursor = await read_cursor(conn, origin)
+            if cursor is None:
+                await conn.execute(
+                    insert(LOGS).values(
+                        origin=origin,
+                        peer=peer,
+                        size=0,
+                        root=merkle.empty_root(),
+                        checkpoint_size=0,
+                        checkpoint_note=b"",
+                        state="ok",
+                        state_detail="",
+                        updated_at=utcnow(),
+                    )
+                )
+                cursor = await read_cursor(conn, origin)
+                assert cursor is not None
+            hashes = await read_hashes(
+                conn, cursor.log_id, merkle.Frontier.indexes_for_size(cursor.size)
+            )
+        frontier = merkle.Frontier.from_hashes(cursor.size, hashes)
+        if frontier.root() != cursor.root:
+            raise ValueError(f"log {origin}: stored hashes do not give the recorded root")
+        return cls(store, cursor, frontier)
+
+    async def reload(self) -> None:
+        fresh = await LogStore.open(self.store, self.cursor.origin, peer=self.cursor.peer)
+        self.cursor, self.frontier = fresh.cursor, fresh.frontier
+
+    def prepare(
+        self, leaves: Sequence[bytes], frontier: merkle.Frontier | None = None
+    ) -> PendingAppend:
+        """Hash *leaves* onto a copy of the frontier (or onto *frontier*, already a copy)."""
+        base = frontier if frontier is not None else copy.deepcopy(self.frontier)
+        start = base.size
+        hashes: list[tuple[int, bytes]] = []
+        for data in leaves:
+            hashes.extend(base.append(merkle.leaf_hash(data)))
+        return PendingAppend(start=start, leaves=leaves, frontier=base, hashes=hashes)
+
+    async def write(
+        self, conn: AsyncConnection, pending: PendingAppend, **cursor_fields: object
+    ) -> None:
+        """Insert the leaves and hashes and move the cursor, if nobody moved it first."""
+        log_id = self.log_id
+        if pending.leaves:
+            await conn.execute(
+                insert(LEAVES),
+                [
+                    {"log_id": log_id, "idx": pending.start + i, "data": data}
+                    for i, data in enumerate(pending.leaves)
+                ],
+            )
+            await conn.execute(
+                insert(HASHES),
+                [{"log_id": log_id, "idx": idx, "hash": h} for idx, h in pending.hashes],
+            )
+        result = await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == log_id, LOGS.c.size == pending.start))
+            .values(size=pending.size, root=pending.root, updated_at=utcnow(), **cursor_fields)
+        )
+        if result.rowcount != 1:
+            raise StaleCursor(f"log {self.cursor.origin} moved past size {pending.start}")
+
+    def committed(self, pending: PendingAppend, **cursor_fields: object) -> None:
+        """Adopt *pending* after its transaction committed."""
+        self.frontier = copy.deepcopy(pending.frontier)  # the caller may keep extending its own
+        fields = {
+            **self.cursor.__dict__,
+            "size": pending.size,
+            "root": pending.root,
+            **cursor_fields,
+        }
+        self.cursor = Cursor(**fields)  # type: ignore[arg-type]
+
+    async def consistency_proof(self, t1: int, t2: int) -> list[bytes]:
+        async with self.store.engine.connect() as conn:
+            hashes = await read_hashes(conn, self.log_id, merkle.consistency_proof_indexes(t1, t2))
+        return merkle.consistency_proof(t1, t2, hashes)
+
+    async def inclusion_proof(self, t: int, n: int) -> list[bytes]:
+        async with self.store.engine.connect() as conn:
+            hashes = await read_hashes(conn, self.log_id, merkle.inclusion_proof_indexes(t, n))
+        return merkle.inclusion_proof(t, n, hashes)
+
+    async def read_leaves(self, start: int, end: int) -> list[bytes]:
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(
+                select(LEAVES.c.idx, LEAVES.c.data)
+                .where(
+                    and_(LEAVES.c.log_id == self.log_id, LEAVES.c.idx >= start, LEAVES.c.idx < end)
+                )
+                .order_by(LEAVES.c.idx)
+            )
+            out = [bytes(d) for _, d in rows]
+        if len(out) != end - start:
+            raise LookupError(f"log {self.cursor.origin} is missing leaves in [{start}, {end})")
+        return out

@@ -1,0 +1,195 @@
+"""The origin side of a feed: append events to this node's log, sign checkpoints once the tree
+is durable, and tell streaming subscribers when there is something new."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import and_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keys import SigningKey
+from node.api import feeds
+from node.feeds import note
+from node.feeds.leaf import build_leaf, open_leaf, without_committed
+from node.feeds.logstore import LOGS, LogStore, StaleCursor, read_cursor
+from node.feeds.state import AppliedLeaf, apply_leaves
+from node.storage import Store, dialect
+from node.storage.models import CheckpointRecord, utcnow
+
+log = structlog.get_logger("creditnode.feeds")
+CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
+
+# Commits coalesce into one checkpoint when they land within this window.
+CHECKPOINT_BATCH_SECONDS = 0.02
+# How often a serving node looks for appends made by another process (`creditnode import`).
+EXTERNAL_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change to one entry, with the entry's full values (personal ones included)."""
+
+    entry_id: str
+    event: int
+    entry: feeds.ListEntry
+    removal_reason: int = feeds.REMOVAL_REASON_UNSPECIFIED
+
+
+ExtraWrite = Callable[[AsyncConnection], Awaitable[None]]
+
+
+class Publisher:
+    def __init__(self, store: Store, origin: str, key: SigningKey) -> None:
+        self.store = store
+        self.origin = origin
+        self.key = key
+        self.log: LogStore
+        self._changed = asyncio.Event()
+        self._latest = asyncio.Condition()
+        self.latest_size = 0
+        self.latest_note = b""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, store: Store, origin: str, key: SigningKey) -> Publisher:
+        pub = cls(store, origin, key)
+        pub.log = await LogStore.open(store, origin)
+        pub.latest_size = pub.log.cursor.checkpoint_size
+        pub.latest_note = pub.log.cursor.checkpoint_note
+        if not pub.latest_note or pub.log.cursor.size > pub.latest_size:
+            await pub.sign_checkpoint()  # subscribers always find a checkpoint, even of size 0
+        return pub
+
+    async def append(self, events: Sequence[Event], *, extra: ExtraWrite | None = None) -> int:
+        """Append *events* durably in one transaction (with *extra* writes); return the size."""
+        now = int(time.time())
+        for attempt in range(5):
+            leaves: list[bytes] = []
+            applied: list[AppliedLeaf] = []
+            start = self.log.frontier.size
+            for i, ev in enumerate(events):
+                entry = ev.entry
+                if ev.event == feeds.EVENT_TYPE_REMOVE:
+                    # A removal carries no personal data: holders only need to drop the entry.
+                    entry = without_committed(ev.entry)
+                    entry.status = feeds.ENTRY_STATUS_REMOVED
+                data, openings = build_leaf(
+                    self.origin,
+                    ev.entry_id,
+                    ev.event,
+                    entry,
+                    recorded_at_unix=now,
+                    removal_reason=ev.removal_reason,
+                )
+                leaves.append(data)
+                applied.append(AppliedLeaf(start + i, open_leaf(data, openings), openings))
+            pending = self.log.prepare(leaves)
+            try:
+                async with self.store.engine.begin() as conn:
+                    await self.log.write(conn, pending)
+                    await apply_leaves(conn, self.log.log_id, applied)
+                    if extra is not None:
+                        await extra(conn)
+            except StaleCursor:
+                # Another process (an import) appended first: take its tree and try again.
+                await self.log.reload()
+                log.info("log moved under us; retrying append", attempt=attempt)
+                continue
+            self.log.committed(pending)
+            self._changed.set()
+            return pending.size
+        raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
+
+    async def sign_checkpoint(self) -> bytes:
+        """Sign the committed tree if it grew; store the note; wake subscribers."""
+        async with self.store.engine.connect() as conn:
+            cursor = await read_cursor(conn, self.origin)
+        assert cursor is not None
+        if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
+            self._publish(cursor.checkpoint_size, cursor.checkpoint_note)
+            return cursor.checkpoint_note
+        # cursor.size/root were read after their transaction committed: the tree is durable.
+        signed = note.sign_checkpoint(
+            note.Checkpoint(self.origin, cursor.size, cursor.root), self.key
+        )
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(LOGS)
+                .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))
+                .values(checkpoint_size=cursor.size, checkpoint_note=signed, updated_at=utcnow())
+            )
+            await conn.execute(
+                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
+                {
+                    "log_id": cursor.log_id,
+                    "size": cursor.size,
+                    "note": signed,
+                    "recorded_at": utcnow(),
+                },
+            )
+        self._publish(cursor.size, signed)
+        return signed
+
+    def _publish(self, size: int, signed: bytes) -> None:
+        if size < self.latest_size:
+            return
+        self.latest_size, self.latest_note = size, signed
+
+        async def wake() -> None:
+            async with self._latest:
+                self._latest.notify_all()
+
+        task = asyncio.get_running_loop().create_task(wake())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def wait_newer(self, size: int, timeout: float | None = None) -> bool:
+        """Wait until a checkpoint larger than *size* exists; False on timeout."""
+        async with self._latest:
+            try:
+                await asyncio.wait_for(
+                    self._latest.wait_for(lambda: self.latest_size > size), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def run(self) -> None:
+        """Sign within moments of each commit, and notice appends by other processes."""
+        poll = asyncio.create_task(self._poll_external())
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), EXTERNAL_POLL_SECONDS)
+                if self._changed.is_set():
+                    self._changed.clear()
+                    await self.sign_checkpoint()
+                    await asyncio.sleep(CHECKPOINT_BATCH_SECONDS)
+        finally:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+
+    async def _poll_external(self) -> None:
+        while True:
+            await asyncio.sleep(EXTERNAL_POLL_SECONDS)
+            try:
+                async with self.store.engine.connect() as conn:
+                    cursor = await read_cursor(conn, self.origin)
+            except Exception:  # a busy database must not end polling
+                log.exception("polling own log failed")
+                continue
+            if cursor is None:
+                continue
+            if cursor.size > self.log.frontier.size:
+                await self.log.reload()
+            if cursor.size > cursor.checkpoint_size:
+                self._changed.set()
+            elif cursor.checkpoint_size > self.latest_size:
+                self._publish(cursor.checkpoint_size, cursor.checkpoint_note)

@@ -1,0 +1,271 @@
+"""The subscriber side of a feed: stream a peer's log, verify every checkpoint and leaf, and
+apply each verified group of leaves in one transaction with its cursor (compare-and-swap), so
+a crash or a replay never loses or doubles an event."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from sqlalchemy import insert, update
+
+from keys import VerifyingKey
+from node.api import feeds, feeds_rpc
+from node.directory import KnownPeer
+from node.feeds import merkle
+from node.feeds.logstore import LOGS, LogStore, PendingAppend
+from node.feeds.note import Checkpoint
+from node.feeds.publisher import CHECKPOINTS
+from node.feeds.state import AppliedLeaf, apply_leaves
+from node.feeds.verify import (
+    FeedError,
+    ForkError,
+    VerifiedCheckpoint,
+    verify_batch,
+    verify_checkpoint,
+)
+from node.home import TlsMaterial
+from node.peer_client import describe_rpc_error
+from node.storage import Store, dialect
+from node.storage.models import EvidenceRecord, utcnow
+from node.transport import secure_channel
+
+log = structlog.get_logger("creditnode.subscriber")
+EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
+
+APPLY_EVERY = 4096  # leaves per transaction during catch-up
+
+
+class ForkedPeer(Exception):
+    """The peer's feed was found forked or rolled back earlier; it is no longer applied."""
+
+
+@dataclass
+class SyncProgress:
+    peer: str
+    start: int
+    size: int
+    target: int
+    applied: int = 0
+    checkpoints: int = 0
+    state: str = "ok"
+    error: str = ""
+    history: list[str] = field(default_factory=list)
+
+
+ProgressFn = Callable[[SyncProgress], None]
+
+
+class Subscriber:
+    def __init__(self, tls: TlsMaterial, store: Store, peer: KnownPeer) -> None:
+        self.tls = tls
+        self.store = store
+        self.peer = peer
+        self.origin = peer.identity.uri
+        self.key = VerifyingKey.from_text(peer.record.feed_key)
+        self.log: LogStore
+
+    @classmethod
+    async def open(cls, tls: TlsMaterial, store: Store, peer: KnownPeer) -> Subscriber:
+        sub = cls(tls, store, peer)
+        sub.log = await LogStore.open(store, sub.origin, peer=peer.identity.node)
+        return sub
+
+    def _verified(self) -> VerifiedCheckpoint | None:
+        c = self.log.cursor
+        if not c.checkpoint_note:
+            return None
+        return VerifiedCheckpoint(_parse(c.checkpoint_note), c.checkpoint_note)
+
+    async def sync(
+        self, *, follow: bool, progress: ProgressFn | None = None, timeout: float | None = None
+    ) -> SyncProgress:
+        """Stream from the cursor. Without *follow*, return once caught up with the first
+        checkpoint; with it, keep applying the live tail until cancelled."""
+        if self.log.cursor.state == "forked":
+            raise ForkedPeer(
+                f"{self.peer.identity.node}: feed stopped after {self.log.cursor.state_detail}"
+            )
+        cursor = self.log.cursor
+        status = SyncProgress(
+            self.peer.identity.node, cursor.size, cursor.size, cursor.checkpoint_size
+        )
+        verified = self._verified()
+        frontier = copy.deepcopy(self.log.frontier)
+        group: list[tuple[bytes, AppliedLeaf]] = []
+        group_hashes: list[tuple[int, bytes]] = []
+        group_start = frontier.size
+        target: VerifiedCheckpoint | None = None
+        request = feeds.SubscribeRequest(
+            from_size=cursor.size, checkpoint_size=verified.size if verified else 0
+        )
+        async with secure_channel(
+            self.tls,
+            self.peer.record.endpoint,
+            self.peer.identity,
+            self.peer.record.ca_certificate.encode(),
+        ) as channel:
+            call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, timeout=timeout)
+            try:
+                async for msg in call:
+                    if msg.HasField("checkpoint"):
+                        try:
+                            new = verify_checkpoint(msg.checkpoint, self.key, self.origin, verified)
+                        except ForkError as fork:
+                            await self._record_fork(fork)
+                            raise
+                        if frontier.size > new.size:
+                            raise FeedError("checkpoint is behind leaves already applied")
+                        if frontier.size == new.size and frontier.root() != new.root:
+                            raise FeedError("applied leaves do not match the checkpoint root")
+                        verified = target = new
+                        status.target = new.size
+                        status.checkpoints += 1
+                        if frontier.size == new.size:
+                            await self._store_checkpoint(new)
+                            if progress:
+                                progress(status)
+                            if not follow:
+                                call.cancel()
+                                return status
+                        continue
+                    if target is None:
+                        raise FeedError("leaves arrived before any checkpoint")
+                    opened, hashes = verify_batch(frontier, target, msg.batch, self.origin)
+                    start = msg.batch.start
+                    for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
+                        group.append(
+                            (bytes(leaf.entry), AppliedLeaf(start + i, o, list(leaf.disclosures)))
+                        )
+                    group_hashes.extend(hashes)
+                    if len(group) >= APPLY_EVERY or frontier.size == target.size:
+                        await self._apply(group_start, group, group_hashes, frontier, target)
+                        status.applied += len(group)
+                        status.size = frontier.size
+                        group, group_hashes, group_start = [], [], frontier.size
+                        if progress:
+                            progress(status)
+                        if frontier.size == target.size and not follow:
+                            call.cancel()
+                            return status
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.CANCELLED:
+                    return status
+                raise FeedError(
+                    describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
+                ) from None
+        return status
+
+    async def _apply(
+        self,
+        start: int,
+        group: list[tuple[bytes, AppliedLeaf]],
+        hashes: list[tuple[int, bytes]],
+        frontier: merkle.Frontier,
+        target: VerifiedCheckpoint,
+    ) -> None:
+        pending = PendingAppend(
+            start=start, leaves=[d for d, _ in group], frontier=frontier, hashes=hashes
+        )
+        fields = {"checkpoint_size": target.size, "checkpoint_note": target.note}
+        async with self.store.engine.begin() as conn:
+            await self.log.write(conn, pending, **fields)
+            await apply_leaves(conn, self.log.log_id, [a for _, a in group])
+            await conn.execute(
+                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
+                {
+                    "log_id": self.log.log_id,
+                    "size": target.size,
+                    "note": target.note,
+                    "recorded_at": utcnow(),
+                },
+            )
+        self.log.committed(pending, **fields)
+
+    async def _store_checkpoint(self, cp: VerifiedCheckpoint) -> None:
+        if cp.note == self.log.cursor.checkpoint_note:
+            return
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(LOGS)
+                .where(LOGS.c.id == self.log.log_id)
+                .values(checkpoint_size=cp.size, checkpoint_note=cp.note, updated_at=utcnow())
+            )
+            await conn.execute(
+                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
+                {
+                    "log_id": self.log.log_id,
+                    "size": cp.size,
+                    "note": cp.note,
+                    "recorded_at": utcnow(),
+                },
+            )
+        pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
+        self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)
+
+    async def _record_fork(self, fork: ForkError) -> None:
+        log.error(
+            "peer feed forked", peer=self.peer.identity.node, kind=fork.kind, detail=fork.detail
+        )
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                insert(EVIDENCE).values(
+                    log_id=self.log.log_id,
+                    kind=fork.kind,
+                    detail=fork.detail[:500],
+                    earlier_note=fork.earlier,
+                    later_note=fork.later,
+                    proof=fork.proof,
+                    recorded_at=utcnow(),
+                )
+            )
+            await conn.execute(
+                update(LOGS)
+                .where(LOGS.c.id == self.log.log_id)
+                .values(
+                    state="forked",
+                    state_detail=f"{fork.kind}: {fork.detail}"[:500],
+                    updated_at=utcnow(),
+                )
+            )
+        await self.log.reload()
+
+
+def _parse(note_bytes: bytes) -> Checkpoint:
+    # Our own stored copy of a note we verified when it arrived: parse, do not re-verify.
+    body = note_bytes[: note_bytes.rindex(b"\n\n") + 1]
+    return Checkpoint.parse_body(body)
+
+
+async def follow_forever(
+    tls: TlsMaterial,
+    store: Store,
+    peer: KnownPeer,
+    *,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+) -> None:
+    """Keep a peer's mirror current: subscribe, and on any failure reconnect with jittered
+    exponential backoff from the stored cursor. A fork stops it for good."""
+    delay = base_delay
+    while True:
+        try:
+            sub = await Subscriber.open(tls, store, peer)
+            await sub.sync(follow=True)
+            delay = base_delay
+        except (ForkError, ForkedPeer) as exc:
+            log.error("stopped applying peer feed", peer=peer.identity.node, reason=str(exc))
+            return
+        except FeedError as exc:
+            log.warning("feed interrupted", peer=peer.identity.node, reason=str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # storage hiccups: retry from the durable cursor
+            log.exception("feed failed", peer=peer.identity.node)
+        await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+        delay = min(delay * 2, max_delay)

@@ -1,0 +1,1 @@
+"""Identity: validators for USCC, organisation codes and resident IDs (pure), masks."""

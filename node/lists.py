@@ -1,0 +1,112 @@
+"""`creditnode lists`: the mirror, every list this node holds, removals applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import and_, func, select
+
+from node.api import feeds
+from node.feeds.logstore import LOGS
+from node.feeds.state import STATE
+from node.home import load_home
+from node.storage import Store
+
+_TYPE = {feeds.LIST_TYPE_BLACK: "black", feeds.LIST_TYPE_RED: "red", feeds.LIST_TYPE_WATCH: "watch"}
+_SEVERITY = {
+    feeds.SEVERITY_MINOR: "minor",
+    feeds.SEVERITY_GENERAL: "general",
+    feeds.SEVERITY_SERIOUS: "serious",
+}
+_REASON = {
+    feeds.REMOVAL_REASON_REPAIR: "repair",
+    feeds.REMOVAL_REASON_EXPIRY: "expiry",
+    feeds.REMOVAL_REASON_CORRECTION: "correction",
+    feeds.REMOVAL_REASON_WITHDRAWAL: "withdrawal",
+}
+
+
+async def show_lists(
+    root: Path,
+    out: Console,
+    *,
+    origin: str | None,
+    list_name: str | None,
+    uscc: str | None,
+    include_removed: bool,
+    limit: int,
+) -> int:
+    home = load_home(root)
+    store = await Store.open(home.database_url)
+    try:
+        conds = []
+        if origin is not None:
+            name = home.identity.uri if origin == home.settings.name else None
+            conds.append(LOGS.c.origin == name if name else LOGS.c.peer == origin)
+        if list_name is not None:
+            conds.append(STATE.c.list_name == list_name)
+        if uscc is not None:
+            conds.append(STATE.c.uscc == uscc.strip().upper())
+        if not include_removed:
+            conds.append(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        where = and_(LOGS.c.id == STATE.c.log_id, *conds)
+        async with store.engine.connect() as conn:
+            total = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+                    .where(where)
+                )
+            ).scalar_one()
+            rows = (
+                (
+                    await conn.execute(
+                        select(LOGS.c.peer, STATE)
+                        .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+                        .where(where)
+                        .order_by(LOGS.c.peer, STATE.c.list_name, STATE.c.last_idx)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+    finally:
+        await store.close()
+    table = Table(
+        title=f"lists held by {home.identity.uri}: {len(rows)} of {total}", title_justify="left"
+    )
+    for col in (
+        "origin",
+        "list",
+        "subject",
+        "USCC",
+        "type",
+        "severity",
+        "listed",
+        "until",
+        "status",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        person = r["subject_type"] == feeds.SUBJECT_TYPE_NATURAL_PERSON
+        status = (
+            "active"
+            if r["status"] == feeds.ENTRY_STATUS_ACTIVE
+            else f"removed ({_REASON.get(r['removal_reason'], '?')})"
+        )
+        table.add_row(
+            r["peer"] or home.settings.name,
+            r["list_name"],
+            "(natural person)" if person else r["subject_name"],
+            r["uscc"],
+            _TYPE.get(r["list_type"], "?"),
+            _SEVERITY.get(r["severity"], ""),
+            r["listing_date"],
+            r["disclosure_end"],
+            status,
+        )
+    out.print(table)
+    return int(total)

@@ -1,0 +1,85 @@
+"""`creditnode sync`: one catch-up pass over peers' feeds, with progress and a result table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+from rich.table import Table
+
+from node.directory import PeerDirectory
+from node.errors import InputError, PeerError
+from node.feeds.subscriber import ForkedPeer, Subscriber, SyncProgress
+from node.feeds.verify import FeedError, ForkError
+from node.home import load_home
+from node.storage import Store
+
+VERIFY_FAILED = 7
+
+
+async def sync_peers(
+    root: Path, only: str | None, timeout: float, out: Console, err: Console
+) -> int:
+    home = load_home(root)
+    store = await Store.open(home.database_url)
+    try:
+        directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
+        await directory.refresh()
+        peers = directory.peers()
+        if only is not None:
+            peers = [p for p in peers if p.identity.node == only]
+            if not peers:
+                raise InputError(f"no enrolled peer named {only!r} (see `creditnode peer list`)")
+        results: list[tuple[str, SyncProgress | None, str, str]] = []
+        code = 0
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            for peer in peers:
+                name = peer.identity.node
+                task = bar.add_task(f"sync {name}", total=None)
+
+                def report(p: SyncProgress, task: TaskID = task) -> None:
+                    bar.update(task, completed=p.size, total=max(p.target, p.size))
+
+                try:
+                    sub = await Subscriber.open(home.tls, store, peer)
+                    status = await sub.sync(follow=False, progress=report, timeout=timeout)
+                    results.append((name, status, "ok", ""))
+                except (ForkError, ForkedPeer) as exc:
+                    results.append((name, None, "forked", str(exc)))
+                    code = VERIFY_FAILED
+                except FeedError as exc:
+                    unreachable = (
+                        "unreachable" in str(exc)
+                        or "refused" in str(exc)
+                        or "did not answer" in str(exc)
+                    )
+                    results.append(
+                        (name, None, "unreachable" if unreachable else "refused", str(exc))
+                    )
+                    code = max(code, PeerError.exit_code if unreachable else VERIFY_FAILED)
+        table = Table(title=f"sync {home.identity.uri}", title_justify="left")
+        for col in ("peer", "state", "from", "to", "applied", "detail"):
+            table.add_column(col)
+        for name, st, state, detail in results:
+            table.add_row(
+                name,
+                state,
+                str(st.start) if st else "",
+                str(st.size) if st else "",
+                str(st.applied) if st else "",
+                detail,
+            )
+        if not results:
+            table.add_row("(no peers enrolled)", "", "", "", "", "")
+        out.print(table)
+        return code
+    finally:
+        await store.close()
