@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench
 
 venv: $(STAMP)
 
@@ -49,3 +49,7 @@ pytest: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# Feed benchmarks (issue #3): figures printed and written to bench/results/feed_sync.json.
+bench: venv
+	$(BIN)/python bench/feed_sync.py $(BENCH_ARGS)

@@ -80,6 +80,7 @@ __all__ = [
     "Quarantined",
     "parse_date",
     "parse_measures",
+    "sniff_encoding",
 ]
 
 COLUMNS: tuple[str, ...] = (
@@ -303,6 +304,17 @@ class ListCsv:
                 self._done = raw.tell()
             finally:
                 self._stream = None
+
+
+def sniff_encoding(path: Path) -> str:
+    """The encoding of a CSV file (utf-8, utf-8-sig or gb18030), as ListCsv.open detects it."""
+    try:
+        with Path(path).open("rb") as f:
+            prefix = f.read(_PREFIX_BYTES)
+            complete = f.read(1) == b""
+    except OSError as e:
+        raise CsvError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from e
+    return _detect_encoding(Path(path), prefix, complete)
 
 
 def _detect_encoding(path: Path, prefix: bytes, complete: bool) -> str:

@@ -22,6 +22,7 @@ from rich.table import Table
 from keys import FederationCA, certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
 from node.errors import CreditnodeError, InputError, PeerError
+from node.identity_cli import entity, identity_app
 from node.logs import configure_logging
 
 T = TypeVar("T")
@@ -42,6 +43,9 @@ peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=Tr
 ca_app = typer.Typer(help="Development federation CA.", no_args_is_help=True)
 app.add_typer(peer_app, name="peer")
 app.add_typer(ca_app, name="ca")
+
+app.add_typer(identity_app, name="identity")
+app.command("entity")(entity)
 
 out = Console()
 err = Console(stderr=True)
@@ -104,6 +108,12 @@ def init(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:7443",
     advertise: Annotated[str, typer.Option(help="HOST:PORT partners dial (default: listen).")] = "",
     database: Annotated[str, typer.Option(help="Database URL (default: SQLite in the home).")] = "",
+    alliance_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The alliance pseudonym key file a partner exported (default: generate one)."
+        ),
+    ] = None,
 ) -> None:
     """Create a node home: keys, certificate, configuration and database."""
     from node.home import init_home, load_home
@@ -121,6 +131,7 @@ def init(
             listen=listen,
             advertise=advertise,
             database_url=database,
+            alliance_key=alliance_key,
         )
         loaded = load_home(home)
 
@@ -337,6 +348,7 @@ def import_(
                     publisher,
                     file,
                     list_name,
+                    alliance_key=loaded.alliance_key,
                     removal_reason=REMOVAL_REASONS[removal_reason],
                     provenance=PROVENANCES[provenance],
                     progress=report,

@@ -128,7 +128,7 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
             ),
         )
         files[node.name] = path
-        s = await import_list(node.publisher, path, list_name)
+        s = await import_list(node.publisher, path, list_name, alliance_key=node.home.alliance_key)
         table.add_row(node.name, list_name, str(s.read), str(s.added), str(s.expired), str(s.size))
     console.print(table)
 

@@ -7,6 +7,7 @@ Layout::
     HOME/tls/node.pem        this node's certificate (URI SAN creditnode://FED/NODE)
     HOME/tls/node.key        its private key, 0600
     HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600
+    HOME/keys/alliance.key   the alliance pseudonym key (shared by the alliance), 0600
     HOME/ca/                 only when the node made its own CA (no --ca given)
     HOME/node.db             the SQLite database, unless database_url says otherwise
 """
@@ -35,6 +36,7 @@ from keys import (
 )
 from node.config import CONFIG_FILE, NodeSettings, dump_settings, load_settings, parse_hostport
 from node.errors import ConfigError, InputError
+from node.identity.alliance import AllianceKey
 from node.regions import validate_region
 
 
@@ -61,6 +63,10 @@ class HomePaths:
     @property
     def feed_key(self) -> Path:
         return self.root / "keys" / "feed.key"
+
+    @property
+    def alliance_key(self) -> Path:
+        return self.root / "keys" / "alliance.key"
 
     @property
     def own_ca(self) -> Path:
@@ -96,6 +102,7 @@ class Home:
     settings: NodeSettings
     tls: TlsMaterial
     signing_key: SigningKey
+    alliance_key: AllianceKey | None
 
     @property
     def identity(self) -> NodeIdentity:
@@ -116,6 +123,7 @@ def init_home(
     listen: str = "127.0.0.1:7443",
     advertise: str = "",
     database_url: str = "",
+    alliance_key: Path | None = None,
 ) -> HomePaths:
     """Create a node home: keys, certificate (from *ca_dir* or a new CA of its own), config."""
     paths = HomePaths(root)
@@ -128,6 +136,14 @@ def init_home(
             parse_hostport(advertise, allow_zero=False)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    shared_key: AllianceKey | None = None
+    if alliance_key is not None:
+        try:
+            shared_key = AllianceKey.from_bytes(alliance_key.read_bytes(), source=str(alliance_key))
+        except OSError as exc:
+            raise InputError(f"--alliance-key {alliance_key}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     if ca_dir is not None:
         try:
             ca = FederationCA.load(ca_dir)
@@ -157,6 +173,7 @@ def init_home(
     write_public_file(paths.tls_cert, cert.public_bytes(serialization.Encoding.PEM))
     write_private_file(paths.tls_key, private_key_pem(key))
     write_private_file(paths.feed_key, SigningKey.generate(identity.uri).to_pem())
+    (shared_key or AllianceKey.generate(ca.federation)).save(paths.alliance_key)
     values: dict[str, str | float] = {
         "name": name,
         "federation": ca.federation,
@@ -207,4 +224,8 @@ def load_home(root: Path) -> Home:
             f"{paths.tls_cert} is for {ident.uri} but {paths.config} names "
             f"creditnode://{settings.federation}/{settings.name}"
         )
-    return Home(paths=paths, settings=settings, tls=tls, signing_key=signing)
+    try:
+        alliance = AllianceKey.load(paths.alliance_key) if paths.alliance_key.exists() else None
+    except (PermissionError, ValueError) as exc:
+        raise ConfigError(f"{paths.alliance_key}: {exc}") from None
+    return Home(paths=paths, settings=settings, tls=tls, signing_key=signing, alliance_key=alliance)

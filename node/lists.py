@@ -14,13 +14,17 @@ from node.feeds.state import STATE
 from node.home import load_home
 from node.storage import Store
 
-_TYPE = {feeds.LIST_TYPE_BLACK: "black", feeds.LIST_TYPE_RED: "red", feeds.LIST_TYPE_WATCH: "watch"}
-_SEVERITY = {
+TYPE: dict[int, str] = {
+    feeds.LIST_TYPE_BLACK: "black",
+    feeds.LIST_TYPE_RED: "red",
+    feeds.LIST_TYPE_WATCH: "watch",
+}
+SEVERITY: dict[int, str] = {
     feeds.SEVERITY_MINOR: "minor",
     feeds.SEVERITY_GENERAL: "general",
     feeds.SEVERITY_SERIOUS: "serious",
 }
-_REASON = {
+REASON: dict[int, str] = {
     feeds.REMOVAL_REASON_REPAIR: "repair",
     feeds.REMOVAL_REASON_EXPIRY: "expiry",
     feeds.REMOVAL_REASON_CORRECTION: "correction",
@@ -95,15 +99,15 @@ async def show_lists(
         status = (
             "active"
             if r["status"] == feeds.ENTRY_STATUS_ACTIVE
-            else f"removed ({_REASON.get(r['removal_reason'], '?')})"
+            else f"removed ({REASON.get(r['removal_reason'], '?')})"
         )
         table.add_row(
             r["peer"] or home.settings.name,
             r["list_name"],
             "(natural person)" if person else r["subject_name"],
             r["uscc"],
-            _TYPE.get(r["list_type"], "?"),
-            _SEVERITY.get(r["severity"], ""),
+            TYPE.get(r["list_type"], "?"),
+            SEVERITY.get(r["severity"], ""),
             r["listing_date"],
             r["disclosure_end"],
             status,

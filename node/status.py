@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
 from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
+from node.identity.registry import find_conflicts
 from node.peer_client import Probe, fetch_peers, probe
 from node.storage import Store
 from node.storage.peers import PeerRepository
@@ -41,6 +43,7 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         journal = await store.journal_mode()
         backend = store.backend
         logs = await feed_rows(store)
+        conflicts = await find_conflicts(store, home.settings.name)
     finally:
         await store.close()
     endpoint = _self_endpoint(home)
@@ -64,6 +67,12 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     console.print(table)
     console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
     console.print(feed_table(home.settings.name, logs))
+    kinds = Counter(c.kind for c in conflicts)
+    console.print(
+        f"identity conflicts: {len(conflicts)}"
+        + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}; "
+           f"see `creditnode identity conflicts --home {root}`)" if conflicts else "")
+    )  # fmt: skip
     return result is not None and result.state == "up"
 
 

@@ -72,5 +72,10 @@ def secure_channel(
         *KEEPALIVE_OPTIONS,
         ("grpc.ssl_target_name_override", peer.dns_name),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        # No bandwidth-delay probing: it grows the HTTP/2 receive window without bound on a fast
+        # link, letting a publisher push a whole feed into a subscriber that verifies more
+        # slowly than the publisher reads. The default window keeps the subscriber's memory
+        # independent of the feed's length.
+        ("grpc.http2.bdp_probe", 0),
     ]
     return grpc.aio.secure_channel(endpoint, channel_credentials(tls, peer_ca_pem), options)

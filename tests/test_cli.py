@@ -147,6 +147,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _enrolled_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Jinan and Lanzhou homes from one CA, enrolled with each other through the CLI."""
+    FederationCA.create("yellow-river").save(tmp_path / "ca")
+    jinan = _init(tmp_path, "jinan", "370100", tmp_path / "ca")
+    lanzhou = _init(tmp_path, "lanzhou", "620100", tmp_path / "ca")
+    for a, b in ((jinan, lanzhou), (lanzhou, jinan)):
+        assert main(["peer", "export", "--home", str(a), "--out", str(tmp_path / "b.json")]) == 0
+        assert main(["peer", "add", "--home", str(b), str(tmp_path / "b.json")]) == 0
+    return jinan, lanzhou
+
+
 def _serve(home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "CREDITNODE_HEARTBEAT_SECONDS": "0.3"}
     return subprocess.Popen(
@@ -172,12 +183,7 @@ def test_two_processes_enroll_and_see_each_other(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two `creditnode serve` processes, enrolled by CLI, each sees the other; SIGTERM exits 0."""
-    FederationCA.create("yellow-river").save(tmp_path / "ca")
-    jinan = _init(tmp_path, "jinan", "370100", tmp_path / "ca")
-    lanzhou = _init(tmp_path, "lanzhou", "620100", tmp_path / "ca")
-    for a, b in ((jinan, lanzhou), (lanzhou, jinan)):
-        assert main(["peer", "export", "--home", str(a), "--out", str(tmp_path / "b.json")]) == 0
-        assert main(["peer", "add", "--home", str(b), str(tmp_path / "b.json")]) == 0
+    jinan, lanzhou = _enrolled_pair(tmp_path)
     capsys.readouterr()
 
     # Unreachable peer: one line, exit 4.
@@ -271,12 +277,7 @@ def test_import_sync_lists_between_processes(
 ) -> None:
     """Jinan serves and imports (another process); lanzhou syncs once, then sees a removal."""
     monkeypatch.setenv("COLUMNS", "250")  # whole table cells, not folded lines
-    FederationCA.create("yellow-river").save(tmp_path / "ca")
-    jinan = _init(tmp_path, "jinan", "370100", tmp_path / "ca")
-    lanzhou = _init(tmp_path, "lanzhou", "620100", tmp_path / "ca")
-    for a, b in ((jinan, lanzhou), (lanzhou, jinan)):
-        assert main(["peer", "export", "--home", str(a), "--out", str(tmp_path / "b.json")]) == 0
-        assert main(["peer", "add", "--home", str(b), str(tmp_path / "b.json")]) == 0
+    jinan, lanzhou = _enrolled_pair(tmp_path)
     csv_file = _sample_csv(tmp_path / "jinan.csv", 60, encoding="gb18030")
     name = "政府采购严重违法失信行为记录名单"
     proc = _serve(jinan)

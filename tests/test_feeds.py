@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from node.api import feeds
-from node.feeds import merkle
+from node.feeds import merkle, note
 from node.feeds import state as state_module
 from node.feeds import subscriber as subscriber_module
-from node.feeds.logstore import HASHES, LEAVES, LOGS
+from node.feeds.logstore import CHECKPOINTS, HASHES, LEAVES, LOGS
 from node.feeds.note import open_checkpoint
-from node.feeds.publisher import CHECKPOINTS, Event
+from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES, STATE
 from node.feeds.subscriber import EVIDENCE, ForkedPeer, Subscriber, SyncProgress
 from node.feeds.verify import ForkError
@@ -197,3 +197,20 @@ async def test_forked_or_rolled_back_publisher_is_caught_with_evidence(
             )
     with pytest.raises(ForkedPeer):  # and the feed stays stopped
         await (await _subscriber(lanzhou, jinan)).sync(follow=False)
+
+
+async def test_stored_log_proves_inclusion_and_consistency(federation: FederationFactory) -> None:
+    """Proofs built from the database's stored hashes verify against signed roots."""
+    fed = await federation(1, subscribe=False)
+    pub = fed["jinan"].publisher
+    await pub.append(adds(37))
+    first = note.Checkpoint.parse_body((await pub.sign_checkpoint()).split(b"\n\n")[0] + b"\n")
+    await pub.append(adds(64, start=37))
+    second = note.Checkpoint.parse_body((await pub.sign_checkpoint()).split(b"\n\n")[0] + b"\n")
+    leaves = await pub.log.read_leaves(0, second.size)
+    for n in (0, 1, 17, 36, 63, 100):
+        proof = await pub.log.inclusion_proof(second.size, n)
+        merkle.verify_inclusion(proof, second.size, second.root, n, merkle.leaf_hash(leaves[n]))
+    proof = await pub.log.consistency_proof(first.size, second.size)
+    merkle.verify_consistency(proof, first.size, first.root, second.size, second.root)
+    assert merkle.root_from_leaf_hashes([merkle.leaf_hash(d) for d in leaves]) == second.root

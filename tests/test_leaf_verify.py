@@ -78,6 +78,8 @@ def test_leaf_with_clear_personal_value_or_unknown_field_is_refused() -> None:
     good, _ = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, org_entry(1), recorded_at_unix=1)
     with pytest.raises(LeafError, match="does not know"):
         parse_leaf(good + b"\xa0\x06\x01")  # field 100, varint
+    with pytest.raises(LeafError, match="canonically"):
+        parse_leaf(good + b"\x12\x01e")  # entry_id given twice: not the canonical form
     remove = feeds.LeafEntry(origin=ORIGIN, entry_id="e", event=feeds.EVENT_TYPE_REMOVE)
     with pytest.raises(LeafError, match="say why"):
         parse_leaf(remove.SerializeToString())
@@ -178,3 +180,19 @@ def test_checkpoint_chain_accepts_growth_and_catches_forks(n: int, data: st.Data
     )
     with pytest.raises(ForkError):
         verify_checkpoint(signed, KEY.verifying_key, ORIGIN, forked)
+
+
+@pytest.mark.parametrize("where", ["entry", "recorded_at", "commitment", "measure"])
+def test_unknown_fields_in_nested_messages_are_refused(where: str) -> None:
+    data, _ = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, org_entry(1), recorded_at_unix=1)
+    leaf = feeds.LeafEntry.FromString(data)
+    extra = b"\xa0\x06\x01"  # field 100, varint 1
+    target = {
+        "entry": leaf.entry,
+        "recorded_at": leaf.recorded_at,
+        "commitment": leaf.commitments[0],
+        "measure": leaf.entry.measures[0],
+    }[where]
+    target.MergeFromString(extra)
+    with pytest.raises(LeafError, match="does not know"):
+        parse_leaf(leaf.SerializeToString())

@@ -44,7 +44,7 @@ async def test_migrations_create_tables_once(db_url: str) -> None:
             "quarantine",
             "feed_evidence",
         } <= set(tables)
-        assert version == [("0002",)]
+        assert version == [("0003",)]
     finally:
         await store.close()
     again = await Store.open(db_url)  # re-running migrations on a current schema is a no-op

@@ -17,7 +17,9 @@ from adapters.list_csv import ListCsv, ListRow, Quarantined
 from node.api import feeds
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
+from node.identity.alliance import AllianceKey
 from node.identity.codes import court_mask
+from node.identity.pseudonym import pseudonym
 from node.storage import dialect
 from node.storage.models import ImportRecord, OwnEntryRecord, QuarantineRecord, utcnow
 
@@ -51,9 +53,10 @@ PROVENANCES = {
 }
 
 
-def row_to_entry(row: ListRow, provenance: int) -> feeds.ListEntry:
+def row_to_entry(row: ListRow, provenance: int, key: AllianceKey | None = None) -> feeds.ListEntry:
     """The full entry for a CSV row, personal fields included (they are committed, not sent)."""
     person = row.subject_type == "natural_person"
+    pseud = pseudonym(key.secret, key.version, row.person_id) if person and key else ""
     return feeds.ListEntry(
         subject_name="" if person else row.subject_name,
         subject_type=_SUBJECT[row.subject_type],
@@ -61,6 +64,7 @@ def row_to_entry(row: ListRow, provenance: int) -> feeds.ListEntry:
         person_name=row.subject_name if person else "",
         person_id=row.person_id if person else "",
         person_id_masked=court_mask(row.person_id) if person else "",
+        person_pseudonym=pseud,
         legal_rep_name=row.legal_rep_name,
         legal_rep_id=row.legal_rep_id,
         list_type=_LIST[row.list_type],
@@ -122,6 +126,7 @@ async def import_list(
     provenance: int = feeds.PROVENANCE_AUTHORITATIVE,
     today: dt.date | None = None,
     progress: ProgressFn | None = None,
+    alliance_key: AllianceKey | None = None,
 ) -> ImportSummary:
     """Import a full export of *list_name* from *path*; sign a checkpoint at the end."""
     today = today or dt.date.today()
@@ -173,7 +178,7 @@ async def import_list(
             summary.expired += 1
             continue
         seen.add(key)
-        entry = row_to_entry(item, provenance)
+        entry = row_to_entry(item, provenance, alliance_key)
         content = content_hash(entry)
         prior = known.get(key)
         if prior is not None and prior.active and prior.content == content:

@@ -22,11 +22,10 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from google.protobuf import unknown_fields
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 
 from node.api import feeds, options
 
@@ -58,6 +57,10 @@ def without_committed(entry: feeds.ListEntry) -> feeds.ListEntry:
     for name in COMMITTED_FIELDS:
         public.ClearField(name)  # type: ignore[arg-type]  # names come from the descriptor
     return public
+
+
+_COMMITTED_ORDER = tuple(sorted(COMMITTED_FIELDS))
+_EVENTS = frozenset({feeds.EVENT_TYPE_ADD, feeds.EVENT_TYPE_UPDATE, feeds.EVENT_TYPE_REMOVE})
 
 
 def commitment(salt: bytes, field: str, value: str) -> bytes:
@@ -107,18 +110,6 @@ class OpenedLeaf:
     disclosed: frozenset[str]
 
 
-def _unknown_anywhere(msg: Message) -> bool:
-    if len(unknown_fields.UnknownFieldSet(msg)):
-        return True
-    for fd, value in msg.ListFields():
-        if fd.message_type is None:
-            continue
-        items: Iterable[Message] = value if fd.is_repeated else [value]
-        if any(_unknown_anywhere(v) for v in items):
-            return True
-    return False
-
-
 def parse_leaf(data: bytes) -> feeds.LeafEntry:
     """Parse leaf bytes strictly: unknown fields or clear personal values are refused."""
     leaf = feeds.LeafEntry()
@@ -126,33 +117,42 @@ def parse_leaf(data: bytes) -> feeds.LeafEntry:
         leaf.ParseFromString(data)
     except DecodeError as exc:
         raise LeafError(f"leaf is not a LeafEntry ({exc})") from None
-    if _unknown_anywhere(leaf):
-        raise LeafError("leaf carries fields this node does not know")
-    if leaf.event not in (feeds.EVENT_TYPE_ADD, feeds.EVENT_TYPE_UPDATE, feeds.EVENT_TYPE_REMOVE):
+    # Unknown fields anywhere, or any encoding but the canonical one, change the size once
+    # unknown fields are dropped: refuse both (fail closed, one encoding per leaf).
+    leaf.DiscardUnknownFields()
+    if leaf.ByteSize() != len(data):
+        raise LeafError(
+            "leaf carries fields this node does not know, or is not canonically encoded"
+        )
+    event = leaf.event
+    if event not in _EVENTS:
         raise LeafError("leaf has no valid event type")
-    if (leaf.event == feeds.EVENT_TYPE_REMOVE) != (
-        leaf.removal_reason != feeds.REMOVAL_REASON_UNSPECIFIED
-    ):
+    if (event == feeds.EVENT_TYPE_REMOVE) != (leaf.removal_reason != 0):
         raise LeafError("a removal, and only a removal, must say why")
     if not leaf.entry_id:
         raise LeafError("leaf has no entry id")
-    clear = sorted(n for n in COMMITTED_FIELDS if getattr(leaf.entry, n))
+    entry = leaf.entry
+    clear = [n for n in _COMMITTED_ORDER if getattr(entry, n)]
     if clear:
         raise LeafError(f"leaf carries personal fields in clear: {', '.join(clear)}")
-    names = [c.field for c in leaf.commitments]
-    if names != sorted(set(names)):
-        raise LeafError("commitments are not sorted and unique")
+    previous = ""
     for c in leaf.commitments:
-        if c.field not in COMMITTED_FIELDS:
-            raise LeafError(f"commitment to field {c.field!r}, which is not a committed field")
+        name = c.field
+        if name not in COMMITTED_FIELDS:
+            raise LeafError(f"commitment to field {name!r}, which is not a committed field")
+        if name <= previous:
+            raise LeafError("commitments are not sorted and unique")
         if len(c.digest) != DIGEST_BYTES:
-            raise LeafError(f"commitment to {c.field} is not {DIGEST_BYTES} bytes")
+            raise LeafError(f"commitment to {name} is not {DIGEST_BYTES} bytes")
+        previous = name
     return leaf
 
 
 def open_leaf(data: bytes, openings: Sequence[feeds.FieldDisclosure]) -> OpenedLeaf:
     """Parse a leaf and verify each opening against its commitment."""
     leaf = parse_leaf(data)
+    if not openings:  # the common case for a peer: nothing disclosed, nothing to check
+        return OpenedLeaf(leaf=leaf, entry=leaf.entry, disclosed=frozenset())
     digests = {c.field: c.digest for c in leaf.commitments}
     entry = feeds.ListEntry()
     entry.CopyFrom(leaf.entry)

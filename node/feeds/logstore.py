@@ -12,12 +12,13 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.feeds import merkle
-from node.storage import Store
-from node.storage.models import LogHash, LogLeaf, LogRecord, utcnow
+from node.storage import Store, dialect
+from node.storage.models import CheckpointRecord, LogHash, LogLeaf, LogRecord, utcnow
 
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 LEAVES = LogLeaf.__table__  # type: ignore[attr-defined]
 HASHES = LogHash.__table__  # type: ignore[attr-defined]
+CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
 
 
 class StaleCursor(Exception):
@@ -148,16 +149,14 @@ class LogStore:
         """Insert the leaves and hashes and move the cursor, if nobody moved it first."""
         log_id = self.log_id
         if pending.leaves:
-            await conn.execute(
-                insert(LEAVES),
-                [
-                    {"log_id": log_id, "idx": pending.start + i, "data": data}
-                    for i, data in enumerate(pending.leaves)
-                ],
+            await dialect.bulk_insert(
+                conn,
+                LEAVES,
+                ("log_id", "idx", "data"),
+                [(log_id, pending.start + i, data) for i, data in enumerate(pending.leaves)],
             )
-            await conn.execute(
-                insert(HASHES),
-                [{"log_id": log_id, "idx": idx, "hash": h} for idx, h in pending.hashes],
+            await dialect.bulk_insert(
+                conn, HASHES, ("log_id", "idx", "hash"), [(log_id, i, h) for i, h in pending.hashes]
             )
         result = await conn.execute(
             update(LOGS)
@@ -201,3 +200,49 @@ class LogStore:
         if len(out) != end - start:
             raise LookupError(f"log {self.cursor.origin} is missing leaves in [{start}, {end})")
         return out
+
+    async def read_batches(
+        self, start: int, size: int, *, max_leaves: int, max_bytes: int, window: int = 4096
+    ) -> list[tuple[int, list[bytes], list[bytes]]]:
+        """Leaves from *start* (up to *window* of them) cut into batches of at most *max_leaves*
+        and *max_bytes*, each with its consistency proof to *size*: two queries in all."""
+        end = min(start + window, size)
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(
+                select(LEAVES.c.data)
+                .where(
+                    and_(LEAVES.c.log_id == self.log_id, LEAVES.c.idx >= start, LEAVES.c.idx < end)
+                )
+                .order_by(LEAVES.c.idx)
+            )
+            leaves = [bytes(d) for (d,) in rows]
+            if len(leaves) != end - start:
+                raise LookupError(f"log {self.cursor.origin} is missing leaves in [{start}, {end})")
+            cuts: list[tuple[int, int]] = []
+            pos = start
+            while pos < end:
+                stop, total = pos, 0
+                while stop < end and stop - pos < max_leaves:
+                    total += len(leaves[stop - start])
+                    if stop > pos and total > max_bytes:
+                        break
+                    stop += 1
+                cuts.append((pos, stop))
+                pos = stop
+            needed = [
+                i for _, b in cuts if b < size for i in merkle.consistency_proof_indexes(b, size)
+            ]
+            hashes = await read_hashes(conn, self.log_id, needed)
+        return [
+            (a, leaves[a - start : b - start],
+             merkle.consistency_proof(b, size, hashes) if b < size else [])
+            for a, b in cuts
+        ]  # fmt: skip
+
+
+async def record_checkpoint(conn: AsyncConnection, log_id: int, size: int, signed: bytes) -> None:
+    """Keep a signed checkpoint (made or verified) in the log's history; once per size."""
+    await conn.execute(
+        dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
+        {"log_id": log_id, "size": size, "note": signed, "recorded_at": utcnow()},
+    )

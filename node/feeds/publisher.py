@@ -17,13 +17,18 @@ from keys import SigningKey
 from node.api import feeds
 from node.feeds import note
 from node.feeds.leaf import build_leaf, open_leaf, without_committed
-from node.feeds.logstore import LOGS, LogStore, StaleCursor, read_cursor
+from node.feeds.logstore import (
+    LOGS,
+    LogStore,
+    StaleCursor,
+    read_cursor,
+    record_checkpoint,
+)
 from node.feeds.state import AppliedLeaf, apply_leaves
-from node.storage import Store, dialect
-from node.storage.models import CheckpointRecord, utcnow
+from node.storage import Store
+from node.storage.models import utcnow
 
 log = structlog.get_logger("creditnode.feeds")
-CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
 
 # Commits coalesce into one checkpoint when they land within this window.
 CHECKPOINT_BATCH_SECONDS = 0.02
@@ -124,15 +129,7 @@ class Publisher:
                 .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))
                 .values(checkpoint_size=cursor.size, checkpoint_note=signed, updated_at=utcnow())
             )
-            await conn.execute(
-                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
-                {
-                    "log_id": cursor.log_id,
-                    "size": cursor.size,
-                    "note": signed,
-                    "recorded_at": utcnow(),
-                },
-            )
+            await record_checkpoint(conn, cursor.log_id, cursor.size, signed)
         self._publish(cursor.size, signed)
         return signed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert
+from sqlalchemy import and_, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
@@ -15,7 +15,11 @@ from node.storage.models import DisclosureRecord, ListStateRecord
 
 STATE = ListStateRecord.__table__  # type: ignore[attr-defined]
 DISCLOSURES = DisclosureRecord.__table__  # type: ignore[attr-defined]
-_STATE_UPDATE = [c.name for c in STATE.columns if c.name not in ("log_id", "entry_id")]
+_STATE_COLUMNS = (
+    "log_id", "entry_id", "list_name", "list_type", "subject_type", "subject_name", "uscc",
+    "status", "removal_reason", "listing_date", "severity", "disclosure_end", "last_idx", "entry",
+)  # fmt: skip
+_OPENING_COLUMNS = ("log_id", "idx", "field", "entry_id", "salt", "value")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[Appl
         last[applied.opened.leaf.entry_id] = applied  # insertion order kept; value = newest
     if not last:
         return
-    touched = list(last)
+    # An entry first added in this group has no earlier openings to drop.
+    touched = [e for e, a in last.items() if a.opened.leaf.event != feeds.EVENT_TYPE_ADD]
     for i in range(0, len(touched), 500):
         await conn.execute(
             delete(DISCLOSURES).where(
@@ -46,42 +51,24 @@ async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[Appl
             )
         )
     openings = [
-        {
-            "log_id": log_id,
-            "idx": a.idx,
-            "field": d.field,
-            "entry_id": entry_id,
-            "salt": d.salt,
-            "value": d.value,
-        }
+        (log_id, a.idx, d.field, entry_id, d.salt, d.value)
         for entry_id, a in last.items()
         if a.opened.leaf.event != feeds.EVENT_TYPE_REMOVE
         for d in a.openings
     ]
-    if openings:
-        await conn.execute(insert(DISCLOSURES), openings)
+    await dialect.bulk_insert(conn, DISCLOSURES, _OPENING_COLUMNS, openings)
     rows = []
     for entry_id, a in last.items():
         leaf = a.opened.leaf
         e = leaf.entry
         removed = leaf.event == feeds.EVENT_TYPE_REMOVE
-        rows.append(
-            {
-                "log_id": log_id,
-                "entry_id": entry_id,
-                "list_name": e.list_name,
-                "list_type": e.list_type,
-                "subject_type": e.subject_type,
-                "subject_name": e.subject_name,
-                "uscc": e.uscc,
-                "status": feeds.ENTRY_STATUS_REMOVED if removed else feeds.ENTRY_STATUS_ACTIVE,
-                "removal_reason": leaf.removal_reason,
-                "listing_date": e.listing_date,
-                "severity": e.severity,
-                "disclosure_end": e.disclosure_end,
-                "last_idx": a.idx,
-                "entry": e.SerializeToString(deterministic=True),
-            }
-        )
-    stmt = dialect.upsert(conn.dialect.name, STATE, ["log_id", "entry_id"], _STATE_UPDATE)
-    await conn.execute(stmt, rows)
+        rows.append((
+            log_id, entry_id, e.list_name, int(e.list_type), int(e.subject_type), e.subject_name,
+            e.uscc, feeds.ENTRY_STATUS_REMOVED if removed else feeds.ENTRY_STATUS_ACTIVE,
+            int(leaf.removal_reason), e.listing_date, int(e.severity), e.disclosure_end, a.idx,
+            e.SerializeToString(deterministic=True),
+        ))  # fmt: skip
+    await dialect.bulk_insert(
+        conn, STATE, _STATE_COLUMNS, rows, conflict_keys=("log_id", "entry_id"),
+        update=_STATE_COLUMNS[2:],
+    )  # fmt: skip

@@ -5,6 +5,7 @@ a crash or a replay never loses or doubles an event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import random
 from collections.abc import Callable
@@ -18,9 +19,8 @@ from keys import VerifyingKey
 from node.api import feeds, feeds_rpc
 from node.directory import KnownPeer
 from node.feeds import merkle
-from node.feeds.logstore import LOGS, LogStore, PendingAppend
+from node.feeds.logstore import LOGS, LogStore, PendingAppend, record_checkpoint
 from node.feeds.note import Checkpoint
-from node.feeds.publisher import CHECKPOINTS
 from node.feeds.state import AppliedLeaf, apply_leaves
 from node.feeds.verify import (
     FeedError,
@@ -31,7 +31,7 @@ from node.feeds.verify import (
 )
 from node.home import TlsMaterial
 from node.peer_client import describe_rpc_error
-from node.storage import Store, dialect
+from node.storage import Store
 from node.storage.models import EvidenceRecord, utcnow
 from node.transport import secure_channel
 
@@ -86,7 +86,11 @@ class Subscriber:
         self, *, follow: bool, progress: ProgressFn | None = None, timeout: float | None = None
     ) -> SyncProgress:
         """Stream from the cursor. Without *follow*, return once caught up with the first
-        checkpoint; with it, keep applying the live tail until cancelled."""
+        checkpoint; with it, keep applying the live tail until cancelled.
+
+        While one verified group is written (in the database driver's thread), the next is
+        received and verified: at most one write is in flight, and groups commit in order.
+        """
         if self.log.cursor.state == "forked":
             raise ForkedPeer(
                 f"{self.peer.identity.node}: feed stopped after {self.log.cursor.state_detail}"
@@ -99,66 +103,92 @@ class Subscriber:
         frontier = copy.deepcopy(self.log.frontier)
         group: list[tuple[bytes, AppliedLeaf]] = []
         group_hashes: list[tuple[int, bytes]] = []
-        group_start = frontier.size
         target: VerifiedCheckpoint | None = None
+        inflight: asyncio.Task[None] | None = None
+
+        async def settle() -> None:
+            nonlocal inflight
+            if inflight is not None:
+                task, inflight = inflight, None
+                await task
+
+        async def write(
+            start: int,
+            rows: list[tuple[bytes, AppliedLeaf]],
+            hashes: list[tuple[int, bytes]],
+            snapshot: merkle.Frontier,
+            cp: VerifiedCheckpoint,
+        ) -> None:
+            await self._apply(start, rows, hashes, snapshot, cp)
+            status.applied += len(rows)
+            status.size = snapshot.size
+            if progress:
+                progress(status)
+
         request = feeds.SubscribeRequest(
             from_size=cursor.size, checkpoint_size=verified.size if verified else 0
         )
-        async with secure_channel(
-            self.tls,
-            self.peer.record.endpoint,
-            self.peer.identity,
+        channel = secure_channel(
+            self.tls, self.peer.record.endpoint, self.peer.identity,
             self.peer.record.ca_certificate.encode(),
-        ) as channel:
+        )  # fmt: skip
+        try:
             call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, timeout=timeout)
-            try:
-                async for msg in call:
-                    if msg.HasField("checkpoint"):
-                        try:
-                            new = verify_checkpoint(msg.checkpoint, self.key, self.origin, verified)
-                        except ForkError as fork:
-                            await self._record_fork(fork)
-                            raise
-                        if frontier.size > new.size:
-                            raise FeedError("checkpoint is behind leaves already applied")
-                        if frontier.size == new.size and frontier.root() != new.root:
-                            raise FeedError("applied leaves do not match the checkpoint root")
-                        verified = target = new
-                        status.target = new.size
-                        status.checkpoints += 1
-                        if frontier.size == new.size:
-                            await self._store_checkpoint(new)
-                            if progress:
-                                progress(status)
-                            if not follow:
-                                call.cancel()
-                                return status
-                        continue
-                    if target is None:
-                        raise FeedError("leaves arrived before any checkpoint")
-                    opened, hashes = verify_batch(frontier, target, msg.batch, self.origin)
-                    start = msg.batch.start
-                    for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
-                        group.append(
-                            (bytes(leaf.entry), AppliedLeaf(start + i, o, list(leaf.disclosures)))
-                        )
-                    group_hashes.extend(hashes)
-                    if len(group) >= APPLY_EVERY or frontier.size == target.size:
-                        await self._apply(group_start, group, group_hashes, frontier, target)
-                        status.applied += len(group)
-                        status.size = frontier.size
-                        group, group_hashes, group_start = [], [], frontier.size
+            async for msg in call:
+                if msg.HasField("checkpoint"):
+                    try:
+                        new = verify_checkpoint(msg.checkpoint, self.key, self.origin, verified)
+                    except ForkError as fork:
+                        await settle()
+                        await self._record_fork(fork)
+                        raise
+                    if frontier.size > new.size:
+                        raise FeedError("checkpoint is behind leaves already applied")
+                    if frontier.size == new.size and frontier.root() != new.root:
+                        raise FeedError("applied leaves do not match the checkpoint root")
+                    verified = target = new
+                    status.target = new.size
+                    status.checkpoints += 1
+                    if frontier.size == new.size:
+                        await settle()
+                        await self._store_checkpoint(new)
                         if progress:
                             progress(status)
-                        if frontier.size == target.size and not follow:
+                        if not follow:
                             call.cancel()
                             return status
-            except grpc.aio.AioRpcError as err:
-                if err.code() == grpc.StatusCode.CANCELLED:
-                    return status
-                raise FeedError(
-                    describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
-                ) from None
+                    continue
+                if target is None:
+                    raise FeedError("leaves arrived before any checkpoint")
+                start = frontier.size
+                opened, hashes = verify_batch(frontier, target, msg.batch, self.origin)
+                for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
+                    group.append((bytes(leaf.entry), AppliedLeaf(start + i, o, leaf.disclosures)))
+                group_hashes.extend(hashes)
+                if len(group) >= APPLY_EVERY or frontier.size == target.size:
+                    snapshot = copy.deepcopy(frontier)
+                    await settle()
+                    inflight = asyncio.create_task(
+                        write(snapshot.size - len(group), group, group_hashes, snapshot, target)
+                    )
+                    group, group_hashes = [], []
+                    if frontier.size == target.size and not follow:
+                        await settle()
+                        call.cancel()
+                        return status
+            await settle()
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED:
+                await settle()
+                return status
+            raise FeedError(
+                describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
+            ) from None
+        finally:
+            if inflight is not None:  # leaving on an error: let the last write finish or fail
+                with contextlib.suppress(Exception):
+                    await inflight
+            await channel.close()
         return status
 
     async def _apply(
@@ -176,15 +206,7 @@ class Subscriber:
         async with self.store.engine.begin() as conn:
             await self.log.write(conn, pending, **fields)
             await apply_leaves(conn, self.log.log_id, [a for _, a in group])
-            await conn.execute(
-                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
-                {
-                    "log_id": self.log.log_id,
-                    "size": target.size,
-                    "note": target.note,
-                    "recorded_at": utcnow(),
-                },
-            )
+            await record_checkpoint(conn, self.log.log_id, target.size, target.note)
         self.log.committed(pending, **fields)
 
     async def _store_checkpoint(self, cp: VerifiedCheckpoint) -> None:
@@ -196,15 +218,7 @@ class Subscriber:
                 .where(LOGS.c.id == self.log.log_id)
                 .values(checkpoint_size=cp.size, checkpoint_note=cp.note, updated_at=utcnow())
             )
-            await conn.execute(
-                dialect.insert_ignore(conn.dialect.name, CHECKPOINTS),
-                {
-                    "log_id": self.log.log_id,
-                    "size": cp.size,
-                    "note": cp.note,
-                    "recorded_at": utcnow(),
-                },
-            )
+            await record_checkpoint(conn, self.log.log_id, cp.size, cp.note)
         pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
         self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)
 

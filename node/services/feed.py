@@ -61,24 +61,17 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             sent = size
             pos = applied
             while pos < size:
-                end = min(pos + BATCH_LEAVES, size)
-                leaves = await self._pub.log.read_leaves(pos, end)
-                total, keep = 0, 0
-                for data in leaves:
-                    total += len(data)
-                    if keep and total > BATCH_BYTES:
-                        break
-                    keep += 1
-                end = pos + keep
-                proof = await self._pub.log.consistency_proof(end, size) if end < size else []
-                # Default deny: no personal field is opened to any peer until sharing
-                # agreements (the desensitisation policy) say otherwise.
-                yield feeds.SubscribeResponse(
-                    batch=feeds.LeafBatch(
-                        start=pos,
-                        leaves=[feeds.FeedLeaf(entry=d) for d in leaves[:keep]],
-                        proof_to_checkpoint=proof,
+                for start, leaves, proof in await self._pub.log.read_batches(
+                    pos, size, max_leaves=BATCH_LEAVES, max_bytes=BATCH_BYTES
+                ):
+                    # Default deny: no personal field is opened to any peer until sharing
+                    # agreements (the desensitisation policy) say otherwise.
+                    yield feeds.SubscribeResponse(
+                        batch=feeds.LeafBatch(
+                            start=start,
+                            leaves=[feeds.FeedLeaf(entry=d) for d in leaves],
+                            proof_to_checkpoint=proof,
+                        )
                     )
-                )
-                pos = end
+                    pos = start + len(leaves)
             applied = verified = max(size, applied)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def normalise_url(url: str) -> URL:
@@ -78,3 +78,47 @@ def insert_ignore(dialect_name: str, table: Table) -> Insert:
     if dialect_name == "postgresql":
         return cast(Insert, pg_insert(table).on_conflict_do_nothing())
     raise ValueError(f"no insert-ignore for dialect {dialect_name}")
+
+
+async def bulk_insert(
+    conn: AsyncConnection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict_keys: Sequence[str] = (),
+    update: Sequence[str] = (),
+) -> None:
+    """Insert many rows through the driver's own executemany, inside *conn*'s transaction.
+
+    The hot paths (leaves, tree hashes, mirror state) insert thousands of rows per
+    transaction; SQLAlchemy's per-row parameter processing would cost more than the database.
+    With *conflict_keys*, existing rows get *update* columns from the new row.
+    """
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+    elif name == "postgresql":
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    else:
+        raise ValueError(f"no bulk insert for dialect {name}")
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'  # noqa: S608 - names are ours
+    if conflict_keys:
+        keys = ", ".join(f'"{c}"' for c in conflict_keys)
+        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in update)
+        sql += (
+            f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+            if sets
+            else f" ON CONFLICT ({keys}) DO NOTHING"
+        )
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    if name == "postgresql" and not driver.is_in_transaction():
+        # SQLAlchemy begins its asyncpg transaction lazily, at its first statement: make sure
+        # these rows are inside it, not autocommitted beside it.
+        await conn.exec_driver_sql("SELECT 1")
+    await driver.executemany(sql, rows)

@@ -182,3 +182,17 @@ class EvidenceRecord(SQLModel, table=True):
     recorded_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class CrosswalkRecord(SQLModel, table=True):
+    """A legacy identifier linked to a USCC by registry data."""
+
+    __tablename__ = "crosswalk"
+
+    legacy: str = Field(primary_key=True, max_length=18)
+    uscc: str = Field(primary_key=True, max_length=18, index=True)
+    kind: str = Field(max_length=10)
+    source: str = Field(max_length=1000)
+    loaded_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -1,0 +1,207 @@
+"""Identity over what this node holds: the crosswalk, resolving any identifier to USCCs, the
+merged view of one entity across every origin, and the conflicts between cities' records."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import and_, func, or_, select
+
+from adapters.crosswalk_csv import Mapping, read_crosswalk
+from adapters.list_csv import Quarantined
+from node.feeds.logstore import LOGS
+from node.feeds.state import DISCLOSURES, STATE
+from node.identity.alliance import AllianceKey
+from node.identity.names import normalise_name
+from node.identity.pseudonym import pseudonym
+from node.identity.validate import CodeCheck, classify
+from node.storage import Store, dialect
+from node.storage.models import CrosswalkRecord, utcnow
+
+CROSSWALK = CrosswalkRecord.__table__  # type: ignore[attr-defined]
+
+
+async def load_crosswalk(store: Store, path: Path) -> tuple[int, list[Quarantined]]:
+    """Load a registry export; return (mappings stored, quarantined rows)."""
+    rows: list[tuple[str, str, str, str, object]] = []
+    quarantined: list[Quarantined] = []
+    now = utcnow()
+    for item in read_crosswalk(path):
+        if isinstance(item, Mapping):
+            rows.append((item.legacy, item.uscc, item.kind, str(path)[:1000], now))
+        else:
+            quarantined.append(item)
+    async with store.engine.begin() as conn:
+        await dialect.bulk_insert(
+            conn, CROSSWALK, ("legacy", "uscc", "kind", "source", "loaded_at"), rows,
+            conflict_keys=("legacy", "uscc"), update=("kind", "source", "loaded_at"),
+        )  # fmt: skip
+    return len(rows), quarantined
+
+
+@dataclass(frozen=True)
+class Resolution:
+    check: CodeCheck
+    usccs: tuple[str, ...]
+    how: str  # one line: how the identifier led to the USCCs, or why it could not
+
+
+def _org_code_of_tax_no(check: CodeCheck) -> str:
+    return check.normalised[6:15]
+
+
+async def resolve(store: Store, text: str, *, key: AllianceKey | None = None) -> Resolution:
+    """Resolve any identifier to the USCCs it names, saying plainly when it cannot."""
+    check = classify(text)
+    if check.status == "invalid":
+        return Resolution(check, (), f"not a valid identifier: {check.reason}")
+    if check.kind == "uscc":
+        return Resolution(check, (check.normalised,), "a USCC names itself")
+    async with store.engine.connect() as conn:
+        if check.kind in ("org_code", "tax_no"):
+            org = check.normalised if check.kind == "org_code" else _org_code_of_tax_no(check)
+            crossed = (
+                (await conn.execute(select(CROSSWALK.c.uscc).where(CROSSWALK.c.legacy == org)))
+                .scalars()
+                .all()
+            )
+            embedded = (await conn.execute(
+                select(STATE.c.uscc).distinct().where(func.substr(STATE.c.uscc, 9, 9) == org)
+            )).scalars().all()  # fmt: skip
+            found = tuple(sorted({*crossed, *embedded}))
+            how = (f"organisation code {org} is positions 9-17 of "
+                   f"{', '.join(found)}" if found else
+                   f"no USCC held here embeds organisation code {org}, and no crosswalk "
+                   "entry names it")  # fmt: skip
+            return Resolution(check, found, how)
+        if check.kind == "reg_no":
+            found = tuple(sorted((await conn.execute(
+                select(CROSSWALK.c.uscc).where(CROSSWALK.c.legacy == check.normalised)
+            )).scalars().all()))  # fmt: skip
+            how = (
+                "linked by the registry crosswalk"
+                if found
+                else "a registration number links to a USCC only through a crosswalk, and the "
+                "loaded crosswalk does not name it (load one: creditnode identity crosswalk)"
+            )
+            return Resolution(check, found, how)
+    return Resolution(check, (), f"a {check.kind} is a person's identifier, not an entity's")
+
+
+@dataclass
+class Membership:
+    origin: str
+    list_name: str
+    list_type: int
+    status: int
+    removal_reason: int
+    listing_date: str
+    disclosure_end: str
+    severity: int
+    subject_name: str
+
+
+@dataclass
+class EntityView:
+    key: str
+    memberships: list[Membership] = field(default_factory=list)
+
+    @property
+    def names(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for m in self.memberships:
+            if m.subject_name:
+                out[m.origin].add(m.subject_name)
+        return dict(out)
+
+
+async def _memberships(store: Store, own: str, where: object) -> list[Membership]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(LOGS.c.peer, STATE)
+            .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+            .where(where)  # type: ignore[arg-type]
+            .order_by(LOGS.c.peer, STATE.c.listing_date)
+        )
+        return [
+            Membership(r.peer or own, r.list_name, r.list_type, r.status, r.removal_reason,
+                       r.listing_date, r.disclosure_end, r.severity, r.subject_name)
+            for r in rows
+        ]  # fmt: skip
+
+
+async def entity_by_uscc(store: Store, own: str, uscc: str) -> EntityView:
+    return EntityView(uscc, await _memberships(store, own, STATE.c.uscc == uscc))
+
+
+async def entity_by_person(store: Store, own: str, key: AllianceKey, idno: str) -> EntityView:
+    """Everything held about a person, found by alliance pseudonym (never by the raw ID)."""
+    pseud = pseudonym(key.secret, key.version, idno)
+    async with store.engine.connect() as conn:
+        pairs = (await conn.execute(
+            select(DISCLOSURES.c.log_id, DISCLOSURES.c.entry_id).where(and_(
+                DISCLOSURES.c.field == "person_pseudonym", DISCLOSURES.c.value == pseud))
+        )).all()  # fmt: skip
+    if not pairs:
+        return EntityView(pseud)
+    cond = [and_(STATE.c.log_id == lid, STATE.c.entry_id == eid) for lid, eid in pairs]
+    return EntityView(pseud, await _memberships(store, own, or_(*cond)))
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: str  # names | legacy | invalid_code
+    key: str
+    detail: str
+
+
+async def find_conflicts(store: Store, own: str) -> list[Conflict]:
+    """Same USCC under materially different names; one legacy code naming two USCCs; codes in
+    peers' feeds that fail validation (重错码 candidates)."""
+    out: list[Conflict] = []
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(
+            select(LOGS.c.peer, STATE.c.uscc, STATE.c.subject_name, STATE.c.list_name)
+            .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+            .where(STATE.c.uscc != "")
+        )).all()  # fmt: skip
+        crossed = (
+            await conn.execute(
+                select(CROSSWALK.c.legacy, CROSSWALK.c.uscc).order_by(CROSSWALK.c.legacy)
+            )
+        ).all()
+    names: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    by_org: dict[str, set[str]] = defaultdict(set)
+    checked: dict[str, CodeCheck] = {}
+    invalid: dict[tuple[str, str], str] = {}
+    for peer, uscc, name, list_name in rows:
+        origin = peer or own
+        if name:
+            names[uscc][normalise_name(name)].add(f"{origin}: {name}")
+        by_org[uscc[8:17]].add(uscc)
+        if peer is not None:
+            check = checked.get(uscc) or checked.setdefault(uscc, classify(uscc))
+            # Lenient warnings count too: a code that fails its final check is a 重错码
+            # candidate even if pre-2016 exceptions mean it may be real.
+            if check.status != "valid" or check.kind != "uscc":
+                invalid[uscc, f"{origin} / {list_name}"] = check.reason or f"is a {check.kind}"
+    out.extend(
+        Conflict("invalid_code", uscc, f"{where}: {why}")
+        for (uscc, where), why in sorted(invalid.items())
+    )
+    for uscc, variants in sorted(names.items()):
+        if len(variants) > 1:
+            shown = "; ".join(sorted(n for group in variants.values() for n in group))
+            out.append(Conflict("names", uscc, shown))
+    legacy: dict[str, set[str]] = defaultdict(set)
+    for code, uscc in crossed:
+        legacy[code].add(uscc)
+    for org, usccs in by_org.items():
+        if len(usccs) > 1:
+            legacy[org] |= usccs
+    for code, usccs in sorted(legacy.items()):
+        if len(usccs) > 1:
+            out.append(Conflict("legacy", code, f"resolves to {', '.join(sorted(usccs))}"))
+    return out

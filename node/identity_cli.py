@@ -1,0 +1,296 @@
+"""`creditnode identity …` and `creditnode entity`: checking, resolving and reconciling."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.list_csv import CsvError, Quarantined, sniff_encoding
+from keys import write_private_file
+from node.errors import InputError
+from node.home import load_home
+from node.identity.batch import check_values
+from node.identity.codes import court_mask
+from node.identity.names import rank_names
+from node.identity.registry import (
+    Conflict,
+    EntityView,
+    entity_by_person,
+    entity_by_uscc,
+    find_conflicts,
+    load_crosswalk,
+    resolve,
+)
+from node.identity.validate import classify
+from node.lists import REASON, SEVERITY, TYPE
+from node.storage import Store
+
+identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, the "
+                           "alliance pseudonym key.", no_args_is_help=True)  # fmt: skip
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
+KNOWN_COLUMNS = ("统一社会信用代码", "证件号码", "组织机构代码", "注册号", "认定部门代码")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@identity_app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="CSV file (UTF-8 or GB18030) with a header.")],
+    column: Annotated[
+        str | None,
+        typer.Option(
+            help="Column to check (default: the first known code column, else the first)."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Reject pre-2016 codes that fail only the final check (lenient: warning)."
+        ),
+    ] = False,
+) -> None:
+    """Check a column of codes (USCC, organisation codes, registration numbers, resident IDs).
+
+    Exit 0 only if every row is valid (no warnings, no duplicates); 2 otherwise.
+    """
+    if fmt not in ("table", "json"):
+        raise InputError("--format must be table or json")
+    try:
+        encoding = sniff_encoding(file)
+    except CsvError as exc:
+        raise InputError(str(exc)) from None
+    with file.open(encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        if not header:
+            raise InputError(f"{file}: is empty")
+        if column is None:
+            column = next((c for c in KNOWN_COLUMNS if c in header), header[0])
+        if column not in header:
+            raise InputError(f"{file}: no column {column!r} (columns: {', '.join(header)})")
+        idx = header.index(column)
+        values = [
+            (line, rec[idx] if idx < len(rec) else "")
+            for line, rec in enumerate(reader, start=2)
+            if any(c.strip() for c in rec)
+        ]
+    report = check_values(values, strict=strict)
+    if fmt == "json":
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"{file} [{column}]", title_justify="left")
+        for col in ("row", "input", "kind", "status", "reason"):
+            table.add_column(col, overflow="fold")
+        for r in report.rows:
+            if r.status != "valid" or r.duplicate_of is not None:
+                reason = r.reason + (
+                    f" (duplicate of row {r.duplicate_of})" if r.duplicate_of is not None else ""
+                )
+                table.add_row(str(r.row), r.input_display, r.kind, r.status, reason)
+        out.print(table)
+        totals = report.to_json()
+        out.print(
+            " ".join(
+                f"{k}={totals[k]}" for k in ("valid", "warning", "invalid", "duplicate", "damaged")
+            )
+        )
+    if not report.all_valid:
+        raise typer.Exit(InputError.exit_code)
+
+
+@identity_app.command("crosswalk")
+def crosswalk(
+    home: HomeOpt,
+    file: Annotated[
+        Path,
+        typer.Argument(help="Registry export: 统一社会信用代码 with 注册号 and/or 组织机构代码."),
+    ],
+) -> None:
+    """Load a registry crosswalk of legacy identifiers to USCCs. Exit 2 if rows were
+    quarantined (the rest are loaded)."""
+    loaded = load_home(home)
+
+    async def run() -> tuple[int, list[Quarantined]]:
+        store = await Store.open(loaded.database_url)
+        try:
+            return await load_crosswalk(store, file)
+        finally:
+            await store.close()
+
+    try:
+        n, quarantined = _run(run())
+    except CsvError as exc:
+        raise InputError(str(exc)) from None
+    out.print(f"loaded {n} mappings from {file}; {len(quarantined)} rows quarantined")
+    for q in quarantined[:20]:
+        err.print(f"{file}:{q.row}: {q.reason}", markup=False, soft_wrap=True)
+    if quarantined:
+        raise typer.Exit(InputError.exit_code)
+
+
+@identity_app.command("conflicts")
+def conflicts(home: HomeOpt) -> None:
+    """Same USCC under different names, legacy codes naming two USCCs, invalid codes in
+    peers' feeds (重错码 candidates)."""
+    loaded = load_home(home)
+
+    async def run() -> list[Conflict]:
+        store = await Store.open(loaded.database_url)
+        try:
+            return await find_conflicts(store, loaded.settings.name)
+        finally:
+            await store.close()
+
+    found = _run(run())
+    table = Table(title=f"identity conflicts held by {loaded.identity.uri}", title_justify="left")
+    for col in ("kind", "key", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in found:
+        table.add_row(c.kind, c.key, c.detail)
+    if not found:
+        table.add_row("(none)", "", "")
+    out.print(table)
+
+
+@identity_app.command("export-key")
+def export_key(
+    home: HomeOpt,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the key (0600).")],
+) -> None:
+    """Write the alliance pseudonym key for a partner city (`init --alliance-key FILE`)."""
+    loaded = load_home(home)
+    if loaded.alliance_key is None:
+        raise InputError(f"{home}: has no alliance key")
+    write_private_file(output, loaded.alliance_key.to_bytes())
+    err.print(
+        f"alliance key v{loaded.alliance_key.version} written to {output} (0600); "
+        "hand it over only on a channel you trust"
+    )
+
+
+def entity_table(title: str, view: EntityView) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("origin", "list", "type", "severity", "listed", "until", "status", "name"):
+        table.add_column(col, overflow="fold")
+    for m in view.memberships:
+        status = "active" if m.status == 1 else f"removed ({REASON.get(m.removal_reason, '?')})"
+        table.add_row(
+            m.origin,
+            m.list_name,
+            TYPE.get(m.list_type, "?"),
+            SEVERITY.get(m.severity, ""),
+            m.listing_date,
+            m.disclosure_end,
+            status,
+            m.subject_name or "(natural person)",
+        )
+    if not view.memberships:
+        table.add_row("(nothing held)", "", "", "", "", "", "", "")
+    return table
+
+
+def entity(
+    home: HomeOpt,
+    uscc: Annotated[str | None, typer.Option(help="Unified social credit code.")] = None,
+    org_code: Annotated[str | None, typer.Option(help="9-character organisation code.")] = None,
+    reg_no: Annotated[str | None, typer.Option(help="15-digit registration number.")] = None,
+    tax_no: Annotated[str | None, typer.Option(help="15-character tax registration no.")] = None,
+    person_id: Annotated[
+        str | None, typer.Option(help="Resident ID: matched by alliance pseudonym, never shown.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name, when there is no code: candidates only.")
+    ] = None,
+) -> None:
+    """Everything this node knows about one entity, locally and from every mirrored peer."""
+    given = [v for v in (uscc, org_code, reg_no, tax_no, person_id, name) if v]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of --uscc, --org-code, --reg-no, --tax-no, --person-id, --name"
+        )
+    loaded = load_home(home)
+    own = loaded.settings.name
+
+    async def run() -> None:
+        store = await Store.open(loaded.database_url)
+        try:
+            if name:
+                await _by_name(store, name)
+            elif person_id:
+                if loaded.alliance_key is None:
+                    raise InputError(f"{home}: has no alliance key to match persons with")
+                check = classify(person_id)
+                if check.status == "invalid" or check.kind not in (
+                    "resident_id",
+                    "resident_id_15",
+                    "permit",
+                ):
+                    raise InputError(f"--person-id: {check.reason or 'not a resident ID'}")
+                view = await entity_by_person(store, own, loaded.alliance_key, person_id)
+                out.print(
+                    entity_table(f"person {check.display()} (pseudonym {view.key[:16]}…)", view)
+                )
+            else:
+                text = uscc or org_code or reg_no or tax_no or ""
+                res = await resolve(store, text)
+                out.print(
+                    f"{res.check.kind} {res.check.normalised or text}: {res.check.status}"
+                    + (f" ({res.check.reason})" if res.check.reason else "")
+                    + f"; {res.how}"
+                )
+                for code in res.usccs:
+                    view = await entity_by_uscc(store, own, code)
+                    title = f"entity {code}"
+                    if len(view.names) > 0:
+                        title += " — names: " + "; ".join(
+                            f"{o}: {'/'.join(sorted(n))}" for o, n in sorted(view.names.items())
+                        )
+                    out.print(entity_table(title, view))
+        finally:
+            await store.close()
+
+    _run(run())
+
+
+async def _by_name(store: Store, query: str) -> None:
+    from sqlalchemy import select
+
+    from node.feeds.state import STATE
+
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(STATE.c.uscc, STATE.c.subject_name)
+                .distinct()
+                .where(STATE.c.subject_name != "")
+            )
+        ).all()
+    matches = rank_names(query, [(u, n) for u, n in rows])
+    table = Table(
+        title=f"candidates for {query!r} (a name alone never merges entities: check the code)",
+        title_justify="left",
+    )
+    for col in ("USCC", "name", "score", "match"):
+        table.add_column(col)
+    for m in matches:
+        table.add_row(m.key, m.name, f"{m.score:.2f}", "exact" if m.exact else "similar")
+    if not matches:
+        table.add_row("(no candidates)", "", "", "")
+    out.print(table)
+
+
+__all__ = ["court_mask", "entity", "identity_app"]
