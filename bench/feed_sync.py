@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -54,20 +53,39 @@ async def fill(fed: LocalFederation, n: int) -> float:
 PROFILE = os.environ.get("CREDITNODE_BENCH_PROFILE")  # cProfile output for the sync process
 
 
+def _peak_rss_kib(pid: int) -> int:
+    """The process's peak RSS so far (VmHWM), 0 once it is gone."""
+    try:
+        with Path(f"/proc/{pid}/status").open() as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def sync_process(home: Path) -> tuple[float, int]:
-    """Run `creditnode sync` as a child; return (seconds, peak RSS in KiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run `creditnode sync` as a child; return (seconds, its peak RSS in KiB).
+
+    The peak is read from the child's own VmHWM while it runs: getrusage(RUSAGE_CHILDREN)
+    would count the parent's pages the child shares between fork and exec.
+    """
     prof = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
     start = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, *prof, "-m", "node.cli", "sync", "--home", str(home)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _peak_rss_kib(proc.pid))
+        time.sleep(0.1)
     elapsed = time.perf_counter() - start
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"sync failed: {proc.stdout}\n{proc.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before)
+        raise SystemExit(f"sync failed: {out}\n{err}")
+    return elapsed, peak
 
 
 async def raw_insert_rate(base: Path, leaves: list[bytes]) -> float:
@@ -87,12 +105,12 @@ async def raw_insert_rate(base: Path, leaves: list[bytes]) -> float:
 async def initial_sync(base: Path, n: int) -> dict[str, float]:
     async with LocalFederation(base, CITIES, subscribe=False, heartbeat=False) as fed:
         fill_rate = await fill(fed, n)
-        leaves = await fed["jinan"].publisher.log.read_leaves(0, n)
         lanzhou_home = fed["lanzhou"].home.paths.root
         await fed["lanzhou"].stop(0)  # the subscriber runs as its own process
         seconds, rss_kib = await asyncio.to_thread(sync_process, lanzhou_home)
         # Process start, imports, TLS handshake and the checkpoint check, nothing to apply.
         overhead, _ = await asyncio.to_thread(sync_process, lanzhou_home)
+        leaves = await fed["jinan"].publisher.log.read_leaves(0, n)
         raw = await raw_insert_rate(base, leaves)
     rate = n / max(seconds - overhead, 1e-9)
     return {
@@ -186,6 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--latency-only", action="store_true", help="measure (b) alone")
     args = parser.parse_args()
     configure_logging("warning")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -194,6 +213,8 @@ def main() -> None:
         print("(b) propagation latency at 100 changes/s")
         results["latency"] = asyncio.run(latency(Path(tmp) / "lat", args.latency_seconds, 100))
         print(json.dumps(results["latency"], indent=2))
+        if args.latency_only:
+            return
         small = max(args.entries // 10, 1000)
         print(f"(a, c) initial sync of {small:,} entries")
         results["sync_small"] = asyncio.run(initial_sync(Path(tmp) / "small", small))

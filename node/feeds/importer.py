@@ -253,7 +253,7 @@ async def _public_entries(
 
 
 async def _record(publisher: Publisher, s: ImportSummary) -> None:
-    async with publisher.store.engine.begin() as conn:
+    async with publisher.store.begin() as conn:
         result = await conn.execute(
             insert(IMPORTS).values(
                 list_name=s.list_name,

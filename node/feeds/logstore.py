@@ -102,7 +102,7 @@ class LogStore:
 
     @classmethod
     async def open(cls, store: Store, origin: str, *, peer: str | None = None) -> LogStore:
-        async with store.engine.begin() as conn:
+        async with store.begin() as conn:
             cursor = await read_cursor(conn, origin)
             if cursor is None:
                 await conn.execute(

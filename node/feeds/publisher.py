@@ -96,7 +96,7 @@ class Publisher:
                 applied.append(AppliedLeaf(start + i, open_leaf(data, openings), openings))
             pending = self.log.prepare(leaves)
             try:
-                async with self.store.engine.begin() as conn:
+                async with self.store.begin() as conn:
                     await self.log.write(conn, pending)
                     await apply_leaves(conn, self.log.log_id, applied)
                     if extra is not None:
@@ -123,7 +123,7 @@ class Publisher:
         signed = note.sign_checkpoint(
             note.Checkpoint(self.origin, cursor.size, cursor.root), self.key
         )
-        async with self.store.engine.begin() as conn:
+        async with self.store.begin() as conn:
             await conn.execute(
                 update(LOGS)
                 .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))

@@ -203,7 +203,7 @@ class Subscriber:
             start=start, leaves=[d for d, _ in group], frontier=frontier, hashes=hashes
         )
         fields = {"checkpoint_size": target.size, "checkpoint_note": target.note}
-        async with self.store.engine.begin() as conn:
+        async with self.store.begin() as conn:
             await self.log.write(conn, pending, **fields)
             await apply_leaves(conn, self.log.log_id, [a for _, a in group])
             await record_checkpoint(conn, self.log.log_id, target.size, target.note)
@@ -212,7 +212,7 @@ class Subscriber:
     async def _store_checkpoint(self, cp: VerifiedCheckpoint) -> None:
         if cp.note == self.log.cursor.checkpoint_note:
             return
-        async with self.store.engine.begin() as conn:
+        async with self.store.begin() as conn:
             await conn.execute(
                 update(LOGS)
                 .where(LOGS.c.id == self.log.log_id)
@@ -226,7 +226,7 @@ class Subscriber:
         log.error(
             "peer feed forked", peer=self.peer.identity.node, kind=fork.kind, detail=fork.detail
         )
-        async with self.store.engine.begin() as conn:
+        async with self.store.begin() as conn:
             await conn.execute(
                 insert(EVIDENCE).values(
                     log_id=self.log.log_id,

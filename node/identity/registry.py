@@ -33,7 +33,7 @@ async def load_crosswalk(store: Store, path: Path) -> tuple[int, list[Quarantine
             rows.append((item.legacy, item.uscc, item.kind, str(path)[:1000], now))
         else:
             quarantined.append(item)
-    async with store.engine.begin() as conn:
+    async with store.begin() as conn:
         await dialect.bulk_insert(
             conn, CROSSWALK, ("legacy", "uscc", "kind", "source", "loaded_at"), rows,
             conflict_keys=("legacy", "uscc"), update=("kind", "source", "loaded_at"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.errors import StorageError
@@ -32,6 +38,10 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+        # growing steps (up to 100 ms) in the busy handler. Queueing this process's write
+        # transactions here instead keeps appends, checkpoints and applies from stalling.
+        self._writer = asyncio.Lock() if engine.url.get_backend_name() == "sqlite" else None
 
     @property
     def backend(self) -> str:
@@ -61,8 +71,29 @@ class Store:
         return store
 
     @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on error."""
+        if self._writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._writer, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session for reads; use write_session() when it will commit."""
         async with self._sessions() as s:
+            yield s
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session that will commit, queued behind this process's other writers."""
+        if self._writer is None:
+            async with self._sessions() as s:
+                yield s
+            return
+        async with self._writer, self._sessions() as s:
             yield s
 
     async def journal_mode(self) -> str | None:

@@ -39,7 +39,7 @@ class PeerRepository:
 
     async def upsert(self, bundle: PeerBundle) -> bool:
         """Enroll or re-enroll from a bundle; True if the peer is new."""
-        async with self._store.session() as s:
+        async with self._store.write_session() as s:
             row = await s.get(PeerRecord, bundle.name)
             created = row is None
             if row is None:
@@ -68,7 +68,7 @@ class PeerRepository:
         return created
 
     async def remove(self, name: str) -> bool:
-        async with self._store.session() as s:
+        async with self._store.write_session() as s:
             row = await s.get(PeerRecord, name)
             if row is None:
                 return False
@@ -88,7 +88,7 @@ class PeerRepository:
         when: dt.datetime | None = None,
     ) -> None:
         """Store the outcome of a heartbeat or an inbound call from the peer."""
-        async with self._store.session() as s:
+        async with self._store.write_session() as s:
             row = await s.get(PeerRecord, name)
             if row is None:
                 return
