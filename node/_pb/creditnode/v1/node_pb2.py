@@ -22,30 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from node._pb.creditnode.v1 import options_pb2 as creditnode_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63reditnode/v1/node.proto\x12\rcreditnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x08NodeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nfederation\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x10\n\x0eGetInfoRequest\"8\n\x0fGetInfoResponse\x12%\n\x04node\x18\x01 \x01(\x0b\x32\x17.creditnode.v1.NodeInfo\"\xf9\x01\n\nPeerStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.creditnode.v1.PeerState\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10software_version\x18\x06 \x01(\t\x12\x18\n\x10protocol_version\x18\x07 \x01(\t\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x16\n\x0e\x63\x61_fingerprint\x18\t \x01(\t\"\x12\n\x10ListPeersRequest\"=\n\x11ListPeersResponse\x12(\n\x05peers\x18\x01 \x03(\x0b\x32\x19.creditnode.v1.PeerStatus*n\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x11\n\rPEER_STATE_UP\x10\x01\x12\x1a\n\x16PEER_STATE_UNREACHABLE\x10\x02\x12\x16\n\x12PEER_STATE_REFUSED\x10\x03\x32\xa7\x01\n\x0bNodeService\x12H\n\x07GetInfo\x12\x1d.creditnode.v1.GetInfoRequest\x1a\x1e.creditnode.v1.GetInfoResponse\x12N\n\tListPeers\x12\x1f.creditnode.v1.ListPeersRequest\x1a .creditnode.v1.ListPeersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63reditnode/v1/node.proto\x12\rcreditnode.v1\x1a\x1b\x63reditnode/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x08NodeInfo\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x18\n\nfederation\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x19\n\x0bregion_code\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10software_version\x18\x04 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10protocol_version\x18\x05 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x34\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x01\"\x10\n\x0eGetInfoRequest\">\n\x0fGetInfoResponse\x12+\n\x04node\x18\x01 \x01(\x0b\x32\x17.creditnode.v1.NodeInfoB\x04\xa8\xd4\x18\x01\"\xaf\x02\n\nPeerStatus\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x19\n\x0bregion_code\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x16\n\x08\x65ndpoint\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x02\x12-\n\x05state\x18\x04 \x01(\x0e\x32\x18.creditnode.v1.PeerStateB\x04\xa8\xd4\x18\x02\x12\x33\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10software_version\x18\x06 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10protocol_version\x18\x07 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x18\n\nlast_error\x18\x08 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1c\n\x0e\x63\x61_fingerprint\x18\t \x01(\tB\x04\xa8\xd4\x18\x02\"\x12\n\x10ListPeersRequest\"C\n\x11ListPeersResponse\x12.\n\x05peers\x18\x01 \x03(\x0b\x32\x19.creditnode.v1.PeerStatusB\x04\xa8\xd4\x18\x02*n\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x11\n\rPEER_STATE_UP\x10\x01\x12\x1a\n\x16PEER_STATE_UNREACHABLE\x10\x02\x12\x16\n\x12PEER_STATE_REFUSED\x10\x03\x32\xa7\x01\n\x0bNodeService\x12H\n\x07GetInfo\x12\x1d.creditnode.v1.GetInfoRequest\x1a\x1e.creditnode.v1.GetInfoResponse\x12N\n\tListPeers\x12\x1f.creditnode.v1.ListPeersRequest\x1a .creditnode.v1.ListPeersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'creditnode.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERSTATE']._serialized_start=655
-  _globals['_PEERSTATE']._serialized_end=765
-  _globals['_NODEINFO']._serialized_start=77
-  _globals['_NODEINFO']._serialized_end=242
-  _globals['_GETINFOREQUEST']._serialized_start=244
-  _globals['_GETINFOREQUEST']._serialized_end=260
-  _globals['_GETINFORESPONSE']._serialized_start=262
-  _globals['_GETINFORESPONSE']._serialized_end=318
-  _globals['_PEERSTATUS']._serialized_start=321
-  _globals['_PEERSTATUS']._serialized_end=570
-  _globals['_LISTPEERSREQUEST']._serialized_start=572
-  _globals['_LISTPEERSREQUEST']._serialized_end=590
-  _globals['_LISTPEERSRESPONSE']._serialized_start=592
-  _globals['_LISTPEERSRESPONSE']._serialized_end=653
-  _globals['_NODESERVICE']._serialized_start=768
-  _globals['_NODESERVICE']._serialized_end=935
+  _globals['_NODEINFO'].fields_by_name['name']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['name']._serialized_options = b'\250\324\030\001'
+  _globals['_NODEINFO'].fields_by_name['federation']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['federation']._serialized_options = b'\250\324\030\001'
+  _globals['_NODEINFO'].fields_by_name['region_code']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['region_code']._serialized_options = b'\250\324\030\001'
+  _globals['_NODEINFO'].fields_by_name['software_version']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['software_version']._serialized_options = b'\250\324\030\001'
+  _globals['_NODEINFO'].fields_by_name['protocol_version']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['protocol_version']._serialized_options = b'\250\324\030\001'
+  _globals['_NODEINFO'].fields_by_name['started_at']._loaded_options = None
+  _globals['_NODEINFO'].fields_by_name['started_at']._serialized_options = b'\250\324\030\001'
+  _globals['_GETINFORESPONSE'].fields_by_name['node']._loaded_options = None
+  _globals['_GETINFORESPONSE'].fields_by_name['node']._serialized_options = b'\250\324\030\001'
+  _globals['_PEERSTATUS'].fields_by_name['name']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['name']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['region_code']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['region_code']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['endpoint']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['endpoint']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['state']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['state']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['last_seen']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['last_seen']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['software_version']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['software_version']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['protocol_version']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['protocol_version']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['last_error']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['last_error']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATUS'].fields_by_name['ca_fingerprint']._loaded_options = None
+  _globals['_PEERSTATUS'].fields_by_name['ca_fingerprint']._serialized_options = b'\250\324\030\002'
+  _globals['_LISTPEERSRESPONSE'].fields_by_name['peers']._loaded_options = None
+  _globals['_LISTPEERSRESPONSE'].fields_by_name['peers']._serialized_options = b'\250\324\030\002'
+  _globals['_PEERSTATE']._serialized_start=786
+  _globals['_PEERSTATE']._serialized_end=896
+  _globals['_NODEINFO']._serialized_start=106
+  _globals['_NODEINFO']._serialized_end=307
+  _globals['_GETINFOREQUEST']._serialized_start=309
+  _globals['_GETINFOREQUEST']._serialized_end=325
+  _globals['_GETINFORESPONSE']._serialized_start=327
+  _globals['_GETINFORESPONSE']._serialized_end=389
+  _globals['_PEERSTATUS']._serialized_start=392
+  _globals['_PEERSTATUS']._serialized_end=695
+  _globals['_LISTPEERSREQUEST']._serialized_start=697
+  _globals['_LISTPEERSREQUEST']._serialized_end=715
+  _globals['_LISTPEERSRESPONSE']._serialized_start=717
+  _globals['_LISTPEERSRESPONSE']._serialized_end=784
+  _globals['_NODESERVICE']._serialized_start=899
+  _globals['_NODESERVICE']._serialized_end=1066
 # @@protoc_insertion_point(module_scope)
