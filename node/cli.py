@@ -24,6 +24,7 @@ from node import PROTOCOL_VERSION, __version__
 from node.errors import CreditnodeError, InputError, PeerError
 from node.identity_cli import entity, identity_app
 from node.logs import configure_logging
+from node.policy_cli import policy_app
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ app.add_typer(peer_app, name="peer")
 app.add_typer(ca_app, name="ca")
 
 app.add_typer(identity_app, name="identity")
+app.add_typer(policy_app, name="policy")
 app.command("entity")(entity)
 
 out = Console()

@@ -1,0 +1,110 @@
+"""`creditnode policy check|explain`: sharing agreements as an operator sees them.
+
+Agreements are the ``*.toml`` files in ``HOME/agreements/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from node.api import options
+from node.errors import InputError
+from node.home import load_home
+from node.policy.agreement import PURPOSES, Loaded, load_agreements
+from node.policy.decide import decide
+
+policy_app = typer.Typer(help="Sharing agreements: check them, explain what a peer receives.",
+                         no_args_is_help=True)  # fmt: skip
+out = Console()
+err = Console(stderr=True)
+HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
+_CLASS = {
+    options.SENSITIVITY_PUBLIC: "public",
+    options.SENSITIVITY_INTERNAL: "internal",
+    options.SENSITIVITY_TRADE_SECRET: "trade secret",
+    options.SENSITIVITY_PERSONAL: "personal",
+    options.SENSITIVITY_PERSONAL_SENSITIVE: "personal-sensitive",
+}
+
+
+def agreements_dir(home: Path) -> Path:
+    return home / "agreements"
+
+
+def read_agreements(home: Path) -> Loaded:
+    directory = agreements_dir(home)
+    texts = {}
+    for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
+        try:
+            texts[str(path)] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read ({exc})") from None
+    return load_agreements(texts)
+
+
+@policy_app.command("check")
+def check(home: HomeOpt) -> None:
+    """Validate the agreements: unknown fields, patterns, purposes, conflicts (file and line).
+
+    Exit 0 if every agreement is valid, 2 if any has a problem (then nothing personal is
+    shared with anyone until it is fixed).
+    """
+    load_home(home)
+    loaded = read_agreements(home)
+    for p in loaded.problems:
+        err.print(str(p), markup=False, highlight=False, soft_wrap=True)
+    if loaded.problems:
+        err.print(
+            f"{len(loaded.problems)} problem(s): this node shares nothing personal until "
+            "they are fixed"
+        )
+        raise typer.Exit(InputError.exit_code)
+    table = Table(title=f"agreements in {agreements_dir(home)}", title_justify="left")
+    for col in ("id", "version", "peers", "purposes", "rules"):
+        table.add_column(col, overflow="fold")
+    for a in loaded.agreements:
+        table.add_row(
+            a.id,
+            str(a.version),
+            ", ".join(sorted(a.peers)),
+            ", ".join(sorted(a.purposes)),
+            str(len(a.rules)),
+        )
+    if not loaded.agreements:
+        table.add_row("(none: every personal field is withheld from every peer)", "", "", "", "")
+    out.print(table)
+
+
+@policy_app.command("explain")
+def explain(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Option(help="Peer name.")],
+    purpose: Annotated[str, typer.Option(help=f"One of {', '.join(PURPOSES)}, or 'feed'.")],
+) -> None:
+    """Field by field, what PEER receives for PURPOSE, and in which form."""
+    from node.api import feeds
+
+    load_home(home)
+    loaded = read_agreements(home)
+    request = None if purpose == "feed" else purpose
+    decision = decide(loaded.agreements, peer, request, "list_entry")
+    head = (
+        f"refused: {decision.reason}"
+        if decision.refused
+        else f"decided by {decision.agreement_id} v{decision.agreement_version}"
+    )
+    if loaded.problems:
+        head = f"refused: {len(loaded.problems)} problem(s) in the agreements (policy check)"
+    table = Table(title=f"{peer} / {purpose} / list_entry — {head}", title_justify="left")
+    for col in ("field", "class", "form"):
+        table.add_column(col)
+    for f in feeds.ListEntry.DESCRIPTOR.fields:
+        cls = _CLASS.get(f.GetOptions().Extensions[options.sensitivity], "unclassified")
+        form = str(decision.fields.get(f.name, "withhold"))
+        table.add_row(f.name, cls, form)
+    out.print(table)
