@@ -28,6 +28,17 @@ def home(tmp_path: Path) -> Path:
     return h
 
 
+def explain(home: Path, peer: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """Field -> form as `policy explain` prints it ({} and a refusal when it shares nothing)."""
+    assert main(["policy", "explain", "--home", str(home), "--peer", peer,
+                 "--purpose", "procurement"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    rows = [line.split("│") for line in out.splitlines() if line.count("│") == 4]
+    forms = {r[1].strip(): r[3].strip() for r in rows}
+    assert ("refused" in out) == all(not f.startswith("mask:") for f in forms.values())
+    return forms
+
+
 def test_check_and_explain(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,47 +47,13 @@ def test_check_and_explain(
     capsys.readouterr()
     assert main(["policy", "check", "--home", str(home)]) == 0
     assert "jinan-lanzhou" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "policy",
-                "explain",
-                "--home",
-                str(home),
-                "--peer",
-                "lanzhou",
-                "--purpose",
-                "procurement",
-            ]
-        )
-        == 0
-    )
-    rows = {
-        line.split("│")[1].strip(): line.split("│")[3].strip()
-        for line in capsys.readouterr().out.splitlines()
-        if line.count("│") == 4
-    }
-    assert rows["person_name"] == "mask:name_surname"
-    assert rows["person_id"] == "mask:court_id"
-    assert rows["legal_rep_id"] == "withhold"  # not named: withheld
-    assert rows["uscc"] == "clear"  # public
-    assert (
-        main(
-            [
-                "policy",
-                "explain",
-                "--home",
-                str(home),
-                "--peer",
-                "taiyuan",
-                "--purpose",
-                "procurement",
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    assert "refused" in out and "mask:" not in out
+    forms = explain(home, "lanzhou", capsys)
+    assert forms["person_name"] == "mask:name_surname"
+    assert forms["person_id"] == "mask:court_id"
+    assert forms["legal_rep_id"] == "withhold"  # not named: withheld
+    assert forms["uscc"] == "clear"  # public
+    forms = explain(home, "taiyuan", capsys)  # no agreement names taiyuan
+    assert forms["person_name"] == forms["person_id"] == "withhold"
 
 
 def test_malformed_agreement_refuses_to_share(
@@ -89,20 +66,5 @@ def test_malformed_agreement_refuses_to_share(
     assert main(["policy", "check", "--home", str(home)]) == 2
     err = capsys.readouterr().err
     assert "lanzhou.toml:9" in err and "person_idd" in err
-    assert (
-        main(
-            [
-                "policy",
-                "explain",
-                "--home",
-                str(home),
-                "--peer",
-                "lanzhou",
-                "--purpose",
-                "procurement",
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    assert "refused" in out and "mask:" not in out  # a broken agreement shares nothing
+    forms = explain(home, "lanzhou", capsys)  # a broken agreement shares nothing
+    assert forms["person_name"] == forms["person_id"] == "withhold"
