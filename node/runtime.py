@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from keys import PeerBundle
 from node.api import feeds, feeds_rpc, pb, rpc
 from node.auth import Caller, GateInterceptor, PeerGate
+from node.border import Border
 from node.config import parse_hostport
 from node.directory import PeerDirectory
 from node.enrollment import enroll
@@ -95,7 +96,8 @@ class Node:
         rpc.add_NodeServiceServicer_to_server(
             NodeServicer(self.home, self.directory.repository, self.started_at), server
         )
-        feeds_rpc.add_FeedServiceServicer_to_server(FeedServicer(self.publisher), server)
+        border = Border.load(self.home.paths.root / "agreements")
+        feeds_rpc.add_FeedServiceServicer_to_server(FeedServicer(self.publisher, border), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         if extra_handlers:

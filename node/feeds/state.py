@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
@@ -72,3 +72,20 @@ async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[Appl
         conn, STATE, _STATE_COLUMNS, rows, conflict_keys=("log_id", "entry_id"),
         update=_STATE_COLUMNS[2:],
     )  # fmt: skip
+
+
+async def read_openings(
+    conn: AsyncConnection, log_id: int, start: int, end: int, fields: frozenset[str]
+) -> dict[int, dict[str, tuple[bytes, str]]]:
+    """Stored openings of leaves [start, end) for *fields*: idx -> field -> (salt, value)."""
+    out: dict[int, dict[str, tuple[bytes, str]]] = {}
+    if not fields:
+        return out
+    rows = await conn.execute(
+        select(DISCLOSURES.c.idx, DISCLOSURES.c.field, DISCLOSURES.c.salt, DISCLOSURES.c.value)
+        .where(and_(DISCLOSURES.c.log_id == log_id, DISCLOSURES.c.idx >= start,
+                    DISCLOSURES.c.idx < end, DISCLOSURES.c.field.in_(sorted(fields))))
+    )  # fmt: skip
+    for idx, field, salt, value in rows:
+        out.setdefault(int(idx), {})[field] = (bytes(salt), value)
+    return out

@@ -11,17 +11,46 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import structlog
 
 from node.api import feeds, feeds_rpc
+from node.auth import current_caller
+from node.border import Border, FeedGrant
 from node.feeds.publisher import Publisher
+from node.feeds.state import read_openings
+
+log = structlog.get_logger("creditnode.feeds")
 
 BATCH_LEAVES = 256
 BATCH_BYTES = 1 << 20
 
 
 class FeedServicer(feeds_rpc.FeedServiceServicer):
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, border: Border) -> None:
         self._pub = publisher
+        self._border = border
+
+    async def _openings(
+        self, grant: FeedGrant, start: int, count: int
+    ) -> list[list[feeds.FieldDisclosure]]:
+        """Per leaf, the openings the border lets this peer have (usually none)."""
+        if not grant:
+            return [[] for _ in range(count)]
+        async with self._pub.store.engine.connect() as conn:
+            stored = await read_openings(conn, self._pub.log.log_id, start, start + count,
+                                         grant.fields)  # fmt: skip
+        out = [Border.openings(grant, stored.get(start + i, {})) for i in range(count)]
+        sent = sum(len(o) for o in out)
+        if sent:
+            log.info(
+                "feed openings sent",
+                peer=grant.peer,
+                leaves=count,
+                openings=sent,
+                fields=sorted(grant.fields),
+                agreements=grant.agreements,
+            )
+        return out
 
     async def _checkpoint(self, from_size: int, size: int, signed: bytes) -> feeds.SignedCheckpoint:
         proof: list[bytes] = []
@@ -51,6 +80,9 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "from_size must not exceed checkpoint_size"
             )
+        caller = current_caller.get()
+        grant = self._border.feed_grant(caller.identity.node) if not caller.is_self else None
+        grant = grant or FeedGrant(caller.identity.node, frozenset(), "")
         sent = -1
         while True:
             if self._pub.latest_size <= sent:
@@ -64,12 +96,15 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 for start, leaves, proof in await self._pub.log.read_batches(
                     pos, size, max_leaves=BATCH_LEAVES, max_bytes=BATCH_BYTES
                 ):
-                    # Default deny: no personal field is opened to any peer until sharing
-                    # agreements (the desensitisation policy) say otherwise.
+                    # Every opening crosses the border: none unless an agreement grants it.
+                    openings = await self._openings(grant, start, len(leaves))
                     yield feeds.SubscribeResponse(
                         batch=feeds.LeafBatch(
                             start=start,
-                            leaves=[feeds.FeedLeaf(entry=d) for d in leaves],
+                            leaves=[
+                                feeds.FeedLeaf(entry=d, disclosures=o)
+                                for d, o in zip(leaves, openings, strict=True)
+                            ],
                             proof_to_checkpoint=proof,
                         )
                     )
