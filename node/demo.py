@@ -26,7 +26,7 @@ from adapters.samples import generate_rows, write_csv
 from node.api import feeds
 from node.feeds.importer import import_list
 from node.feeds.logstore import LOGS
-from node.feeds.state import STATE
+from node.feeds.state import DISCLOSURES, STATE
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
 from node.runtime import Node
@@ -165,8 +165,9 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
         ).scalar_one()
     start = time.perf_counter()
     await import_list(
-        jinan.publisher, path, SAMPLE_LISTS["jinan"][0], removal_reason=feeds.REMOVAL_REASON_REPAIR
-    )
+        jinan.publisher, path, SAMPLE_LISTS["jinan"][0],
+        removal_reason=feeds.REMOVAL_REASON_REPAIR, alliance_key=jinan.home.alliance_key,
+    )  # fmt: skip
     origin = jinan.home.identity.uri
     for other in nodes[1:]:
 
@@ -180,6 +181,71 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
             f"{(time.perf_counter() - start) * 1000:.0f} ms"
         )
     console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
+
+
+# Jinan's agreement with Lanzhou opens the masked ID and the alliance pseudonym in the feed;
+# Taiyuan has no agreement with Jinan and gets digests only.
+JINAN_LANZHOU = """id = "jinan-lanzhou"
+version = 1
+peers = ["lanzhou"]
+purposes = ["enforcement"]
+basis = "黄河流域省会城市信用合作 (示例)"
+
+[[rule]]
+data_class = "list_entry"
+purposes = ["enforcement"]
+fields = { person_name = "mask:name_surname", person_id = "mask:court_id" }
+
+[feed.list_entry]
+person_id_masked = "clear"
+person_pseudonym = "clear"
+"""
+PERSONAL = ("person_name", "person_id", "person_id_masked", "person_pseudonym")
+
+
+async def forms_demo(nodes: list[Node], console: Console) -> None:
+    """One Jinan entry about a person, as Lanzhou and Taiyuan hold it."""
+    jinan = nodes[0]
+    async with jinan.store.engine.connect() as conn:
+        entry_id = (
+            await conn.execute(
+                select(STATE.c.entry_id)
+                .where(
+                    and_(
+                        STATE.c.log_id == jinan.publisher.log.log_id,
+                        STATE.c.subject_type == feeds.SUBJECT_TYPE_NATURAL_PERSON,
+                        STATE.c.status == feeds.ENTRY_STATUS_ACTIVE,
+                    )
+                )
+                .limit(1)
+            )
+        ).scalar()
+    if entry_id is None:
+        return
+    table = Table(title=f"one Jinan entry about a person ({entry_id[:8]}…): the same leaf, "
+                  "verified against the same root, in two desensitised forms",
+                  title_justify="left")  # fmt: skip
+    table.add_column("holder")
+    for name in PERSONAL:
+        table.add_column(name, overflow="fold")
+    for holder in nodes[1:]:
+        async with holder.store.engine.connect() as conn:
+            opened: dict[str, str] = dict(
+                (
+                    await conn.execute(
+                        select(DISCLOSURES.c.field, DISCLOSURES.c.value)
+                        .select_from(DISCLOSURES.join(LOGS, LOGS.c.id == DISCLOSURES.c.log_id))
+                        .where(
+                            and_(
+                                LOGS.c.origin == jinan.home.identity.uri,
+                                DISCLOSURES.c.entry_id == entry_id,
+                            )
+                        )
+                    )
+                ).all()
+            )
+        table.add_row(holder.name, *(opened.get(n, "[dim]digest only[/]") for n in PERSONAL))
+    console.print(table)
 
 
 async def run_demo(directory: Path | None, seconds: float | None, console: Console) -> None:
@@ -199,10 +265,15 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
         "Ctrl-C stops the federation" if seconds is None else f"stopping after {seconds:g}s",
         style="dim",
     )
+    agreements = base / "jinan" / "agreements"
+    agreements.mkdir(parents=True, exist_ok=True)
+    if not (agreements / "lanzhou.toml").exists():
+        (agreements / "lanzhou.toml").write_text(JINAN_LANZHOU, encoding="utf-8")
     try:
         async with LocalFederation(base, CITIES, heartbeat_seconds=1.0) as fed:
             nodes = list(fed.nodes.values())
             await lists_demo(base, nodes, console)
+            await forms_demo(nodes, console)
             with Live(
                 Group(await views(nodes), hint),
                 console=console,

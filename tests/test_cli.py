@@ -234,7 +234,7 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -242,6 +242,11 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
         assert f"{city} (127.0.0.1:" in out
     assert out.count(" up ") >= 6  # every node sees both others up
     assert "every city holds every list, verified" in out
+    forms = out[out.index("in two desensitised forms") :]
+    lanzhou_row = next(line for line in forms.splitlines() if line.startswith("│ lanzhou"))
+    taiyuan_row = next(line for line in forms.splitlines() if line.startswith("│ taiyuan"))
+    assert "****" in lanzhou_row and "p1." in lanzhou_row  # masked ID and pseudonym opened
+    assert taiyuan_row.count("digest only") == 4  # no agreement: digests only
     assert "the removal reached lanzhou in" in out and "the removal reached taiyuan in" in out
     assert "federation stopped cleanly" in out
 

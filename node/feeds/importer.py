@@ -122,13 +122,17 @@ async def import_list(
     path: Path,
     list_name: str,
     *,
+    alliance_key: AllianceKey | None,
     removal_reason: int = feeds.REMOVAL_REASON_WITHDRAWAL,
     provenance: int = feeds.PROVENANCE_AUTHORITATIVE,
     today: dt.date | None = None,
     progress: ProgressFn | None = None,
-    alliance_key: AllianceKey | None = None,
 ) -> ImportSummary:
-    """Import a full export of *list_name* from *path*; sign a checkpoint at the end."""
+    """Import a full export of *list_name* from *path*; sign a checkpoint at the end.
+
+    *alliance_key* is required (None only for a home without one): an import without it would
+    see every person's entry as changed, since the pseudonym is part of the entry.
+    """
     today = today or dt.date.today()
     csv = ListCsv.open(path)
     summary = ImportSummary(file=str(path), list_name=list_name, encoding=csv.encoding)
