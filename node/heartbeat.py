@@ -20,13 +20,11 @@ class Heartbeat:
         self._directory = directory
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
-        self.rounds = 0
 
     async def beat_once(self) -> None:
         await self._directory.refresh()
         peers = self._directory.peers()
         await asyncio.gather(*(self._check(p) for p in peers))
-        self.rounds += 1
 
     async def _check(self, peer: KnownPeer) -> None:
         result = await probe(

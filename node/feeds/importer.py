@@ -27,6 +27,7 @@ OWN = OwnEntryRecord.__table__  # type: ignore[attr-defined]
 IMPORTS = ImportRecord.__table__  # type: ignore[attr-defined]
 QUARANTINE = QuarantineRecord.__table__  # type: ignore[attr-defined]
 
+_OWN_COLUMNS = ("list_name", "natural_key", "entry_id", "content_hash", "active")
 CHUNK = 2000  # events per transaction
 
 _SUBJECT = {
@@ -142,7 +143,7 @@ async def import_list(
         known = {r.natural_key: _Known(r.entry_id, r.content_hash, r.active) for r in rows}
     seen: set[str] = set()
     events: list[Event] = []
-    own_rows: list[dict[str, object]] = []
+    own_rows: list[tuple[str, str, str, str, bool]] = []
 
     async def flush() -> None:
         if not events:
@@ -150,15 +151,10 @@ async def import_list(
         batch = list(own_rows)
 
         async def write_own(c: AsyncConnection) -> None:
-            await c.execute(
-                dialect.upsert(
-                    c.dialect.name,
-                    OWN,
-                    ["list_name", "natural_key"],
-                    ["entry_id", "content_hash", "active"],
-                ),
-                batch,
-            )
+            await dialect.bulk_insert(
+                c, OWN, _OWN_COLUMNS, batch, conflict_keys=_OWN_COLUMNS[:2],
+                update=_OWN_COLUMNS[2:],
+            )  # fmt: skip
 
         summary.size = await publisher.append(events, extra=write_own)
         events.clear()
@@ -196,15 +192,7 @@ async def import_list(
             entry_id = uuid.uuid4().hex  # a re-listing is a new listing
             events.append(Event(entry_id, feeds.EVENT_TYPE_ADD, entry))
             summary.added += 1
-        own_rows.append(
-            {
-                "list_name": list_name,
-                "natural_key": key,
-                "entry_id": entry_id,
-                "content_hash": content,
-                "active": True,
-            }
-        )
+        own_rows.append((list_name, key, entry_id, content, True))
         if len(events) >= CHUNK:
             await flush()
         if progress is not None and summary.read % 1000 == 0:
@@ -215,15 +203,7 @@ async def import_list(
         ended = bool(entry.disclosure_end) and entry.disclosure_end < today.isoformat()
         reason = feeds.REMOVAL_REASON_EXPIRY if ended else removal_reason
         events.append(Event(gone[key].entry_id, feeds.EVENT_TYPE_REMOVE, entry, reason))
-        own_rows.append(
-            {
-                "list_name": list_name,
-                "natural_key": key,
-                "entry_id": gone[key].entry_id,
-                "content_hash": gone[key].content,
-                "active": False,
-            }
-        )
+        own_rows.append((list_name, key, gone[key].entry_id, gone[key].content, False))
         summary.removed += 1
         if len(events) >= CHUNK:
             await flush()

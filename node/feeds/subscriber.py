@@ -9,7 +9,7 @@ import contextlib
 import copy
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import structlog
@@ -55,7 +55,6 @@ class SyncProgress:
     checkpoints: int = 0
     state: str = "ok"
     error: str = ""
-    history: list[str] = field(default_factory=list)
 
 
 ProgressFn = Callable[[SyncProgress], None]

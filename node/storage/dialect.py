@@ -55,22 +55,6 @@ def journal_mode_sql(url: URL) -> str | None:
     return "PRAGMA journal_mode" if url.get_backend_name() == "sqlite" else None
 
 
-def upsert(dialect_name: str, table: Table, keys: Sequence[str], update: Sequence[str]) -> Insert:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE SET update = excluded.update``."""
-    if dialect_name == "sqlite":
-        stmt: Any = sqlite_insert(table)
-    elif dialect_name == "postgresql":
-        stmt = pg_insert(table)
-    else:
-        raise ValueError(f"no upsert for dialect {dialect_name}")
-    return cast(
-        Insert,
-        stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-        ),
-    )
-
-
 def insert_ignore(dialect_name: str, table: Table) -> Insert:
     """``INSERT … ON CONFLICT DO NOTHING``."""
     if dialect_name == "sqlite":
