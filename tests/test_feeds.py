@@ -204,9 +204,9 @@ async def test_stored_log_proves_inclusion_and_consistency(federation: Federatio
     fed = await federation(1, subscribe=False)
     pub = fed["jinan"].publisher
     await pub.append(adds(37))
-    first = note.Checkpoint.parse_body((await pub.sign_checkpoint()).split(b"\n\n")[0] + b"\n")
+    first = note.stored_checkpoint(await pub.sign_checkpoint())
     await pub.append(adds(64, start=37))
-    second = note.Checkpoint.parse_body((await pub.sign_checkpoint()).split(b"\n\n")[0] + b"\n")
+    second = note.stored_checkpoint(await pub.sign_checkpoint())
     leaves = await pub.log.read_leaves(0, second.size)
     for n in (0, 1, 17, 36, 63, 100):
         proof = await pub.log.inclusion_proof(second.size, n)

@@ -32,6 +32,7 @@ __all__ = [
     "open_note",
     "sign_checkpoint",
     "sign_note",
+    "stored_checkpoint",
 ]
 
 MAX_SIGNATURES = 100  # same cap as Go's note.Open; the spec requires accepting >= 16
@@ -88,13 +89,22 @@ def sign_note(text: bytes, key: SigningKey) -> bytes:
     return text + b"\n" + line.encode("utf-8")
 
 
-def open_note(note: bytes, key: VerifyingKey) -> bytes:
-    """Verify ``note`` against ``key`` and return its text (the exact signed bytes)."""
-    _decode_text(note, "note")
+def _split(note: bytes) -> tuple[bytes, bytes]:
     split = note.rfind(b"\n\n")
     if split < 0:
         raise NoteError("note has no signature block")
-    text, sig_block = note[: split + 1], note[split + 2 :]
+    return note[: split + 1], note[split + 2 :]
+
+
+def stored_checkpoint(note: bytes) -> Checkpoint:
+    """The checkpoint in a note this node verified when it arrived and kept (not re-verified)."""
+    return Checkpoint.parse_body(_split(note)[0])
+
+
+def open_note(note: bytes, key: VerifyingKey) -> bytes:
+    """Verify ``note`` against ``key`` and return its text (the exact signed bytes)."""
+    _decode_text(note, "note")
+    text, sig_block = _split(note)
     if not sig_block.endswith(b"\n"):
         raise NoteError("note does not end with a newline")
     lines = sig_block[:-1].decode("utf-8").split("\n")

@@ -20,7 +20,7 @@ from node.api import feeds, feeds_rpc
 from node.directory import KnownPeer
 from node.feeds import merkle
 from node.feeds.logstore import LOGS, LogStore, PendingAppend, record_checkpoint
-from node.feeds.note import Checkpoint
+from node.feeds.note import stored_checkpoint
 from node.feeds.state import AppliedLeaf, apply_leaves
 from node.feeds.verify import (
     FeedError,
@@ -79,7 +79,7 @@ class Subscriber:
         c = self.log.cursor
         if not c.checkpoint_note:
             return None
-        return VerifiedCheckpoint(_parse(c.checkpoint_note), c.checkpoint_note)
+        return VerifiedCheckpoint(stored_checkpoint(c.checkpoint_note), c.checkpoint_note)
 
     async def sync(
         self, *, follow: bool, progress: ProgressFn | None = None, timeout: float | None = None
@@ -247,12 +247,6 @@ class Subscriber:
                 )
             )
         await self.log.reload()
-
-
-def _parse(note_bytes: bytes) -> Checkpoint:
-    # Our own stored copy of a note we verified when it arrived: parse, do not re-verify.
-    body = note_bytes[: note_bytes.rindex(b"\n\n") + 1]
-    return Checkpoint.parse_body(body)
 
 
 async def follow_forever(
