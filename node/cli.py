@@ -17,14 +17,28 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from keys import FederationCA, certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
+from node.demo import run_demo
+from node.enrollment import enroll, export_bundle, read_bundle
 from node.errors import CreditnodeError, InputError, PeerError
+from node.feeds.importer import PROVENANCES, REMOVAL_REASONS, import_list
+from node.feeds.publisher import Publisher
+from node.home import init_home, load_home
 from node.identity_cli import entity, identity_app
+from node.lists import show_lists
 from node.logs import configure_logging
 from node.policy_cli import policy_app
+from node.regions import lookup_region
+from node.runtime import Node
+from node.status import node_status, remote_status
+from node.storage import Store
+from node.storage.peers import PeerRepository
+from node.sync import sync_peers
+from node.views import peer_rows_from_records, peer_table, region_label
 
 T = TypeVar("T")
 
@@ -118,9 +132,6 @@ def init(
     ] = None,
 ) -> None:
     """Create a node home: keys, certificate, configuration and database."""
-    from node.home import init_home, load_home
-    from node.regions import lookup_region
-    from node.storage import Store
 
     existed = home.exists()
     try:
@@ -138,10 +149,8 @@ def init(
         loaded = load_home(home)
 
         async def migrate() -> str:
-            store = await Store.open(loaded.database_url)
-            backend = store.backend
-            await store.close()
-            return backend
+            async with Store.opened(loaded.database_url) as store:
+                return store.backend
 
         backend = _run(migrate())
     except CreditnodeError:
@@ -162,8 +171,6 @@ def init(
 @app.command()
 def serve(home: HomeOpt) -> None:
     """Run the node until SIGTERM or SIGINT."""
-    from node.home import load_home
-    from node.runtime import Node
 
     settings = load_home(home).settings
     configure_logging(settings.log_level, Path(settings.log_file) if settings.log_file else None)
@@ -189,8 +196,6 @@ def peer_export(
     endpoint: Annotated[str | None, typer.Option(help="Override the advertised HOST:PORT.")] = None,
 ) -> None:
     """Write this node's public bundle (name, region, endpoint, CA certificate, public keys)."""
-    from node.enrollment import export_bundle
-    from node.home import load_home
 
     bundle = export_bundle(load_home(home), endpoint=endpoint)
     if output is None:
@@ -206,21 +211,14 @@ def peer_add(
     bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A peer's bundle file.")],
 ) -> None:
     """Enroll a peer from its bundle (a running node admits it within a second)."""
-    from node.enrollment import enroll, read_bundle
-    from node.home import load_home
-    from node.storage import Store
-    from node.views import region_label
 
     _quiet_logs()
     loaded = load_home(home)
     bundle = read_bundle(bundle_file)
 
     async def add() -> bool:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             return await enroll(loaded, store, bundle, source=str(bundle_file))
-        finally:
-            await store.close()
 
     created = _run(add())
     verb = "enrolled" if created else "re-enrolled"
@@ -233,19 +231,13 @@ def peer_add(
 @peer_app.command("remove")
 def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
     """Withdraw a peer's enrollment; it is refused from then on."""
-    from node.home import load_home
-    from node.storage import Store
-    from node.storage.peers import PeerRepository
 
     _quiet_logs()
     loaded = load_home(home)
 
     async def remove() -> bool:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             return await PeerRepository(store).remove(name)
-        finally:
-            await store.close()
 
     if not _run(remove()):
         raise InputError(f"no enrolled peer named {name!r}")
@@ -255,20 +247,13 @@ def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer na
 @peer_app.command("list")
 def peer_list(home: HomeOpt) -> None:
     """List enrolled peers and their last observed state."""
-    from node.home import load_home
-    from node.storage import Store
-    from node.storage.peers import PeerRepository
-    from node.views import peer_rows_from_records, peer_table
 
     _quiet_logs()
     loaded = load_home(home)
 
     async def rows() -> list[Any]:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             return await PeerRepository(store).list()
-        finally:
-            await store.close()
 
     out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(_run(rows()))))
 
@@ -283,7 +268,6 @@ def status(
 
     Exit 0 if the node (or the peer) answers, 4 if it does not.
     """
-    from node.status import node_status, remote_status
 
     _quiet_logs()
     if peer is None:
@@ -315,12 +299,6 @@ def import_(
 
     Exit 0 if every row was imported, 2 if some were quarantined (the rest are imported).
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-    from node.feeds.importer import PROVENANCES, REMOVAL_REASONS, import_list
-    from node.feeds.publisher import Publisher
-    from node.home import load_home
-    from node.storage import Store
 
     _quiet_logs()
     if removal_reason not in REMOVAL_REASONS:
@@ -330,8 +308,7 @@ def import_(
     loaded = load_home(home)
 
     async def run() -> Any:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
             with Progress(
                 "[progress.description]{task.description}",
@@ -355,8 +332,6 @@ def import_(
                     provenance=PROVENANCES[provenance],
                     progress=report,
                 )
-        finally:
-            await store.close()
 
     summary = _run(run())
     table = Table(
@@ -411,7 +386,6 @@ def sync(
     Exit 0 if every peer synced, 4 if one was unreachable or refused, 7 if a feed failed
     verification (fork, rollback or tampering: evidence is kept, see `status`).
     """
-    from node.sync import sync_peers
 
     _quiet_logs()
     code = _run(sync_peers(home, peer, timeout, out, err))
@@ -429,7 +403,6 @@ def lists_(
     limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
 ) -> None:
     """Current state of every list this node holds (its own and its peers'), removals applied."""
-    from node.lists import show_lists
 
     _quiet_logs()
     _run(
@@ -458,7 +431,6 @@ def demo(
     ] = None,
 ) -> None:
     """Start a three-city Yellow River federation on loopback and show each node's peers."""
-    from node.demo import run_demo
 
     _run(run_demo(directory, seconds, out))
 

@@ -12,10 +12,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from adapters.list_csv import CsvError, Quarantined, sniff_encoding
 from keys import write_private_file
 from node.errors import InputError
+from node.feeds.state import STATE
 from node.home import load_home
 from node.identity.batch import check_values
 from node.identity.codes import court_mask
@@ -125,11 +127,8 @@ def crosswalk(
     loaded = load_home(home)
 
     async def run() -> tuple[int, list[Quarantined]]:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             return await load_crosswalk(store, file)
-        finally:
-            await store.close()
 
     try:
         n, quarantined = _run(run())
@@ -149,11 +148,8 @@ def conflicts(home: HomeOpt) -> None:
     loaded = load_home(home)
 
     async def run() -> list[Conflict]:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             return await find_conflicts(store, loaded.settings.name)
-        finally:
-            await store.close()
 
     found = _run(run())
     table = Table(title=f"identity conflicts held by {loaded.identity.uri}", title_justify="left")
@@ -226,8 +222,7 @@ def entity(
     own = loaded.settings.name
 
     async def run() -> None:
-        store = await Store.open(loaded.database_url)
-        try:
+        async with Store.opened(loaded.database_url) as store:
             if name:
                 await _by_name(store, name)
             elif person_id:
@@ -260,16 +255,11 @@ def entity(
                             f"{o}: {'/'.join(sorted(n))}" for o, n in sorted(view.names.items())
                         )
                     out.print(entity_table(title, view))
-        finally:
-            await store.close()
 
     _run(run())
 
 
 async def _by_name(store: Store, query: str) -> None:
-    from sqlalchemy import select
-
-    from node.feeds.state import STATE
 
     async with store.engine.connect() as conn:
         rows = (

@@ -43,8 +43,7 @@ async def show_lists(
     limit: int,
 ) -> int:
     home = load_home(root)
-    store = await Store.open(home.database_url)
-    try:
+    async with Store.opened(home.database_url) as store:
         conds = []
         if origin is not None:
             name = home.identity.uri if origin == home.settings.name else None
@@ -77,8 +76,6 @@ async def show_lists(
                 .mappings()
                 .all()
             )
-    finally:
-        await store.close()
     table = Table(
         title=f"lists held by {home.identity.uri}: {len(rows)} of {total}", title_justify="left"
     )

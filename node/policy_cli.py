@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from node.api import options
+from node.api import feeds, options
 from node.errors import InputError
 from node.home import load_home
 from node.policy.agreement import PURPOSES, Loaded, load_agreements
@@ -87,7 +87,6 @@ def explain(
     purpose: Annotated[str, typer.Option(help=f"One of {', '.join(PURPOSES)}, or 'feed'.")],
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
-    from node.api import feeds
 
     load_home(home)
     loaded = read_agreements(home)

@@ -37,15 +37,12 @@ def _self_endpoint(home: Home) -> str | None:
 async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     """Print the node and its peers; True if the node's own server answered."""
     home = load_home(root)
-    store = await Store.open(home.database_url)
-    try:
+    async with Store.opened(home.database_url) as store:
         rows = await PeerRepository(store).list()
         journal = await store.journal_mode()
         backend = store.backend
         logs = await feed_rows(store)
         conflicts = await find_conflicts(store, home.settings.name)
-    finally:
-        await store.close()
     endpoint = _self_endpoint(home)
     result: Probe | None = None
     if endpoint is not None:
@@ -132,11 +129,8 @@ def feed_table(own: str, logs: list[dict[str, object]]) -> Table:
 async def remote_status(root: Path, name: str, console: Console, *, timeout: float) -> None:
     """Call one enrolled peer live and print what it says about itself and its peers."""
     home = load_home(root)
-    store = await Store.open(home.database_url)
-    try:
+    async with Store.opened(home.database_url) as store:
         record = await PeerRepository(store).get(name)
-    finally:
-        await store.close()
     if record is None:
         raise InputError(f"no enrolled peer named {name!r} (see `creditnode peer list`)")
     ident = NodeIdentity(record.federation, record.name)

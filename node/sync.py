@@ -22,8 +22,7 @@ async def sync_peers(
     root: Path, only: str | None, timeout: float, out: Console, err: Console
 ) -> int:
     home = load_home(root)
-    store = await Store.open(home.database_url)
-    try:
+    async with Store.opened(home.database_url) as store:
         directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
         await directory.refresh()
         peers = directory.peers()
@@ -81,5 +80,3 @@ async def sync_peers(
             table.add_row("(no peers enrolled)", "", "", "", "", "")
         out.print(table)
         return code
-    finally:
-        await store.close()

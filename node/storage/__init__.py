@@ -1,7 +1,7 @@
 """Storage: SQLModel tables behind async sessions; SQLite (WAL) by default, PostgreSQL by URL.
 
->>> store = await Store.open("sqlite:///tmp/node.db")   # doctest: +SKIP
->>> async with store.session() as s: ...                # doctest: +SKIP
+>>> async with Store.opened("sqlite:///tmp/node.db") as store:   # doctest: +SKIP
+...     async with store.session() as s: ...
 """
 
 from node.storage._store import Store

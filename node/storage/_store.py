@@ -70,6 +70,16 @@ class Store:
                 raise StorageError(f"cannot open database {safe}: {_first_line(exc)}") from None
         return store
 
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls, url: str) -> AsyncIterator[Store]:
+        """``Store.open`` for the length of a ``with`` block."""
+        store = await cls.open(url)
+        try:
+            yield store
+        finally:
+            await store.close()
+
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on error."""
