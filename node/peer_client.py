@@ -28,14 +28,12 @@ def describe_rpc_error(peer: NodeIdentity, endpoint: str, err: grpc.aio.AioRpcEr
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return f"{peer.node} at {endpoint} refused this node: {details}"
     if code == grpc.StatusCode.UNAVAILABLE:
-        if (
-            "handshake" in details.lower()
-            or "ssl" in details.lower()
-            or "certificate" in details.lower()
-        ):
+        # Only a failed certificate check means "wrong certificate"; a handshake cut short by
+        # a peer going down is just unreachable.
+        if "certificate" in details.lower():
             return (
-                f"{peer.node} at {endpoint}: TLS handshake failed "
-                "(wrong certificate or CA on one side)"
+                f"{peer.node} at {endpoint}: its certificate does not verify against the CA "
+                "enrolled for it (wrong certificate or CA)"
             )
         return f"{peer.node} at {endpoint} is unreachable ({details or 'no answer'})"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

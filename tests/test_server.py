@@ -18,6 +18,7 @@ from node.api import pb, rpc
 from node.enrollment import export_bundle
 from node.errors import ConfigError
 from node.home import init_home, load_home
+from node.peer_client import probe
 from node.runtime import Node
 from tests.conftest import FederationFactory
 from tests.helpers import channel_to, forged_tls, get_info
@@ -209,3 +210,18 @@ async def test_health_goes_not_serving_during_drain(federation: FederationFactor
         second = await watch.read()
         assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
         await stopping
+
+
+async def test_wrong_server_certificate_is_named_as_such(federation: FederationFactory) -> None:
+    """A peer whose certificate does not verify is reported as a certificate problem, a peer
+    that is down as unreachable: the operator's next step differs."""
+    fed = await federation(2)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    wrong_ca = FederationCA.create("yellow-river").certificate_pem
+    bad = await probe(lanzhou.home.tls, jinan.home.identity, jinan.endpoint, wrong_ca, timeout=3)
+    assert bad.state == "unreachable" and "does not verify" in bad.error
+    endpoint = jinan.endpoint
+    await jinan.stop(0)
+    down = await probe(lanzhou.home.tls, jinan.home.identity, endpoint, jinan.home.tls.ca_pem,
+                       timeout=3)  # fmt: skip
+    assert "is unreachable" in down.error and "does not verify" not in down.error
