@@ -32,6 +32,7 @@ from node.identity_cli import entity, identity_app
 from node.lists import show_lists
 from node.logs import configure_logging
 from node.policy_cli import policy_app
+from node.query import ask_peer, lookup_request, print_answer
 from node.regions import lookup_region
 from node.runtime import Node
 from node.status import node_status, remote_status
@@ -380,6 +381,14 @@ def sync(
     home: HomeOpt,
     peer: Annotated[str | None, typer.Option(help="Only this peer (default: every peer).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds allowed per peer.")] = 600.0,
+    disclose: Annotated[
+        bool,
+        typer.Option(
+            "--disclose",
+            help="Also ask each peer for the openings its agreement now grants of entries "
+            "already held (after an agreement opened more), verified against the held leaves.",
+        ),
+    ] = False,
 ) -> None:
     """Catch up with peers' feeds once, verifying every checkpoint and leaf.
 
@@ -388,9 +397,41 @@ def sync(
     """
 
     _quiet_logs()
-    code = _run(sync_peers(home, peer, timeout, out, err))
+    code = _run(sync_peers(home, peer, timeout, out, err, disclose=disclose))
     if code:
         raise typer.Exit(code)
+
+
+@app.command("query")
+def query_(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Argument(help="The enrolled peer to ask.")],
+    purpose: Annotated[str, typer.Option(help="Why you ask (from the purpose catalogue).")],
+    uscc: Annotated[str | None, typer.Option(help="Unified social credit code.")] = None,
+    person_id: Annotated[
+        str | None,
+        typer.Option(help="Resident ID: sent as the alliance pseudonym, never in clear."),
+    ] = None,
+    include_removed: Annotated[
+        bool, typer.Option("--include-removed", help="Also entries removed from their list.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+) -> None:
+    """Ask a peer what its own lists hold about one subject, for a declared purpose.
+
+    Personal fields come in the form the peer's agreement with this node gives for the purpose
+    (the peer records each disclosure). Exit 0 with an answer, 2 for bad options, 4 if the peer
+    is unreachable or refuses.
+    """
+    _quiet_logs()
+    loaded = load_home(home)
+    key = loaded.alliance_key
+    request = lookup_request(
+        purpose, uscc=uscc, person_id=person_id, include_removed=include_removed,
+        alliance_key=None if key is None else (key.secret, key.version),
+    )  # fmt: skip
+    resp = _run(ask_peer(home, peer, request, timeout=timeout))
+    print_answer(out, peer, request, resp)
 
 
 @app.command("lists")

@@ -18,9 +18,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
-from node.api import feeds, feeds_rpc, pb, rpc
+from node.api import feeds, feeds_rpc, pb, query, query_rpc, rpc
 from node.auth import Caller, GateInterceptor, PeerGate
-from node.border import Border
+from node.border import Border, BorderInterceptor, Exit, ReleaseLedger
 from node.config import parse_hostport
 from node.directory import PeerDirectory
 from node.enrollment import enroll
@@ -31,6 +31,7 @@ from node.heartbeat import Heartbeat
 from node.home import Home, load_home
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
+from node.services.query import QueryServicer
 from node.storage import Store
 from node.transport import SERVER_OPTIONS, server_credentials
 
@@ -39,6 +40,7 @@ log = structlog.get_logger("creditnode.node")
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
     feeds.DESCRIPTOR.services_by_name["FeedService"].full_name,
+    query.DESCRIPTOR.services_by_name["QueryService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
 )
@@ -55,6 +57,12 @@ class Node:
             home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
         )
         self.health = health.aio.HealthServicer()
+        key = home.alliance_key
+        self.border = Border.load(
+            home.paths.root / "agreements",
+            alliance_key=None if key is None else (key.secret, key.version),
+        )
+        self.exit = Exit(self.border, ReleaseLedger(store))
         self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
         self.started_at = dt.datetime.now(dt.UTC)
         self.port = 0
@@ -92,12 +100,18 @@ class Node:
     ) -> None:
         """Bind and serve. Raises ConfigError naming the address if the port is taken."""
         await self.directory.refresh()
-        server = grpc.aio.server(interceptors=[GateInterceptor(self.gate)], options=SERVER_OPTIONS)
+        # The gate admits the caller; then every response passes the border's one exit.
+        server = grpc.aio.server(
+            interceptors=[GateInterceptor(self.gate), BorderInterceptor(self.exit)],
+            options=SERVER_OPTIONS,
+        )
         rpc.add_NodeServiceServicer_to_server(
             NodeServicer(self.home, self.directory.repository, self.started_at), server
         )
-        border = Border.load(self.home.paths.root / "agreements")
-        feeds_rpc.add_FeedServiceServicer_to_server(FeedServicer(self.publisher, border), server)
+        feeds_rpc.add_FeedServiceServicer_to_server(
+            FeedServicer(self.publisher, self.border), server
+        )
+        query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         if extra_handlers:

@@ -19,7 +19,13 @@ VERIFY_FAILED = 7
 
 
 async def sync_peers(
-    root: Path, only: str | None, timeout: float, out: Console, err: Console
+    root: Path,
+    only: str | None,
+    timeout: float,
+    out: Console,
+    err: Console,
+    *,
+    disclose: bool = False,
 ) -> int:
     home = load_home(root)
     async with Store.opened(home.database_url) as store:
@@ -30,7 +36,7 @@ async def sync_peers(
             peers = [p for p in peers if p.identity.node == only]
             if not peers:
                 raise InputError(f"no enrolled peer named {only!r} (see `creditnode peer list`)")
-        results: list[tuple[str, SyncProgress | None, str, str]] = []
+        results: list[tuple[str, SyncProgress | None, str, str, int | None]] = []
         code = 0
         with Progress(
             "[progress.description]{task.description}",
@@ -50,9 +56,13 @@ async def sync_peers(
                 try:
                     sub = await Subscriber.open(home.tls, store, peer)
                     status = await sub.sync(follow=False, progress=report, timeout=timeout)
-                    results.append((name, status, "ok", ""))
+                    added = None
+                    if disclose:
+                        bar.update(task, description=f"disclose {name}", completed=0)
+                        added = await sub.disclose(progress=report, timeout=timeout)
+                    results.append((name, status, "ok", "", added))
                 except (ForkError, ForkedPeer) as exc:
-                    results.append((name, None, "forked", str(exc)))
+                    results.append((name, None, "forked", str(exc), None))
                     code = VERIFY_FAILED
                 except FeedError as exc:
                     unreachable = (
@@ -61,22 +71,20 @@ async def sync_peers(
                         or "did not answer" in str(exc)
                     )
                     results.append(
-                        (name, None, "unreachable" if unreachable else "refused", str(exc))
+                        (name, None, "unreachable" if unreachable else "refused", str(exc), None)
                     )
                     code = max(code, PeerError.exit_code if unreachable else VERIFY_FAILED)
         table = Table(title=f"sync {home.identity.uri}", title_justify="left")
-        for col in ("peer", "state", "from", "to", "applied", "detail"):
+        columns = ["peer", "state", "from", "to", "applied"] + (["disclosed"] if disclose else [])
+        for col in (*columns, "detail"):
             table.add_column(col)
-        for name, st, state, detail in results:
-            table.add_row(
-                name,
-                state,
-                str(st.start) if st else "",
-                str(st.size) if st else "",
-                str(st.applied) if st else "",
-                detail,
-            )
+        for name, st, state, detail, added in results:
+            cells = [name, state, str(st.start) if st else "", str(st.size) if st else "",
+                     str(st.applied) if st else ""]  # fmt: skip
+            if disclose:
+                cells.append("" if added is None else str(added))
+            table.add_row(*cells, detail)
         if not results:
-            table.add_row("(no peers enrolled)", "", "", "", "", "")
+            table.add_row("(no peers enrolled)", *[""] * len(columns))
         out.print(table)
         return code

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import grpc
@@ -28,6 +29,13 @@ SERVER_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
+
+
+# The client-side seam, as httpx's transport is: tests and benchmarks put interceptors here to
+# capture every byte a node receives from its peers. Empty in production.
+client_interceptors: contextvars.ContextVar[Sequence[grpc.aio.ClientInterceptor]] = (
+    contextvars.ContextVar("client_interceptors", default=())
+)
 
 
 def server_credentials(
@@ -78,4 +86,7 @@ def secure_channel(
         # independent of the feed's length.
         ("grpc.http2.bdp_probe", 0),
     ]
-    return grpc.aio.secure_channel(endpoint, channel_credentials(tls, peer_ca_pem), options)
+    interceptors = list(client_interceptors.get()) or None
+    return grpc.aio.secure_channel(
+        endpoint, channel_credentials(tls, peer_ca_pem), options, interceptors=interceptors
+    )

@@ -134,7 +134,10 @@ TODAY = datetime.date(2025, 6, 1)
         ),
         (make_id("110105", "19490230", "002"), "resident ID birth date is not a date"),
         (make_id("110105", "19491300", "002"), "resident ID birth date is not a date"),
-        (make_id("110105", "18991231", "002"), "resident ID birth date is before 1900"),
+        (
+            make_id("110105", "18991231", "002"),
+            "resident ID birth date is implausibly early (before the twentieth century)",
+        ),
         (make_id("110105", "20250602", "002"), "resident ID birth date is in the future"),
         (
             make_id("999999", "19800101", "002"),

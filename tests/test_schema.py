@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor
 
-from node.api import feeds, options, pb
+from node.api import feeds, options, pb, query
 
 
 def _messages_of_services() -> dict[str, Descriptor]:
     found: dict[str, Descriptor] = {}
     todo = [
         t
-        for file in (pb.DESCRIPTOR, feeds.DESCRIPTOR)
+        for file in (pb.DESCRIPTOR, feeds.DESCRIPTOR, query.DESCRIPTOR)
         for service in file.services_by_name.values()
         for method in service.methods
         for t in (method.input_type, method.output_type)
@@ -28,7 +28,11 @@ def _messages_of_services() -> dict[str, Descriptor]:
 
 def test_every_field_is_classified() -> None:
     messages = _messages_of_services()
-    assert "creditnode.v1.ListEntry" in messages and "creditnode.v1.PeerStatus" in messages
+    assert {
+        "creditnode.v1.ListEntry",
+        "creditnode.v1.PeerStatus",
+        "creditnode.v1.LookupAnswer",
+    } <= set(messages)
     unclassified = [
         f"{d.full_name}.{f.name}"
         for d in messages.values()

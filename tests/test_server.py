@@ -163,14 +163,20 @@ async def test_port_in_use_is_a_clear_error(federation: FederationFactory, tmp_p
 
 
 def _slow_handler(started: asyncio.Event) -> grpc.GenericRpcHandler:
-    async def wait(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    # Responses are messages of the schema: the border sends nothing it cannot classify.
+    async def wait(
+        request: pb.NodeInfo, context: grpc.aio.ServicerContext[pb.NodeInfo, pb.NodeInfo]
+    ) -> pb.NodeInfo:
         started.set()
         await asyncio.sleep(1.0)
-        return b"done:" + request
+        return pb.NodeInfo(name="done:" + request.name)
 
-    return grpc.method_handlers_generic_handler(
-        "test.Slow", {"Wait": grpc.unary_unary_rpc_method_handler(wait)}
+    handler = grpc.unary_unary_rpc_method_handler(
+        wait,
+        request_deserializer=pb.NodeInfo.FromString,
+        response_serializer=pb.NodeInfo.SerializeToString,
     )
+    return grpc.method_handlers_generic_handler("test.Slow", {"Wait": handler})
 
 
 async def test_sigterm_drains_in_flight_call(federation: FederationFactory) -> None:
@@ -186,11 +192,15 @@ async def test_sigterm_drains_in_flight_call(federation: FederationFactory) -> N
 
     serving = asyncio.create_task(node.serve_until_signal())
     async with channel_to(node, lanzhou.home.tls) as ch:
-        wait: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary("/test.Slow/Wait")
-        call = wait(b"x", timeout=10)
+        wait: grpc.aio.UnaryUnaryMultiCallable[pb.NodeInfo, pb.NodeInfo] = ch.unary_unary(
+            "/test.Slow/Wait",
+            request_serializer=pb.NodeInfo.SerializeToString,
+            response_deserializer=pb.NodeInfo.FromString,
+        )
+        call = wait(pb.NodeInfo(name="x"), timeout=10)
         await asyncio.wait_for(started.wait(), 5)
         os.kill(os.getpid(), signal.SIGTERM)
-        assert await call == b"done:x"  # in flight when SIGTERM arrived: completed
+        assert (await call).name == "done:x"  # in flight when SIGTERM arrived: completed
     await asyncio.wait_for(serving, 10)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await get_info(node, lanzhou.home.tls, timeout=2)

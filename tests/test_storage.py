@@ -43,8 +43,9 @@ async def test_migrations_create_tables_once(db_url: str) -> None:
             "disclosures",
             "quarantine",
             "feed_evidence",
+            "releases",
         } <= set(tables)
-        assert version == [("0003",)]
+        assert version == [("0004",)]
     finally:
         await store.close()
     again = await Store.open(db_url)  # re-running migrations on a current schema is a no-op

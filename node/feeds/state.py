@@ -19,7 +19,7 @@ _STATE_COLUMNS = (
     "log_id", "entry_id", "list_name", "list_type", "subject_type", "subject_name", "uscc",
     "status", "removal_reason", "listing_date", "severity", "disclosure_end", "last_idx", "entry",
 )  # fmt: skip
-_OPENING_COLUMNS = ("log_id", "idx", "field", "entry_id", "salt", "value")
+OPENING_COLUMNS = ("log_id", "idx", "field", "entry_id", "salt", "value")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[Appl
         if a.opened.leaf.event != feeds.EVENT_TYPE_REMOVE
         for d in a.openings
     ]
-    await dialect.bulk_insert(conn, DISCLOSURES, _OPENING_COLUMNS, openings)
+    await dialect.bulk_insert(conn, DISCLOSURES, OPENING_COLUMNS, openings)
     rows = []
     for entry_id, a in last.items():
         leaf = a.opened.leaf

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 import grpc
 import structlog
-from sqlalchemy import insert, update
+from sqlalchemy import and_, insert, select, update
 
 from keys import VerifyingKey
 from node.api import feeds, feeds_rpc
 from node.directory import KnownPeer
 from node.feeds import merkle
-from node.feeds.logstore import LOGS, LogStore, PendingAppend, record_checkpoint
+from node.feeds.leaf import LeafError, open_leaf
+from node.feeds.logstore import LEAVES, LOGS, LogStore, PendingAppend, record_checkpoint
 from node.feeds.note import stored_checkpoint
-from node.feeds.state import AppliedLeaf, apply_leaves
+from node.feeds.state import DISCLOSURES, OPENING_COLUMNS, STATE, AppliedLeaf, apply_leaves
 from node.feeds.verify import (
     FeedError,
     ForkError,
@@ -31,7 +32,7 @@ from node.feeds.verify import (
 )
 from node.home import TlsMaterial
 from node.peer_client import describe_rpc_error
-from node.storage import Store
+from node.storage import Store, dialect
 from node.storage.models import EvidenceRecord, utcnow
 from node.transport import secure_channel
 
@@ -39,6 +40,7 @@ log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
 APPLY_EVERY = 4096  # leaves per transaction during catch-up
+DISCLOSE_STEP = 4096  # leaves per Disclose call (the origin's limit)
 
 
 class ForkedPeer(Exception):
@@ -189,6 +191,88 @@ class Subscriber:
                     await inflight
             await channel.close()
         return status
+
+    async def disclose(
+        self, *, progress: ProgressFn | None = None, timeout: float | None = 60.0
+    ) -> int:
+        """Ask the origin for the openings its agreement now grants of leaves already held,
+        verify each against the commitment in the held leaf, and keep those of entries still
+        live. Returns how many openings were added."""
+        if self.log.cursor.state == "forked":
+            raise ForkedPeer(
+                f"{self.peer.identity.node}: feed stopped after {self.log.cursor.state_detail}"
+            )
+        size = self.log.cursor.size
+        status = SyncProgress(self.peer.identity.node, 0, 0, size)
+        added = 0
+        channel = secure_channel(
+            self.tls, self.peer.record.endpoint, self.peer.identity,
+            self.peer.record.ca_certificate.encode(),
+        )  # fmt: skip
+        try:
+            stub = feeds_rpc.FeedServiceStub(channel)
+            for start in range(0, size, DISCLOSE_STEP):
+                end = min(size, start + DISCLOSE_STEP)
+                try:
+                    resp = await stub.Disclose(
+                        feeds.DiscloseRequest(start=start, end=end), timeout=timeout
+                    )
+                except grpc.aio.AioRpcError as err:
+                    raise FeedError(
+                        describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
+                    ) from None
+                added += await self._keep_disclosed(start, end, resp)
+                status.size = status.applied = end
+                if progress:
+                    progress(status)
+        finally:
+            await channel.close()
+        log.info("openings disclosed", peer=self.peer.identity.node, added=added)
+        return added
+
+    async def _keep_disclosed(self, start: int, end: int, resp: feeds.DiscloseResponse) -> int:
+        indexes = [int(d.index) for d in resp.leaves]
+        if any(not start <= i < end for i in indexes) or len(set(indexes)) != len(indexes):
+            raise FeedError("disclosed leaves outside the range asked for, or repeated")
+        if not indexes:
+            return 0
+        async with self.store.engine.connect() as conn:
+            held: dict[int, bytes] = dict(
+                (await conn.execute(
+                    select(LEAVES.c.idx, LEAVES.c.data).where(and_(
+                        LEAVES.c.log_id == self.log.log_id, LEAVES.c.idx.in_(indexes)))
+                )).all()
+            )  # fmt: skip
+            live: dict[int, str] = dict(
+                (await conn.execute(
+                    select(STATE.c.last_idx, STATE.c.entry_id).where(and_(
+                        STATE.c.log_id == self.log.log_id, STATE.c.last_idx.in_(indexes),
+                        STATE.c.status == feeds.ENTRY_STATUS_ACTIVE))
+                )).all()
+            )  # fmt: skip
+        rows: list[tuple[int, int, str, str, bytes, str]] = []
+        for d in resp.leaves:
+            data = held.get(d.index)
+            if data is None:
+                raise FeedError(f"opening for leaf {d.index}, which this node does not hold")
+            try:
+                opened = open_leaf(bytes(data), d.disclosures)  # the held, verified bytes
+            except LeafError as exc:
+                raise FeedError(f"leaf {d.index}: {exc}") from None
+            entry_id = live.get(d.index)
+            if entry_id is None or entry_id != opened.leaf.entry_id:
+                continue  # superseded or removed since: nothing to keep
+            rows.extend(
+                (self.log.log_id, int(d.index), o.field, entry_id, o.salt, o.value)
+                for o in d.disclosures
+            )
+        if rows:
+            async with self.store.begin() as conn:
+                await dialect.bulk_insert(
+                    conn, DISCLOSURES, OPENING_COLUMNS, rows,
+                    conflict_keys=("log_id", "idx", "field"), update=("salt", "value"),
+                )  # fmt: skip
+        return len(rows)
 
     async def _apply(
         self,

@@ -134,7 +134,8 @@ def resident_id_problem(idno: str, *, today: datetime.date | None = None) -> str
     except ValueError:
         return "resident ID birth date is not a date"
     if born.year < 1900:
-        return "resident ID birth date is before 1900"
+        # No digits in the reason: it must share no four characters with any ID.
+        return "resident ID birth date is implausibly early (before the twentieth century)"
     if born > (today or datetime.date.today()):
         return "resident ID birth date is in the future"
     if not _known_division(idno[:6]):

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import structlog
 
 from node.api import feeds, feeds_rpc
 from node.auth import current_caller
@@ -19,10 +18,9 @@ from node.border import Border, FeedGrant
 from node.feeds.publisher import Publisher
 from node.feeds.state import read_openings
 
-log = structlog.get_logger("creditnode.feeds")
-
 BATCH_LEAVES = 256
 BATCH_BYTES = 1 << 20
+DISCLOSE_MAX_LEAVES = 4096
 
 
 class FeedServicer(feeds_rpc.FeedServiceServicer):
@@ -39,18 +37,13 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         async with self._pub.store.engine.connect() as conn:
             stored = await read_openings(conn, self._pub.log.log_id, start, start + count,
                                          grant.fields)  # fmt: skip
-        out = [Border.openings(grant, stored.get(start + i, {})) for i in range(count)]
-        sent = sum(len(o) for o in out)
-        if sent:
-            log.info(
-                "feed openings sent",
-                peer=grant.peer,
-                leaves=count,
-                openings=sent,
-                fields=sorted(grant.fields),
-                agreements=grant.agreements,
-            )
-        return out
+        return [Border.openings(grant, stored.get(start + i, {})) for i in range(count)]
+
+    def _grant(self) -> FeedGrant:
+        caller = current_caller.get()
+        if caller.is_self:
+            return FeedGrant(caller.identity.node, frozenset(), "")
+        return self._border.feed_grant(caller.identity.node)
 
     async def _checkpoint(self, from_size: int, size: int, signed: bytes) -> feeds.SignedCheckpoint:
         proof: list[bytes] = []
@@ -72,6 +65,31 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             checkpoint=await self._checkpoint(request.from_size, size, signed)
         )
 
+    async def Disclose(
+        self, request: feeds.DiscloseRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> feeds.DiscloseResponse:
+        start, end = request.start, request.end
+        if not start < end <= start + DISCLOSE_MAX_LEAVES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"ask for 1 to {DISCLOSE_MAX_LEAVES} leaves: start < end <= start + "
+                f"{DISCLOSE_MAX_LEAVES}",
+            )
+        if end > self._pub.latest_size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"the log has {self._pub.latest_size} signed leaves; end {end} is beyond them",
+            )
+        grant = self._grant()
+        openings = await self._openings(grant, start, end - start)
+        return feeds.DiscloseResponse(
+            leaves=[
+                feeds.DisclosedLeaf(index=start + i, disclosures=o)
+                for i, o in enumerate(openings)
+                if o
+            ]
+        )
+
     async def Subscribe(
         self, request: feeds.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[feeds.SubscribeResponse]:
@@ -80,9 +98,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "from_size must not exceed checkpoint_size"
             )
-        caller = current_caller.get()
-        grant = self._border.feed_grant(caller.identity.node) if not caller.is_self else None
-        grant = grant or FeedGrant(caller.identity.node, frozenset(), "")
+        grant = self._grant()
         sent = -1
         while True:
             if self._pub.latest_size <= sent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -93,6 +93,7 @@ class DisclosureRecord(SQLModel, table=True):
     mirror. Deleted when the entry is removed, so a repaired record stops being shared."""
 
     __tablename__ = "disclosures"
+    __table_args__ = (Index("ix_disclosures_field_value", "field", "value"),)
 
     log_id: int = Field(primary_key=True)
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
@@ -196,3 +197,26 @@ class CrosswalkRecord(SQLModel, table=True):
     loaded_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class ReleaseRecord(SQLModel, table=True):
+    """One response that let personal data out to a peer: which fields in which form, under
+    which agreement version(s), for which leaves. Written before the response is sent; never
+    holds a personal value."""
+
+    __tablename__ = "releases"
+    __table_args__ = (Index("ix_releases_peer", "peer", "released_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    released_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    peer: str = Field(max_length=63)
+    method: str = Field(max_length=200)
+    purpose: str = Field(max_length=40)  # "" for the feed
+    agreements: str = Field(max_length=500)  # "jinan-lanzhou v3"
+    forms: str = Field(max_length=1000)  # "person_id_masked=clear,person_name=mask:name_surname"
+    values: int = 0
+    withheld: int = 0
+    first_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

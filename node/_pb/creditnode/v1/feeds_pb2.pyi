@@ -661,3 +661,81 @@ class GetCheckpointResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class DiscloseRequest(_message.Message):
+    """DiscloseRequest names a run of leaves whose openings the subscriber asks for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    """Index of the first leaf."""
+    end: _builtins.int
+    """One past the last leaf; at most 4096 leaves per request."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscloseRequest: _TypeAlias = DiscloseRequest  # noqa: Y015
+
+@_typing.final
+class DisclosedLeaf(_message.Message):
+    """DisclosedLeaf is the openings of one leaf."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    DISCLOSURES_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Leaf index in the origin's log."""
+    @_builtins.property
+    def disclosures(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldDisclosure]:
+        """The openings the subscriber's agreement allows (only the newest leaf of a live entry has any)."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        disclosures: _abc.Iterable[Global___FieldDisclosure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosures", b"disclosures", "index", b"index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosedLeaf: _TypeAlias = DisclosedLeaf  # noqa: Y015
+
+@_typing.final
+class DiscloseResponse(_message.Message):
+    """DiscloseResponse lists the leaves of the run that have openings for this subscriber."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAVES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leaves(self) -> _containers.RepeatedCompositeFieldContainer[Global___DisclosedLeaf]:
+        """Leaves with at least one opening, by index."""
+
+    def __init__(
+        self,
+        *,
+        leaves: _abc.Iterable[Global___DisclosedLeaf] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaves", b"leaves"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscloseResponse: _TypeAlias = DiscloseResponse  # noqa: Y015

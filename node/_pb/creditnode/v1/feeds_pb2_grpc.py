@@ -45,6 +45,11 @@ class FeedServiceStub:
                 request_serializer=creditnode_dot_v1_dot_feeds__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=creditnode_dot_v1_dot_feeds__pb2.GetCheckpointResponse.FromString,
                 _registered_method=True)
+        self.Disclose = channel.unary_unary(
+                '/creditnode.v1.FeedService/Disclose',
+                request_serializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.SerializeToString,
+                response_deserializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.FromString,
+                _registered_method=True)
 
 
 class FeedServiceServicer:
@@ -67,6 +72,15 @@ class FeedServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Disclose(self, request, context):
+        """Disclose opens committed fields of leaves already sent, as far as the subscriber's
+        agreement allows now: for entries published before an agreement opened more. Each
+        opening verifies against the commitment in the leaf the subscriber already holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +93,11 @@ def add_FeedServiceServicer_to_server(servicer, server):
                     servicer.GetCheckpoint,
                     request_deserializer=creditnode_dot_v1_dot_feeds__pb2.GetCheckpointRequest.FromString,
                     response_serializer=creditnode_dot_v1_dot_feeds__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'Disclose': grpc.unary_unary_rpc_method_handler(
+                    servicer.Disclose,
+                    request_deserializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.FromString,
+                    response_serializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +155,33 @@ class FeedService:
             '/creditnode.v1.FeedService/GetCheckpoint',
             creditnode_dot_v1_dot_feeds__pb2.GetCheckpointRequest.SerializeToString,
             creditnode_dot_v1_dot_feeds__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Disclose(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditnode.v1.FeedService/Disclose',
+            creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.SerializeToString,
+            creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class FeedServiceStub:
     """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_feeds_pb2.GetCheckpointRequest, _feeds_pb2.GetCheckpointResponse]
     """GetCheckpoint returns the newest signed checkpoint, with a consistency proof if asked."""
+    Disclose: _grpc.UnaryUnaryMultiCallable[_feeds_pb2.DiscloseRequest, _feeds_pb2.DiscloseResponse]
+    """Disclose opens committed fields of leaves already sent, as far as the subscriber's
+    agreement allows now: for entries published before an agreement opened more. Each
+    opening verifies against the commitment in the leaf the subscriber already holds.
+    """
 
 @_typing.type_check_only
 class FeedServiceAsyncStub(FeedServiceStub):
@@ -53,6 +58,11 @@ class FeedServiceAsyncStub(FeedServiceStub):
     """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_feeds_pb2.GetCheckpointRequest, _feeds_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """GetCheckpoint returns the newest signed checkpoint, with a consistency proof if asked."""
+    Disclose: _aio.UnaryUnaryMultiCallable[_feeds_pb2.DiscloseRequest, _feeds_pb2.DiscloseResponse]  # type: ignore[assignment]
+    """Disclose opens committed fields of leaves already sent, as far as the subscriber's
+    agreement allows now: for entries published before an agreement opened more. Each
+    opening verifies against the commitment in the leaf the subscriber already holds.
+    """
 
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
     """FeedService publishes this node's lists as a signed append-only Merkle log."""
@@ -75,5 +85,16 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_feeds_pb2.GetCheckpointResponse, _abc.Awaitable[_feeds_pb2.GetCheckpointResponse]]:
         """GetCheckpoint returns the newest signed checkpoint, with a consistency proof if asked."""
+
+    @_abc_1.abstractmethod
+    def Disclose(
+        self,
+        request: _feeds_pb2.DiscloseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feeds_pb2.DiscloseResponse, _abc.Awaitable[_feeds_pb2.DiscloseResponse]]:
+        """Disclose opens committed fields of leaves already sent, as far as the subscriber's
+        agreement allows now: for entries published before an agreement opened more. Each
+        opening verifies against the commitment in the leaf the subscriber already holds.
+        """
 
 def add_FeedServiceServicer_to_server(servicer: FeedServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

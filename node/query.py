@@ -1,0 +1,118 @@
+"""`creditnode query`: ask a peer what its own lists hold about one subject, for a purpose.
+
+The answer's personal fields arrive in the form the peer's agreement with this node gives for
+that purpose (decided and recorded at the peer's border); a person is asked about by alliance
+pseudonym, computed here, so the resident ID never leaves this node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from node.api import query, query_rpc
+from node.directory import PeerDirectory
+from node.errors import InputError, PeerError
+from node.home import load_home
+from node.identity.pseudonym import pseudonym
+from node.identity.validate import check_uscc, classify
+from node.lists import TYPE
+from node.peer_client import describe_rpc_error
+from node.policy.agreement import PURPOSES
+from node.storage import Store
+from node.transport import secure_channel
+
+PERSON_KINDS = ("resident_id", "resident_id_15", "permit")
+
+
+def lookup_request(
+    purpose: str,
+    *,
+    uscc: str | None,
+    person_id: str | None,
+    alliance_key: tuple[bytes, int] | None,
+    include_removed: bool = False,
+) -> query.LookupRequest:
+    """The request for one subject; raises InputError naming the bad option."""
+    if purpose not in PURPOSES:
+        raise InputError(f"--purpose: unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
+    if (uscc is None) == (person_id is None):
+        raise InputError("give exactly one of --uscc, --person-id")
+    request = query.LookupRequest(purpose=purpose, include_removed=include_removed)
+    if uscc is not None:
+        check = check_uscc(uscc)
+        if check.status == "invalid":
+            raise InputError(f"--uscc: {check.reason}")
+        request.uscc = check.normalised
+        return request
+    assert person_id is not None
+    check = classify(person_id)
+    if check.status == "invalid" or check.kind not in PERSON_KINDS:
+        raise InputError(f"--person-id: {check.reason or 'not a resident ID'}")
+    if alliance_key is None:
+        raise InputError("this node has no alliance key to ask about a person with")
+    request.person_pseudonym = pseudonym(alliance_key[0], alliance_key[1], person_id)
+    return request
+
+
+async def ask_peer(
+    root: Path, peer_name: str, request: query.LookupRequest, *, timeout: float
+) -> query.LookupResponse:
+    home = load_home(root)
+    async with Store.opened(home.database_url) as store:
+        directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
+        await directory.refresh()
+        peer = await directory.lookup(peer_name)
+    if peer is None:
+        raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
+    endpoint = peer.record.endpoint
+    async with secure_channel(
+        home.tls, endpoint, peer.identity, peer.record.ca_certificate.encode()
+    ) as channel:
+        try:
+            return await query_rpc.QueryServiceStub(channel).Lookup(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise PeerError(describe_rpc_error(peer.identity, endpoint, err)) from None
+
+
+PERSONAL_COLUMNS = (
+    ("person_name", "person"),
+    ("person_id_masked", "ID (masked)"),
+    ("person_pseudonym", "pseudonym"),
+    ("legal_rep_name", "legal rep"),
+)
+
+
+def answer_table(peer: str, request: query.LookupRequest, resp: query.LookupResponse) -> Table:
+    subject = request.uscc or f"person {request.person_pseudonym[:16]}…"
+    table = Table(
+        title=f"{peer}: {subject} for {request.purpose}", title_justify="left",
+        caption=f"{resp.decision}", caption_justify="left",
+    )  # fmt: skip
+    for col in ("entry", "list", "type", "subject", "listed", "status", "personal fields"):
+        table.add_column(col)
+    for a in resp.answers:
+        e = a.entry
+        forms = {f.field: f.form for f in a.forms}
+        personal = [
+            f"{label}={getattr(e, name)} ({forms.get(name, '?')})"
+            for name, label in PERSONAL_COLUMNS
+            if getattr(e, name)
+        ]
+        table.add_row(
+            a.entry_id[:12], e.list_name, TYPE.get(e.list_type, "?"), e.subject_name or e.uscc,
+            e.listing_date, "active" if e.status == 1 else "removed",
+            "; ".join(personal) or "(none sent)",
+        )  # fmt: skip
+    if not resp.answers:
+        table.add_row("(no entries)", "", "", "", "", "", "")
+    return table
+
+
+def print_answer(
+    out: Console, peer: str, request: query.LookupRequest, resp: query.LookupResponse
+) -> None:
+    out.print(answer_table(peer, request, resp))
