@@ -59,7 +59,7 @@ purposes = ["enforcement"]
 [[rule]]
 data_class = "list_entry"
 purposes = ["enforcement"]
-fields = { person_name = "mask:name_surname", person_id = "mask:court_id", \\
+fields = { person_name = "mask:name_surname", person_id = "mask:court_id", \
   person_pseudonym = "clear" }
 
 [feed.list_entry]
@@ -152,8 +152,9 @@ def _pct(values: list[float], q: float) -> float:
 async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dict[str, Any]:
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
     enforced_let_out, bypass = jinan.exit.let_out, bypassing(jinan.exit)
-    inside: list[float] = []
-    recording: list[float] = []
+    inside: list[float] = []  # all of let_out
+    recording: list[float] = []  # the durable record's part of it
+    policy: list[float] = []  # the rest: decision, rendering, the schema walk
     record = jinan.exit.ledger.record
 
     async def timed_record(row: dict[str, Any]) -> None:
@@ -162,9 +163,12 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
         recording.append((time.perf_counter() - t0) * 1000)
 
     async def timed_let_out(call: ExitCall, message: Message) -> None:
+        before = len(recording)
         t0 = time.perf_counter()
         await enforced_let_out(call, message)
-        inside.append((time.perf_counter() - t0) * 1000)
+        total = (time.perf_counter() - t0) * 1000
+        inside.append(total)
+        policy.append(total - sum(recording[before:]))
 
     jinan.exit.ledger.record = timed_record  # type: ignore[method-assign]
     lat: dict[str, list[float]] = {"enforced": [], "bypassed": []}
@@ -202,6 +206,8 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
     out["added_p99_ms"] = out["enforced_p99_ms"] - out["bypassed_p99_ms"]
     out["exit_inside_p50_ms"] = _pct(inside, 0.50)
     out["exit_inside_p99_ms"] = _pct(inside, 0.99)
+    out["exit_policy_p50_ms"] = _pct(policy, 0.50)
+    out["exit_policy_p99_ms"] = _pct(policy, 0.99)
     out["record_p50_ms"] = _pct(recording, 0.50)
     out["record_p99_ms"] = _pct(recording, 0.99)
     return out
@@ -238,6 +244,9 @@ def main() -> None:
     results["targets"] = {
         "feed cost_fraction <= 0.10": results["feed"]["cost_fraction"] <= 0.10,
         "query added_p99_ms <= 1": results["query"]["added_p99_ms"] <= 1.0,
+        "query exit_policy_p99_ms <= 1 (without the durable record)": (
+            results["query"]["exit_policy_p99_ms"] <= 1.0
+        ),
     }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -23,13 +23,16 @@ from rich.text import Text
 from sqlalchemy import and_, func, select
 
 from adapters.samples import generate_rows, write_csv
-from node.api import feeds
+from node.api import feeds, query, query_rpc
+from node.border import RELEASES
 from node.feeds.importer import import_list
 from node.feeds.logstore import LOGS
 from node.feeds.state import DISCLOSURES, STATE
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
+from node.query import answer_table
 from node.runtime import Node
+from node.transport import secure_channel
 from node.views import peer_rows_from_records, peer_table
 
 CITIES = (("jinan", "370100"), ("lanzhou", "620100"), ("taiyuan", "140100"))
@@ -203,8 +206,8 @@ person_pseudonym = "clear"
 PERSONAL = ("person_name", "person_id", "person_id_masked", "person_pseudonym")
 
 
-async def forms_demo(nodes: list[Node], console: Console) -> None:
-    """One Jinan entry about a person, as Lanzhou and Taiyuan hold it."""
+async def forms_demo(nodes: list[Node], console: Console) -> str | None:
+    """One Jinan entry about a person, as Lanzhou and Taiyuan hold it; returns its id."""
     jinan = nodes[0]
     async with jinan.store.engine.connect() as conn:
         entry_id = (
@@ -221,7 +224,7 @@ async def forms_demo(nodes: list[Node], console: Console) -> None:
             )
         ).scalar()
     if entry_id is None:
-        return
+        return None
     table = Table(title=f"one Jinan entry about a person ({entry_id[:8]}…): the same leaf, "
                   "verified against the same root, in two desensitised forms",
                   title_justify="left")  # fmt: skip
@@ -246,6 +249,48 @@ async def forms_demo(nodes: list[Node], console: Console) -> None:
             )
         table.add_row(holder.name, *(opened.get(n, "[dim]digest only[/]") for n in PERSONAL))
     console.print(table)
+    return str(entry_id)
+
+
+async def query_demo(nodes: list[Node], entry_id: str, console: Console) -> None:
+    """Officers in Lanzhou and Taiyuan ask Jinan about that person; Jinan's border renders each
+    answer for the asker's agreement and purpose and records what it let out."""
+    jinan, lanzhou = nodes[0], nodes[1]
+    async with lanzhou.store.engine.connect() as conn:
+        pseud = (
+            await conn.execute(
+                select(DISCLOSURES.c.value).where(
+                    and_(DISCLOSURES.c.entry_id == entry_id,
+                         DISCLOSURES.c.field == "person_pseudonym")
+                )
+            )
+        ).scalar()  # fmt: skip
+    if pseud is None:
+        return
+    for asker, purpose in (
+        (lanzhou, "enforcement"),
+        (lanzhou, "subsidy"),
+        (nodes[2], "enforcement"),
+    ):
+        request = query.LookupRequest(purpose=purpose, person_pseudonym=pseud)
+        async with secure_channel(
+            asker.home.tls, jinan.endpoint, jinan.home.identity, jinan.home.tls.ca_pem
+        ) as channel:
+            resp = await query_rpc.QueryServiceStub(channel).Lookup(request, timeout=10)
+        table = answer_table("jinan", request, resp)
+        table.title = f"{asker.name} asks jinan about that person, for {purpose}"
+        console.print(table)
+    async with jinan.store.engine.connect() as conn:
+        rows = (await conn.execute(select(RELEASES).order_by(RELEASES.c.id))).mappings().all()
+    record = Table(title="jinan's disclosure record (kept before each response left; no values)",
+                   title_justify="left")  # fmt: skip
+    for col in ("peer", "method", "purpose", "forms", "values", "leaves", "agreement"):
+        record.add_column(col, overflow="fold")
+    for r in rows:
+        leaves = "" if r["first_leaf"] is None else f"{r['first_leaf']}–{r['last_leaf']}"
+        record.add_row(r["peer"], r["method"].rsplit("/", 1)[-1], r["purpose"] or "(feed)",
+                       r["forms"], str(r["values"]), leaves, r["agreements"])  # fmt: skip
+    console.print(record)
 
 
 async def run_demo(directory: Path | None, seconds: float | None, console: Console) -> None:
@@ -273,7 +318,9 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
         async with LocalFederation(base, CITIES, heartbeat_seconds=1.0) as fed:
             nodes = list(fed.nodes.values())
             await lists_demo(base, nodes, console)
-            await forms_demo(nodes, console)
+            entry_id = await forms_demo(nodes, console)
+            if entry_id is not None:
+                await query_demo(nodes, entry_id, console)
             with Live(
                 Group(await views(nodes), hint),
                 console=console,

@@ -149,6 +149,14 @@ class _Walker:
         self.decision = decision
         self.alliance_key = alliance_key
         self.out = Release()
+        self._granted: frozenset[str] | None = None
+
+    @property
+    def granted(self) -> frozenset[str]:
+        """The committed fields whose openings may leave (computed once per message)."""
+        if self._granted is None:
+            self._granted = frozenset(f for f in COMMITTED_FIELDS if _opens(self.decision, f))
+        return self._granted
 
     def message(self, m: Message, leaf: int | None) -> None:
         d = m.DESCRIPTOR
@@ -215,7 +223,8 @@ class _Walker:
         for o in held:
             if len(UnknownFieldSet(o)):
                 raise Unreleasable(f"{_DISCLOSURE} carries fields the schema does not know")
-        kept = [o for o in held if _opens(self.decision, o.field)]
+        granted = self.granted
+        kept = [o for o in held if o.field in granted]
         if len(kept) != len(held):
             self.out.withheld += len(held) - len(kept)
             copies = [
