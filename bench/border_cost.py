@@ -1,6 +1,7 @@
-"""The border's cost (issue #5). Prints figures and writes bench/results/border_cost.json.
+"""The border's cost (issue #5). Prints figures and writes bench/results/border_cost_<backend>.json.
 
-    .venv/bin/python bench/border_cost.py [--entries 20000] [--rounds 3] [--queries 2000]
+    .venv/bin/python bench/border_cost.py [--entries 10000] [--rounds 7] [--queries 2000]
+                                          [--backend sqlite|postgresql]
 
 Both figures compare the same path with the exit enforcing and with it bypassed *in this
 harness only* (``Exit.let_out`` replaced on the running node by one that releases nothing and
@@ -35,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import asyncpg  # noqa: E402
 from google.protobuf.message import Message  # noqa: E402
 
 from node.api import feeds, query, query_rpc  # noqa: E402
@@ -49,6 +51,7 @@ from node.runtime import Node  # noqa: E402
 from node.storage import Store  # noqa: E402
 from node.transport import secure_channel  # noqa: E402
 from tests.feedutil import person_entry  # noqa: E402
+from tests.pgserver import PgServer  # noqa: E402
 
 CITIES = [("jinan", "370100"), ("lanzhou", "620100")]
 AGREEMENT = """id = "jinan-lanzhou"
@@ -107,11 +110,37 @@ def bypassing(exit_: Exit) -> LetOut:
     return let_out
 
 
-async def sync_once(fed: LocalFederation, base: Path, label: str) -> float:
+class Databases:
+    """Fresh databases on the chosen engine: SQLite files, or a throw-away PostgreSQL server."""
+
+    def __init__(self, backend: str, base: Path) -> None:
+        self.backend = backend
+        self.base = base
+        self.pg: PgServer | None = None
+        if backend == "postgresql":
+            self.pg = PgServer.start()
+
+    async def url(self, label: str) -> str:
+        name = f"{label}_{uuid.uuid4().hex[:6]}"
+        if self.pg is None:
+            return f"sqlite:///{self.base / (name + '.db')}"
+        conn = await asyncpg.connect(self.pg.admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.pg.url(name)
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+
+
+async def sync_once(fed: LocalFederation, dbs: Databases, label: str) -> float:
     lanzhou = fed["lanzhou"]
     peer = await lanzhou.directory.lookup("jinan")
     assert peer is not None
-    store = await Store.open(f"sqlite:///{base / f'{label}-{uuid.uuid4().hex[:6]}.db'}")
+    store = await Store.open(await dbs.url(label))
     try:
         sub = await Subscriber.open(lanzhou.home.tls, store, peer)
         start = time.perf_counter()
@@ -122,14 +151,14 @@ async def sync_once(fed: LocalFederation, base: Path, label: str) -> float:
     return status.applied / elapsed
 
 
-async def feed_cost(fed: LocalFederation, base: Path, n: int, rounds: int) -> dict[str, Any]:
+async def feed_cost(fed: LocalFederation, dbs: Databases, n: int, rounds: int) -> dict[str, Any]:
     jinan = fed["jinan"]
     enforced_let_out, bypass = jinan.exit.let_out, bypassing(jinan.exit)
     rates: dict[str, list[float]] = {"enforced": [], "bypassed": []}
     for r in range(rounds):
         for mode in ("enforced", "bypassed") if r % 2 == 0 else ("bypassed", "enforced"):
             jinan.exit.let_out = enforced_let_out if mode == "enforced" else bypass  # type: ignore[method-assign]
-            rate = await sync_once(fed, base, mode)
+            rate = await sync_once(fed, dbs, mode)
             rates[mode].append(rate)
             print(f"  round {r + 1} {mode}: {rate:,.0f} entries/s")
     jinan.exit.let_out = enforced_let_out  # type: ignore[method-assign]
@@ -213,8 +242,13 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
     return out
 
 
-async def run(base: Path, entries: int, rounds: int, queries: int) -> dict[str, Any]:
-    async with LocalFederation(base, CITIES, subscribe=False, heartbeat=False) as fed:
+async def run(
+    base: Path, entries: int, rounds: int, queries: int, dbs: Databases
+) -> dict[str, Any]:
+    urls = {name: await dbs.url(name) for name, _ in CITIES}
+    async with LocalFederation(
+        base, CITIES, subscribe=False, heartbeat=False, database_url=urls.get
+    ) as fed:
         agreements = fed["jinan"].home.paths.root / "agreements"
         agreements.mkdir(exist_ok=True)
         (agreements / "lanzhou.toml").write_text(AGREEMENT)
@@ -222,7 +256,7 @@ async def run(base: Path, entries: int, rounds: int, queries: int) -> dict[str, 
         await fed["lanzhou"].directory.refresh()
         pseudonyms = await fill(fed["jinan"], entries)
         print(f"(a) feed sync of {entries:,} entries, enforced vs bypassed")
-        feed = await feed_cost(fed, base, entries, rounds)
+        feed = await feed_cost(fed, dbs, entries, rounds)
         print(json.dumps(feed, indent=2))
         print(f"(b) {queries:,} queries, enforced vs bypassed")
         q = await query_cost(fed, pseudonyms, queries)
@@ -232,15 +266,22 @@ async def run(base: Path, entries: int, rounds: int, queries: int) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--entries", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     configure_logging("warning")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     with tempfile.TemporaryDirectory(prefix="creditnode-border-") as tmp:
-        results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-        results.update(asyncio.run(run(Path(tmp), args.entries, args.rounds, args.queries)))
+        results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "backend": args.backend}
+        dbs = Databases(args.backend, Path(tmp))
+        try:
+            results.update(
+                asyncio.run(run(Path(tmp), args.entries, args.rounds, args.queries, dbs))
+            )
+        finally:
+            dbs.close()
     results["targets"] = {
         "feed cost_fraction <= 0.10": results["feed"]["cost_fraction"] <= 0.10,
         "query added_p99_ms <= 1": results["query"]["added_p99_ms"] <= 1.0,
@@ -250,9 +291,10 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "border_cost.json").write_text(json.dumps(results, indent=2))
+    target = out / f"border_cost_{args.backend}.json"
+    target.write_text(json.dumps(results, indent=2))
     print(json.dumps(results["targets"], indent=2))
-    print(f"written to {out / 'border_cost.json'}")
+    print(f"written to {target}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 
 from keys import FederationCA
 from node.cli import main
+from node.policy.masks import name_surname
 
 CLI = [sys.executable, "-m", "node.cli"]
 
@@ -277,6 +278,18 @@ def _sample_csv(
     return path
 
 
+PROCUREMENT_AGREEMENT = """id = "jinan-lanzhou"
+version = 1
+peers = ["lanzhou"]
+purposes = ["procurement"]
+
+[[rule]]
+data_class = "list_entry"
+purposes = ["procurement"]
+fields = { legal_rep_name = "mask:name_surname" }
+"""
+
+
 def test_import_sync_lists_between_processes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,8 +315,30 @@ def test_import_sync_lists_between_processes(
         active = int(out.split(" of ")[1].split()[0])
         assert active > 0
 
-        lines = csv_file.read_text(encoding="gb18030").splitlines(keepends=True)
+        # An officer in lanzhou asks jinan about one organisation; jinan's agreement decides.
+        lines = csv_file.read_text(encoding="gb18030").splitlines()
         today = dt.date.today().isoformat()
+        row = next(line.split(",") for line in lines[1:] if line.split(",")[15] > today)
+        uscc, rep = row[2], row[4]
+        ask = ["query", "--home", str(lanzhou), "jinan", "--uscc", uscc]
+        rc, out, _ = run(capsys, *ask, "--purpose", "procurement")
+        assert rc == 0, out
+        assert "no agreement names peer lanzhou" in out and rep not in out
+        (jinan / "agreements").mkdir(exist_ok=True)
+        (jinan / "agreements" / "lanzhou.toml").write_text(PROCUREMENT_AGREEMENT)
+        time.sleep(1.2)  # a serving node re-reads its agreements within a second
+        rc, out, _ = run(capsys, *ask, "--purpose", "procurement")
+        assert rc == 0, out
+        assert f"legal rep={name_surname(rep)} (mask:name_surname)" in out
+        assert rep not in out and "jinan-lanzhou v1" in out
+        rc, out, _ = run(capsys, *ask, "--purpose", "subsidy")
+        assert rc == 0 and "not allowed" in out and name_surname(rep) not in out
+        rc, _, err = run(capsys, *ask, "--purpose", "gossip")
+        assert rc == 2 and "unknown purpose 'gossip'" in one_line_error(err)
+        rc, out, _ = run(capsys, "sync", "--home", str(lanzhou), "--disclose")
+        assert rc == 0 and "disclosed" in out
+
+        lines = csv_file.read_text(encoding="gb18030").splitlines(keepends=True)
         live = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[15] > today)
         del lines[live]  # an entry still within its disclosure period leaves the export
         csv_file.write_text("".join(lines), encoding="gb18030")

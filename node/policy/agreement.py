@@ -85,6 +85,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
@@ -257,16 +258,21 @@ PSEUDONYM = Form("pseudonym")
 # ------------------------------------------------------------------- schema look-ups
 
 
+# The schema is fixed for the life of the process, so these are computed once per argument
+# (unknown data classes raise KeyError, which is not cached).
+@cache
 def message_fields(data_class: str) -> tuple[str, ...]:
     """Every field name of *data_class*'s message, in field-number order."""
     return tuple(f.name for f in DATA_CLASSES[data_class].DESCRIPTOR.fields)
 
 
+@cache
 def _sensitivity(data_class: str, name: str) -> int:
     fd = DATA_CLASSES[data_class].DESCRIPTOR.fields_by_name[name]
     return int(fd.GetOptions().Extensions[options.sensitivity])
 
 
+@cache
 def public_fields(data_class: str) -> frozenset[str]:
     """The fields classified public: always sent in clear, whatever an agreement says.
 
