@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border
 
 venv: $(STAMP)
 
@@ -53,3 +53,9 @@ clean:
 # Feed benchmarks (issue #3): figures printed and written to bench/results/feed_sync.json.
 bench: venv
 	$(BIN)/python bench/feed_sync.py $(BENCH_ARGS)
+
+# The border's cost (issue #5), on SQLite and on a throw-away PostgreSQL server:
+# bench/results/border_cost_{sqlite,postgresql}.json.
+bench-border: venv postgres-server
+	$(BIN)/python bench/border_cost.py --backend sqlite
+	$(BIN)/python bench/border_cost.py --backend postgresql

@@ -12,7 +12,7 @@ import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any
 
 import grpc
 import structlog
@@ -20,6 +20,7 @@ from cryptography import x509
 
 from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
 from node.directory import PeerDirectory
+from node.handlers import Behaviour, Handler, rebuild
 
 log = structlog.get_logger("creditnode.auth")
 
@@ -89,10 +90,6 @@ class PeerGate:
         return Refused(grpc.StatusCode.PERMISSION_DENIED, f"{ident.uri} {why}")
 
 
-Behaviour = Callable[..., Any]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the stubs
-
-
 class GateInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every method handler (ours, health, reflection) so the gate runs first."""
 
@@ -119,14 +116,14 @@ async def _enter(gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any]) ->
 
 
 def _gated(handler: Handler, gate: PeerGate) -> Handler:
-    def unary(behaviour: Behaviour) -> Behaviour:
+    def unary(behaviour: Behaviour, streaming_request: bool) -> Behaviour:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await _enter(gate, context)
             return await behaviour(request, context)
 
         return call
 
-    def streaming(behaviour: Behaviour) -> Behaviour:
+    def streaming(behaviour: Behaviour, streaming_request: bool) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
 
             async def gen(
@@ -137,19 +134,6 @@ def _gated(handler: Handler, gate: PeerGate) -> Handler:
                     yield item
 
             return gen
-        return unary(behaviour)  # coroutine that writes with context.write()
+        return unary(behaviour, streaming_request)  # coroutine that writes with context.write()
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            streaming(cast(Behaviour, handler.unary_stream)), **kwargs
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
-    assert handler.stream_stream is not None
-    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+    return rebuild(handler, unary_response=unary, stream_response=streaming)

@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -40,6 +40,7 @@ from sqlalchemy import insert
 from node.api import feeds
 from node.auth import current_caller
 from node.feeds.leaf import COMMITTED_FIELDS
+from node.handlers import Behaviour, Handler, rebuild
 from node.policy.agreement import Agreement, load_agreements
 from node.policy.decide import Decision, decide
 from node.policy.release import Release, Unreleasable, release
@@ -78,10 +79,6 @@ class Border:
         self._checked = 0.0
         self._decisions: dict[tuple[str, str | None], Decision | None] = {}
         self._load()
-
-    @classmethod
-    def load(cls, directory: Path, *, alliance_key: tuple[bytes, int] | None = None) -> Border:
-        return cls(directory, alliance_key=alliance_key)
 
     def _stat(self) -> tuple[tuple[str, int, int], ...]:
         if not self.directory.is_dir():
@@ -225,8 +222,6 @@ current_exit: contextvars.ContextVar[ExitCall | None] = contextvars.ContextVar(
     "current_exit", default=None
 )
 
-Behaviour = Callable[..., Any]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Observer = Callable[[ExitCall, Message, Release], None]
 
 
@@ -377,17 +372,9 @@ def _through_exit(handler: Handler, exit_: Exit, method: str) -> Handler:
 
         return gen
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": exit_.guard(handler.response_serializer),
-    }
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, False), **kwargs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            streaming(cast(Behaviour, handler.unary_stream), False), **kwargs
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, True), **kwargs)
-    assert handler.stream_stream is not None
-    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream, True), **kwargs)
+    return rebuild(
+        handler,
+        unary_response=unary,
+        stream_response=streaming,
+        response_serializer=exit_.guard(handler.response_serializer),
+    )

@@ -80,9 +80,11 @@ async def ask_peer(
 
 PERSONAL_COLUMNS = (
     ("person_name", "person"),
+    ("person_id", "ID"),
     ("person_id_masked", "ID (masked)"),
     ("person_pseudonym", "pseudonym"),
     ("legal_rep_name", "legal rep"),
+    ("legal_rep_id", "legal rep ID"),
 )
 
 

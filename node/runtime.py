@@ -58,7 +58,7 @@ class Node:
         )
         self.health = health.aio.HealthServicer()
         key = home.alliance_key
-        self.border = Border.load(
+        self.border = Border(
             home.paths.root / "agreements",
             alliance_key=None if key is None else (key.secret, key.version),
         )

@@ -248,6 +248,16 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     taiyuan_row = next(line for line in forms.splitlines() if line.startswith("│ taiyuan"))
     assert "****" in lanzhou_row and "p1." in lanzhou_row  # masked ID and pseudonym opened
     assert taiyuan_row.count("digest only") == 4  # no agreement: digests only
+    # Officers ask jinan: lanzhou gets the forms of its agreement, for its purpose only.
+    asked = out[out.index("lanzhou asks jinan about that person, for enforcement") :]
+    enforcement, rest = asked.split("lanzhou asks jinan about that person, for subsidy")
+    subsidy, taiyuan = rest.split("taiyuan asks jinan about that person, for enforcement")
+    assert "(mask:name_surname)" in enforcement and "(mask:court_id)" in enforcement
+    assert "decided by jinan-lanzhou v1" in enforcement
+    assert "(none sent)" in subsidy and "is not allowed" in subsidy
+    assert "(none sent)" in taiyuan and "no agreement names peer taiyuan" in taiyuan
+    record = out[out.index("jinan's disclosure record") :]
+    assert "Subscribe" in record and "Lookup" in record and "jinan-lanzhou v1" in record
     assert "the removal reached lanzhou in" in out and "the removal reached taiyuan in" in out
     assert "federation stopped cleanly" in out
 

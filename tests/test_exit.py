@@ -96,6 +96,16 @@ async def _jinan_with_canaries(fed: Any) -> tuple[Node, list[feeds.ListEntry]]:
     return jinan, entries
 
 
+async def _synced(node: Node, origin: str) -> Subscriber:
+    """*node*'s subscriber to *origin*, caught up once."""
+    await node.directory.refresh()
+    peer = await node.directory.lookup(origin)
+    assert peer is not None
+    sub = await Subscriber.open(node.home.tls, node.store, peer)
+    await sub.sync(follow=False)
+    return sub
+
+
 async def _reflected_methods(channel: grpc.aio.Channel) -> dict[str, tuple[bool, bool]]:
     """Every method of every service, as the server's reflection lists them."""
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -187,11 +197,7 @@ async def test_canaries_on_the_wire_and_in_the_database(federation: FederationFa
     for name, node in (("lanzhou", lanzhou), ("taiyuan", taiyuan)):
         token = client_interceptors.set(taps[name].interceptors)
         try:
-            await node.directory.refresh()
-            peer = await node.directory.lookup("jinan")
-            assert peer is not None
-            sub = await Subscriber.open(node.home.tls, node.store, peer)
-            await sub.sync(follow=False)
+            sub = await _synced(node, "jinan")
             await sub.disclose()
             async with channel_to(jinan, node.home.tls) as ch:
                 stub = query_rpc.QueryServiceStub(ch)
@@ -260,10 +266,7 @@ async def test_each_disclosure_is_recorded_with_its_agreement_version(
     fed = await federation(2, subscribe=False)
     jinan, entries = await _jinan_with_canaries(fed)
     lanzhou = fed["lanzhou"]
-    await lanzhou.directory.refresh()
-    peer = await lanzhou.directory.lookup("jinan")
-    assert peer is not None
-    await (await Subscriber.open(lanzhou.home.tls, lanzhou.store, peer)).sync(follow=False)
+    await _synced(lanzhou, "jinan")
     async with channel_to(jinan, lanzhou.home.tls) as ch:
         await query_rpc.QueryServiceStub(ch).Lookup(
             query.LookupRequest(purpose="enforcement", uscc=USCC)
@@ -301,11 +304,7 @@ async def test_disclosure_of_old_entries_after_an_agreement_widens(
     (jinan.home.paths.root / "agreements" / "lanzhou.toml").write_text(narrow)
     jinan.border.refresh(force=True)
     lanzhou = fed["lanzhou"]
-    await lanzhou.directory.refresh()
-    peer = await lanzhou.directory.lookup("jinan")
-    assert peer is not None
-    sub = await Subscriber.open(lanzhou.home.tls, lanzhou.store, peer)
-    await sub.sync(follow=False)
+    sub = await _synced(lanzhou, "jinan")
     assert await sub.disclose() == 0  # nothing granted yet
 
     async def held() -> dict[tuple[int, str], str]:
@@ -336,11 +335,7 @@ async def test_a_disclosed_opening_that_does_not_match_is_refused(
     fed = await federation(2, subscribe=False)
     await _jinan_with_canaries(fed)
     lanzhou = fed["lanzhou"]
-    await lanzhou.directory.refresh()
-    peer = await lanzhou.directory.lookup("jinan")
-    assert peer is not None
-    sub = await Subscriber.open(lanzhou.home.tls, lanzhou.store, peer)
-    await sub.sync(follow=False)
+    sub = await _synced(lanzhou, "jinan")
     forged = feeds.DiscloseResponse(
         leaves=[
             feeds.DisclosedLeaf(
