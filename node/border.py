@@ -24,6 +24,7 @@ out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import time
@@ -363,12 +364,30 @@ def _through_exit(handler: Handler, exit_: Exit, method: str) -> Handler:
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             exit_call = exit_.open(method, None if streaming_request else request)
-            async for item in behaviour(request, context):
-                try:
-                    await exit_.let_out(exit_call, item)
-                except Unreleasable:
-                    await _abort_unreleasable(context)
-                yield item
+            items = behaviour(request, context)
+            upcoming: asyncio.Future[Any] | None = None
+            try:
+                item = await anext(items)
+                while True:
+                    recorded = asyncio.ensure_future(exit_.let_out(exit_call, item))
+                    # The handler makes the next message while this one's record commits; the
+                    # message itself waits for its record, and nothing waits for the next one.
+                    upcoming = asyncio.ensure_future(anext(items))
+                    try:
+                        await recorded
+                    except Unreleasable:
+                        await _abort_unreleasable(context)
+                    yield item
+                    item = await upcoming
+                    upcoming = None
+            except StopAsyncIteration:
+                return
+            finally:
+                if upcoming is not None and not upcoming.done():
+                    upcoming.cancel()
+                    with contextlib.suppress(BaseException):
+                        await upcoming
+                await items.aclose()
 
         return gen
 

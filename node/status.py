@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from keys import NodeIdentity
 from node.api import feeds
+from node.border import RELEASES
 from node.errors import InputError, PeerError
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
@@ -43,6 +45,7 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         backend = store.backend
         logs = await feed_rows(store)
         conflicts = await find_conflicts(store, home.settings.name)
+        released = await release_rows(store)
     endpoint = _self_endpoint(home)
     result: Probe | None = None
     if endpoint is not None:
@@ -64,6 +67,7 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     console.print(table)
     console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
     console.print(feed_table(home.settings.name, logs))
+    console.print(release_table(released))
     kinds = Counter(c.kind for c in conflicts)
     console.print(
         f"identity conflicts: {len(conflicts)}"
@@ -104,6 +108,32 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
             .order_by(LOGS.c.peer.is_not(None), LOGS.c.peer)
         )
         return [dict(r) for r in result.mappings()]
+
+
+async def release_rows(store: Store) -> list[tuple[str, int, int, dt.datetime | None]]:
+    """Per peer: responses that let personal data out, the values they carried, the last one."""
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(RELEASES.c.peer, func.count(), func.sum(RELEASES.c["values"]),
+                   func.max(RELEASES.c.released_at))
+            .group_by(RELEASES.c.peer).order_by(RELEASES.c.peer)
+        )  # fmt: skip
+        return [(str(p), int(n), int(v or 0), last) for p, n, v, last in rows]
+
+
+def release_table(rows: list[tuple[str, int, int, dt.datetime | None]]) -> Table:
+    table = Table(
+        title="personal data released (the disclosure record; each row names its agreement)",
+        title_justify="left",
+    )
+    for col in ("peer", "responses", "values", "last"):
+        table.add_column(col)
+    for peer, n, values, last in rows:
+        when = last.isoformat(timespec="seconds") if isinstance(last, dt.datetime) else str(last)
+        table.add_row(peer, str(n), str(values), when)
+    if not rows:
+        table.add_row("(nothing released)", "", "", "")
+    return table
 
 
 def feed_table(own: str, logs: list[dict[str, object]]) -> Table:

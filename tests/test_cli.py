@@ -347,6 +347,11 @@ def test_import_sync_lists_between_processes(
         assert rc == 2 and "unknown purpose 'gossip'" in one_line_error(err)
         rc, out, _ = run(capsys, "sync", "--home", str(lanzhou), "--disclose")
         assert rc == 0 and "disclosed" in out
+        rc, out, _ = run(capsys, "status", "--home", str(jinan), "--timeout", "2")
+        released = out[out.index("personal data released") :]
+        peer_row = next(line for line in released.splitlines() if line.startswith("│ lanzhou"))
+        assert peer_row.split("│")[2].strip() == "1"  # one answer let a masked name out
+        assert rep not in out
 
         lines = csv_file.read_text(encoding="gb18030").splitlines(keepends=True)
         live = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[15] > today)
