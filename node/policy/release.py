@@ -76,6 +76,8 @@ _ANSWER = query.LookupAnswer.DESCRIPTOR.full_name
 _RESPONSE = query.LookupResponse.DESCRIPTOR.full_name
 _BATCH = feeds.LeafBatch.DESCRIPTOR.full_name
 _DISCLOSED_LEAF = feeds.DisclosedLeaf.DESCRIPTOR.full_name
+_FEED_LEAF = feeds.FeedLeaf.DESCRIPTOR.full_name
+_FEED_LEAF_OPENINGS = feeds.FeedLeaf.DESCRIPTOR.fields_by_name["disclosures"]
 
 
 class Unreleasable(Exception):
@@ -169,6 +171,10 @@ class _Walker:
             return
         if d.full_name == _ANSWER:
             self.answer(m)
+            return
+        if d.full_name == _FEED_LEAF:
+            # The hot path of every feed: the leaf bytes are public, only the openings are not.
+            self.openings(m, _FEED_LEAF_OPENINGS, leaf)
             return
         for fd, value in m.ListFields():
             s = sensitivity_of(fd)
