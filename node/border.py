@@ -365,6 +365,7 @@ def _through_exit(handler: Handler, exit_: Exit, method: str) -> Handler:
         ) -> AsyncIterator[Any]:
             exit_call = exit_.open(method, None if streaming_request else request)
             items = behaviour(request, context)
+            recorded: asyncio.Future[None] | None = None
             upcoming: asyncio.Future[Any] | None = None
             try:
                 item = await anext(items)
@@ -379,14 +380,15 @@ def _through_exit(handler: Handler, exit_: Exit, method: str) -> Handler:
                         await _abort_unreleasable(context)
                     yield item
                     item = await upcoming
-                    upcoming = None
+                    recorded = upcoming = None
             except StopAsyncIteration:
                 return
             finally:
-                if upcoming is not None and not upcoming.done():
-                    upcoming.cancel()
-                    with contextlib.suppress(BaseException):
-                        await upcoming
+                for pending in (recorded, upcoming):
+                    if pending is not None and not pending.done():
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
                 await items.aclose()
 
         return gen
