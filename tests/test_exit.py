@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -12,6 +13,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from node.api import feeds, pb, query, query_rpc
@@ -21,6 +24,7 @@ from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES
 from node.feeds.subscriber import Subscriber
 from node.home import load_home
+from node.identity.codes import resident_id_check_char
 from node.identity.pseudonym import pseudonym
 from node.policy.masks import SHAPES
 from node.policy.release import Release
@@ -34,6 +38,7 @@ from tests.wiretap import WireTap
 
 CANARY_IDS = ("11010519491231002X", "370102198001011237", "620102197512310041")
 CANARY_NAMES = ("金丝雀甲", "欧阳金丝雀", "金丝雀丙")
+CANARIES = tuple(zip(CANARY_IDS, CANARY_NAMES, strict=True))
 
 LANZHOU = """id = "jinan-lanzhou"
 version = 2
@@ -75,7 +80,9 @@ REQUESTS: dict[str, Message] = {
 }
 
 
-async def _jinan_with_canaries(fed: Any) -> tuple[Node, list[feeds.ListEntry]]:
+async def _jinan_with_canaries(
+    fed: Any, canaries: Sequence[tuple[str, str]] = CANARIES
+) -> tuple[Node, list[feeds.ListEntry]]:
     jinan: Node = fed["jinan"]
     agreements = jinan.home.paths.root / "agreements"
     agreements.mkdir(exist_ok=True)
@@ -84,7 +91,7 @@ async def _jinan_with_canaries(fed: Any) -> tuple[Node, list[feeds.ListEntry]]:
     key = jinan.home.alliance_key
     assert key is not None
     entries = []
-    for i, (idno, name) in enumerate(zip(CANARY_IDS, CANARY_NAMES, strict=True)):
+    for i, (idno, name) in enumerate(canaries):
         e = person_entry(i, person_id=idno, name=name)
         e.person_pseudonym = pseudonym(key.secret, key.version, idno)
         e.uscc = USCC if i == 0 else ""
@@ -189,9 +196,37 @@ async def test_every_rpc_of_every_service_passes_the_exit(federation: Federation
             assert idno.encode() not in data and name.encode() not in data
 
 
-async def test_canaries_on_the_wire_and_in_the_database(federation: FederationFactory) -> None:
+# Canary persons: valid resident IDs, names of rare characters (CJK extension A) so that no
+# public text of the entries or the nodes can contain one by chance.
+canary_sets = st.lists(
+    st.tuples(
+        st.builds(
+            lambda area, day, seq: (lambda body: body + resident_id_check_char(body))(
+                f"{area}{day:%Y%m%d}{seq:03d}"
+            ),
+            st.sampled_from(["110105", "370102", "620102", "140105"]),
+            st.dates(dt.date(1930, 1, 1), dt.date(2005, 12, 31)),
+            st.integers(0, 999),
+        ),
+        st.text(st.characters(min_codepoint=0x3400, max_codepoint=0x4DBF), min_size=2, max_size=4),
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=(lambda c: c[0], lambda c: c[1]),
+)
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # a new federation per example
+)
+@given(canaries=canary_sets)
+async def test_canaries_on_the_wire_and_in_the_database(
+    federation: FederationFactory, canaries: list[tuple[str, str]]
+) -> None:
     fed = await federation(3, subscribe=False)
-    jinan, entries = await _jinan_with_canaries(fed)
+    jinan, entries = await _jinan_with_canaries(fed, canaries)
     lanzhou, taiyuan = fed["lanzhou"], fed["taiyuan"]
     taps = {"lanzhou": WireTap(), "taiyuan": WireTap()}
     for name, node in (("lanzhou", lanzhou), ("taiyuan", taiyuan)):
@@ -216,11 +251,11 @@ async def test_canaries_on_the_wire_and_in_the_database(federation: FederationFa
         assert {"/creditnode.v1.FeedService/Subscribe", "/creditnode.v1.FeedService/Disclose",
                 "/creditnode.v1.QueryService/Lookup"} <= methods  # fmt: skip
         wire = b"\n".join(d for _, d in tap.seen)
-        for idno, person in zip(CANARY_IDS, CANARY_NAMES, strict=True):
+        for idno, person in canaries:
             assert idno.encode() not in wire, name
             assert person.encode() not in wire, name
         everything = await _everything(fed[name])
-        for idno, person in zip(CANARY_IDS, CANARY_NAMES, strict=True):
+        for idno, person in canaries:
             assert idno not in everything and person not in everything, name
 
     lookups = taps["lanzhou"].seen
