@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from cryptography import x509
 
 from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
 from node.directory import PeerDirectory
-from node.handlers import Behaviour, Handler, rebuild
+from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
 
 log = structlog.get_logger("creditnode.auth")
 
@@ -90,20 +90,13 @@ class PeerGate:
         return Refused(grpc.StatusCode.PERMISSION_DENIED, f"{ident.uri} {why}")
 
 
-class GateInterceptor(grpc.aio.ServerInterceptor):
+class GateInterceptor(WrappingInterceptor):
     """Wraps every method handler (ours, health, reflection) so the gate runs first."""
 
     def __init__(self, gate: PeerGate) -> None:
         self._gate = gate
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, handler: Handler, method: str) -> Handler:
         return _gated(handler, self._gate)
 
 

@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -41,7 +41,7 @@ from sqlalchemy import insert
 from node.api import feeds
 from node.auth import current_caller
 from node.feeds.leaf import COMMITTED_FIELDS
-from node.handlers import Behaviour, Handler, rebuild
+from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
 from node.policy.agreement import Agreement, load_agreements
 from node.policy.decide import Decision, decide
 from node.policy.release import Release, Unreleasable, release
@@ -316,21 +316,14 @@ class Exit:
         return serialize
 
 
-class BorderInterceptor(grpc.aio.ServerInterceptor):
+class BorderInterceptor(WrappingInterceptor):
     """Puts :class:`Exit` on every method handler of the server."""
 
     def __init__(self, exit_: Exit) -> None:
         self.exit = exit_
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        return _through_exit(handler, self.exit, handler_call_details.method)
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        return _through_exit(handler, self.exit, method)
 
 
 async def _abort_unreleasable(context: grpc.aio.ServicerContext[Any, Any]) -> None:

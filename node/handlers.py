@@ -3,7 +3,7 @@ interceptors (the gate, the border) change what a handler does."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -43,3 +43,20 @@ def rebuild(
     return grpc.stream_stream_rpc_method_handler(
         stream_response(handler.stream_stream, True), **kwargs
     )
+
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that rebuilds every handler the server has with :meth:`wrap`."""
+
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self.wrap(handler, handler_call_details.method)
