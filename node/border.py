@@ -28,7 +28,7 @@ import contextlib
 import contextvars
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -40,11 +40,10 @@ from sqlalchemy import insert
 
 from node.api import feeds
 from node.auth import current_caller
-from node.feeds.leaf import COMMITTED_FIELDS
 from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
 from node.policy.agreement import Agreement, load_agreements
 from node.policy.decide import Decision, decide
-from node.policy.release import Release, Unreleasable, release
+from node.policy.release import Release, Unreleasable, granted_openings, release
 from node.storage import Store
 from node.storage.models import ReleaseRecord, utcnow
 
@@ -53,19 +52,6 @@ RELEASES = ReleaseRecord.__table__  # type: ignore[attr-defined]
 
 FEED_SERVICE = feeds.DESCRIPTOR.services_by_name["FeedService"].full_name
 RELOAD_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class FeedGrant:
-    """The committed fields one peer's feed openings may carry, and the agreement(s) that
-    said so. The feed servicer reads only these from the database; the exit checks again."""
-
-    peer: str
-    fields: frozenset[str]
-    agreements: str
-
-    def __bool__(self) -> bool:
-        return bool(self.fields)
 
 
 class Border:
@@ -145,28 +131,10 @@ class Border:
             log.exception("policy error: sharing nothing personal", peer=peer)
             return None
 
-    def feed_grant(self, peer: str) -> FeedGrant:
-        """The openings *peer*'s feed may carry (none unless an agreement says so)."""
-        decision = self.decision(peer, None)
-        if decision is None or decision.refused:
-            return FeedGrant(peer, frozenset(), "")
-        opened = frozenset(
-            name for name, form in decision.opened().items()
-            if form.kind == "clear" and name in COMMITTED_FIELDS
-        )  # fmt: skip
-        refs = ", ".join(str(a) for a in decision.agreements)
-        return FeedGrant(peer, opened, refs)
-
-    @staticmethod
-    def openings(
-        grant: FeedGrant, stored: Mapping[str, tuple[bytes, str]]
-    ) -> list[feeds.FieldDisclosure]:
-        """The openings of one leaf that *grant* lets out, from all of its stored openings."""
-        return [
-            feeds.FieldDisclosure(field=name, salt=salt, value=value)
-            for name, (salt, value) in sorted(stored.items())
-            if name in grant.fields
-        ]
+    def feed_fields(self, peer: str) -> frozenset[str]:
+        """The committed fields whose openings *peer*'s feed may carry (the feed servicer reads
+        only these from the database; the exit checks every opening again)."""
+        return granted_openings(self.decision(peer, None))
 
 
 # ------------------------------------------------------------------------------ the record

@@ -55,7 +55,14 @@ from node.feeds.leaf import COMMITTED_FIELDS
 from node.policy.agreement import form_problem
 from node.policy.decide import Decision, apply
 
-__all__ = ["FOREIGN_PUBLIC", "Release", "Unreleasable", "release", "sensitivity_of"]
+__all__ = [
+    "FOREIGN_PUBLIC",
+    "Release",
+    "Unreleasable",
+    "granted_openings",
+    "release",
+    "sensitivity_of",
+]
 
 FOREIGN_PUBLIC: tuple[str, ...] = (
     "grpc.health.v1.",
@@ -94,12 +101,6 @@ class Release:
     withheld: int = 0
     leaves: set[int] = field(default_factory=set)
 
-    def merge(self, other: Release) -> None:
-        self.forms.update(other.forms)
-        self.values += other.values
-        self.withheld += other.withheld
-        self.leaves |= other.leaves
-
 
 def _is_foreign(d: Descriptor) -> bool:
     return d.full_name.startswith(FOREIGN_PUBLIC)
@@ -133,15 +134,15 @@ def _plain(d: Descriptor) -> bool:
     return True
 
 
-def _opens(decision: Decision | None, name: str) -> bool:
-    """Whether *decision* lets the opening of committed field *name* out."""
+def granted_openings(decision: Decision | None) -> frozenset[str]:
+    """The committed fields whose openings *decision* lets out: those it sets to ``clear``."""
     if decision is None or decision.refused or decision.data_class != "list_entry":
-        return False
-    form = decision.fields.get(name)
-    return (
-        form is not None
+        return frozenset()
+    return frozenset(
+        name
+        for name in COMMITTED_FIELDS
+        if (form := decision.fields.get(name)) is not None
         and form.kind == "clear"
-        and name in COMMITTED_FIELDS
         and form_problem("list_entry", name, form) is None
     )
 
@@ -157,7 +158,7 @@ class _Walker:
     def granted(self) -> frozenset[str]:
         """The committed fields whose openings may leave (computed once per message)."""
         if self._granted is None:
-            self._granted = frozenset(f for f in COMMITTED_FIELDS if _opens(self.decision, f))
+            self._granted = granted_openings(self.decision)
         return self._granted
 
     def message(self, m: Message, leaf: int | None) -> None:

@@ -14,7 +14,7 @@ import grpc
 
 from node.api import feeds, feeds_rpc
 from node.auth import current_caller
-from node.border import Border, FeedGrant
+from node.border import Border
 from node.feeds.publisher import Publisher
 from node.feeds.state import read_openings
 
@@ -29,21 +29,24 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         self._border = border
 
     async def _openings(
-        self, grant: FeedGrant, start: int, count: int
+        self, fields: frozenset[str], start: int, count: int
     ) -> list[list[feeds.FieldDisclosure]]:
-        """Per leaf, the openings the border lets this peer have (usually none)."""
-        if not grant:
+        """Per leaf, the stored openings of *fields* (usually none)."""
+        if not fields:
             return [[] for _ in range(count)]
         async with self._pub.store.engine.connect() as conn:
-            stored = await read_openings(conn, self._pub.log.log_id, start, start + count,
-                                         grant.fields)  # fmt: skip
-        return [Border.openings(grant, stored.get(start + i, {})) for i in range(count)]
+            stored = await read_openings(conn, self._pub.log.log_id, start, start + count, fields)
+        return [
+            [
+                feeds.FieldDisclosure(field=name, salt=salt, value=value)
+                for name, (salt, value) in sorted(stored.get(start + i, {}).items())
+            ]
+            for i in range(count)
+        ]
 
-    def _grant(self) -> FeedGrant:
+    def _granted(self) -> frozenset[str]:
         caller = current_caller.get()
-        if caller.is_self:
-            return FeedGrant(caller.identity.node, frozenset(), "")
-        return self._border.feed_grant(caller.identity.node)
+        return frozenset() if caller.is_self else self._border.feed_fields(caller.identity.node)
 
     async def _checkpoint(self, from_size: int, size: int, signed: bytes) -> feeds.SignedCheckpoint:
         proof: list[bytes] = []
@@ -80,8 +83,8 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 grpc.StatusCode.OUT_OF_RANGE,
                 f"the log has {self._pub.latest_size} signed leaves; end {end} is beyond them",
             )
-        grant = self._grant()
-        openings = await self._openings(grant, start, end - start)
+        fields = self._granted()
+        openings = await self._openings(fields, start, end - start)
         return feeds.DiscloseResponse(
             leaves=[
                 feeds.DisclosedLeaf(index=start + i, disclosures=o)
@@ -98,7 +101,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "from_size must not exceed checkpoint_size"
             )
-        grant = self._grant()
+        fields = self._granted()
         sent = -1
         while True:
             if self._pub.latest_size <= sent:
@@ -113,7 +116,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                     pos, size, max_leaves=BATCH_LEAVES, max_bytes=BATCH_BYTES
                 ):
                     # Every opening crosses the border: none unless an agreement grants it.
-                    openings = await self._openings(grant, start, len(leaves))
+                    openings = await self._openings(fields, start, len(leaves))
                     yield feeds.SubscribeResponse(
                         batch=feeds.LeafBatch(
                             start=start,
