@@ -41,7 +41,7 @@ from sqlalchemy import insert
 from node.api import feeds
 from node.auth import current_caller
 from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
-from node.policy.agreement import Agreement, load_agreements
+from node.policy.agreement import PURPOSES, Agreement, load_agreements
 from node.policy.decide import Decision, decide
 from node.policy.release import Release, Unreleasable, granted_openings, release
 from node.storage import Store
@@ -117,6 +117,10 @@ class Border:
         """What *peer* receives of a list entry for *purpose* (None: the feed); None when the
         agreements have a problem or the policy fails: nothing personal."""
         self.refresh()
+        if purpose is not None and purpose not in PURPOSES:
+            # Not cached: the purpose is the caller's string, and the cache must not grow with
+            # whatever a peer sends.
+            return self._decide(peer, purpose)
         key = (peer, purpose)
         if key not in self._decisions:
             self._decisions[key] = self._decide(peer, purpose)

@@ -475,3 +475,19 @@ async def test_a_malformed_agreement_makes_queries_refuse(federation: Federation
     entry = resp.answers[0].entry
     assert not entry.person_name and not entry.person_id and not entry.person_pseudonym
     assert "withheld" in resp.decision
+
+
+async def test_unknown_purposes_are_refused_and_not_remembered(
+    federation: FederationFactory,
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, _ = await _jinan_with_canaries(fed)
+    async with channel_to(jinan, fed["lanzhou"].home.tls) as ch:
+        stub = query_rpc.QueryServiceStub(ch)
+        for i in range(20):
+            resp = await stub.Lookup(query.LookupRequest(purpose=f"made-up-{i}", uscc=USCC))
+            assert "unknown purpose" in resp.decision
+            assert not resp.answers[0].entry.person_name
+        await stub.Lookup(query.LookupRequest(purpose="enforcement", uscc=USCC))
+    # Only the catalogue's purposes are cached: a peer cannot grow the node's memory.
+    assert {p for _, p in jinan.border._decisions} == {"enforcement"}
