@@ -11,11 +11,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import grpc
 from cryptography import x509
 
 from keys import NodeIdentity, load_certificate
+from node.home import TlsMaterial
 from node.storage import PeerRecord, Store
 from node.storage.peers import PeerRepository
+from node.transport import secure_channel
 
 # An unknown caller re-reads enrollment at most this often (a `peer add` by another process).
 _MISS_REFRESH_SECONDS = 0.25
@@ -26,6 +29,12 @@ class KnownPeer:
     identity: NodeIdentity
     record: PeerRecord
     ca: x509.Certificate
+
+    def channel(self, tls: TlsMaterial) -> grpc.aio.Channel:
+        """An mTLS channel to this peer's endpoint that accepts only its enrolled certificate."""
+        return secure_channel(
+            tls, self.record.endpoint, self.identity, self.record.ca_certificate.encode()
+        )
 
 
 class PeerDirectory:

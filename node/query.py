@@ -23,7 +23,6 @@ from node.lists import TYPE
 from node.peer_client import describe_rpc_error
 from node.policy.agreement import PURPOSES
 from node.storage import Store
-from node.transport import secure_channel
 
 PERSON_KINDS = ("resident_id", "resident_id_15", "permit")
 
@@ -69,9 +68,7 @@ async def ask_peer(
     if peer is None:
         raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
     endpoint = peer.record.endpoint
-    async with secure_channel(
-        home.tls, endpoint, peer.identity, peer.record.ca_certificate.encode()
-    ) as channel:
+    async with peer.channel(home.tls) as channel:
         try:
             return await query_rpc.QueryServiceStub(channel).Lookup(request, timeout=timeout)
         except grpc.aio.AioRpcError as err:

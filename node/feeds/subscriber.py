@@ -34,7 +34,6 @@ from node.home import TlsMaterial
 from node.peer_client import describe_rpc_error
 from node.storage import Store, dialect
 from node.storage.models import EvidenceRecord, utcnow
-from node.transport import secure_channel
 
 log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
@@ -129,10 +128,7 @@ class Subscriber:
         request = feeds.SubscribeRequest(
             from_size=cursor.size, checkpoint_size=verified.size if verified else 0
         )
-        channel = secure_channel(
-            self.tls, self.peer.record.endpoint, self.peer.identity,
-            self.peer.record.ca_certificate.encode(),
-        )  # fmt: skip
+        channel = self.peer.channel(self.tls)
         try:
             call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, timeout=timeout)
             async for msg in call:
@@ -205,10 +201,7 @@ class Subscriber:
         size = self.log.cursor.size
         status = SyncProgress(self.peer.identity.node, 0, 0, size)
         added = 0
-        channel = secure_channel(
-            self.tls, self.peer.record.endpoint, self.peer.identity,
-            self.peer.record.ca_certificate.encode(),
-        )  # fmt: skip
+        channel = self.peer.channel(self.tls)
         try:
             stub = feeds_rpc.FeedServiceStub(channel)
             for start in range(0, size, DISCLOSE_STEP):
