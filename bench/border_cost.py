@@ -47,9 +47,9 @@ from node.identity.codes import resident_id_check_char  # noqa: E402
 from node.identity.pseudonym import pseudonym  # noqa: E402
 from node.local_federation import LocalFederation  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
+from node.peers.transport import secure_channel  # noqa: E402
 from node.runtime import Node  # noqa: E402
 from node.storage import Store  # noqa: E402
-from node.transport import secure_channel  # noqa: E402
 from tests.feedutil import person_entry  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 

@@ -39,8 +39,8 @@ from google.protobuf.message import Message
 from sqlalchemy import insert
 
 from node.api import feeds
-from node.auth import current_caller
-from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
+from node.peers.gate import current_caller
+from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
 from node.policy.agreement import PURPOSES, Agreement, load_agreements
 from node.policy.decide import Decision, decide
 from node.policy.release import Release, Unreleasable, granted_openings, release

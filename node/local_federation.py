@@ -15,9 +15,9 @@ from pathlib import Path
 from types import TracebackType
 
 from keys import FederationCA
-from node.enrollment import export_bundle
 from node.home import HomePaths, init_home, load_home, set_setting
 from node.identity.alliance import AllianceKey
+from node.peers.enrollment import export_bundle
 from node.runtime import Node
 
 

@@ -19,21 +19,21 @@ from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
 from node.api import feeds, feeds_rpc, pb, query, query_rpc, rpc
-from node.auth import Caller, GateInterceptor, PeerGate
 from node.border import Border, BorderInterceptor, Exit, ReleaseLedger
 from node.config import parse_hostport
-from node.directory import PeerDirectory
-from node.enrollment import enroll
 from node.errors import ConfigError
 from node.feeds.publisher import Publisher
 from node.feeds.subscriber import follow_forever
-from node.heartbeat import Heartbeat
 from node.home import Home, load_home
+from node.peers.directory import PeerDirectory
+from node.peers.enrollment import enroll
+from node.peers.gate import Caller, GateInterceptor, PeerGate
+from node.peers.heartbeat import Heartbeat
+from node.peers.transport import SERVER_OPTIONS, server_credentials
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
 from node.services.query import QueryServicer
 from node.storage import Store
-from node.transport import SERVER_OPTIONS, server_credentials
 
 log = structlog.get_logger("creditnode.node")
 

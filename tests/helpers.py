@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from keys import FederationCA, NodeIdentity, generate_tls_key, private_key_pem
 from node.api import pb, rpc
 from node.home import TlsMaterial
+from node.peers.transport import secure_channel
 from node.runtime import Node
-from node.transport import secure_channel
 
 
 def forged_tls(ca: FederationCA, identity: NodeIdentity) -> TlsMaterial:

@@ -19,17 +19,17 @@ from sqlalchemy import select
 
 from node.api import feeds, pb, query, query_rpc
 from node.border import RELEASES, ExitCall
-from node.enrollment import export_bundle
 from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES
 from node.feeds.subscriber import Subscriber
 from node.home import load_home
 from node.identity.codes import resident_id_check_char
 from node.identity.pseudonym import pseudonym
+from node.peers.enrollment import export_bundle
+from node.peers.transport import client_interceptors
 from node.policy.masks import SHAPES
 from node.policy.release import Release
 from node.runtime import Node
-from node.transport import client_interceptors
 from tests.conftest import FederationFactory
 from tests.feedutil import person_entry
 from tests.helpers import channel_to

@@ -21,8 +21,8 @@ from keys import (
     read_private_file,
     write_private_file,
 )
-from node.enrollment import export_bundle
 from node.home import init_home, load_home
+from node.peers.enrollment import export_bundle
 
 labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 

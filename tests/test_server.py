@@ -15,10 +15,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from keys import FederationCA, NodeIdentity
 from node.api import pb, rpc
-from node.enrollment import export_bundle
 from node.errors import ConfigError
 from node.home import init_home, load_home
-from node.peer_client import probe
+from node.peers.client import probe
+from node.peers.enrollment import export_bundle
 from node.runtime import Node
 from tests.conftest import FederationFactory
 from tests.helpers import channel_to, forged_tls, get_info

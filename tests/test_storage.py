@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from keys import PeerBundle
-from node.enrollment import export_bundle
 from node.errors import StorageError
 from node.home import init_home, load_home
+from node.peers.enrollment import export_bundle
 from node.storage import Store
 from node.storage.peers import PeerRepository
 

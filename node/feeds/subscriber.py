@@ -17,7 +17,6 @@ from sqlalchemy import and_, insert, select, update
 
 from keys import VerifyingKey
 from node.api import feeds, feeds_rpc
-from node.directory import KnownPeer
 from node.feeds import merkle
 from node.feeds.leaf import LeafError, open_leaf
 from node.feeds.logstore import LEAVES, LOGS, LogStore, PendingAppend, record_checkpoint
@@ -31,7 +30,8 @@ from node.feeds.verify import (
     verify_checkpoint,
 )
 from node.home import TlsMaterial
-from node.peer_client import describe_rpc_error
+from node.peers.client import describe_rpc_error
+from node.peers.directory import KnownPeer
 from node.storage import Store, dialect
 from node.storage.models import EvidenceRecord, utcnow
 

@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 
 from node.api import feeds, feeds_rpc
-from node.auth import current_caller
 from node.border import Border
 from node.feeds.publisher import Publisher
 from node.feeds.state import read_openings
+from node.peers.gate import current_caller
 
 BATCH_LEAVES = 256
 BATCH_BYTES = 1 << 20

@@ -13,16 +13,16 @@ from sqlalchemy import func, select
 from keys import NodeIdentity
 from node.api import feeds
 from node.border import RELEASES
+from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
 from node.errors import InputError, PeerError
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
 from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
-from node.peer_client import Probe, fetch_peers, probe
+from node.peers.client import Probe, fetch_peers, probe
 from node.storage import Store
 from node.storage.peers import PeerRepository
-from node.views import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
 
 
 def _self_endpoint(home: Home) -> str | None:

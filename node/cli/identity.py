@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from adapters.list_csv import CsvError, Quarantined, sniff_encoding
 from keys import write_private_file
+from node.cli.lists import REASON, SEVERITY, TYPE
+from node.cli.options import HomeOpt, err, out, run_coro
 from node.errors import InputError
 from node.feeds.state import STATE
 from node.home import load_home
@@ -32,20 +31,11 @@ from node.identity.registry import (
     resolve,
 )
 from node.identity.validate import classify
-from node.lists import REASON, SEVERITY, TYPE
 from node.storage import Store
 
 identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, the "
                            "alliance pseudonym key.", no_args_is_help=True)  # fmt: skip
-out = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
 KNOWN_COLUMNS = ("统一社会信用代码", "证件号码", "组织机构代码", "注册号", "认定部门代码")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 @identity_app.command("check")
@@ -131,7 +121,7 @@ def crosswalk(
             return await load_crosswalk(store, file)
 
     try:
-        n, quarantined = _run(run())
+        n, quarantined = run_coro(run())
     except CsvError as exc:
         raise InputError(str(exc)) from None
     out.print(f"loaded {n} mappings from {file}; {len(quarantined)} rows quarantined")
@@ -151,7 +141,7 @@ def conflicts(home: HomeOpt) -> None:
         async with Store.opened(loaded.database_url) as store:
             return await find_conflicts(store, loaded.settings.name)
 
-    found = _run(run())
+    found = run_coro(run())
     table = Table(title=f"identity conflicts held by {loaded.identity.uri}", title_justify="left")
     for col in ("kind", "key", "detail"):
         table.add_column(col, overflow="fold")
@@ -256,7 +246,7 @@ def entity(
                         )
                     out.print(entity_table(title, view))
 
-    _run(run())
+    run_coro(run())
 
 
 async def _by_name(store: Store, query: str) -> None:

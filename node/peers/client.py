@@ -11,7 +11,7 @@ from keys import NodeIdentity
 from node.api import pb, rpc
 from node.errors import PeerError
 from node.home import TlsMaterial
-from node.transport import secure_channel
+from node.peers.transport import secure_channel
 
 
 @dataclass(frozen=True)

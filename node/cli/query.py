@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.table import Table
 
 from node.api import query, query_rpc
-from node.directory import PeerDirectory
+from node.cli.lists import TYPE
 from node.errors import InputError, PeerError
 from node.home import load_home
 from node.identity.pseudonym import pseudonym
 from node.identity.validate import check_uscc, classify
-from node.lists import TYPE
-from node.peer_client import describe_rpc_error
+from node.peers.client import describe_rpc_error
+from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
 

@@ -16,9 +16,9 @@ from cryptography import x509
 
 from keys import NodeIdentity, load_certificate
 from node.home import TlsMaterial
+from node.peers.transport import secure_channel
 from node.storage import PeerRecord, Store
 from node.storage.peers import PeerRepository
-from node.transport import secure_channel
 
 # An unknown caller re-reads enrollment at most this often (a `peer add` by another process).
 _MISS_REFRESH_SECONDS = 0.25

@@ -19,8 +19,8 @@ import structlog
 from cryptography import x509
 
 from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
-from node.directory import PeerDirectory
-from node.handlers import Behaviour, Handler, WrappingInterceptor, rebuild
+from node.peers.directory import PeerDirectory
+from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
 
 log = structlog.get_logger("creditnode.auth")
 

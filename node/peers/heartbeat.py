@@ -7,9 +7,9 @@ import contextlib
 
 import structlog
 
-from node.directory import KnownPeer, PeerDirectory
 from node.home import TlsMaterial
-from node.peer_client import probe
+from node.peers.client import probe
+from node.peers.directory import KnownPeer, PeerDirectory
 
 log = structlog.get_logger("creditnode.heartbeat")
 

@@ -25,15 +25,15 @@ from sqlalchemy import and_, func, select
 from adapters.samples import generate_rows, write_csv
 from node.api import feeds, query, query_rpc
 from node.border import RELEASES
+from node.cli.query import answer_table
+from node.cli.render import peer_rows_from_records, peer_table
 from node.feeds.importer import import_list
 from node.feeds.logstore import LOGS
 from node.feeds.state import DISCLOSURES, STATE
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
-from node.query import answer_table
+from node.peers.transport import secure_channel
 from node.runtime import Node
-from node.transport import secure_channel
-from node.views import peer_rows_from_records, peer_table
 
 CITIES = (("jinan", "370100"), ("lanzhou", "620100"), ("taiyuan", "140100"))
 SAMPLE_LISTS = {

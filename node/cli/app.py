@@ -7,39 +7,35 @@ network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from keys import FederationCA, certificate_fingerprint
+from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
-from node.demo import run_demo
-from node.enrollment import enroll, export_bundle, read_bundle
+from node.cli.ca import ca_app
+from node.cli.demo import run_demo
+from node.cli.identity import entity, identity_app
+from node.cli.lists import show_lists
+from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.peer import peer_app
+from node.cli.policy import policy_app
+from node.cli.query import ask_peer, lookup_request, print_answer
+from node.cli.status import node_status, remote_status
+from node.cli.sync import sync_peers
 from node.errors import CreditnodeError, InputError, PeerError
 from node.feeds.importer import PROVENANCES, REMOVAL_REASONS, import_list
 from node.feeds.publisher import Publisher
 from node.home import init_home, load_home
-from node.identity_cli import entity, identity_app
-from node.lists import show_lists
 from node.logs import configure_logging
-from node.policy_cli import policy_app
-from node.query import ask_peer, lookup_request, print_answer
 from node.regions import lookup_region
 from node.runtime import Node
-from node.status import node_status, remote_status
 from node.storage import Store
-from node.storage.peers import PeerRepository
-from node.sync import sync_peers
-from node.views import peer_rows_from_records, peer_table, region_label
 
 T = TypeVar("T")
 
@@ -55,28 +51,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=True)
-ca_app = typer.Typer(help="Development federation CA.", no_args_is_help=True)
 app.add_typer(peer_app, name="peer")
 app.add_typer(ca_app, name="ca")
 
 app.add_typer(identity_app, name="identity")
 app.add_typer(policy_app, name="policy")
 app.command("entity")(entity)
-
-out = Console()
-err = Console(stderr=True)
-
-HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def _quiet_logs() -> None:
-    # Operator commands print tables; only warnings and errors go to stderr as JSON.
-    configure_logging("warning")
 
 
 @app.callback()
@@ -86,25 +66,6 @@ def _root(
     if version:
         out.print(f"creditnode {__version__} (protocol {PROTOCOL_VERSION})")
         raise typer.Exit(0)
-
-
-@ca_app.command("init")
-def ca_init(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to write ca.pem and ca.key.")],
-    federation: Annotated[str, typer.Option(help="Federation (alliance) name.")],
-) -> None:
-    """Create a federation CA for development and demos."""
-    if (directory / "ca.key").exists():
-        raise InputError(f"{directory / 'ca.key'} already exists; refusing to overwrite a CA")
-    try:
-        ca = FederationCA.create(federation)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    ca.save(directory)
-    out.print(
-        f"federation CA for {federation} written to {directory} "
-        f"(fingerprint {certificate_fingerprint(ca.certificate)[:16]}…)"
-    )
 
 
 @app.command()
@@ -153,7 +114,7 @@ def init(
             async with Store.opened(loaded.database_url) as store:
                 return store.backend
 
-        backend = _run(migrate())
+        backend = run_coro(migrate())
     except CreditnodeError:
         if not existed:
             shutil.rmtree(home, ignore_errors=True)
@@ -185,78 +146,7 @@ def serve(home: HomeOpt) -> None:
             raise
         await node.serve_until_signal()
 
-    _run(run())
-
-
-@peer_app.command("export")
-def peer_export(
-    home: HomeOpt,
-    output: Annotated[
-        Path | None, typer.Option("--out", help="Write here instead of stdout.")
-    ] = None,
-    endpoint: Annotated[str | None, typer.Option(help="Override the advertised HOST:PORT.")] = None,
-) -> None:
-    """Write this node's public bundle (name, region, endpoint, CA certificate, public keys)."""
-
-    bundle = export_bundle(load_home(home), endpoint=endpoint)
-    if output is None:
-        sys.stdout.write(bundle.to_json())
-    else:
-        output.write_text(bundle.to_json(), encoding="utf-8")
-        err.print(f"bundle for {bundle.identity.uri} written to {output}")
-
-
-@peer_app.command("add")
-def peer_add(
-    home: HomeOpt,
-    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A peer's bundle file.")],
-) -> None:
-    """Enroll a peer from its bundle (a running node admits it within a second)."""
-
-    _quiet_logs()
-    loaded = load_home(home)
-    bundle = read_bundle(bundle_file)
-
-    async def add() -> bool:
-        async with Store.opened(loaded.database_url) as store:
-            return await enroll(loaded, store, bundle, source=str(bundle_file))
-
-    created = _run(add())
-    verb = "enrolled" if created else "re-enrolled"
-    out.print(
-        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}, "
-        f"CA {bundle.ca_fingerprint[:16]}…"
-    )
-
-
-@peer_app.command("remove")
-def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
-    """Withdraw a peer's enrollment; it is refused from then on."""
-
-    _quiet_logs()
-    loaded = load_home(home)
-
-    async def remove() -> bool:
-        async with Store.opened(loaded.database_url) as store:
-            return await PeerRepository(store).remove(name)
-
-    if not _run(remove()):
-        raise InputError(f"no enrolled peer named {name!r}")
-    out.print(f"removed {name}")
-
-
-@peer_app.command("list")
-def peer_list(home: HomeOpt) -> None:
-    """List enrolled peers and their last observed state."""
-
-    _quiet_logs()
-    loaded = load_home(home)
-
-    async def rows() -> list[Any]:
-        async with Store.opened(loaded.database_url) as store:
-            return await PeerRepository(store).list()
-
-    out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(_run(rows()))))
+    run_coro(run())
 
 
 @app.command()
@@ -270,13 +160,13 @@ def status(
     Exit 0 if the node (or the peer) answers, 4 if it does not.
     """
 
-    _quiet_logs()
+    quiet_logs()
     if peer is None:
-        serving = _run(node_status(home, out, timeout=timeout))
+        serving = run_coro(node_status(home, out, timeout=timeout))
         if not serving:
             raise typer.Exit(PeerError.exit_code)
     else:
-        _run(remote_status(home, peer, out, timeout=timeout))
+        run_coro(remote_status(home, peer, out, timeout=timeout))
 
 
 @app.command("import")
@@ -301,7 +191,7 @@ def import_(
     Exit 0 if every row was imported, 2 if some were quarantined (the rest are imported).
     """
 
-    _quiet_logs()
+    quiet_logs()
     if removal_reason not in REMOVAL_REASONS:
         raise InputError(f"--removal-reason must be one of {', '.join(REMOVAL_REASONS)}")
     if provenance not in PROVENANCES:
@@ -334,7 +224,7 @@ def import_(
                     progress=report,
                 )
 
-    summary = _run(run())
+    summary = run_coro(run())
     table = Table(
         title=f"import {file} into {list_name} ({summary.encoding})", title_justify="left"
     )
@@ -396,8 +286,8 @@ def sync(
     verification (fork, rollback or tampering: evidence is kept, see `status`).
     """
 
-    _quiet_logs()
-    code = _run(sync_peers(home, peer, timeout, out, err, disclose=disclose))
+    quiet_logs()
+    code = run_coro(sync_peers(home, peer, timeout, out, err, disclose=disclose))
     if code:
         raise typer.Exit(code)
 
@@ -423,14 +313,14 @@ def query_(
     (the peer records each disclosure). Exit 0 with an answer, 2 for bad options, 4 if the peer
     is unreachable or refuses.
     """
-    _quiet_logs()
+    quiet_logs()
     loaded = load_home(home)
     key = loaded.alliance_key
     request = lookup_request(
         purpose, uscc=uscc, person_id=person_id, include_removed=include_removed,
         alliance_key=None if key is None else (key.secret, key.version),
     )  # fmt: skip
-    resp = _run(ask_peer(home, peer, request, timeout=timeout))
+    resp = run_coro(ask_peer(home, peer, request, timeout=timeout))
     print_answer(out, peer, request, resp)
 
 
@@ -445,8 +335,8 @@ def lists_(
 ) -> None:
     """Current state of every list this node holds (its own and its peers'), removals applied."""
 
-    _quiet_logs()
-    _run(
+    quiet_logs()
+    run_coro(
         show_lists(
             home,
             out,
@@ -473,7 +363,7 @@ def demo(
 ) -> None:
     """Start a three-city Yellow River federation on loopback and show each node's peers."""
 
-    _run(run_demo(directory, seconds, out))
+    run_coro(run_demo(directory, seconds, out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,7 +387,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(message: str) -> None:
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
-from node.directory import PeerDirectory
 from node.errors import InputError, PeerError
 from node.feeds.subscriber import ForkedPeer, Subscriber, SyncProgress
 from node.feeds.verify import FeedError, ForkError
 from node.home import load_home
+from node.peers.directory import PeerDirectory
 from node.storage import Store
 
 VERIFY_FAILED = 7

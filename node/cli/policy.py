@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from node.api import feeds, options
+from node.cli.options import err, out
 from node.errors import InputError
 from node.home import load_home
 from node.policy.agreement import PURPOSES, Loaded, load_agreements
@@ -20,8 +20,6 @@ from node.policy.decide import decide
 
 policy_app = typer.Typer(help="Sharing agreements: check them, explain what a peer receives.",
                          no_args_is_help=True)  # fmt: skip
-out = Console()
-err = Console(stderr=True)
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
 _CLASS = {
     options.SENSITIVITY_PUBLIC: "public",

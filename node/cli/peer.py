@@ -1,0 +1,90 @@
+"""``creditnode peer``: export this node's bundle, enroll, list and remove partners."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.render import peer_rows_from_records, peer_table, region_label
+from node.errors import InputError
+from node.home import load_home
+from node.peers.enrollment import enroll, export_bundle, read_bundle
+from node.storage import Store
+from node.storage.peers import PeerRepository
+
+peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=True)
+
+
+@peer_app.command("export")
+def peer_export(
+    home: HomeOpt,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout.")
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Override the advertised HOST:PORT.")] = None,
+) -> None:
+    """Write this node's public bundle (name, region, endpoint, CA certificate, public keys)."""
+
+    bundle = export_bundle(load_home(home), endpoint=endpoint)
+    if output is None:
+        sys.stdout.write(bundle.to_json())
+    else:
+        output.write_text(bundle.to_json(), encoding="utf-8")
+        err.print(f"bundle for {bundle.identity.uri} written to {output}")
+
+
+@peer_app.command("add")
+def peer_add(
+    home: HomeOpt,
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A peer's bundle file.")],
+) -> None:
+    """Enroll a peer from its bundle (a running node admits it within a second)."""
+
+    quiet_logs()
+    loaded = load_home(home)
+    bundle = read_bundle(bundle_file)
+
+    async def add() -> bool:
+        async with Store.opened(loaded.database_url) as store:
+            return await enroll(loaded, store, bundle, source=str(bundle_file))
+
+    created = run_coro(add())
+    verb = "enrolled" if created else "re-enrolled"
+    out.print(
+        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}, "
+        f"CA {bundle.ca_fingerprint[:16]}…"
+    )
+
+
+@peer_app.command("remove")
+def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
+    """Withdraw a peer's enrollment; it is refused from then on."""
+
+    quiet_logs()
+    loaded = load_home(home)
+
+    async def remove() -> bool:
+        async with Store.opened(loaded.database_url) as store:
+            return await PeerRepository(store).remove(name)
+
+    if not run_coro(remove()):
+        raise InputError(f"no enrolled peer named {name!r}")
+    out.print(f"removed {name}")
+
+
+@peer_app.command("list")
+def peer_list(home: HomeOpt) -> None:
+    """List enrolled peers and their last observed state."""
+
+    quiet_logs()
+    loaded = load_home(home)
+
+    async def rows() -> list[Any]:
+        async with Store.opened(loaded.database_url) as store:
+            return await PeerRepository(store).list()
+
+    out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(run_coro(rows()))))

@@ -1,0 +1,131 @@
+"""Imports follow the layering: CLI → runtime → services and border → feeds, identity and
+policy → storage → the node's base. No module imports a layer above its own."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Longest prefix wins. A module may import its own layer or any layer below it.
+LAYERS: dict[str, int] = {
+    "node.cli": 7,
+    "node.runtime": 6,
+    "node.local_federation": 6,
+    "node.services": 5,
+    "node.border": 5,
+    "node.peers.gate": 5,
+    "node.peers.heartbeat": 5,
+    "node.peers.interceptors": 5,
+    "node.feeds": 4,
+    "node.identity": 4,
+    "node.policy": 4,
+    "adapters": 4,
+    # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
+    "node.peers": 3,
+    "node.storage": 2,
+    "node.home": 1,
+    "node.config": 1,
+    "node.errors": 1,
+    "node.logs": 1,
+    "node.regions": 1,
+    "node.api": 1,
+    "node._pb": 1,
+    "node": 1,
+    # The alliance key file is read by the node home; issue 11 replaces it.
+    "node.identity.alliance": 1,
+    "keys": 0,
+}
+
+ROOT_MODULES = {
+    "__init__",
+    "api",
+    "border",
+    "config",
+    "errors",
+    "home",
+    "local_federation",
+    "logs",
+    "regions",
+    "runtime",
+}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        found = LAYERS.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    raise KeyError(module)
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def sources() -> list[Path]:
+    found: list[Path] = []
+    for top in ("node", "keys", "adapters"):
+        found += [p for p in (ROOT / top).rglob("*.py") if "_pb" not in p.parts]
+    return sorted(found)
+
+
+def imported(tree: ast.AST, package: str) -> set[str]:
+    """Every project module a file imports, at any depth (including inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            names.add(base)
+            # `from node import cli` imports the module node.cli
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.split(".")[0] in {"node", "keys", "adapters"}}
+
+
+def _known(name: str) -> bool:
+    path = ROOT / Path(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    above = sorted(
+        f"{name} (layer {layer(name)})"
+        for name in imported(tree, package)
+        if _known(name) and layer(name) > layer(me)
+    )
+    assert not above, f"{me} (layer {layer(me)}) imports a layer above it: {', '.join(above)}"
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in sources():
+        layer(module_name(path))  # raises KeyError for a module no layer names
+
+
+def test_node_root_holds_only_the_nodes_own_modules() -> None:
+    modules = {p.stem for p in (ROOT / "node").glob("*.py")}
+    assert modules == ROOT_MODULES, f"unexpected modules at node/: {sorted(modules - ROOT_MODULES)}"
+
+
+def test_the_layering_check_catches_an_upward_import() -> None:
+    tree = ast.parse("from node.runtime import Node\nfrom node import cli\n")
+    names = imported(tree, "node.feeds")
+    assert {"node.runtime", "node.cli"} <= names
+    assert layer("node.runtime") > layer("node.feeds.publisher")
+    assert layer("node.cli") > layer("node.feeds.publisher")
