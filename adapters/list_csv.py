@@ -14,12 +14,22 @@ Values (surrounding whitespace is stripped from every cell):
 - 主体类型: 法人和其他组织 (legal_person), 个体工商户 (sole_trader), 自然人 (natural_person).
   Organisations and sole traders need a valid 统一社会信用代码; their 证件号码 is not used.
   A natural person has an empty 统一社会信用代码 and a valid resident ID in 证件号码.
-  Codes and IDs are normalised (NFKC, spaces and hyphens removed, upper case).
-- 名单类型: 黑名单 (black), 红名单 (red), 重点关注名单 (watch).
+  Codes and IDs are checked exactly as ``creditnode identity check`` checks those columns
+  (node.identity.validate.check_expecting, lenient) and stored normalised (NFKC, spaces and
+  hyphens removed, upper case; a 15-digit ID as its 18-digit upgrade). A resident ID is 18
+  or 15 characters, or a Hong Kong / Macao / Taiwan residence permit number; ListRow says
+  which (``person_id_type``, ``legal_rep_id_type``). A code accepted with a warning (a known
+  pre-2016 USCC whose check character fails) is imported with the warning in ``warnings``.
+- 主体类型 法人及非法人组织 (the Civil Code's spelling) is the same as 法人和其他组织.
+- 名单类型: 黑名单 (black), 红名单 (red), 重点关注名单 (watch), 经营异常名录 (abnormal).
 - 严重程度: 轻微 (minor), 一般 (general), 严重 (serious); may be empty on red lists only.
 - Dates: ``YYYY-MM-DD``, ``YYYY/M/D`` (zero padding optional) or ``YYYY年M月D日``. 列入日期 is
   required; 公示截止日期 is optional and must not precede 列入日期.
-- 法定代表人证件号码: optional; if given, a valid resident ID. 认定部门代码: a valid USCC.
+- 认定日期 (decision date, from which disclosure periods run) is an optional column; when
+  given it must not follow 列入日期. Whether a list requires it, and how long its entries are
+  disclosed, is the list catalogue's business (node.feeds.catalogue), checked on import.
+- 法定代表人证件号码: optional; if given, a valid resident ID or permit. 认定部门代码: a valid
+  USCC.
 - Required non-empty: 主体名称, 名单名称, 列入原因, 认定依据, 认定文书号, 认定部门.
 
 惩戒措施 (measures) format: items separated by ``;`` or ``；``, each one of::
@@ -69,10 +79,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from node.errors import InputError
-from node.identity.codes import normalise_code, resident_id_problem, uscc_problem
+from node.identity.codes import normalise_code
+from node.identity.validate import (
+    EXPECT_PERSON,
+    EXPECT_USCC,
+    INVALID,
+    WARNING,
+    CodeCheck,
+    check_expecting,
+    id_type,
+)
 
 __all__ = [
     "COLUMNS",
+    "OPTIONAL_COLUMNS",
     "CsvError",
     "ListCsv",
     "ListRow",
@@ -107,8 +127,16 @@ SUBJECT_TYPES = {
     "法人和其他组织": "legal_person",
     "个体工商户": "sole_trader",
     "自然人": "natural_person",
+    "法人及非法人组织": "legal_person",
 }
-LIST_TYPES = {"黑名单": "black", "红名单": "red", "重点关注名单": "watch"}
+LIST_TYPES = {
+    "黑名单": "black",
+    "红名单": "red",
+    "重点关注名单": "watch",
+    "经营异常名录": "abnormal",
+}
+# Columns a file may have; read when present.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("认定日期",)
 SEVERITIES = {"轻微": "minor", "一般": "general", "严重": "serious"}
 
 _REQUIRED = tuple(
@@ -167,6 +195,13 @@ class ListRow:
     severity: str  # "" | minor | general | serious
     disclosure_end: datetime.date | None
     measures: tuple[Measure, ...]
+    # node.identity.validate.ID_TYPES name, "" when there is no such ID
+    person_id_type: str
+    legal_rep_id_type: str
+    # Validation warnings, each "column: reason" (e.g. a known pre-2016 USCC defect); never
+    # a personal value.
+    warnings: tuple[str, ...]
+    decision_date: datetime.date | None = None  # 认定日期, if the file gives it
 
     def natural_key(self) -> tuple[str, str, str]:
         """(list name, USCC or resident ID, decision document number)."""
@@ -353,7 +388,7 @@ def _read_header(path: Path, reader: Iterator[list[str]]) -> tuple[str, ...]:
 def _header_index(path: Path, header: tuple[str, ...]) -> tuple[int, ...]:
     where: dict[str, int] = {}
     for i, name in enumerate(header):
-        if name in where and name in COLUMNS:
+        if name in where and (name in COLUMNS or name in OPTIONAL_COLUMNS):
             raise CsvError(
                 f"{path}: duplicate header column {name} (columns {where[name] + 1} and {i + 1})"
             )
@@ -374,17 +409,45 @@ class _RowChecker:
         self._today = datetime.date.today()
         self._index: tuple[int, ...] = ()
         self._width = 0
+        self._decision_at: int | None = None
         # Natural key digest -> row. 16-byte BLAKE2b digests keep a million-row file's key set
         # around 100 MB instead of holding every key's text.
         self._seen: dict[bytes, int] = {}
         # Dates, measure lists and authorities repeat across rows: remember verdicts (bounded).
-        self._authorities: dict[str, str | None] = {}
+        self._authorities: dict[str, CodeCheck] = {}
         self._dates: dict[str, datetime.date | str | None] = {}
         self._measures: dict[str, tuple[Measure, ...] | str] = {}
 
     def set_header(self, path: Path, header: tuple[str, ...]) -> None:
         self._index = _header_index(path, header)
         self._width = len(header)
+        self._decision_at = header.index("认定日期") if "认定日期" in header else None
+
+    def _code(
+        self,
+        column: str,
+        text: str,
+        expect: str,
+        problems: list[tuple[str, str]],
+        warnings: list[str],
+    ) -> CodeCheck | None:
+        """*text* checked as what *column* holds (node.identity.validate.check_expecting,
+        lenient, as `identity check`); None if invalid."""
+        checked = check_expecting(text, expect, today=self._today)
+        return checked if self._note(column, checked, problems, warnings) else None
+
+    @staticmethod
+    def _note(
+        column: str, checked: CodeCheck, problems: list[tuple[str, str]], warnings: list[str]
+    ) -> bool:
+        """Record an invalid code's problem or a warning; True unless invalid. The reasons
+        name positions and rules only, never the value (validate's contract)."""
+        if checked.status == INVALID:
+            problems.append((column, checked.reason))
+            return False
+        if checked.status == WARNING:
+            warnings.append(f"{column}: {checked.reason}")
+        return True
 
     def _date(self, text: str) -> datetime.date | str | None:
         try:
@@ -433,33 +496,35 @@ class _RowChecker:
             if not values[position]:
                 problems.append((column, "must not be empty"))
 
+        # Codes and IDs: the checks of `creditnode identity check` (lenient), one code path.
+        warnings: list[str] = []
         subject_type = SUBJECT_TYPES.get(subject_type_text)
         uscc = normalise_code(uscc_text)
-        person_id = ""
+        person_id = person_id_type = ""
         if subject_type is None:
             problems.append(("主体类型", "must be 法人和其他组织, 个体工商户 or 自然人"))
         elif subject_type == "natural_person":
-            person_id = normalise_code(person_id_text)
             if uscc:
                 problems.append(("统一社会信用代码", "must be empty for a natural person (自然人)"))
-            if not person_id:
+            if not normalise_code(person_id_text):
                 problems.append(("证件号码", "must not be empty for a natural person (自然人)"))
             else:
-                problem = resident_id_problem(person_id, today=self._today)
-                if problem:
-                    problems.append(("证件号码", problem))
+                checked = self._code("证件号码", person_id_text, EXPECT_PERSON, problems, warnings)
+                if checked is not None:
+                    person_id, person_id_type = checked.normalised, id_type(checked)
         elif not uscc:
             problems.append(("统一社会信用代码", "must not be empty for an organisation"))
         else:
-            problem = uscc_problem(uscc)
-            if problem:
-                problems.append(("统一社会信用代码", problem))
+            checked = self._code("统一社会信用代码", uscc_text, EXPECT_USCC, problems, warnings)
+            uscc = checked.normalised if checked is not None else uscc
 
-        legal_rep_id = normalise_code(legal_rep_id_text)
-        if legal_rep_id:
-            problem = resident_id_problem(legal_rep_id, today=self._today)
-            if problem:
-                problems.append(("法定代表人证件号码", problem))
+        legal_rep_id = legal_rep_id_type = ""
+        if normalise_code(legal_rep_id_text):
+            checked = self._code(
+                "法定代表人证件号码", legal_rep_id_text, EXPECT_PERSON, problems, warnings
+            )
+            if checked is not None:
+                legal_rep_id, legal_rep_id_type = checked.normalised, id_type(checked)
 
         list_type = LIST_TYPES.get(list_type_text)
         if list_type is None:
@@ -470,13 +535,13 @@ class _RowChecker:
             problems.append(("认定部门代码", "must not be empty"))
         else:
             try:
-                problem = self._authorities[authority_uscc]
+                authority = self._authorities[authority_text]
             except KeyError:
-                problem = uscc_problem(authority_uscc)
+                authority = check_expecting(authority_text, EXPECT_USCC, today=self._today)
                 if len(self._authorities) < _MEMO_LIMIT:
-                    self._authorities[authority_uscc] = problem
-            if problem:
-                problems.append(("认定部门代码", problem))
+                    self._authorities[authority_text] = authority
+            if self._note("认定部门代码", authority, problems, warnings):
+                authority_uscc = authority.normalised
 
         listing_date = self._date(listing_text)
         if listing_date is None:
@@ -501,6 +566,15 @@ class _RowChecker:
             and disclosure_end < listing_date
         ):
             problems.append(("公示截止日期", "precedes 列入日期"))
+
+        decision_date: datetime.date | None = None
+        decided = self._date(record[self._decision_at]) if self._decision_at is not None else None
+        if isinstance(decided, str):
+            problems.append(("认定日期", decided))
+        elif decided is not None:
+            decision_date = decided
+            if isinstance(listing_date, datetime.date) and decided > listing_date:
+                problems.append(("认定日期", "follows 列入日期"))
 
         try:
             measures = self._measures[measures_text]
@@ -547,6 +621,10 @@ class _RowChecker:
             severity=severity,
             disclosure_end=disclosure_end,
             measures=measures,
+            person_id_type=person_id_type,
+            legal_rep_id_type=legal_rep_id_type,
+            warnings=tuple(warnings),
+            decision_date=decision_date,
         )
 
 

@@ -28,7 +28,10 @@ from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 
-from adapters.list_csv import COLUMNS
+from adapters.list_csv import COLUMNS, OPTIONAL_COLUMNS
+from node.feeds.catalogue import ListSpec, add_months
+from node.feeds.catalogue import load as load_catalogue
+from node.home import CATALOGUE_EXAMPLE
 from node.identity.codes import USCC_ALPHABET
 from node.regions import lookup_region, validate_region
 
@@ -171,6 +174,9 @@ _BIRTH_YEARS = range(1950, 2001)
 # Disclosure periods (NDRC Order 2025 No. 36 maxima): minor 3 months, general 1 year, serious 3.
 _DISCLOSURE_DAYS = {"轻微": 90, "一般": 365, "严重": 1095, "": 365}
 _SEVERITY_DRAW = ("轻微",) * 2 + ("一般",) * 5 + ("严重",) * 3
+_SEVERITY_CN = {"minor": "轻微", "general": "一般", "serious": "严重"}
+_SEVERITY_EN = {v: k for k, v in _SEVERITY_CN.items()} | {"": ""}
+_DECISION_LAG_DAYS = 15  # a listing follows its decision by 0-14 days
 
 # Check-character arithmetic is linear in the characters, so the generator sums precomputed
 # per-position parts instead of walking every code (a million rows must stay cheap).
@@ -207,6 +213,26 @@ def _body_tables() -> tuple[list[list[_Part]], list[list[_Part]]]:
     letters += [_pair_table(USCC_ALPHABET, start) for start in (10, 12, 14)]
     digits = [_pair_table("0123456789", start) for start in (8, 10, 12, 14)]
     return letters, digits
+
+
+@lru_cache(maxsize=1)
+def _example_lists() -> dict[str, ListSpec]:
+    return {s.name: s for s in load_catalogue(CATALOGUE_EXAMPLE).lists}
+
+
+def _disclosure_end(
+    spec: ListSpec | None, decision: datetime.date, severity: str, r: int
+) -> datetime.date | None:
+    """An end date inside the list's window (the packaged catalogue's rule for a list it
+    knows, else the general maxima by severity)."""
+    if spec is None:
+        return decision + datetime.timedelta(days=_DISCLOSURE_DAYS[severity])
+    window = spec.window(_SEVERITY_EN[severity])
+    if window.max_months is None:
+        return None
+    low = max(window.min_months, 1)
+    months = low + r % (window.max_months - low + 1)
+    return add_months(decision, months) - datetime.timedelta(days=1)
 
 
 def _theme(list_name: str) -> _Theme:
@@ -293,7 +319,10 @@ def generate_rows(
     authority's USCC division); *date_style* iso (YYYY-MM-DD), slash (YYYY/M/D) or chinese
     (YYYY年M月D日). The list name picks plausible reasons and authorities (采购, 税, other).
     With *today*, listing dates fall in the 300 days before it, so most entries are still
-    within their disclosure period on that day; without it, in 2020-2024.
+    within their disclosure period on that day; without it, in 2020-2024. Each row's 认定日期
+    precedes its 列入日期 by 0-14 days; for a list the packaged catalogue
+    (deploy/lists.yellow-river.toml) knows, severities and 公示截止日期 follow that list's rule,
+    otherwise the general maxima by severity.
     """
     if list_type not in _LIST_TYPES:
         raise ValueError(f"list_type must be black, red or watch, not {list_type!r}")
@@ -315,7 +344,10 @@ def generate_rows(
 
     people = [f"{s}示例{g}" for s in _SURNAMES for g in _GIVEN]
     companies = [f"{short}{t}示例{i}{f}" for t in _TRADE_WORDS for i in _INDUSTRIES for f in _FORMS]
-    severities = ("",) if red else _SEVERITY_DRAW
+    spec = _example_lists().get(list_name)
+    severities: tuple[str, ...] = ("",) if red else _SEVERITY_DRAW
+    if spec is not None and spec.severities:
+        severities = tuple(_SEVERITY_CN[s] for s in spec.severities)
     catalogue = incentives if red else punishments
     measures = [
         ";".join(p) if red else ";".join([p[0] + ":强制", *(c + ":建议" for c in p[1:])])
@@ -327,7 +359,8 @@ def generate_rows(
         first, days = today - datetime.timedelta(days=_RECENT_DAYS), _RECENT_DAYS
     listing = [first + datetime.timedelta(days=k) for k in range(days)]
     listing_text = [_format_date(d, date_style) for d in listing]
-    end_text: dict[tuple[int, str], str] = {}
+    end_text: dict[tuple[int, int, str, int], str] = {}
+    decision_text: dict[tuple[int, int], str] = {}
 
     for i in range(n):
         r = bits(64)
@@ -354,10 +387,20 @@ def generate_rows(
         r //= days
         severity = severities[r % len(severities)]
         r //= len(severities)
-        end = end_text.get((day, severity))
+        lag = r % _DECISION_LAG_DAYS
+        r //= _DECISION_LAG_DAYS
+        term = r % 64
+        r //= 64
+        decided = decision_text.get((day, lag))
+        if decided is None:
+            decided = _format_date(listing[day] - datetime.timedelta(days=lag), date_style)
+            decision_text[day, lag] = decided
+        end = end_text.get((day, lag, severity, term))
         if end is None:
-            end_day = listing[day] + datetime.timedelta(days=_DISCLOSURE_DAYS[severity])
-            end = end_text[day, severity] = _format_date(end_day, date_style)
+            decision = listing[day] - datetime.timedelta(days=lag)
+            end_day = _disclosure_end(spec, decision, severity, term)
+            end = "" if end_day is None else _format_date(end_day, date_style)
+            end_text[day, lag, severity, term] = end
         reason, basis = reasons[r % len(reasons)]
         r //= len(reasons)
         yield {
@@ -378,11 +421,13 @@ def generate_rows(
             "严重程度": severity,
             "公示截止日期": end,
             "惩戒措施": measures[r % len(measures)],
+            "认定日期": decided,
         }
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, str]], *, encoding: str = "utf-8") -> int:
-    """Write *rows* (keys: COLUMNS) as a list CSV with a header; return the number of rows."""
+    """Write *rows* (keys: COLUMNS, and OPTIONAL_COLUMNS when given) as a list CSV with a
+    header; return the number of rows."""
     getter = itemgetter(*COLUMNS)
     count = 0
 
@@ -390,11 +435,11 @@ def write_csv(path: Path, rows: Iterable[dict[str, str]], *, encoding: str = "ut
         nonlocal count
         for row in rows:
             count += 1
-            yield getter(row)
+            yield (*getter(row), *(row.get(c, "") for c in OPTIONAL_COLUMNS))
 
     with Path(path).open("w", encoding=encoding, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
+        writer.writerow((*COLUMNS, *OPTIONAL_COLUMNS))
         writer.writerows(counted())
     return count
 

@@ -47,6 +47,7 @@ class NodeSettings(BaseSettings):
     log_file: str = ""
     heartbeat_seconds: float = 10.0
     shutdown_grace_seconds: float = 10.0
+    catalogue: str = ""  # the list catalogue; default HOME/lists.toml, relative to HOME
 
     @field_validator("name", "federation")
     @classmethod

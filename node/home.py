@@ -10,6 +10,7 @@ Layout::
     HOME/keys/alliance.key   the alliance pseudonym key (shared by the alliance), 0600
     HOME/ca/                 only when the node made its own CA (no --ca given)
     HOME/node.db             the SQLite database, unless database_url says otherwise
+    HOME/lists.toml          the alliance's list catalogue (setting ``catalogue``)
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from node.config import CONFIG_FILE, NodeSettings, dump_settings, load_settings,
 from node.errors import ConfigError, InputError
 from node.identity.alliance import AllianceKey
 from node.regions import validate_region
+
+# The packaged example catalogue (the same text as deploy/lists.yellow-river.toml).
+CATALOGUE_EXAMPLE = Path(__file__).parent / "feeds" / "lists.yellow-river.toml"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class HomePaths:
     def sqlite(self) -> Path:
         return self.root / "node.db"
 
+    @property
+    def catalogue(self) -> Path:
+        return self.root / "lists.toml"
+
 
 @dataclass(frozen=True)
 class TlsMaterial:
@@ -111,6 +119,13 @@ class Home:
     @property
     def database_url(self) -> str:
         return self.settings.database_url or f"sqlite:///{self.paths.sqlite}"
+
+    @property
+    def catalogue_path(self) -> Path:
+        """The list catalogue: setting ``catalogue`` (relative to the home), else lists.toml."""
+        if self.settings.catalogue:
+            return self.paths.root / self.settings.catalogue  # an absolute setting stays as is
+        return self.paths.catalogue
 
 
 def init_home(
@@ -174,6 +189,7 @@ def init_home(
     write_private_file(paths.tls_key, private_key_pem(key))
     write_private_file(paths.feed_key, SigningKey.generate(identity.uri).to_pem())
     (shared_key or AllianceKey.generate(ca.federation)).save(paths.alliance_key)
+    write_public_file(paths.catalogue, CATALOGUE_EXAMPLE.read_bytes())
     values: dict[str, str | float] = {
         "name": name,
         "federation": ca.federation,

@@ -22,6 +22,7 @@ from node.api import feeds, feeds_rpc, pb, query, query_rpc, rpc
 from node.border import Border, BorderInterceptor, Exit, ReleaseLedger
 from node.config import parse_hostport
 from node.errors import ConfigError
+from node.feeds.expiry import run_expiry
 from node.feeds.publisher import Publisher
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
@@ -96,6 +97,7 @@ class Node:
         *,
         heartbeat: bool = True,
         subscribe: bool = True,
+        expire: bool = True,
         extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
     ) -> None:
         """Bind and serve. Raises ConfigError naming the address if the port is taken."""
@@ -131,6 +133,8 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._spawn(self.publisher.run(), "publisher")
+        if expire:
+            self._spawn(run_expiry(self.publisher), "expiry")
         if heartbeat:
             self.heartbeat.start()
         if subscribe:

@@ -14,6 +14,7 @@ from node.feeds.state import DISCLOSURES
 from node.feeds.subscriber import Subscriber
 from node.identity.pseudonym import pseudonym
 from node.identity.registry import entity_by_person
+from node.local_federation import LocalFederation
 from node.runtime import Node
 from tests.conftest import FederationFactory
 from tests.feedutil import person_entry
@@ -44,6 +45,18 @@ async def _sync(node: Node, origin: Node) -> None:
     await (await Subscriber.open(node.home.tls, node.store, peer)).sync(follow=False)
 
 
+async def restart_with_agreement(fed: LocalFederation, text: str) -> Node:
+    """Jinan restarted with *text* as its agreement with lanzhou (agreements are read at
+    start), enrolled again with everyone."""
+    agreements = fed["jinan"].home.paths.root / "agreements"
+    agreements.mkdir(exist_ok=True)
+    (agreements / "lanzhou.toml").write_text(text)
+    await fed["jinan"].stop(0)
+    jinan = await fed.start_node("jinan", "370100")
+    await fed.enroll_pairwise()
+    return jinan
+
+
 async def _everything(node: Node) -> str:
     """Every row of every table of *node*'s database, as text to search."""
     parts = []
@@ -57,11 +70,7 @@ async def _everything(node: Node) -> str:
 
 async def test_two_peers_two_forms_one_root(federation: FederationFactory) -> None:
     fed = await federation(3, subscribe=False)
-    (fed["jinan"].home.paths.root / "agreements").mkdir()
-    (fed["jinan"].home.paths.root / "agreements" / "lanzhou.toml").write_text(AGREEMENT)
-    await fed["jinan"].stop(0)
-    jinan = await fed.start_node("jinan", "370100")  # agreements are read at start
-    await fed.enroll_pairwise()
+    jinan = await restart_with_agreement(fed, AGREEMENT)
     lanzhou, taiyuan = fed["lanzhou"], fed["taiyuan"]
     key = jinan.home.alliance_key
     assert key is not None
@@ -113,12 +122,9 @@ async def test_two_peers_two_forms_one_root(federation: FederationFactory) -> No
 
 async def test_broken_agreement_shares_nothing(federation: FederationFactory) -> None:
     fed = await federation(2, subscribe=False)
-    (fed["jinan"].home.paths.root / "agreements").mkdir()
-    broken = AGREEMENT.replace("person_id_masked", "person_id_maskd")
-    (fed["jinan"].home.paths.root / "agreements" / "lanzhou.toml").write_text(broken)
-    await fed["jinan"].stop(0)
-    jinan = await fed.start_node("jinan", "370100")
-    await fed.enroll_pairwise()
+    jinan = await restart_with_agreement(
+        fed, AGREEMENT.replace("person_id_masked", "person_id_maskd")
+    )
     key = jinan.home.alliance_key
     assert key is not None
     entry = person_entry(1, person_id=CANARY_ID, name=CANARY_NAME)

@@ -357,18 +357,20 @@ def test_import_sync_lists_between_processes(
         live = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[15] > today)
         del lines[live]  # an entry still within its disclosure period leaves the export
         csv_file.write_text("".join(lines), encoding="gb18030")
-        rc, out, _ = run(
-            capsys,
-            "import",
-            "--home",
-            str(jinan),
-            "--list",
-            name,
-            str(csv_file),
-            "--removal-reason",
-            "repair",
-        )
+        # Its export no longer has it: without --full-export that removes nothing; a full
+        # export states why (a correction: a repair would come too early for this list).
+        rc, out, _ = run(capsys, "import", "--home", str(jinan), "--list", name, str(csv_file))
         assert rc == 0
+        assert run(capsys, "sync", "--home", str(lanzhou))[0] == 0
+        rc, out, _ = run(capsys, "lists", "--home", str(lanzhou), "--origin", "jinan",
+                         "--removed", "--limit", "200")  # fmt: skip
+        assert "removed (correction)" not in out
+        rc, out, _ = run(
+            capsys, "import", "--home", str(jinan), "--list", "procurement-serious",
+            str(csv_file), "--full-export", "--removal-reason", "correction",
+            "--removal-date", today, "--removal-doc", "济南财采更〔2026〕1号",
+        )  # fmt: skip
+        assert rc == 0, out
         assert run(capsys, "sync", "--home", str(lanzhou))[0] == 0
         rc, out, _ = run(
             capsys,
@@ -381,7 +383,7 @@ def test_import_sync_lists_between_processes(
             "--limit",
             "200",
         )
-        assert out.count("removed (repair)") == 1
+        assert out.count("removed (correction)") == 1
         rc, out, _ = run(capsys, "status", "--home", str(lanzhou), "--timeout", "1")
         assert "jinan" in out and "feeds" in out
     finally:
@@ -411,11 +413,12 @@ def test_import_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert rc == 2
     assert "mixed.csv:3: 统一社会信用代码:" in err and "Traceback" not in err
     counts = [line for line in out.splitlines() if line.startswith("│")][-1]
-    read, added, _upd, _rem, _same, expired, quarantined, _size = (
+    read, added, _upd, _rem, _same, expired, withheld, quarantined, _size = (
         int(c) for c in counts.strip("│").split("│")
     )
     assert (read, quarantined) == (10, 1)
-    assert added + expired == 9  # every good row imported (or not shared: already expired)
+    # every good row imported (or not shared: already expired, or minor)
+    assert added + expired + withheld == 9
 
     (tmp_path / "nohead.csv").write_text("主体名称,名单名称\nx,y\n", encoding="utf-8")
     rc, _, err = run(

@@ -1,4 +1,5 @@
-"""Identifier validators: USCC (GB 32100), organisation code (GB 11714), resident ID (GB 11643)."""
+"""Check characters and normalisation: USCC (GB 32100), organisation code (GB 11714), resident ID
+(GB 11643). Validating a USCC is node.identity.validate's job (tests/test_identity_validate.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from node.identity.codes import (
     resident_id_check_char,
     resident_id_problem,
     uscc_check_char,
-    uscc_problem,
 )
+from node.identity.validate import INVALID, VALID, WARNING, check_uscc
 
 WORKED_EXAMPLE = "91350100M000100Y43"  # GB 32100-2015
 VALID_ID = "11010519491231002X"  # GB 11643 example (Beijing Chaoyang, born 1949-12-31)
@@ -33,8 +34,14 @@ def make_id(address: str, birth: str, sequence: str) -> str:
     return first17 + resident_id_check_char(first17)
 
 
+def checks_pass(code: str) -> bool:
+    """Both check characters of an 18-character USCC (positions 17 and 18) are right."""
+    return org_code_check_char(code[8:16]) == code[16] and uscc_check_char(code[:17]) == code[17]
+
+
 def test_worked_example_is_valid() -> None:
-    assert uscc_problem(WORKED_EXAMPLE) is None
+    assert check_uscc(WORKED_EXAMPLE).status == VALID
+    assert checks_pass(WORKED_EXAMPLE)
     assert org_code_check_char("M000100Y") == "4"
     assert uscc_check_char(WORKED_EXAMPLE[:17]) == "3"
 
@@ -53,20 +60,22 @@ def test_alphabet_excludes_ambiguous_letters() -> None:
     assert not set("IOSVZ") & set(USCC_ALPHABET)
 
 
+# The USCC reasons: one validator (check_uscc) for the importer, `identity check` and `entity`.
 @pytest.mark.parametrize(
-    ("code", "reason"),
+    ("code", "status", "reason"),
     [
-        (WORKED_EXAMPLE[:17], "must be 18 characters, has 17"),
-        (WORKED_EXAMPLE + "0", "must be 18 characters, has 19"),
-        ("", "must be 18 characters, has 0"),
-        ("9135I100M000100Y43", "character 5 is not in the USCC alphabet"),
-        ("91350100m000100Y43", "character 9 is not in the USCC alphabet"),
-        ("91350100M000100Y53", "organisation code check (position 17) fails"),
-        ("91350100M000100Y44", "check character (position 18) fails"),
+        (WORKED_EXAMPLE[:17], INVALID, "USCC must be 18 characters, has 17"),
+        (WORKED_EXAMPLE + "0", INVALID, "USCC must be 18 characters, has 19"),
+        ("", INVALID, "USCC must be 18 characters, has 0"),
+        ("9135I100M000100Y43", INVALID, "character at position 5 is not allowed"),
+        ("91350100M000100Y54", INVALID, "check characters at positions 17 and 18 both fail"),
+        ("91350100M000100Y44", WARNING, "check character (position 18) fails"),
+        ("91350100m000100y43", VALID, ""),  # normalised to upper case first
     ],
 )
-def test_uscc_problems(code: str, reason: str) -> None:
-    assert uscc_problem(code) == reason
+def test_uscc_reasons(code: str, status: str, reason: str) -> None:
+    r = check_uscc(code)
+    assert (r.status, r.reason[: len(reason)]) == (status, reason)
 
 
 def test_check_char_functions_reject_bad_input() -> None:
@@ -93,15 +102,18 @@ usccs = st.builds(
 @given(usccs)
 @settings(max_examples=60)
 def test_every_single_substitution_is_detected(code: str) -> None:
-    assert uscc_problem(code) is None
+    assert checks_pass(code)
     for i in range(18):
         for c in USCC_ALPHABET:
             if c != code[i]:
-                assert uscc_problem(code[:i] + c + code[i + 1 :]) is not None, (i, c)
-        for c in "IOSVZa-":
-            assert uscc_problem(code[:i] + c + code[i + 1 :]) == (
-                f"character {i + 1} is not in the USCC alphabet"
-            )
+                assert not checks_pass(code[:i] + c + code[i + 1 :]), (i, c)
+        for c in "IOSVZa-":  # outside the alphabet: the arithmetic refuses, never passes
+            changed = code[:i] + c + code[i + 1 :]
+            if i < 17:
+                with pytest.raises(ValueError):
+                    uscc_check_char(changed[:17])
+            else:
+                assert not checks_pass(changed)
 
 
 @given(usccs)
@@ -110,7 +122,7 @@ def test_adjacent_transpositions_are_detected(code: str) -> None:
     for i in range(17):
         if code[i] != code[i + 1]:
             swapped = code[:i] + code[i + 1] + code[i] + code[i + 2 :]
-            assert uscc_problem(swapped) is not None, i
+            assert not checks_pass(swapped), i
 
 
 def test_published_resident_id_examples() -> None:

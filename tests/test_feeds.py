@@ -111,11 +111,12 @@ async def test_crash_mid_stream_and_mid_transaction_resume_exactly(
     real_apply = state_module.apply_leaves
     calls = {"n": 0}
 
-    async def failing_apply(conn: Any, log_id: int, leaves: Any) -> None:
+    async def failing_apply(conn: Any, log_id: int, leaves: Any, *, keep_history: bool) -> bool:
         calls["n"] += 1
-        await real_apply(conn, log_id, leaves)
+        removed = await real_apply(conn, log_id, leaves, keep_history=keep_history)
         if calls["n"] == 2:
             raise Killed
+        return removed
 
     monkeypatch.setattr(subscriber_module, "apply_leaves", failing_apply)
     with pytest.raises(Killed):

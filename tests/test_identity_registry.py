@@ -90,7 +90,10 @@ async def test_person_found_by_pseudonym_at_origin_only_until_agreements_exist(
     assert there.memberships == []  # the pseudonym is a committed field: default deny
 
 
-def test_identity_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_identity_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # whole list names, not folded cells
     home = tmp_path / "jinan"
     assert main(["init", "--home", str(home), "--name", "jinan", "--region", "370100"]) == 0
     code = make_uscc("MA3C8QAB")
@@ -100,26 +103,27 @@ def test_identity_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     rows = [{
         "主体名称": "济南示例科技有限公司", "主体类型": "法人和其他组织", "统一社会信用代码": code,
         "证件号码": "", "法定代表人": "张示例", "法定代表人证件号码": "", "名单类型": "黑名单",
-        "名单名称": "示例名单", "列入原因": "示例原因", "认定依据": "示例依据",
+        "名单名称": "失信被执行人名单", "列入原因": "示例原因", "认定依据": "示例依据",
         "认定文书号": "示〔2026〕1号", "认定部门": "示例局", "认定部门代码": code,
-        "列入日期": "2026-10-01", "严重程度": "一般", "公示截止日期": "2027-10-01",
-        "惩戒措施": "GP.BAN:强制",
+        "列入日期": "2026-10-01", "严重程度": "一般", "公示截止日期": "2028-10-01",
+        "惩戒措施": "GP.BAN:强制", "认定日期": "2026-10-01",
     }, {
         "主体名称": "李示例", "主体类型": "自然人", "统一社会信用代码": "",
         "证件号码": "11010519491231002X", "法定代表人": "", "法定代表人证件号码": "",
-        "名单类型": "黑名单", "名单名称": "示例名单", "列入原因": "示例原因",
+        "名单类型": "黑名单", "名单名称": "失信被执行人名单", "列入原因": "示例原因",
         "认定依据": "示例依据", "认定文书号": "示〔2026〕2号", "认定部门": "示例局",
         "认定部门代码": code,
-        "列入日期": "2026-10-01", "严重程度": "一般", "公示截止日期": "2027-10-01",
-        "惩戒措施": "",
+        "列入日期": "2026-10-01", "严重程度": "一般", "公示截止日期": "2028-10-01",
+        "惩戒措施": "", "认定日期": "2026-10-01",
     }]  # fmt: skip
     write_csv(tmp_path / "l.csv", rows)
-    assert main(["import", "--home", str(home), "--list", "示例名单", str(tmp_path / "l.csv")]) == 0
+    list_name = "失信被执行人名单"  # court: 2 years (失信被执行人名单规定 第二条)
+    assert main(["import", "--home", str(home), "--list", list_name, str(tmp_path / "l.csv")]) == 0
     capsys.readouterr()
 
     assert main(["entity", "--home", str(home), "--uscc", code]) == 0
     out = capsys.readouterr().out
-    assert "济南示例科技有限公司" in out and "示例名单" in out
+    assert "济南示例科技有限公司" in out and "失信被执行人名单" in out
     assert main(["entity", "--home", str(home), "--org-code", code[8:17]]) == 0
     assert "positions 9-17" in capsys.readouterr().out
     assert main(["entity", "--home", str(home), "--reg-no", reg_no]) == 0
@@ -131,7 +135,7 @@ def test_identity_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "济南示例科技有限公司" in capsys.readouterr().out
     assert main(["entity", "--home", str(home), "--person-id", "11010519491231002X"]) == 0
     out = capsys.readouterr().out
-    assert "示例名单" in out and "11010519491231002X" not in out
+    assert "失信被执行人名单" in out and "11010519491231002X" not in out
     assert court_mask("11010519491231002X") in out
     assert main(["entity", "--home", str(home), "--name", "济南示例科技有限责任公司"]) == 0
     assert code in capsys.readouterr().out
@@ -177,10 +181,12 @@ def test_identity_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     rc = main(["identity", "check", str(tmp_path / "c.csv"), "--format", "json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 2
+    # A 统一社会信用代码 column holds USCCs (checked as `import` checks it): the resident ID
+    # and the organisation code in it are invalid there.
     assert {k: report[k] for k in ("valid", "warning", "invalid", "duplicate", "damaged")} == {
-        "valid": 4,
+        "valid": 2,
         "warning": 1,  # final check fails, embedded organisation code passes: lenient
-        "invalid": 1,
+        "invalid": 3,
         "duplicate": 1,
         "damaged": 1,
     }
@@ -188,5 +194,14 @@ def test_identity_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert set(report["rows"][0]) == {"row", "input", "kind", "status", "reason"}
     assert "11010519491231002X" not in json.dumps(report)  # personal IDs are masked
     assert report["rows"][3]["kind"] in ("uscc", "unknown")
+    assert report["rows"][4]["reason"] == "not a USCC: it is a resident ID"
+    assert report["rows"][5]["reason"] == "not a USCC: it is an organisation code"
+    # A column of no known kind: each value is recognised by its shape.
+    (tmp_path / "any.csv").write_text("代码\n" + "".join(f"{c}\n" for c in cells), encoding="utf-8")
+    assert main(["identity", "check", str(tmp_path / "any.csv"), "--format", "json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert (report["valid"], report["invalid"]) == (4, 1)
+    assert [r["kind"] for r in report["rows"]][4:] == ["resident_id", "org_code"]
+    assert "11010519491231002X" not in json.dumps(report)
     (tmp_path / "ok.csv").write_text(f"统一社会信用代码\n{code}\n", encoding="utf-8")
     assert main(["identity", "check", str(tmp_path / "ok.csv")]) == 0

@@ -25,16 +25,20 @@ from node.identity.codes import (
 from node.identity.pseudonym import pseudonym as make_pseudonym
 from node.identity.validate import (
     AUTHORITIES,
+    ID_TYPES,
     INVALID,
+    PERSONAL_KINDS,
     VALID,
     WARNING,
     CodeCheck,
+    check_expecting,
     check_org_code,
     check_reg_no,
     check_resident_id,
     check_tax_no,
     check_uscc,
     classify,
+    id_type,
     mod11_10_check_digit,
     mod11_10_valid,
     org_code_of,
@@ -672,3 +676,107 @@ def test_hopeless_values_are_not_duplicates() -> None:
 @pytest.mark.parametrize("module", [validate, pseudonym, batch, names])
 def test_docstring_examples(module: types.ModuleType) -> None:
     assert doctest.testmod(module, verbose=False).failed == 0
+
+
+# ------------------------------------------------------- valid codes that read as numbers
+
+
+def test_valid_codes_that_read_as_numbers_are_not_damage() -> None:
+    # GB 32100 codes of digits with one E: valid, though a number parser reads 9.111E+19.
+    for code in ("911100000000071E05", "91110000000012E004"):
+        for r in (check_uscc(code), check_uscc(code, strict=True), classify(code)):
+            assert (r.kind, r.status, r.damaged, r.normalised) == ("uscc", VALID, False, code)
+    body = next(
+        b for b in (f"{n:06d}E{m}" for n in range(100) for m in range(10))
+        if org_code_check_char(b).isdigit()
+    )  # fmt: skip
+    org = body + org_code_check_char(body)
+    for r in (check_org_code(org), classify(org)):
+        assert (r.kind, r.status, r.damaged) == ("org_code", VALID, False)
+    tax = "110105" + org
+    for r in (check_tax_no(tax), classify(tax)):
+        assert (r.kind, r.status, r.damaged) == ("tax_no", VALID, False)
+    # Failing as written, the same shape is still damage.
+    wrong = "911100000000072E05"  # position 16 changed: the organisation code fails
+    assert check_uscc(wrong).damaged and classify(wrong).damaged
+    # A pre-2016 code of that shape is the pre-2016 exception, not damage, in both modes.
+    pre = "911100000000071E0" + next(c for c in "0123456789" if c != "5")
+    assert (check_uscc(pre).status, check_uscc(pre).damaged) == (WARNING, False)
+    strict = check_uscc(pre, strict=True)
+    assert (strict.status, strict.damaged) == (INVALID, False)
+    assert "pre-2016" in strict.reason
+
+
+# --------------------------------------------------- a column of known kind (the importer's)
+
+
+@pytest.mark.parametrize(
+    ("text", "expect", "status", "kind", "reason"),
+    [
+        (WORKED_EXAMPLE, "uscc", VALID, "uscc", ""),
+        (WORKED_EXAMPLE[:17] + "4", "uscc", WARNING, "uscc", "check character (position 18)"),
+        (VALID_ID, "uscc", INVALID, "resident_id", "not a USCC: it is a resident ID"),
+        ("110105491231002", "uscc", INVALID, "resident_id_15", "not a USCC: it is a first-gen"),
+        (HUAWEI_ORG, "uscc", INVALID, "org_code", "not a USCC: it is an organisation code"),
+        (HUAWEI_REG_NO, "uscc", INVALID, "reg_no", "not a USCC: it is a registration number"),
+        ("9135010", "uscc", INVALID, "unknown", "USCC must be 18 characters, has 7"),
+        (
+            "110105194912310021",
+            "uscc",
+            INVALID,
+            "resident_id",
+            "not a USCC: reads as a resident ID (resident ID check character fails)",
+        ),
+        ("9.16201E+17", "uscc", INVALID, "uscc", "spreadsheet damage:"),
+        (VALID_ID, "person", VALID, "resident_id", ""),
+        ("110105491231002", "person", VALID, "resident_id_15", ""),
+        (WORKED_EXAMPLE, "person", INVALID, "uscc", "not a resident ID or residence permit"),
+        (WORKED_EXAMPLE[:17] + "4", "person", INVALID, "uscc", "not a resident ID or resid"),
+        ("B1370100MA3C4XY1X2", "person", INVALID, "resident_id", "resident ID must be 17 d"),
+        ("1101051949123100", "person", INVALID, "resident_id", "resident ID must be 18 char"),
+        ("1.10105194912E+17", "person", INVALID, "resident_id", "spreadsheet damage:"),
+    ],
+)
+def test_check_expecting(text: str, expect: str, status: str, kind: str, reason: str) -> None:
+    r = check_expecting(text, expect, today=TODAY)
+    assert (r.status, r.kind, r.reason[: len(reason)]) == (status, kind, reason)
+    if status == INVALID:
+        assert r.uscc == ""
+    if kind in PERSONAL_KINDS:
+        assert text not in r.display()
+    report = check_values([(2, text)], expect=expect, today=TODAY)
+    assert report.rows[0].status == status
+
+
+def test_check_expecting_agrees_with_classify_on_the_right_kind() -> None:
+    for text in (WORKED_EXAMPLE, HUAWEI_USCC, WORKED_EXAMPLE[:17] + "4", "B1370100MA3C4XY1X2"):
+        assert check_expecting(text, "uscc") == classify(text)
+    for text in (VALID_ID, "110105491231002", make_id("830000", "19900101", "123")):
+        assert check_expecting(text, "person", today=TODAY) == classify(text, today=TODAY)
+    with pytest.raises(ValueError, match="expect must be"):
+        check_expecting(VALID_ID, "org_code")
+
+
+@given(pair_uscc)
+@settings(max_examples=40)
+def test_a_valid_uscc_is_valid_in_a_uscc_column_and_nowhere_else(code: str) -> None:
+    assert check_expecting(code, "uscc").status == VALID
+    r = check_expecting(code, "person", today=TODAY)
+    assert r.status == INVALID
+    assert r.reason.startswith("not a resident ID or residence permit number")
+
+
+def test_id_types() -> None:
+    cases = {
+        VALID_ID: "resident_id",
+        "110105491231002": "resident_id_upgraded",
+        make_id("810000", "19900101", "123"): "hk_macao_residence_permit",
+        make_id("820000", "19900101", "123"): "hk_macao_residence_permit",
+        make_id("830000", "19900101", "123"): "taiwan_residence_permit",
+        WORKED_EXAMPLE: "",
+        "110105194912310021": "",
+    }
+    for text, expected in cases.items():
+        assert id_type(check_expecting(text, "person", today=TODAY)) == expected
+        assert id_type(classify(text, today=TODAY)) == expected
+    assert set(cases.values()) - {""} == set(ID_TYPES)

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from keys import SigningKey
 from node.api import feeds
 from node.feeds import merkle
-from node.feeds.leaf import COMMITTED_FIELDS, LeafError, build_leaf, open_leaf, parse_leaf
+from node.feeds.leaf import (
+    BODY,
+    COMMITTED_FIELDS,
+    LeafError,
+    build_leaf,
+    commitment,
+    open_leaf,
+    parse_leaf,
+)
 from node.feeds.note import Checkpoint, sign_checkpoint
 from node.feeds.verify import (
     FeedError,
@@ -46,9 +54,9 @@ def test_personal_values_never_in_leaf_bytes_but_open_exactly(person_id: str, na
     data, openings = build_leaf(ORIGIN, "e1", feeds.EVENT_TYPE_ADD, entry, recorded_at_unix=1)
     assert person_id.encode() not in data and name.encode() not in data
     assert open_leaf(data, []).entry.person_id == ""  # verifies with no openings at all
-    opened = open_leaf(data, openings)
+    opened = open_leaf(data, openings.fields, openings.body)
     assert opened.entry.person_id == person_id and opened.entry.person_name == name
-    partial = open_leaf(data, [o for o in openings if o.field == "person_id_masked"])
+    partial = open_leaf(data, [o for o in openings.fields if o.field == "person_id_masked"])
     assert partial.disclosed == {"person_id_masked"} and partial.entry.person_id == ""
 
 
@@ -57,7 +65,7 @@ def test_a_wrong_value_does_not_open_a_commitment(other: str) -> None:
     data, openings = build_leaf(
         ORIGIN, "e1", feeds.EVENT_TYPE_ADD, person_entry(1), recorded_at_unix=1
     )
-    forged = [copy.deepcopy(o) for o in openings]
+    forged = [copy.deepcopy(o) for o in openings.fields]
     target = next(o for o in forged if o.field == "person_id")
     if other == target.value:
         return
@@ -66,15 +74,13 @@ def test_a_wrong_value_does_not_open_a_commitment(other: str) -> None:
         open_leaf(data, forged)
 
 
-def test_leaf_with_clear_personal_value_or_unknown_field_is_refused() -> None:
-    leaf = feeds.LeafEntry(
-        origin=ORIGIN,
-        entry_id="e",
-        event=feeds.EVENT_TYPE_ADD,
-        entry=feeds.ListEntry(person_id="11010519491231002X"),
-    )
-    with pytest.raises(LeafError, match="in clear"):
-        parse_leaf(leaf.SerializeToString())
+def test_leaf_with_clear_values_or_unknown_field_is_refused() -> None:
+    # The old leaf carried the entry's public fields in field 6: no longer a field we know.
+    old = feeds.ListEntry(uscc="91350100M000100Y43").SerializeToString()
+    leaf = feeds.LeafEntry(origin=ORIGIN, entry_id="e", event=feeds.EVENT_TYPE_ADD)
+    leaf.body_commitment = b"\x00" * 32
+    with pytest.raises(LeafError, match="does not know"):
+        parse_leaf(leaf.SerializeToString() + b"\x32" + bytes([len(old)]) + old)
     good, _ = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, org_entry(1), recorded_at_unix=1)
     with pytest.raises(LeafError, match="does not know"):
         parse_leaf(good + b"\xa0\x06\x01")  # field 100, varint
@@ -182,17 +188,87 @@ def test_checkpoint_chain_accepts_growth_and_catches_forks(n: int, data: st.Data
         verify_checkpoint(signed, KEY.verifying_key, ORIGIN, forked)
 
 
-@pytest.mark.parametrize("where", ["entry", "recorded_at", "commitment", "measure"])
+@pytest.mark.parametrize("where", ["recorded_at", "commitment"])
 def test_unknown_fields_in_nested_messages_are_refused(where: str) -> None:
-    data, _ = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, org_entry(1), recorded_at_unix=1)
+    data, _ = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, person_entry(1), recorded_at_unix=1)
     leaf = feeds.LeafEntry.FromString(data)
     extra = b"\xa0\x06\x01"  # field 100, varint 1
-    target = {
-        "entry": leaf.entry,
-        "recorded_at": leaf.recorded_at,
-        "commitment": leaf.commitments[0],
-        "measure": leaf.entry.measures[0],
-    }[where]
+    target = {"recorded_at": leaf.recorded_at, "commitment": leaf.commitments[0]}[where]
     target.MergeFromString(extra)
     with pytest.raises(LeafError, match="does not know"):
         parse_leaf(leaf.SerializeToString())
+
+
+def _rebody(body: feeds.EntryBody, entry: feeds.ListEntry) -> feeds.EntryBody:
+    return feeds.EntryBody(salt=body.salt, entry=entry.SerializeToString(deterministic=True))
+
+
+def test_the_leaf_holds_no_readable_data_and_the_body_opens_exactly() -> None:
+    entry = org_entry(1)
+    data, openings = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, entry, recorded_at_unix=1)
+    assert entry.uscc.encode() not in data and entry.subject_name.encode() not in data
+    assert entry.reason.encode() not in data
+    assert openings.body is not None
+    opened = open_leaf(data, [], openings.body)
+    assert opened.entry.uscc == entry.uscc and opened.entry.subject_name == entry.subject_name
+    assert opened.entry.measures == entry.measures
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "value",
+        "salt",
+        "unknown field",
+        "personal in clear",
+        "status",
+        "other list",
+        "non-canonical",
+    ],
+)
+def test_a_forged_body_is_refused(forge: str) -> None:
+    data, openings = build_leaf(ORIGIN, "e", feeds.EVENT_TYPE_ADD, org_entry(1), recorded_at_unix=1)
+    body = openings.body
+    assert body is not None
+    entry = feeds.ListEntry.FromString(body.entry)
+    if forge == "value":
+        entry.uscc = "91350100M000100Y43"
+        forged = _rebody(body, entry)
+    elif forge == "salt":
+        forged = feeds.EntryBody(salt=bytes(16), entry=body.entry)
+    else:
+        # Bodies that would hash right if the origin had signed them: each must still be
+        # refused when opened, so build a leaf committing to the bad body itself.
+        bad = {
+            "unknown field": bytes(body.entry) + b"\xa0\x06\x01",
+            "personal in clear": bytes(body.entry)
+            + feeds.ListEntry(person_id="11010519491231002X").SerializeToString(),
+            "status": bytes(body.entry)
+            + feeds.ListEntry(status=feeds.ENTRY_STATUS_ACTIVE).SerializeToString(),
+            "other list": bytes(body.entry)
+            + feeds.ListEntry(list_code="OTHER").SerializeToString(),
+            "non-canonical": bytes(body.entry) + feeds.ListEntry(uscc="X").SerializeToString(),
+        }[forge]
+        leaf = feeds.LeafEntry.FromString(data)
+        leaf.body_commitment = commitment(body.salt, BODY, bad)
+        data = leaf.SerializeToString(deterministic=True)
+        forged = feeds.EntryBody(salt=body.salt, entry=bad)
+    with pytest.raises(LeafError):
+        open_leaf(data, [], forged)
+
+
+def test_a_removal_commits_to_nothing_and_says_why_when_and_by_which_document() -> None:
+    data, openings = build_leaf(
+        ORIGIN, "e", feeds.EVENT_TYPE_REMOVE, person_entry(1), recorded_at_unix=1,
+        removal_reason=feeds.REMOVAL_REASON_REPAIR, removal_date="2026-11-30",
+        removal_doc_no="济信修〔2026〕7号",
+    )  # fmt: skip
+    assert openings.body is None and openings.fields == []
+    leaf = parse_leaf(data)
+    assert not leaf.body_commitment and not leaf.commitments
+    assert (leaf.removal_date, leaf.removal_doc_no) == ("2026-11-30", "济信修〔2026〕7号")
+    with pytest.raises(LeafError, match="commits to none"):
+        open_leaf(data, [], feeds.EntryBody(salt=bytes(16), entry=b""))
+    leaf.body_commitment = bytes(32)
+    with pytest.raises(LeafError, match="no data"):
+        parse_leaf(leaf.SerializeToString(deterministic=True))

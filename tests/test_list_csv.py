@@ -43,6 +43,8 @@ def make_id(address: str, birth: str, sequence: str) -> str:
 
 
 AUTHORITY = make_uscc("11", "370100", "00429921")
+# Position 17 wrong, position 18 right for the wrong one: only the organisation code fails.
+BAD_POSITION_17 = "91350100M000100Y5" + uscc_check_char("91350100M000100Y5")
 COMPANY = make_uscc("91", "370100", "MA3C7L2U")
 PERSON_ID = make_id("370102", "19800101", "123")
 REP_ID = "11010519491231002X"
@@ -160,6 +162,8 @@ def test_generated_rows_are_valid(
     results = list(f.rows())
     assert [r for r in results if isinstance(r, Quarantined)] == []
     listed = [r for r in results if isinstance(r, ListRow)]
+    assert [r.warnings for r in listed if r.warnings] == []  # valid to the strict checks too
+    assert {r.person_id_type for r in listed if r.person_id} <= {"resident_id"}
     assert {r.uscc[2:8] for r in listed if r.uscc} == {"620100"}
     assert {m.code for r in listed for m in r.measures} <= set(MEASURES)
     assert {r.subject_type for r in listed} >= {"legal_person", "sole_trader"}
@@ -392,6 +396,9 @@ def test_valid_rows_are_normalised(tmp_path: Path) -> None:
         severity="serious",
         disclosure_end=datetime.date(2027, 3, 4),
         measures=PARSED_MEASURES,
+        person_id_type="",
+        legal_rep_id_type="resident_id",
+        warnings=(),
     )
     assert first.natural_key() == (
         "政府采购严重违法失信行为记录名单",
@@ -434,19 +441,38 @@ BAD_CASES: list[tuple[dict[str, str], str, str]] = [
     (
         {**ORG, "统一社会信用代码": COMPANY[:4] + "I" + COMPANY[5:]},
         "统一社会信用代码",
-        "character 5 is not in the USCC alphabet",
+        "character at position 5 is not allowed",
     ),
     (
-        {**ORG, "统一社会信用代码": "91350100M000100Y44"},
+        {**ORG, "统一社会信用代码": "91350100M000100Y54"},
         "统一社会信用代码",
-        "check character (position 18) fails",
+        "check characters at positions 17 and 18 both fail",
     ),
     (
-        {**ORG, "统一社会信用代码": "91350100M000100Y53"},
+        {**ORG, "统一社会信用代码": BAD_POSITION_17},
         "统一社会信用代码",
         "organisation code check (position 17) fails",
     ),
-    ({**ORG, "统一社会信用代码": "9.16201E+17"}, "统一社会信用代码", "must be 18 characters"),
+    ({**ORG, "统一社会信用代码": "9.16201E+17"}, "统一社会信用代码", "spreadsheet damage:"),
+    # What the importer used to take and `identity check` did not: authority, category,
+    # division (GB 32100 positions 1-8).
+    (
+        {**ORG, "统一社会信用代码": "B1370100MA3C4XY1X2"},
+        "统一社会信用代码",
+        "registration authority 'B' (position 1) is not defined",
+    ),
+    (
+        {**ORG, "统一社会信用代码": "95370100MA3C4XY1XP"},
+        "统一社会信用代码",
+        "category '5' is not defined for authority '9'",
+    ),
+    (
+        {**ORG, "统一社会信用代码": "91999999MA3C4XY1XT"},
+        "统一社会信用代码",
+        "division code (positions 3-8) is not a known GB/T 2260 code",
+    ),
+    ({**ORG, "统一社会信用代码": PERSON_ID}, "统一社会信用代码", "not a USCC: it is a resident ID"),
+    ({**ORG, "认定部门代码": "B1370100MA3C4XY1X2"}, "认定部门代码", "registration authority"),
     (
         {**PERSON, "统一社会信用代码": COMPANY},
         "统一社会信用代码",
@@ -464,7 +490,9 @@ BAD_CASES: list[tuple[dict[str, str], str, str]] = [
         "birth date is not a date",
     ),
     ({**PERSON, "证件号码": make_id("999999", "19800101", "123")}, "证件号码", "address code"),
-    ({**PERSON, "证件号码": COMPANY}, "证件号码", "resident ID must be 17 digits"),
+    ({**PERSON, "证件号码": COMPANY}, "证件号码", "not a resident ID or residence permit number"),
+    ({**PERSON, "证件号码": "3.70102198E+17"}, "证件号码", "spreadsheet damage:"),
+    ({**PERSON, "证件号码": PERSON_ID[:16]}, "证件号码", "must be 18 characters (15 for a"),
     (
         {**ORG, "法定代表人证件号码": REP_ID[:-1] + "1"},
         "法定代表人证件号码",
@@ -478,9 +506,9 @@ BAD_CASES: list[tuple[dict[str, str], str, str]] = [
     ({**ORG, "认定部门": ""}, "认定部门", "must not be empty"),
     ({**ORG, "认定部门代码": ""}, "认定部门代码", "must not be empty"),
     (
-        {**ORG, "认定部门代码": AUTHORITY[:-1] + ("0" if AUTHORITY[-1] != "0" else "1")},
+        {**ORG, "认定部门代码": AUTHORITY[:16] + ("0" if AUTHORITY[16] != "0" else "1") + "0"},
         "认定部门代码",
-        "fails",
+        "check characters at positions 17 and 18 both fail",
     ),
     ({**ORG, "列入日期": ""}, "列入日期", "must not be empty"),
     ({**ORG, "列入日期": "2024-02-30"}, "列入日期", "is not a real calendar date"),

@@ -45,7 +45,7 @@ async def test_migrations_create_tables_once(db_url: str) -> None:
             "feed_evidence",
             "releases",
         } <= set(tables)
-        assert version == [("0004",)]
+        assert version == [("0005",)]
     finally:
         await store.close()
     again = await Store.open(db_url)  # re-running migrations on a current schema is a no-op

@@ -26,10 +26,11 @@ from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.peer import peer_app
 from node.cli.policy import policy_app
 from node.cli.query import ask_peer, lookup_request, print_answer
+from node.cli.remove import home_catalogue, remove, stated_removal
 from node.cli.status import node_status, remote_status
 from node.cli.sync import sync_peers
 from node.errors import CreditnodeError, InputError, PeerError
-from node.feeds.importer import PROVENANCES, REMOVAL_REASONS, import_list
+from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
 from node.feeds.publisher import Publisher
 from node.home import init_home, load_home
 from node.logs import configure_logging
@@ -57,6 +58,7 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(identity_app, name="identity")
 app.add_typer(policy_app, name="policy")
 app.command("entity")(entity)
+app.command("remove")(remove)
 
 
 @app.callback()
@@ -172,31 +174,83 @@ def status(
 @app.command("import")
 def import_(
     home: HomeOpt,
-    list_name: Annotated[
-        str, typer.Option("--list", help="The list this file is a full export of (its 名单名称).")
+    list_ref: Annotated[
+        str, typer.Option("--list", help="The list: its code or official name (catalogue).")
     ],
-    file: Annotated[Path, typer.Argument(help="Canonical list CSV (UTF-8 or GB18030).")],
-    removal_reason: Annotated[
-        str,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Canonical list CSV (UTF-8 or GB18030); optional with --removals."),
+    ] = None,
+    full_export: Annotated[
+        bool,
         typer.Option(
-            help="Why entries missing from the export are "
-            "removed: repair, correction or withdrawal "
-            "(expired entries always say expiry)."
+            "--full-export",
+            help="The file is the whole list: entries missing from it are removed "
+            "(needs a clean file and a stated removal).",
         ),
-    ] = "withdrawal",
+    ] = False,
+    removal_reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why entries missing from a full export (or rows of --removals without one) "
+            "are removed: " + ", ".join(STATED_REASONS) + "."
+        ),
+    ] = None,
+    removal_date: Annotated[
+        str | None, typer.Option(help="When those removals take effect (YYYY-MM-DD).")
+    ] = None,
+    removal_doc: Annotated[
+        str | None, typer.Option(help="The document number deciding those removals.")
+    ] = None,
+    removals: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of entries to remove: 统一社会信用代码 or 证件号码, 认定文书号, and "
+            "optionally 移出原因, 移出日期, 移出文书号."
+        ),
+    ] = None,
+    max_removals: Annotated[
+        int | None,
+        typer.Option(
+            help="Refuse more removals than this (expiry aside; default: 5% of the list's "
+            "active entries or 10, whichever is larger)."
+        ),
+    ] = None,
+    confirm_removals: Annotated[
+        int | None,
+        typer.Option(help="Accept exactly this many removals (the number --dry-run printed)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; append nothing.")
+    ] = False,
     provenance: Annotated[str, typer.Option(help="authoritative or reference.")] = "authoritative",
 ) -> None:
-    """Import a full export of a list: append its adds, updates and removals to the feed.
+    """Import a list file: append its adds and updates (and stated removals) to the feed.
 
-    Exit 0 if every row was imported, 2 if some were quarantined (the rest are imported).
+    Without --full-export nothing is removed except entries past their 公示截止日期 (expiry)
+    and those --removals names. Exit 0 if every row was imported, 2 if some were quarantined
+    (the rest are imported) or the import was refused (nothing appended).
     """
 
     quiet_logs()
-    if removal_reason not in REMOVAL_REASONS:
-        raise InputError(f"--removal-reason must be one of {', '.join(REMOVAL_REASONS)}")
     if provenance not in PROVENANCES:
         raise InputError(f"--provenance must be one of {', '.join(PROVENANCES)}")
+    if file is None and removals is None:
+        raise InputError("give the list file, or --removals")
+    if full_export and file is None:
+        raise InputError("--full-export needs the exported file")
+    removal = stated_removal(
+        removal_reason, removal_date, removal_doc, allowed=STATED_REASONS, required=False
+    )
+    if removal is not None and not (full_export or removals):
+        raise InputError(
+            "--removal-reason/--removal-date/--removal-doc need --full-export or --removals"
+        )
+    for name, value in (("--max-removals", max_removals), ("--confirm-removals", confirm_removals)):
+        if value is not None and value < 0:
+            raise InputError(f"{name} must not be negative")
     loaded = load_home(home)
+    spec = home_catalogue(loaded).resolve(list_ref)
 
     async def run() -> Any:
         async with Store.opened(loaded.database_url) as store:
@@ -209,7 +263,8 @@ def import_(
                 console=err,
                 transient=True,
             ) as bar:
-                task = bar.add_task(f"importing {file.name}", total=None)
+                name = file.name if file is not None else "removals"
+                task = bar.add_task(f"importing {name}", total=None)
 
                 def report(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
@@ -217,27 +272,28 @@ def import_(
                 return await import_list(
                     publisher,
                     file,
-                    list_name,
+                    spec,
                     alliance_key=loaded.alliance_key,
-                    removal_reason=REMOVAL_REASONS[removal_reason],
                     provenance=PROVENANCES[provenance],
+                    full_export=full_export,
+                    removal=removal,
+                    removals=removals,
+                    max_removals=max_removals,
+                    confirm_removals=confirm_removals,
+                    dry_run=dry_run,
                     progress=report,
                 )
 
     summary = run_coro(run())
+    source = file if file is not None else removals
     table = Table(
-        title=f"import {file} into {list_name} ({summary.encoding})", title_justify="left"
+        title=f"{'dry run (nothing appended): ' if dry_run else ''}import {source} into "
+        f"{spec.name} ({spec.code}{', ' + summary.encoding if summary.encoding else ''})",
+        title_justify="left",
     )
-    for col in (
-        "read",
-        "added",
-        "updated",
-        "removed",
-        "unchanged",
-        "expired",
-        "quarantined",
-        "log size",
-    ):
+    columns = ("read", "added", "updated", "removed", "unchanged", "expired", "withheld",
+               "quarantined", "log size")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     table.add_row(
         *(
@@ -249,19 +305,34 @@ def import_(
                 summary.removed,
                 summary.unchanged,
                 summary.expired,
+                summary.withheld,
                 len(summary.quarantined),
                 summary.size,
             )
         )
     )
     out.print(table)
-    for q in summary.quarantined[:20]:  # each reason already names its column
-        err.print(f"{file}:{q.row}: {q.reason}", markup=False, highlight=False, soft_wrap=True)
-    if len(summary.quarantined) > 20:
-        err.print(
-            f"... {len(summary.quarantined) - 20} more quarantined rows "
-            "(all kept in the node's quarantine table)"
+    if dry_run:
+        for change in summary.changes:
+            out.print(str(change), markup=False, highlight=False, soft_wrap=True)
+        for q in summary.quarantined:
+            out.print(f"QUARANTINE {source}:{q.row}: {q.reason}", markup=False, highlight=False,
+                      soft_wrap=True)  # fmt: skip
+        out.print(
+            f"{summary.stated_removals} removals other than expiry "
+            f"(confirm with --confirm-removals {summary.stated_removals})"
         )
+        if summary.refused:
+            raise InputError(f"the import would be refused: {summary.refused}")
+    else:
+        for q in summary.quarantined[:20]:  # each reason already names its column
+            err.print(f"{source}:{q.row}: {q.reason}", markup=False, highlight=False,
+                      soft_wrap=True)  # fmt: skip
+        if len(summary.quarantined) > 20:
+            err.print(
+                f"... {len(summary.quarantined) - 20} more quarantined rows "
+                "(all kept in the node's quarantine table)"
+            )
     if summary.quarantined:
         raise typer.Exit(InputError.exit_code)
 
@@ -302,9 +373,6 @@ def query_(
         str | None,
         typer.Option(help="Resident ID: sent as the alliance pseudonym, never in clear."),
     ] = None,
-    include_removed: Annotated[
-        bool, typer.Option("--include-removed", help="Also entries removed from their list.")
-    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
 ) -> None:
     """Ask a peer what its own lists hold about one subject, for a declared purpose.
@@ -317,7 +385,7 @@ def query_(
     loaded = load_home(home)
     key = loaded.alliance_key
     request = lookup_request(
-        purpose, uscc=uscc, person_id=person_id, include_removed=include_removed,
+        purpose, uscc=uscc, person_id=person_id,
         alliance_key=None if key is None else (key.secret, key.version),
     )  # fmt: skip
     resp = run_coro(ask_peer(home, peer, request, timeout=timeout))

@@ -1,7 +1,9 @@
 """`creditnode demo`: a Yellow River alliance of three cities on loopback, in one process.
 
 Each city imports a sample list, the others mirror it (verified against signed checkpoints),
-then Jinan removes one entry after credit repair and the removal is shown reaching the others.
+then Jinan removes one entry after a correction and the removal is shown reaching the others;
+Lanzhou removes one after credit repair and Jinan's earliest disclosure period ends (the clock
+fast-forwarded for that scene), each gone from the other cities' views and files on its day.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from node.api import feeds, query, query_rpc
 from node.border import RELEASES
 from node.cli.query import answer_table
 from node.cli.render import peer_rows_from_records, peer_table
-from node.feeds.importer import import_list
+from node.feeds import catalogue
+from node.feeds.dates import shanghai_today
+from node.feeds.expiry import expire_now
+from node.feeds.importer import Removal, find_held, import_list, remove_entries
 from node.feeds.logstore import LOGS
 from node.feeds.state import DISCLOSURES, STATE
+from node.feeds.state import active as active_on
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
 from node.peers.transport import secure_channel
@@ -57,7 +63,7 @@ async def holdings(node: Node) -> dict[str, tuple[int, int, int]]:
     """origin name -> (leaves verified, checkpoint size, active entries) held by *node*."""
     active = (
         select(STATE.c.log_id, func.count().label("n"))
-        .where(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        .where(active_on(shanghai_today()))
         .group_by(STATE.c.log_id)
         .subquery()
     )
@@ -131,7 +137,8 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
             ),
         )
         files[node.name] = path
-        s = await import_list(node.publisher, path, list_name, alliance_key=node.home.alliance_key)
+        spec = catalogue.load(node.home.catalogue_path).resolve(list_name)
+        s = await import_list(node.publisher, path, spec, alliance_key=node.home.alliance_key)
         table.add_row(node.name, list_name, str(s.read), str(s.added), str(s.expired), str(s.size))
     console.print(table)
 
@@ -148,28 +155,19 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
     )
     console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
 
-    # Credit repair at Jinan: the next full export no longer has the entry.
+    # A correction at Jinan: the finance bureau withdraws one wrong entry, stating why.
     jinan = nodes[0]
     path = files["jinan"]
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     victim = next(r for r in rows if r["主体类型"] != "自然人")
-    write_csv(path, [r for r in rows if r is not victim])
-    async with jinan.store.engine.connect() as conn:
-        entry_id = (
-            await conn.execute(
-                select(STATE.c.entry_id).where(
-                    and_(
-                        STATE.c.log_id == jinan.publisher.log.log_id,
-                        STATE.c.uscc == victim["统一社会信用代码"],
-                    )
-                )
-            )
-        ).scalar_one()
+    spec = catalogue.load(jinan.home.catalogue_path).resolve(SAMPLE_LISTS["jinan"][0])
+    [held] = await find_held(jinan.publisher, spec, uscc=victim["统一社会信用代码"])
+    entry_id = held.entry_id
     start = time.perf_counter()
-    await import_list(
-        jinan.publisher, path, SAMPLE_LISTS["jinan"][0],
-        removal_reason=feeds.REMOVAL_REASON_REPAIR, alliance_key=jinan.home.alliance_key,
+    await remove_entries(
+        jinan.publisher, spec, [held],
+        Removal("correction", shanghai_today(), "济南财采更〔2026〕1号（示例）"),
     )  # fmt: skip
     origin = jinan.home.identity.uri
     for other in nodes[1:]:
@@ -179,8 +177,8 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
 
         await wait_until(removed)
         console.print(
-            f"jinan removed {victim['主体名称']} ({victim['统一社会信用代码']}) after "
-            f"credit repair: the removal reached {other.name} in "
+            f"jinan removed {victim['主体名称']} ({victim['统一社会信用代码']}) after a "
+            f"correction (更正): the removal reached {other.name} in "
             f"{(time.perf_counter() - start) * 1000:.0f} ms"
         )
     console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
@@ -293,6 +291,110 @@ async def query_demo(nodes: list[Node], entry_id: str, console: Console) -> None
     console.print(record)
 
 
+def _in_files(node: Node, base: Path, *values: str) -> bool:
+    """True if any of *values* is in the node's database files or the demo's log."""
+    db = node.home.paths.root / "node.db"
+    paths = [db, Path(f"{db}-wal"), base / "demo.log"]
+    data = b"".join(p.read_bytes() for p in paths if p.exists())
+    return any(v.encode() in data for v in values if v)
+
+
+async def lifecycle_demo(base: Path, nodes: list[Node], console: Console) -> None:
+    """A repair at Lanzhou and an expiry at Jinan, each gone from every other city on its day,
+    and nothing of either left in their files."""
+    jinan, lanzhou = nodes[0], nodes[1]
+    spec = catalogue.load(lanzhou.home.catalogue_path).resolve(SAMPLE_LISTS["lanzhou"][0])
+    async with lanzhou.store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(STATE.c.entry_id, STATE.c.subject_name, STATE.c.uscc)
+                .where(and_(STATE.c.log_id == lanzhou.publisher.log.log_id,
+                            active_on(shanghai_today()), STATE.c.uscc != ""))
+                .order_by(STATE.c.last_idx)
+                .limit(1)
+            )
+        ).first()  # fmt: skip
+    if row is not None:
+        entry_id, name, uscc = row
+        [held] = await find_held(lanzhou.publisher, spec, entry_id=entry_id)
+        start = time.perf_counter()
+        await remove_entries(
+            lanzhou.publisher, spec, [held],
+            Removal("repair", shanghai_today(), "兰税信修〔2026〕1号（示例）"),
+        )  # fmt: skip
+        origin = lanzhou.home.identity.uri
+        for other in (n for n in nodes if n is not lanzhou):
+
+            async def removed(other: Node = other) -> bool:
+                return await entry_status(other, origin, entry_id) == feeds.ENTRY_STATUS_REMOVED
+
+            await wait_until(removed)
+            found = "found" if _in_files(other, base, name, uscc) else "found nowhere"
+            console.print(
+                f"lanzhou removed {name} ({uscc}) after credit repair (信用修复): the removal "
+                f"reached {other.name} in {(time.perf_counter() - start) * 1000:.0f} ms; its "
+                f"name and USCC are now {found} in {other.name}'s database, WAL and log"
+            )
+    async with jinan.store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(STATE.c.entry_id, STATE.c.subject_name, STATE.c.uscc,
+                       STATE.c.disclosure_end)
+                .where(and_(STATE.c.log_id == jinan.publisher.log.log_id,
+                            active_on(shanghai_today()), STATE.c.disclosure_end != ""))
+                .order_by(STATE.c.disclosure_end)
+                .limit(1)
+            )
+        ).first()  # fmt: skip
+    if row is None:
+        return
+    entry_id, name, uscc, end = row
+    day = dt.date.fromisoformat(end) + dt.timedelta(days=1)
+    console.print(
+        f"\nfast-forward to {day} (this scene only): the disclosure period of jinan's entry "
+        f"{entry_id[:8]}… ended on {end}"
+    )
+    holders = [n for n in nodes if n is not jinan]
+    for holder in holders:
+        # Before Jinan says anything: the holder's own view, then its own 00:00 run (which
+        # also ends its own entries due by then, as every city's would on that day).
+        async with holder.store.engine.connect() as conn:
+            shown = (
+                await conn.execute(
+                    select(func.count()).where(and_(STATE.c.entry_id == entry_id, active_on(day)))
+                )
+            ).scalar_one()
+        own, purged = await expire_now(holder.publisher, day)
+        await holder.publisher.sign_checkpoint()
+        found = "found" if _in_files(holder, base, name, uscc) else "found nowhere"
+        console.print(
+            f"  {holder.name}, before any word from jinan: shows it as active: "
+            f"{'yes' if shown else 'no'}; its 00:00 run ended {own} own and {purged} peers' "
+            f"entries, and jinan's entry is now {found} in its files"
+        )
+    own, _ = await expire_now(jinan.publisher, day)
+    await jinan.publisher.sign_checkpoint()
+    origin = jinan.home.identity.uri
+    for holder in holders:
+
+        async def expired(holder: Node = holder) -> bool:
+            return await entry_status(holder, origin, entry_id) == feeds.ENTRY_STATUS_REMOVED
+
+        await wait_until(expired)
+    console.print(
+        f"  jinan, back at work, appended {own} REMOVE(expiry) leaf(s); both holders applied them"
+    )
+    seen = {n.name: await holdings(n) for n in nodes}
+
+    async def settled() -> bool:
+        seen.update({n.name: await holdings(n) for n in nodes})
+        return all(seen[h.name] == seen[nodes[0].name] for h in nodes)
+
+    with contextlib.suppress(TimeoutError):
+        await wait_until(settled, timeout=5.0)
+    console.print(holdings_table(nodes, seen))
+
+
 async def run_demo(directory: Path | None, seconds: float | None, console: Console) -> None:
     base = directory or Path(tempfile.mkdtemp(prefix="creditnode-demo-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -321,6 +423,7 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
             entry_id = await forms_demo(nodes, console)
             if entry_id is not None:
                 await query_demo(nodes, entry_id, console)
+            await lifecycle_demo(base, nodes, console)
             with Live(
                 Group(await views(nodes), hint),
                 console=console,

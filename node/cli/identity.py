@@ -30,7 +30,7 @@ from node.identity.registry import (
     load_crosswalk,
     resolve,
 )
-from node.identity.validate import classify
+from node.identity.validate import COLUMN_EXPECTS, classify
 from node.storage import Store
 
 identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, the "
@@ -57,6 +57,8 @@ def check(
 ) -> None:
     """Check a column of codes (USCC, organisation codes, registration numbers, resident IDs).
 
+    A list CSV column (统一社会信用代码 and 认定部门代码: USCCs; 证件号码 and 法定代表人证件号码:
+    resident IDs or residence permits) must hold its own kind, exactly as `import` decides.
     Exit 0 only if every row is valid (no warnings, no duplicates); 2 otherwise.
     """
     if fmt not in ("table", "json"):
@@ -80,7 +82,7 @@ def check(
             for line, rec in enumerate(reader, start=2)
             if any(c.strip() for c in rec)
         ]
-    report = check_values(values, strict=strict)
+    report = check_values(values, strict=strict, expect=COLUMN_EXPECTS.get(column))
     if fmt == "json":
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -1,4 +1,8 @@
-"""`creditnode lists`: the mirror, every list this node holds, removals applied."""
+"""`creditnode lists`: the mirror, every list this node holds, removals applied.
+
+An entry past its disclosure end is not shown as active on its day, even before its origin's
+REMOVE arrives. A peer's removed entry is a bare row (id, list, reason): its holder keeps
+nothing of what it said."""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from rich.table import Table
 from sqlalchemy import and_, func, select
 
 from node.api import feeds
+from node.feeds.dates import is_expired, shanghai_today
 from node.feeds.logstore import LOGS
-from node.feeds.state import STATE
+from node.feeds.state import STATE, active
 from node.home import load_home
 from node.storage import Store
 
@@ -18,6 +23,7 @@ TYPE: dict[int, str] = {
     feeds.LIST_TYPE_BLACK: "black",
     feeds.LIST_TYPE_RED: "red",
     feeds.LIST_TYPE_WATCH: "watch",
+    feeds.LIST_TYPE_ABNORMAL: "abnormal",
 }
 SEVERITY: dict[int, str] = {
     feeds.SEVERITY_MINOR: "minor",
@@ -28,7 +34,8 @@ REASON: dict[int, str] = {
     feeds.REMOVAL_REASON_REPAIR: "repair",
     feeds.REMOVAL_REASON_EXPIRY: "expiry",
     feeds.REMOVAL_REASON_CORRECTION: "correction",
-    feeds.REMOVAL_REASON_WITHDRAWAL: "withdrawal",
+    feeds.REMOVAL_REASON_REVOCATION: "revocation",
+    feeds.REMOVAL_REASON_FULFILLED: "fulfilled",
 }
 
 
@@ -52,8 +59,9 @@ async def show_lists(
             conds.append(STATE.c.list_name == list_name)
         if uscc is not None:
             conds.append(STATE.c.uscc == uscc.strip().upper())
+        today = shanghai_today()
         if not include_removed:
-            conds.append(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+            conds.append(active(today))
         where = and_(LOGS.c.id == STATE.c.log_id, *conds)
         async with store.engine.connect() as conn:
             total = (
@@ -94,9 +102,11 @@ async def show_lists(
     for r in rows:
         person = r["subject_type"] == feeds.SUBJECT_TYPE_NATURAL_PERSON
         status = (
-            "active"
-            if r["status"] == feeds.ENTRY_STATUS_ACTIVE
-            else f"removed ({REASON.get(r['removal_reason'], '?')})"
+            f"removed ({REASON.get(r['removal_reason'], '?')})"
+            if r["status"] != feeds.ENTRY_STATUS_ACTIVE
+            else "expired"
+            if is_expired(r["disclosure_end"], today) or not r["entry"]
+            else "active"
         )
         table.add_row(
             r["peer"] or home.settings.name,

@@ -33,14 +33,13 @@ def lookup_request(
     uscc: str | None,
     person_id: str | None,
     alliance_key: tuple[bytes, int] | None,
-    include_removed: bool = False,
 ) -> query.LookupRequest:
     """The request for one subject; raises InputError naming the bad option."""
     if purpose not in PURPOSES:
         raise InputError(f"--purpose: unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
     if (uscc is None) == (person_id is None):
         raise InputError("give exactly one of --uscc, --person-id")
-    request = query.LookupRequest(purpose=purpose, include_removed=include_removed)
+    request = query.LookupRequest(purpose=purpose)
     if uscc is not None:
         check = check_uscc(uscc)
         if check.status == "invalid":

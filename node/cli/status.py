@@ -11,12 +11,13 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from keys import NodeIdentity
-from node.api import feeds
 from node.border import RELEASES
 from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
 from node.errors import InputError, PeerError
+from node.feeds.dates import shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
+from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
@@ -84,7 +85,7 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
     )
     active = (
         select(STATE.c.log_id, func.count().label("n"))
-        .where(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        .where(active_on(shanghai_today()))
         .group_by(STATE.c.log_id)
         .subquery()
     )

@@ -1,19 +1,26 @@
-"""Log leaves with field-level commitments (pure).
+"""Log leaves that commit to everything and reveal nothing (pure).
 
-A leaf is a serialized ``LeafEntry``. Fields the schema classifies as anything but public are
-never in it: the leaf carries ``SHA-256(salt || uint32be(len(name)) || name || value)`` for each,
-and the salt and value travel separately, only to peers entitled to them. A subscriber verifies
-the leaf bytes against the log whatever subset of openings it received.
+A leaf is a serialized ``LeafEntry`` holding only what verification and ordering need: origin,
+entry id, event, time, list code, and commitments. The entry's public fields (its *body*, a
+``ListEntry`` with every personal field empty) are committed as one value, each personal field
+as one value of its own: ``SHA-256(salt || uint32be(len(name)) || name || value)`` with a fresh
+128-bit salt. Salts and values travel beside the leaf as openings: the body only while the
+entry is active, a personal field only to peers whose agreement grants it. So a holder verifies
+the whole log whatever openings it received, and once an entry is removed its holders can
+delete every opening and keep nothing readable of it.
 
     >>> from node.api import feeds
-    >>> entry = feeds.ListEntry(subject_type=feeds.SUBJECT_TYPE_NATURAL_PERSON,
-    ...                         person_id="11010519491231002X", list_name="失信被执行人")
+    >>> entry = feeds.ListEntry(subject_name="示例有限公司", uscc="91350100M000100Y43",
+    ...                         person_id="11010519491231002X", list_code="GP-BAN")
     >>> leaf_bytes, openings = build_leaf("creditnode://f/n", "e1", feeds.EVENT_TYPE_ADD,
     ...                                   entry, recorded_at_unix=0)
-    >>> b"11010519491231002X" in leaf_bytes
-    False
-    >>> open_leaf(leaf_bytes, openings).entry.person_id
-    '11010519491231002X'
+    >>> b"11010519491231002X" in leaf_bytes, "示例".encode() in leaf_bytes
+    (False, False)
+    >>> opened = open_leaf(leaf_bytes, openings.fields, openings.body)
+    >>> opened.entry.uscc, opened.entry.person_id
+    ('91350100M000100Y43', '11010519491231002X')
+    >>> open_leaf(leaf_bytes, []).entry.uscc  # no body: verifies, reveals nothing
+    ''
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import hmac
 import os
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
@@ -31,6 +38,7 @@ from node.api import feeds, options
 
 SALT_BYTES = 16
 DIGEST_BYTES = 32
+BODY = "entry"  # the name the body commitment is made under
 
 
 class LeafError(ValueError):
@@ -42,12 +50,16 @@ def _classification(field_name: str) -> int:
     return int(fd.GetOptions().Extensions[options.sensitivity])
 
 
-# Anything not classified public (including unclassified) is committed, never sent in clear.
+# Anything not classified public (including unclassified) is committed field by field, so an
+# agreement can open one without the others; everything public is committed as the body.
 COMMITTED_FIELDS: frozenset[str] = frozenset(
     f.name
     for f in feeds.ListEntry.DESCRIPTOR.fields
     if _classification(f.name) != options.SENSITIVITY_PUBLIC
 )
+
+_COMMITTED_ORDER = tuple(sorted(COMMITTED_FIELDS))
+_EVENTS = frozenset({feeds.EVENT_TYPE_ADD, feeds.EVENT_TYPE_UPDATE, feeds.EVENT_TYPE_REMOVE})
 
 
 def without_committed(entry: feeds.ListEntry) -> feeds.ListEntry:
@@ -59,13 +71,25 @@ def without_committed(entry: feeds.ListEntry) -> feeds.ListEntry:
     return public
 
 
-_COMMITTED_ORDER = tuple(sorted(COMMITTED_FIELDS))
-_EVENTS = frozenset({feeds.EVENT_TYPE_ADD, feeds.EVENT_TYPE_UPDATE, feeds.EVENT_TYPE_REMOVE})
+def body_bytes(entry: feeds.ListEntry) -> bytes:
+    """The body of *entry*: its public fields, status left out (the log says that)."""
+    public = without_committed(entry)
+    public.ClearField("status")
+    return public.SerializeToString(deterministic=True)
 
 
-def commitment(salt: bytes, field: str, value: str) -> bytes:
+def commitment(salt: bytes, field: str, value: str | bytes) -> bytes:
     name = field.encode()
-    return hashlib.sha256(salt + struct.pack(">I", len(name)) + name + value.encode()).digest()
+    data = value.encode() if isinstance(value, str) else value
+    return hashlib.sha256(salt + struct.pack(">I", len(name)) + name + data).digest()
+
+
+@dataclass(frozen=True)
+class Openings:
+    """What opens one leaf: its body (None for a removal) and its personal fields."""
+
+    body: feeds.EntryBody | None
+    fields: list[feeds.FieldDisclosure] = field(default_factory=list)
 
 
 def build_leaf(
@@ -76,65 +100,84 @@ def build_leaf(
     *,
     recorded_at_unix: int,
     removal_reason: int = feeds.REMOVAL_REASON_UNSPECIFIED,
+    removal_date: str = "",
+    removal_doc_no: str = "",
     salt: Callable[[int], bytes] = os.urandom,
-) -> tuple[bytes, list[feeds.FieldDisclosure]]:
-    """The leaf bytes for an event and the openings of its committed fields."""
-    public = without_committed(entry)
-    openings: list[feeds.FieldDisclosure] = []
-    commitments: list[feeds.FieldCommitment] = []
-    for name in sorted(COMMITTED_FIELDS):
-        value = getattr(entry, name)
-        if not value:
-            continue
-        s = salt(SALT_BYTES)
-        openings.append(feeds.FieldDisclosure(field=name, salt=s, value=value))
-        commitments.append(feeds.FieldCommitment(field=name, digest=commitment(s, name, value)))
+) -> tuple[bytes, Openings]:
+    """The leaf bytes for an event and its openings. A removal commits to nothing: it carries
+    the entry id, list code, reason, date and document number, and no data of the entry."""
     leaf = feeds.LeafEntry(
         origin=origin,
         entry_id=entry_id,
         event=event,  # type: ignore[arg-type]
         removal_reason=removal_reason,  # type: ignore[arg-type]
-        entry=public,
-        commitments=commitments,
+        list_code=entry.list_code,
+        removal_date=removal_date,
+        removal_doc_no=removal_doc_no,
     )
     leaf.recorded_at.FromSeconds(recorded_at_unix)
-    return leaf.SerializeToString(deterministic=True), openings
+    if event == feeds.EVENT_TYPE_REMOVE:
+        return leaf.SerializeToString(deterministic=True), Openings(body=None)
+    body = feeds.EntryBody(salt=salt(SALT_BYTES), entry=body_bytes(entry))
+    leaf.body_commitment = commitment(body.salt, BODY, body.entry)
+    openings: list[feeds.FieldDisclosure] = []
+    for name in _COMMITTED_ORDER:
+        value = getattr(entry, name)
+        if not value:
+            continue
+        s = salt(SALT_BYTES)
+        openings.append(feeds.FieldDisclosure(field=name, salt=s, value=value))
+        leaf.commitments.append(
+            feeds.FieldCommitment(field=name, digest=commitment(s, name, value))
+        )
+    return leaf.SerializeToString(deterministic=True), Openings(body=body, fields=openings)
 
 
 @dataclass(frozen=True)
 class OpenedLeaf:
-    """A verified leaf: the parsed message and the entry with every verified opening filled in."""
+    """A verified leaf: the parsed message, and the entry as far as it was opened (an empty
+    entry with only its list code when no body came with it)."""
 
     leaf: feeds.LeafEntry
     entry: feeds.ListEntry
     disclosed: frozenset[str]
+    body: feeds.EntryBody | None = None
+
+
+def _strict(message: feeds.LeafEntry | feeds.ListEntry, data: bytes, what: str) -> None:
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise LeafError(f"{what} is not a {message.DESCRIPTOR.name} ({exc})") from None
+    # Unknown fields anywhere, or any encoding but the canonical one, change the size once
+    # unknown fields are dropped: refuse both (fail closed, one encoding per value).
+    message.DiscardUnknownFields()
+    if message.ByteSize() != len(data):
+        raise LeafError(
+            f"{what} carries fields this node does not know, or is not canonically encoded"
+        )
 
 
 def parse_leaf(data: bytes) -> feeds.LeafEntry:
-    """Parse leaf bytes strictly: unknown fields or clear personal values are refused."""
+    """Parse leaf bytes strictly: unknown fields or a malformed event are refused."""
     leaf = feeds.LeafEntry()
-    try:
-        leaf.ParseFromString(data)
-    except DecodeError as exc:
-        raise LeafError(f"leaf is not a LeafEntry ({exc})") from None
-    # Unknown fields anywhere, or any encoding but the canonical one, change the size once
-    # unknown fields are dropped: refuse both (fail closed, one encoding per leaf).
-    leaf.DiscardUnknownFields()
-    if leaf.ByteSize() != len(data):
-        raise LeafError(
-            "leaf carries fields this node does not know, or is not canonically encoded"
-        )
+    _strict(leaf, data, "leaf")
     event = leaf.event
     if event not in _EVENTS:
         raise LeafError("leaf has no valid event type")
-    if (event == feeds.EVENT_TYPE_REMOVE) != (leaf.removal_reason != 0):
+    removal = event == feeds.EVENT_TYPE_REMOVE
+    if removal != (leaf.removal_reason != 0):
         raise LeafError("a removal, and only a removal, must say why")
+    if not removal and (leaf.removal_date or leaf.removal_doc_no):
+        raise LeafError("only a removal has a removal date or document")
     if not leaf.entry_id:
         raise LeafError("leaf has no entry id")
-    entry = leaf.entry
-    clear = [n for n in _COMMITTED_ORDER if getattr(entry, n)]
-    if clear:
-        raise LeafError(f"leaf carries personal fields in clear: {', '.join(clear)}")
+    if removal:
+        if leaf.body_commitment or len(leaf.commitments):
+            raise LeafError("a removal commits to no data of the entry")
+        return leaf
+    if len(leaf.body_commitment) != DIGEST_BYTES:
+        raise LeafError(f"leaf has no {DIGEST_BYTES}-byte body commitment")
     previous = ""
     for c in leaf.commitments:
         name = c.field
@@ -148,14 +191,39 @@ def parse_leaf(data: bytes) -> feeds.LeafEntry:
     return leaf
 
 
-def open_leaf(data: bytes, openings: Sequence[feeds.FieldDisclosure]) -> OpenedLeaf:
-    """Parse a leaf and verify each opening against its commitment."""
-    leaf = parse_leaf(data)
-    if not openings:  # the common case for a peer: nothing disclosed, nothing to check
-        return OpenedLeaf(leaf=leaf, entry=leaf.entry, disclosed=frozenset())
-    digests = {c.field: c.digest for c in leaf.commitments}
+def _open_body(leaf: feeds.LeafEntry, body: feeds.EntryBody) -> feeds.ListEntry:
+    if not leaf.body_commitment:
+        raise LeafError("a body came with a leaf that commits to none")
+    if len(body.salt) != SALT_BYTES or not hmac.compare_digest(
+        commitment(body.salt, BODY, body.entry), leaf.body_commitment
+    ):
+        raise LeafError("the body does not match its commitment")
     entry = feeds.ListEntry()
-    entry.CopyFrom(leaf.entry)
+    _strict(entry, bytes(body.entry), "body")
+    clear = [n for n in _COMMITTED_ORDER if getattr(entry, n)]
+    if clear:
+        raise LeafError(f"body carries personal fields in clear: {', '.join(clear)}")
+    if entry.status:
+        raise LeafError("body says a status; only the log says that")
+    if entry.list_code != leaf.list_code:
+        raise LeafError("body and leaf name different lists")
+    return entry
+
+
+def open_leaf(
+    data: bytes,
+    openings: Sequence[feeds.FieldDisclosure],
+    body: feeds.EntryBody | None = None,
+) -> OpenedLeaf:
+    """Parse a leaf and verify its body and each opening against their commitments."""
+    leaf = parse_leaf(data)
+    if body is not None:
+        entry = _open_body(leaf, body)
+    else:
+        entry = feeds.ListEntry(list_code=leaf.list_code)
+    if not openings:  # the common case for a peer: nothing personal disclosed
+        return OpenedLeaf(leaf=leaf, entry=entry, disclosed=frozenset(), body=body)
+    digests = {c.field: c.digest for c in leaf.commitments}
     seen: set[str] = set()
     for d in openings:
         expected = digests.get(d.field)
@@ -167,4 +235,4 @@ def open_leaf(data: bytes, openings: Sequence[feeds.FieldDisclosure]) -> OpenedL
             raise LeafError(f"opening for {d.field} does not match its commitment")
         setattr(entry, d.field, d.value)
         seen.add(d.field)
-    return OpenedLeaf(leaf=leaf, entry=entry, disclosed=frozenset(seen))
+    return OpenedLeaf(leaf=leaf, entry=entry, disclosed=frozenset(seen), body=body)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keys import SigningKey
 from node.api import feeds
 from node.feeds import note
-from node.feeds.leaf import build_leaf, open_leaf, without_committed
+from node.feeds.leaf import build_leaf, open_leaf
 from node.feeds.logstore import (
     LOGS,
     LogStore,
@@ -44,6 +44,8 @@ class Event:
     event: int
     entry: feeds.ListEntry
     removal_reason: int = feeds.REMOVAL_REASON_UNSPECIFIED
+    removal_date: str = ""  # YYYY-MM-DD, Shanghai; a removal only
+    removal_doc_no: str = ""  # the deciding document; a removal only
 
 
 ExtraWrite = Callable[[AsyncConnection], Awaitable[None]]
@@ -79,26 +81,27 @@ class Publisher:
             applied: list[AppliedLeaf] = []
             start = self.log.frontier.size
             for i, ev in enumerate(events):
-                entry = ev.entry
-                if ev.event == feeds.EVENT_TYPE_REMOVE:
-                    # A removal carries no personal data: holders only need to drop the entry.
-                    entry = without_committed(ev.entry)
-                    entry.status = feeds.ENTRY_STATUS_REMOVED
+                # A removal carries no data of the entry: holders only need to drop it.
                 data, openings = build_leaf(
                     self.origin,
                     ev.entry_id,
                     ev.event,
-                    entry,
+                    ev.entry,
                     recorded_at_unix=now,
                     removal_reason=ev.removal_reason,
+                    removal_date=ev.removal_date,
+                    removal_doc_no=ev.removal_doc_no,
                 )
+                # Our own leaves pass the same strict parser as a subscriber's, before any is
+                # published: the origin fails closed too.
+                opened = open_leaf(data, openings.fields, openings.body)
                 leaves.append(data)
-                applied.append(AppliedLeaf(start + i, open_leaf(data, openings), openings))
+                applied.append(AppliedLeaf(start + i, opened, openings.fields))
             pending = self.log.prepare(leaves)
             try:
                 async with self.store.begin() as conn:
                     await self.log.write(conn, pending)
-                    await apply_leaves(conn, self.log.log_id, applied)
+                    await apply_leaves(conn, self.log.log_id, applied, keep_history=True)
                     if extra is not None:
                         await extra(conn)
             except StaleCursor:
@@ -132,6 +135,14 @@ class Publisher:
             await record_checkpoint(conn, cursor.log_id, cursor.size, signed)
         self._publish(cursor.size, signed)
         return signed
+
+    async def refresh(self) -> None:
+        """Adopt a checkpoint another process (``creditnode import``) signed since the last
+        poll, so a peer asking right after an import gets it."""
+        async with self.store.engine.connect() as conn:
+            cursor = await read_cursor(conn, self.origin)
+        if cursor is not None and cursor.checkpoint_size > self.latest_size:
+            self._publish(cursor.checkpoint_size, cursor.checkpoint_note)
 
     def _publish(self, size: int, signed: bytes) -> None:
         if size < self.latest_size:

@@ -1,11 +1,13 @@
-"""Applying verified leaves to the per-log list state and openings (own log and mirrors)."""
+"""Applying verified leaves to the per-log list state and openings (own log and mirrors), and
+the one rule for what counts as active."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
@@ -18,6 +20,7 @@ DISCLOSURES = DisclosureRecord.__table__  # type: ignore[attr-defined]
 _STATE_COLUMNS = (
     "log_id", "entry_id", "list_name", "list_type", "subject_type", "subject_name", "uscc",
     "status", "removal_reason", "listing_date", "severity", "disclosure_end", "last_idx", "entry",
+    "list_code", "body_salt",
 )  # fmt: skip
 OPENING_COLUMNS = ("log_id", "idx", "field", "entry_id", "salt", "value")
 
@@ -29,19 +32,39 @@ class AppliedLeaf:
     openings: Sequence[feeds.FieldDisclosure]
 
 
-async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[AppliedLeaf]) -> None:
+def active(today: dt.date) -> ColumnElement[bool]:
+    """The state rows that are active on *today* (a Shanghai date): listed, with a body, and
+    not past their disclosure end. Every view and answer uses this, so an entry whose period
+    has ended is gone on its day even if its origin is down and its REMOVE never came."""
+    return and_(
+        STATE.c.status == feeds.ENTRY_STATUS_ACTIVE,
+        STATE.c.entry != b"",
+        or_(STATE.c.disclosure_end == "", STATE.c.disclosure_end >= today.isoformat()),
+    )
+
+
+async def apply_leaves(
+    conn: AsyncConnection, log_id: int, leaves: Sequence[AppliedLeaf], *, keep_history: bool
+) -> bool:
     """Upsert each entry's newest state; keep only the newest openings of live entries.
 
-    A removal deletes every opening of the entry: a repaired record stops being shared, not
-    merely hidden.
+    On a holder (*keep_history* false) a removal deletes every opening of the entry and its
+    body: a repaired record stops being shared and is no longer held, only its id, list and
+    removal. The origin keeps its own history. Returns True if anything was removed.
     """
     last: dict[str, AppliedLeaf] = {}
     for applied in leaves:
         last[applied.opened.leaf.entry_id] = applied  # insertion order kept; value = newest
     if not last:
-        return
-    # An entry first added in this group has no earlier openings to drop.
-    touched = [e for e, a in last.items() if a.opened.leaf.event != feeds.EVENT_TYPE_ADD]
+        return False
+    # An entry first added in this group has no earlier openings to drop; at the origin a
+    # removal keeps the openings it has.
+    touched = [
+        e
+        for e, a in last.items()
+        if a.opened.leaf.event == feeds.EVENT_TYPE_UPDATE
+        or (a.opened.leaf.event == feeds.EVENT_TYPE_REMOVE and not keep_history)
+    ]
     for i in range(0, len(touched), 500):
         await conn.execute(
             delete(DISCLOSURES).where(
@@ -58,20 +81,79 @@ async def apply_leaves(conn: AsyncConnection, log_id: int, leaves: Sequence[Appl
     ]
     await dialect.bulk_insert(conn, DISCLOSURES, OPENING_COLUMNS, openings)
     rows = []
+    removed = False
     for entry_id, a in last.items():
         leaf = a.opened.leaf
-        e = leaf.entry
-        removed = leaf.event == feeds.EVENT_TYPE_REMOVE
+        body = a.opened.body
+        if leaf.event == feeds.EVENT_TYPE_REMOVE:
+            removed = True
+            rows.append(await _removed_row(conn, log_id, entry_id, a, keep_history))
+            continue
+        e = a.opened.entry
         rows.append((
             log_id, entry_id, e.list_name, int(e.list_type), int(e.subject_type), e.subject_name,
-            e.uscc, feeds.ENTRY_STATUS_REMOVED if removed else feeds.ENTRY_STATUS_ACTIVE,
-            int(leaf.removal_reason), e.listing_date, int(e.severity), e.disclosure_end, a.idx,
-            e.SerializeToString(deterministic=True),
+            e.uscc, feeds.ENTRY_STATUS_ACTIVE, 0, e.listing_date, int(e.severity),
+            e.disclosure_end, a.idx, bytes(body.entry) if body else b"", leaf.list_code,
+            bytes(body.salt) if body else None,
         ))  # fmt: skip
     await dialect.bulk_insert(
         conn, STATE, _STATE_COLUMNS, rows, conflict_keys=("log_id", "entry_id"),
         update=_STATE_COLUMNS[2:],
     )  # fmt: skip
+    return removed
+
+
+async def _removed_row(
+    conn: AsyncConnection, log_id: int, entry_id: str, a: AppliedLeaf, keep_history: bool
+) -> tuple[object, ...]:
+    leaf = a.opened.leaf
+    reason = int(leaf.removal_reason)
+    gone = feeds.ENTRY_STATUS_REMOVED
+    prior = (
+        (
+            await conn.execute(
+                select(STATE).where(and_(STATE.c.log_id == log_id, STATE.c.entry_id == entry_id))
+            )
+        )
+        .mappings()
+        .first()
+    )
+    list_name = prior["list_name"] if prior is not None else ""
+    list_type = prior["list_type"] if prior is not None else 0
+    if keep_history and prior is not None:
+        p = prior
+        return (
+            log_id, entry_id, list_name, list_type, p["subject_type"], p["subject_name"],
+            p["uscc"], gone, reason, p["listing_date"], p["severity"], p["disclosure_end"],
+            a.idx, p["entry"], leaf.list_code, p["body_salt"],
+        )  # fmt: skip
+    # A holder keeps that the entry existed and why it left, nothing of what it said.
+    return (
+        log_id, entry_id, list_name, list_type, 0, "", "", gone, reason, "", 0, "", a.idx, b"",
+        leaf.list_code, None,
+    )  # fmt: skip
+
+
+async def read_bodies(
+    conn: AsyncConnection, log_id: int, start: int, end: int, today: dt.date
+) -> dict[int, feeds.EntryBody]:
+    """The bodies of leaves [start, end) that may travel today: the newest leaf of each entry
+    that is active and inside its disclosure period. idx -> body."""
+    rows = await conn.execute(
+        select(STATE.c.last_idx, STATE.c.body_salt, STATE.c.entry).where(
+            and_(
+                STATE.c.log_id == log_id,
+                STATE.c.last_idx >= start,
+                STATE.c.last_idx < end,
+                active(today),
+            )
+        )
+    )
+    return {
+        int(idx): feeds.EntryBody(salt=bytes(salt), entry=bytes(body))
+        for idx, salt, body in rows
+        if salt is not None
+    }
 
 
 async def read_openings(

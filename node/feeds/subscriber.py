@@ -18,10 +18,18 @@ from sqlalchemy import and_, insert, select, update
 from keys import VerifyingKey
 from node.api import feeds, feeds_rpc
 from node.feeds import merkle
+from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
 from node.feeds.logstore import LEAVES, LOGS, LogStore, PendingAppend, record_checkpoint
 from node.feeds.note import stored_checkpoint
-from node.feeds.state import DISCLOSURES, OPENING_COLUMNS, STATE, AppliedLeaf, apply_leaves
+from node.feeds.state import (
+    DISCLOSURES,
+    OPENING_COLUMNS,
+    STATE,
+    AppliedLeaf,
+    active,
+    apply_leaves,
+)
 from node.feeds.verify import (
     FeedError,
     ForkError,
@@ -240,7 +248,7 @@ class Subscriber:
                 (await conn.execute(
                     select(STATE.c.last_idx, STATE.c.entry_id).where(and_(
                         STATE.c.log_id == self.log.log_id, STATE.c.last_idx.in_(indexes),
-                        STATE.c.status == feeds.ENTRY_STATUS_ACTIVE))
+                        active(shanghai_today())))
                 )).all()
             )  # fmt: skip
         rows: list[tuple[int, int, str, str, bytes, str]] = []
@@ -281,9 +289,13 @@ class Subscriber:
         fields = {"checkpoint_size": target.size, "checkpoint_note": target.note}
         async with self.store.begin() as conn:
             await self.log.write(conn, pending, **fields)
-            await apply_leaves(conn, self.log.log_id, [a for _, a in group])
+            removed = await apply_leaves(
+                conn, self.log.log_id, [a for _, a in group], keep_history=False
+            )
             await record_checkpoint(conn, self.log.log_id, target.size, target.note)
         self.log.committed(pending, **fields)
+        if removed:
+            await dialect.erase_freed(self.store.engine)
 
     async def _store_checkpoint(self, cp: VerifiedCheckpoint) -> None:
         if cp.note == self.log.cursor.checkpoint_note:

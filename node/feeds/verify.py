@@ -115,7 +115,8 @@ def verify_batch(
     hashes: list[tuple[int, bytes]] = []
     for i, leaf in enumerate(batch.leaves):
         try:
-            o = open_leaf(bytes(leaf.entry), list(leaf.disclosures))
+            body = leaf.body if leaf.HasField("body") else None
+            o = open_leaf(bytes(leaf.entry), list(leaf.disclosures), body)
         except LeafError as exc:
             raise FeedError(f"leaf {batch.start + i}: {exc}") from None
         if o.leaf.origin != origin:

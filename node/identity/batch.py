@@ -1,6 +1,7 @@
 """The pure core of ``creditnode identity check``: validate a column of codes, count, report.
 
-Each ``(row number, cell text)`` goes through :func:`node.identity.validate.classify`; a
+Each ``(row number, cell text)`` goes through :func:`node.identity.validate.classify` (or,
+for a column whose kind is known, :func:`~node.identity.validate.check_expecting`); a
 row whose normalised code already appeared in an earlier row is a duplicate (重错码 are a
 tracked defect class). Duplicates keep the status their own validation gave, and point at
 the first row holding the code. The report never holds a personal ID in the clear: inputs
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from node.identity.validate import INVALID, VALID, WARNING, classify
+from node.identity.validate import INVALID, VALID, WARNING, check_expecting, classify
 
 __all__ = ["BatchReport", "RowResult", "check_values"]
 
@@ -108,13 +109,22 @@ def check_values(
     *,
     strict: bool = False,
     today: datetime.date | None = None,
+    expect: str | None = None,
 ) -> BatchReport:
-    """Validate ``(row number, cell text)`` pairs; see the module docstring."""
+    """Validate ``(row number, cell text)`` pairs; see the module docstring.
+
+    With *expect* (``"uscc"`` or ``"person"``, what a column of a list CSV holds: see
+    :data:`node.identity.validate.COLUMN_EXPECTS`) a value of another kind is invalid, exactly
+    as the list importer decides (:func:`node.identity.validate.check_expecting`).
+    """
     today = today or datetime.date.today()  # one date for the whole batch, even over midnight
     first_row: dict[str, int] = {}
     rows: list[RowResult] = []
     for row, text in values:
-        checked = classify(text, strict=strict, today=today)
+        if expect is None:
+            checked = classify(text, strict=strict, today=today)
+        else:
+            checked = check_expecting(text, expect, strict=strict, today=today)
         duplicate_of: int | None = None
         # Keyed on the normalised code, so a 15-digit ID meets its 18-digit upgrade and
         # full-width or spaced spellings meet the plain one; "" (hopeless) never matches.

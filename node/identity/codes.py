@@ -1,12 +1,13 @@
-"""Pure validators for the identifiers on credit lists: USCC, organisation code, resident ID.
+"""Check-character arithmetic and normalisation for the identifiers on credit lists (pure).
 
-Problems are reported as short reasons that give positions, never the value itself (a
-resident ID is personal data, and reasons end up in logs and quarantine reports).
+The USCC, organisation code and resident ID check characters, the resident ID's own checks
+(used by node.identity.validate, which is where every identifier is validated: the list
+importer, ``identity check`` and ``entity`` all go through it), normalisation and the court
+masking pattern. Problems are reported as short reasons that give positions, never the value
+itself (a resident ID is personal data, and reasons end up in logs and quarantine reports).
 
->>> uscc_problem("91350100M000100Y43") is None          # GB 32100-2015 worked example
-True
->>> uscc_problem("91350100M000100Y44")
-'check character (position 18) fails'
+>>> uscc_check_char("91350100M000100Y4")                # GB 32100-2015 worked example
+'3'
 >>> normalise_code(" 9135 0100-m000100y43 ")
 '91350100M000100Y43'
 >>> resident_id_problem("11010519491231002X") is None
@@ -35,7 +36,6 @@ __all__ = [
     "resident_id_check_char",
     "resident_id_problem",
     "uscc_check_char",
-    "uscc_problem",
 ]
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -48,7 +48,6 @@ _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
-_USCC_SHAPE = re.compile(r"[0-9A-HJ-NP-RTUWXY]{18}")
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z]*")
 
 # Spaces of every kind and the hyphen-like characters NFKC leaves alone.
@@ -82,25 +81,6 @@ def org_code_check_char(first8: str) -> str:
         raise ValueError("character outside 0-9A-Z") from None
     c = 11 - total % 11
     return "X" if c == 10 else "0" if c == 11 else str(c)
-
-
-def uscc_problem(code: str) -> str | None:
-    """None if *code* is a well-formed USCC, else a short reason (positions only, no value).
-
-    Checks length, alphabet, the embedded organisation code's check character (position 17)
-    and the USCC check character (position 18). Normalise input first (normalise_code).
-    """
-    if len(code) != 18:
-        return f"must be 18 characters, has {len(code)}"
-    if not _USCC_SHAPE.fullmatch(code):
-        for i, c in enumerate(code, 1):
-            if c not in _USCC_VALUE:
-                return f"character {i} is not in the USCC alphabet"
-    if org_code_check_char(code[8:16]) != code[16]:
-        return "organisation code check (position 17) fails"
-    if uscc_check_char(code[:17]) != code[17]:
-        return "check character (position 18) fails"
-    return None
 
 
 @lru_cache(maxsize=8192)

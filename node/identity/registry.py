@@ -11,8 +11,9 @@ from sqlalchemy import and_, func, or_, select
 
 from adapters.crosswalk_csv import Mapping, read_crosswalk
 from adapters.list_csv import Quarantined
+from node.feeds.dates import shanghai_today
 from node.feeds.logstore import LOGS
-from node.feeds.state import DISCLOSURES, STATE
+from node.feeds.state import DISCLOSURES, STATE, active
 from node.identity.alliance import AllianceKey
 from node.identity.names import normalise_name
 from node.identity.pseudonym import pseudonym
@@ -118,11 +119,13 @@ class EntityView:
 
 
 async def _memberships(store: Store, own: str, where: object) -> list[Membership]:
+    """Active memberships only: a repaired, removed or expired entry is not the entity's any
+    more, wherever it was listed."""
     async with store.engine.connect() as conn:
         rows = await conn.execute(
             select(LOGS.c.peer, STATE)
             .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
-            .where(where)  # type: ignore[arg-type]
+            .where(and_(where, active(shanghai_today())))  # type: ignore[arg-type]
             .order_by(LOGS.c.peer, STATE.c.listing_date)
         )
         return [
@@ -165,7 +168,7 @@ async def find_conflicts(store: Store, own: str) -> list[Conflict]:
         rows = (await conn.execute(
             select(LOGS.c.peer, STATE.c.uscc, STATE.c.subject_name, STATE.c.list_name)
             .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
-            .where(STATE.c.uscc != "")
+            .where(and_(STATE.c.uscc != "", active(shanghai_today())))
         )).all()  # fmt: skip
         crossed = (
             await conn.execute(

@@ -13,7 +13,8 @@ Spreadsheets damage long numeric codes in recognisable ways (scientific notation
 after the 15th turned into zeros, ``.0`` suffixes, thousands separators, lost leading
 zeros); those come back ``invalid`` with ``damaged=True`` and a reason starting
 ``spreadsheet damage:``, so the operator re-exports the column as text instead of hunting
-typos.
+typos. Only a value that fails its checks as written is called damaged: a valid code that
+happens to read as a number (``911100000000071E05``) is valid.
 
 >>> check_uscc("91350100M000100Y43").status          # GB 32100-2015 worked example
 'valid'
@@ -52,6 +53,10 @@ from node.regions import lookup_region
 
 __all__ = [
     "AUTHORITIES",
+    "COLUMN_EXPECTS",
+    "EXPECT_PERSON",
+    "EXPECT_USCC",
+    "ID_TYPES",
     "INVALID",
     "KINDS",
     "NATIONAL_DIVISION",
@@ -60,12 +65,14 @@ __all__ = [
     "VALID",
     "WARNING",
     "CodeCheck",
+    "check_expecting",
     "check_org_code",
     "check_reg_no",
     "check_resident_id",
     "check_tax_no",
     "check_uscc",
     "classify",
+    "id_type",
     "mask_personal",
     "mod11_10_check_digit",
     "mod11_10_valid",
@@ -152,6 +159,8 @@ _SPACES = re.compile(r"\s+")
 _SCIENTIFIC = re.compile(r"\+?(\d+(?:[.,]\d*)?)E(\+?)(\d{1,3})", re.I)
 # A whole number formatted with thousands separators and/or a ".0" suffix.
 _FORMATTED = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(\.0+)?")
+# Without one of these (in ASCII text) neither pattern above can match.
+_NUMBER_MARKS = re.compile(r"[Ee.,]")
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,8 @@ class _Damage:
 
 def _formatting_damage(text: str) -> _Damage | None:
     """Scientific notation, ``.0`` suffix or thousands separators on a whole number."""
+    if text.isascii() and not _NUMBER_MARKS.search(text):
+        return None  # the common case: nothing a number format adds (fast path)
     u = _SPACES.sub("", unicodedata.normalize("NFKC", text))
     m = _SCIENTIFIC.fullmatch(u)
     if m:
@@ -448,11 +459,14 @@ def check_uscc(code: str, *, strict: bool = False) -> CodeCheck:
     "category '5' is not defined for authority '9'"
     """
     text = _unwrap(code)
+    plain = normalise_code(text)
     damage = _formatting_damage(text)
-    if damage is not None:
+    # A code that passes as written is never damage, however much it looks like a number
+    # (911100000000071E05 is a valid USCC and also reads as 9.11100000000071E+19).
+    if damage is not None and _uscc(code, plain, False).status == INVALID:
         recovered = _uscc(code, damage.digits, strict) if damage.exact else None
         return _damaged(code, "uscc", damage, recovered)
-    return _uscc(code, normalise_code(text), strict)
+    return _uscc(code, plain, strict)
 
 
 def org_code_of(uscc: str) -> str:
@@ -512,11 +526,12 @@ def check_org_code(code: str) -> CodeCheck:
     ('valid', 'D2143569X', '')
     """
     text = _unwrap(code)
+    plain = normalise_code(text)
     damage = _formatting_damage(text)
-    if damage is not None:
+    if damage is not None and _org(code, plain).status == INVALID:
         recovered = _org(code, damage.digits.zfill(9)) if damage.exact else None
         return _damaged(code, "org_code", damage, recovered)
-    return _org(code, normalise_code(text))
+    return _org(code, plain)
 
 
 # ------------------------------------------------------------------- tax registration
@@ -550,11 +565,12 @@ def check_tax_no(code: str) -> CodeCheck:
     'valid'
     """
     text = _unwrap(code)
+    plain = normalise_code(text)
     damage = _formatting_damage(text)
-    if damage is not None:
+    if damage is not None and _tax(code, plain).status == INVALID:
         recovered = _tax(code, damage.digits) if damage.exact else None
         return _damaged(code, "tax_no", damage, recovered)
-    return _tax(code, normalise_code(text))
+    return _tax(code, plain)
 
 
 # ----------------------------------------------------------- business registration no.
@@ -837,15 +853,22 @@ def classify(text: str, *, strict: bool = False, today: datetime.date | None = N
     True
     """
     unwrapped = _unwrap(text)
+    code = normalise_code(unwrapped)
     damage = _formatting_damage(unwrapped)
-    if damage is not None:
+    # Damage only if the value fails as written: a valid code that reads as a number in
+    # scientific notation (911100000000071E05) is a valid code.
+    if damage is not None and _classify_code(text, code, False, today).status == INVALID:
         recovered = classify(damage.digits, strict=strict, today=today) if damage.exact else None
         if recovered is not None and recovered.kind != "unknown":
             kind = recovered.kind
         else:
             kind = _guess_damaged_kind(damage, today)
         return _damaged(text, kind, damage, recovered)
-    code = normalise_code(unwrapped)
+    return _classify_code(text, code, strict, today)
+
+
+def _classify_code(text: str, code: str, strict: bool, today: datetime.date | None) -> CodeCheck:
+    """:func:`classify` for a normalised *code*, spreadsheet formatting ruled out."""
     n = len(code)
     if n == 18:
         return _classify_18(text, code, strict, today)
@@ -873,3 +896,110 @@ def _unknown_reason(code: str) -> str:
         f"not a recognised code: {shape} (USCC and resident ID have 18 characters, "
         "registration and tax numbers and first-generation IDs 15, organisation codes 9)"
     )
+
+
+# ------------------------------------------------------------- a column of known kind
+
+# What a column holds, when its name says so: list CSV imports and `identity check` validate
+# these columns the same way, through check_expecting.
+EXPECT_USCC: Final = "uscc"
+EXPECT_PERSON: Final = "person"
+COLUMN_EXPECTS: Final[dict[str, str]] = {
+    "统一社会信用代码": EXPECT_USCC,
+    "认定部门代码": EXPECT_USCC,
+    "证件号码": EXPECT_PERSON,
+    "法定代表人证件号码": EXPECT_PERSON,
+}
+_EXPECTED_KINDS: Final = {EXPECT_USCC: frozenset({"uscc"}), EXPECT_PERSON: PERSONAL_KINDS}
+_EXPECTED_NAMES: Final = {
+    EXPECT_USCC: "a USCC",
+    EXPECT_PERSON: "a resident ID or residence permit number",
+}
+_KIND_NAMES: Final = {
+    "uscc": "a USCC",
+    "org_code": "an organisation code",
+    "tax_no": "a tax registration number",
+    "reg_no": "a registration number (注册号)",
+    "resident_id": "a resident ID",
+    "resident_id_15": "a first-generation resident ID",
+    "permit": "a residence permit number",
+}
+
+# ListEntry.person_id_type / legal_rep_id_type, by name (node.api.feeds.ID_TYPE_*).
+ID_TYPES: Final = (
+    "resident_id",
+    "resident_id_upgraded",
+    "hk_macao_residence_permit",
+    "taiwan_residence_permit",
+)
+
+
+def check_expecting(
+    text: str, expect: str, *, strict: bool = False, today: datetime.date | None = None
+) -> CodeCheck:
+    """:func:`classify` *text*, then require the kind the column holds (*expect*).
+
+    *expect* is ``"uscc"`` or ``"person"`` (a resident ID, 15 or 18 characters, or a
+    residence permit number). A value of another kind is ``invalid``, saying what it reads
+    as; its kind stays what :func:`classify` found, so a personal value stays masked. In a
+    USCC column, a value valid both as a resident ID and as a USCC is taken as the USCC.
+    In a personal column, a value that is no valid code of any kind gets the resident ID
+    check's reason. Reasons never repeat the value or a digit of an ID.
+
+    >>> check_expecting("91350100M000100Y43", "uscc").status
+    'valid'
+    >>> r = check_expecting("91350100M000100Y43", "person")
+    >>> r.status, r.reason
+    ('invalid', 'not a resident ID or residence permit number: it is a USCC')
+    >>> check_expecting("11010519491231002X", "uscc").reason
+    'not a USCC: it is a resident ID'
+    """
+    try:
+        wanted = _EXPECTED_KINDS[expect]
+    except KeyError:
+        raise ValueError(f"expect must be {EXPECT_USCC!r} or {EXPECT_PERSON!r}") from None
+    result = classify(text, strict=strict, today=today)
+    if result.kind in wanted or result.damaged:
+        return result
+    code = normalise_code(_unwrap(text))
+    personal = result.kind in PERSONAL_KINDS
+    if result.status == INVALID and not personal:
+        # No valid code of any kind, nor one that reads as personal: the expected kind's own
+        # rule says what is wrong (a wrong length or character, never echoing the value).
+        if expect == EXPECT_USCC:
+            return dataclasses.replace(result, reason=_uscc(text, code, strict).reason)
+        return dataclasses.replace(_rid(text, code, today), normalised="")
+    if expect == EXPECT_USCC and personal and result.status != INVALID:
+        as_uscc = _uscc(text, code, strict)
+        if as_uscc.status != INVALID:
+            return as_uscc  # valid both ways: the column says which it is
+    name = _KIND_NAMES[result.kind]
+    what = f"reads as {name} ({result.reason})" if result.status == INVALID else f"it is {name}"
+    return dataclasses.replace(
+        result,
+        status=INVALID,
+        normalised="",
+        uscc="",
+        reason=f"not {_EXPECTED_NAMES[expect]}: {what}",
+    )
+
+
+def id_type(check: CodeCheck) -> str:
+    """Which of :data:`ID_TYPES` a valid personal identifier is ("" for anything else).
+
+    >>> id_type(check_resident_id("110105491231002", today=datetime.date(2025, 6, 1)))
+    'resident_id_upgraded'
+    """
+    if check.status == INVALID:
+        return ""
+    if check.kind == "resident_id":
+        return "resident_id"
+    if check.kind == "resident_id_15":
+        return "resident_id_upgraded"
+    if check.kind == "permit":
+        prefix = check.normalised[:6]
+        if prefix == "830000":
+            return "taiwan_residence_permit"
+        if prefix in PERMIT_PREFIXES:
+            return "hk_macao_residence_permit"
+    return ""

@@ -14,8 +14,9 @@ import grpc
 
 from node.api import feeds, feeds_rpc
 from node.border import Border
+from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
-from node.feeds.state import read_openings
+from node.feeds.state import read_bodies, read_openings
 from node.peers.gate import current_caller
 
 BATCH_LEAVES = 256
@@ -30,19 +31,29 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
 
     async def _openings(
         self, fields: frozenset[str], start: int, count: int
-    ) -> list[list[feeds.FieldDisclosure]]:
-        """Per leaf, the stored openings of *fields* (usually none)."""
-        if not fields:
-            return [[] for _ in range(count)]
+    ) -> list[tuple[feeds.EntryBody | None, list[feeds.FieldDisclosure]]]:
+        """Per leaf, its body and the stored openings of *fields*: only for the newest leaf of
+        an entry active today. A removed or expired entry's leaves go bare, whoever asks."""
+        log_id = self._pub.log.log_id
         async with self._pub.store.engine.connect() as conn:
-            stored = await read_openings(conn, self._pub.log.log_id, start, start + count, fields)
-        return [
-            [
+            bodies = await read_bodies(conn, log_id, start, start + count, shanghai_today())
+            stored = (
+                await read_openings(conn, log_id, start, start + count, fields)
+                if fields and bodies
+                else {}
+            )
+        out: list[tuple[feeds.EntryBody | None, list[feeds.FieldDisclosure]]] = []
+        for idx in range(start, start + count):
+            body = bodies.get(idx)
+            if body is None:
+                out.append((None, []))
+                continue
+            opened = [
                 feeds.FieldDisclosure(field=name, salt=salt, value=value)
-                for name, (salt, value) in sorted(stored.get(start + i, {}).items())
+                for name, (salt, value) in sorted(stored.get(idx, {}).items())
             ]
-            for i in range(count)
-        ]
+            out.append((body, opened))
+        return out
 
     def _granted(self) -> frozenset[str]:
         caller = current_caller.get()
@@ -61,6 +72,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
     async def GetCheckpoint(
         self, request: feeds.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> feeds.GetCheckpointResponse:
+        await self._pub.refresh()
         size, signed = self._pub.latest_size, self._pub.latest_note
         if not signed:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no checkpoint signed yet")
@@ -84,11 +96,13 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 f"the log has {self._pub.latest_size} signed leaves; end {end} is beyond them",
             )
         fields = self._granted()
+        if not fields:
+            return feeds.DiscloseResponse()
         openings = await self._openings(fields, start, end - start)
         return feeds.DiscloseResponse(
             leaves=[
                 feeds.DisclosedLeaf(index=start + i, disclosures=o)
-                for i, o in enumerate(openings)
+                for i, (_, o) in enumerate(openings)
                 if o
             ]
         )
@@ -102,6 +116,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "from_size must not exceed checkpoint_size"
             )
         fields = self._granted()
+        await self._pub.refresh()
         sent = -1
         while True:
             if self._pub.latest_size <= sent:
@@ -115,14 +130,15 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 for start, leaves, proof in await self._pub.log.read_batches(
                     pos, size, max_leaves=BATCH_LEAVES, max_bytes=BATCH_BYTES
                 ):
-                    # Every opening crosses the border: none unless an agreement grants it.
+                    # Bodies go with live entries only; every personal opening also crosses
+                    # the border: none unless an agreement grants it.
                     openings = await self._openings(fields, start, len(leaves))
                     yield feeds.SubscribeResponse(
                         batch=feeds.LeafBatch(
                             start=start,
                             leaves=[
-                                feeds.FeedLeaf(entry=d, disclosures=o)
-                                for d, o in zip(leaves, openings, strict=True)
+                                feeds.FeedLeaf(entry=d, disclosures=o, body=b)
+                                for d, (b, o) in zip(leaves, openings, strict=True)
                             ],
                             proof_to_checkpoint=proof,
                         )

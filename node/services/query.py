@@ -14,8 +14,9 @@ import grpc
 from sqlalchemy import and_, select
 
 from node.api import feeds, query, query_rpc
+from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
-from node.feeds.state import DISCLOSURES, STATE
+from node.feeds.state import DISCLOSURES, STATE, active
 
 MAX_ANSWERS = 200
 
@@ -29,9 +30,8 @@ class QueryServicer(query_rpc.QueryServiceServicer):
     ) -> query.LookupResponse:
         subject = request.WhichOneof("subject")
         log_id = self._pub.log.log_id
-        where = [STATE.c.log_id == log_id]
-        if not request.include_removed:
-            where.append(STATE.c.status == feeds.ENTRY_STATUS_ACTIVE)
+        # A peer never receives a removed or expired entry: the origin's history is its own.
+        where = [STATE.c.log_id == log_id, active(shanghai_today())]
         async with self._pub.store.engine.connect() as conn:
             if subject == "uscc" and request.uscc:
                 where.append(STATE.c.uscc == request.uscc)

@@ -47,7 +47,23 @@ def configure(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
+        # Deleted rows are zeroed, not left in free pages: a removed entry's body must not be
+        # recoverable from a holder's database file.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
+
+
+async def erase_freed(engine: AsyncEngine) -> None:
+    """Make deleted data unrecoverable from the files now, not at some later checkpoint.
+
+    SQLite (with ``secure_delete``): copy the WAL into the database and truncate it, so the old
+    frames holding deleted rows are gone. PostgreSQL keeps dead tuples until VACUUM and its own
+    WAL until recycled; that is the server's business (autovacuum), and not done here.
+    """
+    if engine.url.get_backend_name() != "sqlite":
+        return
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def journal_mode_sql(url: URL) -> str | None:

@@ -104,9 +104,12 @@ class DisclosureRecord(SQLModel, table=True):
 
 
 class ListStateRecord(SQLModel, table=True):
-    """Current state of every entry per log, removals applied (the mirror)."""
+    """Current state of every entry per log, removals applied (the mirror). ``entry`` is the
+    body exactly as committed in the entry's newest leaf, ``body_salt`` opens that commitment.
+    A holder keeps of a removed entry only its id, list and removal; the origin keeps it all."""
 
     __tablename__ = "list_state"
+    __table_args__ = (Index("ix_list_state_last_idx", "log_id", "last_idx"),)
 
     log_id: int = Field(primary_key=True)
     entry_id: str = Field(primary_key=True, max_length=64)
@@ -122,6 +125,8 @@ class ListStateRecord(SQLModel, table=True):
     disclosure_end: str = Field(default="", max_length=10)
     last_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
     entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    list_code: str = Field(default="", max_length=40)
+    body_salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class OwnEntryRecord(SQLModel, table=True):

@@ -62,6 +62,8 @@ class _ListTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ListType.Val
     """红名单: joint reward."""
     LIST_TYPE_WATCH: _ListType.ValueType  # 3
     """重点关注名单: watch / abnormal directories."""
+    LIST_TYPE_ABNORMAL: _ListType.ValueType  # 4
+    """经营异常名录: business abnormality, a kind of its own."""
 
 class ListType(_ListType, metaclass=_ListTypeEnumTypeWrapper):
     """ListType is the kind of list."""
@@ -74,6 +76,8 @@ LIST_TYPE_RED: ListType.ValueType  # 2
 """红名单: joint reward."""
 LIST_TYPE_WATCH: ListType.ValueType  # 3
 """重点关注名单: watch / abnormal directories."""
+LIST_TYPE_ABNORMAL: ListType.ValueType  # 4
+"""经营异常名录: business abnormality, a kind of its own."""
 Global___ListType: _TypeAlias = ListType  # noqa: Y015
 
 class _Severity:
@@ -194,8 +198,10 @@ class _RemovalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Removal
     """The disclosure period ended."""
     REMOVAL_REASON_CORRECTION: _RemovalReason.ValueType  # 3
     """The entry was wrong and is corrected."""
-    REMOVAL_REASON_WITHDRAWAL: _RemovalReason.ValueType  # 4
-    """Withdrawn, e.g. after an objection."""
+    REMOVAL_REASON_REVOCATION: _RemovalReason.ValueType  # 5
+    """The deciding authority revoked the decision (撤销)."""
+    REMOVAL_REASON_FULFILLED: _RemovalReason.ValueType  # 6
+    """The obligation was fulfilled (履行完毕), e.g. a court judgment debtor paid."""
 
 class RemovalReason(_RemovalReason, metaclass=_RemovalReasonEnumTypeWrapper):
     """RemovalReason says why an entry left its list."""
@@ -208,9 +214,43 @@ REMOVAL_REASON_EXPIRY: RemovalReason.ValueType  # 2
 """The disclosure period ended."""
 REMOVAL_REASON_CORRECTION: RemovalReason.ValueType  # 3
 """The entry was wrong and is corrected."""
-REMOVAL_REASON_WITHDRAWAL: RemovalReason.ValueType  # 4
-"""Withdrawn, e.g. after an objection."""
+REMOVAL_REASON_REVOCATION: RemovalReason.ValueType  # 5
+"""The deciding authority revoked the decision (撤销)."""
+REMOVAL_REASON_FULFILLED: RemovalReason.ValueType  # 6
+"""The obligation was fulfilled (履行完毕), e.g. a court judgment debtor paid."""
 Global___RemovalReason: _TypeAlias = RemovalReason  # noqa: Y015
+
+class _IdType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IdTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IdType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ID_TYPE_UNSPECIFIED: _IdType.ValueType  # 0
+    """Not set (no person, or an older entry)."""
+    ID_TYPE_RESIDENT_ID: _IdType.ValueType  # 1
+    """18-digit resident identity card (GB 11643)."""
+    ID_TYPE_RESIDENT_ID_UPGRADED: _IdType.ValueType  # 2
+    """A 15-digit first-generation card, upgraded to 18 digits on import."""
+    ID_TYPE_HK_MACAO_RESIDENCE_PERMIT: _IdType.ValueType  # 3
+    """港澳居民居住证: residence permit of a Hong Kong or Macao resident (810000 / 820000)."""
+    ID_TYPE_TAIWAN_RESIDENCE_PERMIT: _IdType.ValueType  # 4
+    """台湾居民居住证: residence permit of a Taiwan resident (830000)."""
+
+class IdType(_IdType, metaclass=_IdTypeEnumTypeWrapper):
+    """IdType is the kind of a natural person's identity document."""
+
+ID_TYPE_UNSPECIFIED: IdType.ValueType  # 0
+"""Not set (no person, or an older entry)."""
+ID_TYPE_RESIDENT_ID: IdType.ValueType  # 1
+"""18-digit resident identity card (GB 11643)."""
+ID_TYPE_RESIDENT_ID_UPGRADED: IdType.ValueType  # 2
+"""A 15-digit first-generation card, upgraded to 18 digits on import."""
+ID_TYPE_HK_MACAO_RESIDENCE_PERMIT: IdType.ValueType  # 3
+"""港澳居民居住证: residence permit of a Hong Kong or Macao resident (810000 / 820000)."""
+ID_TYPE_TAIWAN_RESIDENCE_PERMIT: IdType.ValueType  # 4
+"""台湾居民居住证: residence permit of a Taiwan resident (830000)."""
+Global___IdType: _TypeAlias = IdType  # noqa: Y015
 
 @_typing.final
 class Measure(_message.Message):
@@ -269,6 +309,11 @@ class ListEntry(_message.Message):
     MEASURES_FIELD_NUMBER: _builtins.int
     PROVENANCE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    LIST_CODE_FIELD_NUMBER: _builtins.int
+    DECISION_DATE_FIELD_NUMBER: _builtins.int
+    PERSON_ID_TYPE_FIELD_NUMBER: _builtins.int
+    LEGAL_REP_ID_TYPE_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     subject_name: _builtins.str
     """Name of an organisation or sole trader; empty for a natural person."""
     subject_type: Global___SubjectType.ValueType
@@ -313,9 +358,23 @@ class ListEntry(_message.Message):
     """Authoritative or reference."""
     status: Global___EntryStatus.ValueType
     """Active or removed."""
+    list_code: _builtins.str
+    """The list's code in the alliance list catalogue (deploy/lists.*.toml)."""
+    decision_date: _builtins.str
+    """Decision date (认定日期), YYYY-MM-DD: disclosure periods run from it."""
+    person_id_type: Global___IdType.ValueType
+    """Kind of the person's identity document."""
+    legal_rep_id_type: Global___IdType.ValueType
+    """Kind of the legal representative's identity document."""
     @_builtins.property
     def measures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Measure]:
         """Measures to apply."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Validation warnings the entry was imported with (e.g. a known pre-2016 USCC exception).
+        Never a personal value.
+        """
 
     def __init__(
         self,
@@ -343,10 +402,15 @@ class ListEntry(_message.Message):
         measures: _abc.Iterable[Global___Measure] | None = ...,
         provenance: Global___Provenance.ValueType = ...,
         status: Global___EntryStatus.ValueType = ...,
+        list_code: _builtins.str = ...,
+        decision_date: _builtins.str = ...,
+        person_id_type: Global___IdType.ValueType = ...,
+        legal_rep_id_type: Global___IdType.ValueType = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_name", b"legal_rep_name", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "uscc", b"uscc"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "decision_date", b"decision_date", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_id_type", b"legal_rep_id_type", "legal_rep_name", b"legal_rep_name", "list_code", b"list_code", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_id_type", b"person_id_type", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "uscc", b"uscc", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -383,7 +447,9 @@ Global___FieldCommitment: _TypeAlias = FieldCommitment  # noqa: Y015
 @_typing.final
 class LeafEntry(_message.Message):
     """LeafEntry is one log leaf. Its serialized bytes, exactly as the origin wrote them, are the
-    bytes hashed into the log; nobody re-serialises them.
+    bytes hashed into the log; nobody re-serialises them. A leaf holds only what verification and
+    ordering need: the entry's body (every field) is committed, and travels beside the leaf only
+    while the entry is active, so a removed entry leaves nothing readable with any holder.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -393,8 +459,11 @@ class LeafEntry(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     REMOVAL_REASON_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
-    ENTRY_FIELD_NUMBER: _builtins.int
     COMMITMENTS_FIELD_NUMBER: _builtins.int
+    LIST_CODE_FIELD_NUMBER: _builtins.int
+    BODY_COMMITMENT_FIELD_NUMBER: _builtins.int
+    REMOVAL_DATE_FIELD_NUMBER: _builtins.int
+    REMOVAL_DOC_NO_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """Origin node identity (creditnode://FEDERATION/NODE)."""
     entry_id: _builtins.str
@@ -403,13 +472,19 @@ class LeafEntry(_message.Message):
     """What this leaf does."""
     removal_reason: Global___RemovalReason.ValueType
     """Why, for a removal."""
+    list_code: _builtins.str
+    """The list's code in the alliance catalogue."""
+    body_commitment: _builtins.bytes
+    """SHA-256(salt || uint32be(5) || "entry" || body): the entry's public fields, serialized
+    deterministically as a ListEntry with every personal field empty. Empty for a removal.
+    """
+    removal_date: _builtins.str
+    """For a removal: the date it takes effect (YYYY-MM-DD)."""
+    removal_doc_no: _builtins.str
+    """For a removal: the deciding document's number (e.g. the repair decision)."""
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
         """When the origin recorded the event."""
-
-    @_builtins.property
-    def entry(self) -> Global___ListEntry:
-        """The entry's public fields; personal fields are empty here."""
 
     @_builtins.property
     def commitments(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldCommitment]:
@@ -423,16 +498,45 @@ class LeafEntry(_message.Message):
         event: Global___EventType.ValueType = ...,
         removal_reason: Global___RemovalReason.ValueType = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
-        entry: Global___ListEntry | None = ...,
         commitments: _abc.Iterable[Global___FieldCommitment] | None = ...,
+        list_code: _builtins.str = ...,
+        body_commitment: _builtins.bytes = ...,
+        removal_date: _builtins.str = ...,
+        removal_doc_no: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "recorded_at", b"recorded_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "entry", b"entry", "entry_id", b"entry_id", "event", b"event", "origin", b"origin", "recorded_at", b"recorded_at", "removal_reason", b"removal_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_commitment", b"body_commitment", "commitments", b"commitments", "entry_id", b"entry_id", "event", b"event", "list_code", b"list_code", "origin", b"origin", "recorded_at", b"recorded_at", "removal_date", b"removal_date", "removal_doc_no", b"removal_doc_no", "removal_reason", b"removal_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeafEntry: _TypeAlias = LeafEntry  # noqa: Y015
+
+@_typing.final
+class EntryBody(_message.Message):
+    """EntryBody opens a leaf's body commitment: the salt and the exact body bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALT_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    salt: _builtins.bytes
+    """The 16-byte salt."""
+    entry: _builtins.bytes
+    """A serialized ListEntry holding the entry's public fields only."""
+    def __init__(
+        self,
+        *,
+        salt: _builtins.bytes = ...,
+        entry: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "salt", b"salt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EntryBody: _TypeAlias = EntryBody  # noqa: Y015
 
 @_typing.final
 class FieldDisclosure(_message.Message):
@@ -472,21 +576,29 @@ class FeedLeaf(_message.Message):
 
     ENTRY_FIELD_NUMBER: _builtins.int
     DISCLOSURES_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
     entry: _builtins.bytes
     """Serialized LeafEntry, hashed as is."""
     @_builtins.property
     def disclosures(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldDisclosure]:
         """Disclosed personal fields (none unless an agreement allows)."""
 
+    @_builtins.property
+    def body(self) -> Global___EntryBody:
+        """The entry's body: only on the newest leaf of an entry that is active and inside its
+        disclosure period. Removed and expired entries travel as bare leaves.
+        """
+
     def __init__(
         self,
         *,
         entry: _builtins.bytes = ...,
         disclosures: _abc.Iterable[Global___FieldDisclosure] | None = ...,
+        body: Global___EntryBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosures", b"disclosures", "entry", b"entry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "disclosures", b"disclosures", "entry", b"entry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,26 +28,22 @@ class LookupRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     USCC_FIELD_NUMBER: _builtins.int
     PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
-    INCLUDE_REMOVED_FIELD_NUMBER: _builtins.int
     purpose: _builtins.str
     """Purpose from the alliance catalogue (e.g. "licensing_review", "procurement")."""
     uscc: _builtins.str
     """Unified social credit code of an organisation or sole trader."""
     person_pseudonym: _builtins.str
     """Alliance pseudonym of a natural person (the caller computes it with the alliance key)."""
-    include_removed: _builtins.bool
-    """Include removed entries (default: active entries only)."""
     def __init__(
         self,
         *,
         purpose: _builtins.str = ...,
         uscc: _builtins.str = ...,
         person_pseudonym: _builtins.str = ...,
-        include_removed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["person_pseudonym", b"person_pseudonym", "subject", b"subject", "uscc", b"uscc"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_removed", b"include_removed", "person_pseudonym", b"person_pseudonym", "purpose", b"purpose", "subject", b"subject", "uscc", b"uscc"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_pseudonym", b"person_pseudonym", "purpose", b"purpose", "subject", b"subject", "uscc", b"uscc"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["uscc", "person_pseudonym"]  # noqa: Y015
     _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015

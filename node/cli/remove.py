@@ -1,0 +1,121 @@
+"""`creditnode remove`: remove entries of one of this node's lists, with a stated reason, date
+and deciding document (and what `import` shares with it: the catalogue, stated removals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from adapters.list_csv import parse_date
+from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.errors import InputError
+from node.feeds import catalogue
+from node.feeds.dates import shanghai_today
+from node.feeds.importer import REMOVAL_REASONS, Removal, find_held, remove_entries
+from node.feeds.publisher import Publisher
+from node.home import Home, load_home
+from node.storage import Store
+
+
+def home_catalogue(loaded: Home) -> catalogue.Catalogue:
+    """The node's list catalogue (setting ``catalogue``, default HOME/lists.toml)."""
+    return catalogue.load(loaded.catalogue_path)
+
+
+def stated_removal(
+    reason: str | None,
+    date: str | None,
+    doc: str | None,
+    *,
+    allowed: tuple[str, ...],
+    required: bool,
+    prefix: str = "--removal-",
+) -> Removal | None:
+    """The removal the options (named *prefix*reason, -date, -doc) state: all three of reason,
+    date and document, or (unless *required*) none of them."""
+    if not (reason or date or doc) and not required:
+        return None
+    if not (reason and date and doc):
+        missing = [
+            prefix + n for n, v in (("reason", reason), ("date", date), ("doc", doc)) if not v
+        ]
+        raise InputError(
+            f"a removal states its reason, date and document: {', '.join(missing)} missing"
+        )
+    if reason not in allowed:
+        raise InputError(f"{prefix}reason must be one of {', '.join(allowed)}")
+    day = parse_date(date)
+    if not isinstance(day, dt.date):
+        raise InputError(f"{prefix}date {day or 'is empty'}")
+    if day > shanghai_today():
+        raise InputError(f"{prefix}date is in the future")
+    return Removal(reason, day, doc.strip())
+
+
+def remove(
+    home: HomeOpt,
+    list_ref: Annotated[
+        str, typer.Option("--list", help="The list: its code or official name (catalogue).")
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(help="Why: repair, correction, revocation, fulfilled or expiry."),
+    ],
+    date: Annotated[str, typer.Option(help="When it takes effect (YYYY-MM-DD, Shanghai).")],
+    doc: Annotated[str, typer.Option(help="The deciding document's number.")],
+    uscc: Annotated[str, typer.Option(help="Remove this organisation's active entries.")] = "",
+    entry: Annotated[str, typer.Option(help="Remove the entry with this id.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove one entry (or an organisation's entries) from a list of this node, for a stated
+    reason, and publish the removal to every peer.
+
+    Shows what it will remove, then asks (or takes --yes). Exit 0 removed, 2 nothing to remove,
+    refused by the list's rule, or not confirmed.
+    """
+    quiet_logs()
+    if bool(uscc) == bool(entry):
+        raise InputError("give exactly one of --uscc and --entry")
+    removal = stated_removal(
+        reason.strip(), date, doc, allowed=tuple(REMOVAL_REASONS), required=True, prefix="--"
+    )
+    assert removal is not None
+    loaded = load_home(home)
+    spec = home_catalogue(loaded).resolve(list_ref)
+
+    async def run() -> int:
+        async with Store.opened(loaded.database_url) as store:
+            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            held = await find_held(publisher, spec, uscc=uscc.strip().upper(), entry_id=entry)
+            if not held:
+                what = f"USCC {uscc}" if uscc else f"entry {entry}"
+                raise InputError(f"no active entry of {spec.name} for {what}")
+            table = Table(
+                title=f"to remove from {spec.name} ({spec.code}): {removal.reason}, "
+                f"{removal.date.isoformat()}, {removal.doc_no}",
+                title_justify="left",
+            )
+            for col in ("entry", "subject", "认定文书号", "认定日期", "公示截止日期"):
+                table.add_column(col, overflow="fold")
+            for h in held:
+                e = h.entry
+                subject = f"{e.subject_name} {e.uscc}" if e.uscc else "(a person)"
+                table.add_row(
+                    h.entry_id, subject, e.decision_doc_no, e.decision_date or e.listing_date,
+                    e.disclosure_end or "-",
+                )  # fmt: skip
+            out.print(table)
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise InputError("removing needs confirmation: run it again with --yes")
+                if not typer.confirm(f"Remove {len(held)} entr{'y' if len(held) == 1 else 'ies'}?"):
+                    raise InputError("not confirmed: nothing removed")
+            removed = await remove_entries(publisher, spec, held, removal)
+            out.print(f"removed {removed}; log size {publisher.log.frontier.size}")
+            return removed
+
+    run_coro(run())
