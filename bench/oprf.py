@@ -1,6 +1,6 @@
 """OPRF pseudonym benchmarks (issue 11). Prints figures and writes bench/results/oprf.json.
 
-    .venv/bin/python bench/oprf.py [--seconds 2] [--repeats 5]
+    .venv/bin/python bench/oprf.py [--seconds 2] [--repeats 5] [--round-trips 2000]
 
 All on one core, in this process: (a) the origin's local OPRF Evaluate per second, against one
 HMAC-SHA256 of the same input (today's alliance pseudonym) measured in the same run, as a
@@ -8,11 +8,17 @@ ratio; (b) the origin's BlindEvaluate per second (its cost per partner request, 
 network); (c) the partner's client side, Blind + Finalize, per second. Inputs are 18-byte
 strings shaped like normalised resident IDs. Each figure is the median of --repeats timed runs
 of about --seconds each.
+
+(d) one blinded evaluation round trip between two real in-process nodes over mutual TLS
+(``PseudonymService.Evaluate``: the border's decision, the rate limit, the evaluation and the
+durable disclosure record), p50 and p99 over --round-trips calls, against a bare round trip of
+``NodeService.GetInfo`` on the same channel in the same run, alternating.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import hmac
 import json
@@ -20,6 +26,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +34,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from node.api import pb, pseudonyms, pseudonyms_rpc, rpc  # noqa: E402
+from node.home import set_setting  # noqa: E402
 from node.identity import oprf  # noqa: E402
+from node.identity.pseudonym import blind_id  # noqa: E402
+from node.local_federation import LocalFederation  # noqa: E402
+from node.logs import configure_logging  # noqa: E402
+from node.peers.transport import secure_channel  # noqa: E402
+
+AGREEMENT = """id = "jinan-lanzhou"
+version = 1
+peers = ["lanzhou"]
+purposes = ["enforcement"]
+
+[[rule]]
+data_class = "list_entry"
+purposes = ["enforcement"]
+fields = { person_name = "mask:name_surname" }
+"""
 
 IDS = [f"110105{19490101 + i:08d}{i % 1000:03d}X".encode("ascii") for i in range(1024)]
 
@@ -54,10 +78,58 @@ def rate(op: Callable[[bytes], object], seconds: float, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def round_trips(n: int) -> dict[str, float]:
+    """p50/p99 (ms) of Evaluate and of a bare GetInfo between two nodes over mTLS."""
+    configure_logging("warning")
+    with tempfile.TemporaryDirectory(prefix="bench-oprf-") as tmp:
+        base = Path(tmp)
+        async with LocalFederation(base, [("jinan", "370100"), ("lanzhou", "620100")]) as fed:
+            jinan = fed["jinan"]
+            (jinan.home.paths.root / "agreements").mkdir(exist_ok=True)
+            (jinan.home.paths.root / "agreements" / "lanzhou.toml").write_text(AGREEMENT)
+            set_setting(jinan.home.paths.root, "pseudonym_rate", 1e9)  # measure, not limit
+            set_setting(jinan.home.paths.root, "pseudonym_burst", 10**9)
+            await jinan.stop(0)
+            jinan = await fed.start_node("jinan", "370100")
+            await fed.enroll_pairwise()
+            lanzhou = fed["lanzhou"]
+            element = blind_id("11010519491231002X")[1]
+            ask = pseudonyms.EvaluateRequest(purpose="enforcement", blinded_elements=[element])
+            evaluate_ms: list[float] = []
+            bare_ms: list[float] = []
+            async with secure_channel(
+                lanzhou.home.tls, jinan.endpoint, jinan.home.identity, jinan.home.tls.ca_pem
+            ) as channel:
+                evaluate_stub = pseudonyms_rpc.PseudonymServiceStub(channel)
+                info_stub = rpc.NodeServiceStub(channel)
+                for i in range(n + 50):  # the first 50 of each warm up
+                    t = time.perf_counter()
+                    await evaluate_stub.Evaluate(ask, timeout=10)
+                    e = time.perf_counter() - t
+                    t = time.perf_counter()
+                    await info_stub.GetInfo(pb.GetInfoRequest(), timeout=10)
+                    b = time.perf_counter() - t
+                    if i >= 50:
+                        evaluate_ms.append(e * 1000)
+                        bare_ms.append(b * 1000)
+    return {
+        "evaluate_p50_ms": _percentile(evaluate_ms, 0.5),
+        "evaluate_p99_ms": _percentile(evaluate_ms, 0.99),
+        "bare_getinfo_p50_ms": _percentile(bare_ms, 0.5),
+        "bare_getinfo_p99_ms": _percentile(bare_ms, 0.99),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per timed run")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--round-trips", type=int, default=2000)
     args = parser.parse_args()
 
     sk, _ = oprf.derive_key_pair(os.urandom(32), b"bench")
@@ -94,7 +166,17 @@ def main() -> None:
     client_rate = rate(client, args.seconds, args.repeats)
     print(f"  {client_rate:,.0f}/s")
 
+    print(f"(d) blinded evaluation round trip over mTLS, {args.round_trips} calls")
+    trips = asyncio.run(round_trips(args.round_trips))
+    print(
+        f"  Evaluate p50 {trips['evaluate_p50_ms']:.2f} ms, p99 {trips['evaluate_p99_ms']:.2f} ms; "
+        f"bare GetInfo p50 {trips['bare_getinfo_p50_ms']:.2f} ms, "
+        f"p99 {trips['bare_getinfo_p99_ms']:.2f} ms"
+    )
+
     results = {
+        "round_trips": args.round_trips,
+        **trips,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -1,8 +1,8 @@
 """The wire API (protocol v1): generated messages and stubs.
 
 ``pb`` holds the node messages, ``feeds`` the list-feed messages, ``query`` the query messages,
-``rpc`` / ``feeds_rpc`` / ``query_rpc`` the stubs and servicers, ``options`` the
-field-classification extension.
+``pseudonyms`` the oblivious pseudonym messages, ``rpc`` / ``feeds_rpc`` / ``query_rpc`` /
+``pseudonyms_rpc`` the stubs and servicers, ``options`` the field-classification extension.
 """
 
 from node._pb.creditnode.v1 import feeds_pb2 as feeds
@@ -10,7 +10,19 @@ from node._pb.creditnode.v1 import feeds_pb2_grpc as feeds_rpc
 from node._pb.creditnode.v1 import node_pb2 as pb
 from node._pb.creditnode.v1 import node_pb2_grpc as rpc
 from node._pb.creditnode.v1 import options_pb2 as options
+from node._pb.creditnode.v1 import pseudonym_pb2 as pseudonyms
+from node._pb.creditnode.v1 import pseudonym_pb2_grpc as pseudonyms_rpc
 from node._pb.creditnode.v1 import query_pb2 as query
 from node._pb.creditnode.v1 import query_pb2_grpc as query_rpc
 
-__all__ = ["feeds", "feeds_rpc", "options", "pb", "query", "query_rpc", "rpc"]
+__all__ = [
+    "feeds",
+    "feeds_rpc",
+    "options",
+    "pb",
+    "pseudonyms",
+    "pseudonyms_rpc",
+    "query",
+    "query_rpc",
+    "rpc",
+]

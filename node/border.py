@@ -39,10 +39,12 @@ from google.protobuf.message import Message
 from sqlalchemy import insert
 
 from node.api import feeds
+from node.identity.pseudonym_key import PseudonymKey
 from node.peers.gate import current_caller
 from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
 from node.policy.agreement import PURPOSES, Agreement, load_agreements
 from node.policy.decide import Decision, decide
+from node.policy.reidentify import DEFAULT_THRESHOLD
 from node.policy.release import Release, Unreleasable, granted_openings, release
 from node.storage import Store
 from node.storage.models import ReleaseRecord, utcnow
@@ -57,9 +59,17 @@ RELOAD_SECONDS = 1.0
 class Border:
     """The sharing agreements in force, and the decision for each (peer, purpose)."""
 
-    def __init__(self, directory: Path, *, alliance_key: tuple[bytes, int] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        pseudonym_key: Callable[[], PseudonymKey] | None = None,
+        reidentification_threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.directory = directory
-        self.alliance_key = alliance_key
+        # Candidates every ID and name must keep across all a peer receives (node config).
+        self.threshold = reidentification_threshold
+        self.pseudonym_key = pseudonym_key  # the key in force, asked per response
         self._agreements: tuple[Agreement, ...] = ()
         self._problems = 0
         self._signature: tuple[tuple[str, int, int], ...] | None = None
@@ -96,7 +106,7 @@ class Border:
                 )
                 self._agreements, self._problems = (), 1
                 return
-        loaded = load_agreements(texts)
+        loaded = load_agreements(texts, threshold=self.threshold)
         for p in loaded.problems:
             log.error("agreement problem: sharing nothing personal", problem=str(p))
         self._agreements, self._problems = tuple(loaded.agreements), len(loaded.problems)
@@ -130,7 +140,7 @@ class Border:
         if self._problems:
             return None
         try:
-            return decide(self._agreements, peer, purpose, "list_entry")
+            return decide(self._agreements, peer, purpose, "list_entry", threshold=self.threshold)
         except Exception:  # a policy error shares nothing
             log.exception("policy error: sharing nothing personal", peer=peer)
             return None
@@ -227,7 +237,8 @@ class Exit:
     async def let_out(self, call: ExitCall, message: Message) -> None:
         """Release *message* under *call*'s decision and record it before it is sent."""
         try:
-            released = release(message, call.decision, alliance_key=self.border.alliance_key)
+            key = self.border.pseudonym_key
+            released = release(message, call.decision, pseudonym_key=None if key is None else key())
         except Unreleasable as exc:
             log.error("response withheld at the border", peer=call.peer, method=call.method,
                       reason=str(exc))  # fmt: skip
@@ -271,7 +282,7 @@ class Exit:
             call = current_exit.get()
             if call is None or call.released.pop(id(message), None) is None:
                 # Not through let_out (e.g. context.write): released under no decision.
-                released = release(message, None, alliance_key=None)
+                released = release(message, None, pseudonym_key=None)
                 if released.withheld:
                     log.error(
                         "unrecorded personal data withheld at the border",

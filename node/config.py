@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from keys import validate_label
@@ -48,6 +48,13 @@ class NodeSettings(BaseSettings):
     heartbeat_seconds: float = 10.0
     shutdown_grace_seconds: float = 10.0
     catalogue: str = ""  # the list catalogue; default HOME/lists.toml, relative to HOME
+    # Candidates every resident ID and name must keep, given all the forms one peer receives
+    # (node.policy.reidentify.DEFAULT_THRESHOLD); at least 2, so no clear name or recoverable ID.
+    reidentification_threshold: int = Field(default=10_000, ge=2)
+    # Oblivious pseudonym evaluations each peer may ask for: a token bucket refilled at this
+    # many per second, holding at most pseudonym_burst (over it: RESOURCE_EXHAUSTED).
+    pseudonym_rate: float = Field(default=2.0, gt=0)
+    pseudonym_burst: int = Field(default=64, ge=1)
 
     @field_validator("name", "federation")
     @classmethod

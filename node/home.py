@@ -7,7 +7,7 @@ Layout::
     HOME/tls/node.pem        this node's certificate (URI SAN creditnode://FED/NODE)
     HOME/tls/node.key        its private key, 0600
     HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600
-    HOME/keys/alliance.key   the alliance pseudonym key (shared by the alliance), 0600
+    HOME/keys/pseudonym.key  this origin's OPRF pseudonym key (never shared), 0600
     HOME/ca/                 only when the node made its own CA (no --ca given)
     HOME/node.db             the SQLite database, unless database_url says otherwise
     HOME/lists.toml          the alliance's list catalogue (setting ``catalogue``)
@@ -37,7 +37,7 @@ from keys import (
 )
 from node.config import CONFIG_FILE, NodeSettings, dump_settings, load_settings, parse_hostport
 from node.errors import ConfigError, InputError
-from node.identity.alliance import AllianceKey
+from node.identity.pseudonym_key import PseudonymKey, PseudonymKeyFile
 from node.regions import validate_region
 
 # The packaged example catalogue (the same text as deploy/lists.yellow-river.toml).
@@ -69,7 +69,12 @@ class HomePaths:
         return self.root / "keys" / "feed.key"
 
     @property
-    def alliance_key(self) -> Path:
+    def pseudonym_key(self) -> Path:
+        return self.root / "keys" / "pseudonym.key"
+
+    @property
+    def old_alliance_key(self) -> Path:
+        """The shared HMAC key homes had before per-origin pseudonyms (migrated away)."""
         return self.root / "keys" / "alliance.key"
 
     @property
@@ -110,7 +115,12 @@ class Home:
     settings: NodeSettings
     tls: TlsMaterial
     signing_key: SigningKey
-    alliance_key: AllianceKey | None
+    pseudonym_keys: PseudonymKeyFile
+
+    @property
+    def pseudonym_key(self) -> PseudonymKey:
+        """This origin's pseudonym key in force (re-read after a rotation)."""
+        return self.pseudonym_keys.current()
 
     @property
     def identity(self) -> NodeIdentity:
@@ -138,7 +148,6 @@ def init_home(
     listen: str = "127.0.0.1:7443",
     advertise: str = "",
     database_url: str = "",
-    alliance_key: Path | None = None,
 ) -> HomePaths:
     """Create a node home: keys, certificate (from *ca_dir* or a new CA of its own), config."""
     paths = HomePaths(root)
@@ -151,14 +160,6 @@ def init_home(
             parse_hostport(advertise, allow_zero=False)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    shared_key: AllianceKey | None = None
-    if alliance_key is not None:
-        try:
-            shared_key = AllianceKey.from_bytes(alliance_key.read_bytes(), source=str(alliance_key))
-        except OSError as exc:
-            raise InputError(f"--alliance-key {alliance_key}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
     if ca_dir is not None:
         try:
             ca = FederationCA.load(ca_dir)
@@ -188,7 +189,7 @@ def init_home(
     write_public_file(paths.tls_cert, cert.public_bytes(serialization.Encoding.PEM))
     write_private_file(paths.tls_key, private_key_pem(key))
     write_private_file(paths.feed_key, SigningKey.generate(identity.uri).to_pem())
-    (shared_key or AllianceKey.generate(ca.federation)).save(paths.alliance_key)
+    PseudonymKey.generate().save(paths.pseudonym_key)
     write_public_file(paths.catalogue, CATALOGUE_EXAMPLE.read_bytes())
     values: dict[str, str | float] = {
         "name": name,
@@ -241,7 +242,19 @@ def load_home(root: Path) -> Home:
             f"creditnode://{settings.federation}/{settings.name}"
         )
     try:
-        alliance = AllianceKey.load(paths.alliance_key) if paths.alliance_key.exists() else None
+        if not paths.pseudonym_key.exists():
+            # A home from before per-origin pseudonyms: it gets its own key now; `serve`
+            # re-derives its own pseudonyms and then deletes the old shared alliance key.
+            PseudonymKey.generate().save(paths.pseudonym_key)
+        pseudonym_key = PseudonymKey.load(paths.pseudonym_key)
     except (PermissionError, ValueError) as exc:
-        raise ConfigError(f"{paths.alliance_key}: {exc}") from None
-    return Home(paths=paths, settings=settings, tls=tls, signing_key=signing, alliance_key=alliance)
+        raise ConfigError(f"{paths.pseudonym_key}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{paths.pseudonym_key}: {exc.strerror or exc}") from None
+    return Home(
+        paths=paths,
+        settings=settings,
+        tls=tls,
+        signing_key=signing,
+        pseudonym_keys=PseudonymKeyFile(paths.pseudonym_key, pseudonym_key),
+    )

@@ -16,7 +16,6 @@ from types import TracebackType
 
 from keys import FederationCA
 from node.home import HomePaths, init_home, load_home, set_setting
-from node.identity.alliance import AllianceKey
 from node.peers.enrollment import export_bundle
 from node.runtime import Node
 
@@ -48,11 +47,6 @@ class LocalFederation:
     def ca_dir(self) -> Path:
         return self.base / "ca"
 
-    @property
-    def alliance_key_file(self) -> Path:
-        """One pseudonym key for the whole alliance, as partners would share it."""
-        return self.base / "ca" / "alliance.key"
-
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]
 
@@ -66,7 +60,6 @@ class LocalFederation:
                 region=region,
                 ca_dir=self.ca_dir,
                 listen="127.0.0.1:0",
-                alliance_key=self.alliance_key_file,
             )
         set_setting(root, "heartbeat_seconds", self.heartbeat_seconds)
         node = await Node.open(root, database_url=self.database_url(name))
@@ -85,8 +78,6 @@ class LocalFederation:
     async def __aenter__(self) -> LocalFederation:
         if not (self.ca_dir / "ca.key").exists():
             FederationCA.create(self.federation).save(self.ca_dir)
-        if not self.alliance_key_file.exists():
-            AllianceKey.generate(self.federation).save(self.alliance_key_file)
         try:
             for name, region in self.cities:
                 await self.start_node(name, region)

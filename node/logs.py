@@ -45,6 +45,10 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
     logging.getLogger("alembic").setLevel(max(_LEVELS[level], logging.WARNING))
+    # Drivers' debug lines carry statements with their bound values (aiosqlite logs each call
+    # with its arguments): IDs, names, pseudonyms. Not even at debug level.
+    logging.getLogger("aiosqlite").setLevel(max(_LEVELS[level], logging.INFO))
+    logging.getLogger("sqlalchemy").setLevel(max(_LEVELS[level], logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

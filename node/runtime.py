@@ -18,12 +18,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
-from node.api import feeds, feeds_rpc, pb, query, query_rpc, rpc
+from node.api import feeds, feeds_rpc, pb, pseudonyms, pseudonyms_rpc, query, query_rpc, rpc
 from node.border import Border, BorderInterceptor, Exit, ReleaseLedger
 from node.config import parse_hostport
 from node.errors import ConfigError
 from node.feeds.expiry import run_expiry
 from node.feeds.publisher import Publisher
+from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
 from node.peers.directory import PeerDirectory
@@ -33,6 +34,7 @@ from node.peers.heartbeat import Heartbeat
 from node.peers.transport import SERVER_OPTIONS, server_credentials
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
+from node.services.pseudonym import PseudonymServicer, TokenBuckets
 from node.services.query import QueryServicer
 from node.storage import Store
 
@@ -42,6 +44,7 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
     feeds.DESCRIPTOR.services_by_name["FeedService"].full_name,
     query.DESCRIPTOR.services_by_name["QueryService"].full_name,
+    pseudonyms.DESCRIPTOR.services_by_name["PseudonymService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
 )
@@ -58,10 +61,10 @@ class Node:
             home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
         )
         self.health = health.aio.HealthServicer()
-        key = home.alliance_key
         self.border = Border(
             home.paths.root / "agreements",
-            alliance_key=None if key is None else (key.secret, key.version),
+            pseudonym_key=home.pseudonym_keys.current,
+            reidentification_threshold=home.settings.reidentification_threshold,
         )
         self.exit = Exit(self.border, ReleaseLedger(store))
         self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
@@ -101,6 +104,13 @@ class Node:
         extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
     ) -> None:
         """Bind and serve. Raises ConfigError naming the address if the port is taken."""
+        # Own pseudonyms of an older key generation (a rotation, or a home from before
+        # per-origin keys) are re-derived before anyone can ask; then the old shared key goes.
+        await rederive_pseudonyms(self.publisher, self.home.pseudonym_key)
+        old_key = self.home.paths.old_alliance_key
+        if old_key.exists():
+            old_key.unlink()
+            log.info("old shared alliance key deleted", file=str(old_key))
         await self.directory.refresh()
         # The gate admits the caller; then every response passes the border's one exit.
         server = grpc.aio.server(
@@ -114,6 +124,15 @@ class Node:
             FeedServicer(self.publisher, self.border), server
         )
         query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
+        settings = self.home.settings
+        pseudonyms_rpc.add_PseudonymServiceServicer_to_server(
+            PseudonymServicer(
+                self.home.pseudonym_keys.current,
+                self.exit,
+                TokenBuckets(settings.pseudonym_rate, settings.pseudonym_burst),
+            ),
+            server,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         if extra_handlers:

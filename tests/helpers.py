@@ -37,3 +37,15 @@ async def get_info(node: Node, tls: TlsMaterial, timeout: float = 5.0) -> pb.Get
 
 def home_of(node: Node) -> Path:
     return node.home.paths.root
+
+
+async def pseudonyms_from(
+    node: Node, origin: Node, ids: list[str], purpose: str = "enforcement"
+) -> list[str]:
+    """*origin*'s pseudonyms of *ids*, as *node* obtains them: obliviously, over mTLS."""
+    from node.identity.oblivious import pseudonyms_at
+
+    await node.directory.refresh()
+    peer = await node.directory.lookup(origin.name)
+    assert peer is not None
+    return await pseudonyms_at(peer, node.home.tls, ids, purpose=purpose)

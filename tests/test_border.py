@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from node.api import feeds
+from node.errors import PeerError
 from node.feeds.logstore import LEAVES, LOGS
 from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES
 from node.feeds.subscriber import Subscriber
-from node.identity.pseudonym import pseudonym
+from node.identity.pseudonym import own_pseudonym
 from node.identity.registry import entity_by_person
 from node.local_federation import LocalFederation
 from node.runtime import Node
 from tests.conftest import FederationFactory
 from tests.feedutil import person_entry
+from tests.helpers import pseudonyms_from
 
 CANARY_ID = "11010519491231002X"
 CANARY_NAME = "金丝雀示例"
@@ -30,12 +33,14 @@ purposes = ["enforcement"]
 [[rule]]
 data_class = "list_entry"
 purposes = ["enforcement"]
-fields = { person_name = "mask:name_surname" }
+fields = { person_id = "pseudonym" }
 
 [feed.list_entry]
 person_pseudonym = "clear"
-person_id_masked = "clear"
 """
+# The masked ID beside the pseudonym would let lanzhou recover the ID (32 candidates, each
+# tested through jinan's evaluation oracle): an agreement no node accepts.
+REIDENTIFYING = AGREEMENT + 'person_id_masked = "clear"\n'
 
 
 async def _sync(node: Node, origin: Node) -> None:
@@ -72,11 +77,8 @@ async def test_two_peers_two_forms_one_root(federation: FederationFactory) -> No
     fed = await federation(3, subscribe=False)
     jinan = await restart_with_agreement(fed, AGREEMENT)
     lanzhou, taiyuan = fed["lanzhou"], fed["taiyuan"]
-    key = jinan.home.alliance_key
-    assert key is not None
-
     entry = person_entry(1, person_id=CANARY_ID, name=CANARY_NAME)
-    entry.person_pseudonym = pseudonym(key.secret, key.version, CANARY_ID)
+    entry.person_pseudonym = own_pseudonym(jinan.home.pseudonym_key, CANARY_ID)
     await jinan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, entry)])
     await jinan.publisher.sign_checkpoint()
     await _sync(lanzhou, jinan)
@@ -105,30 +107,36 @@ async def test_two_peers_two_forms_one_root(federation: FederationFactory) -> No
     assert held["lanzhou"][0] == held["taiyuan"][0]
     assert held["lanzhou"][2] == held["taiyuan"][2] == jinan.publisher.log.frontier.root()
     # Two different forms of the same entry.
-    assert held["lanzhou"][1] == {
-        "person_pseudonym": entry.person_pseudonym,
-        "person_id_masked": "1101051949****002X",
-    }
+    assert held["lanzhou"][1] == {"person_pseudonym": entry.person_pseudonym}
     assert held["taiyuan"][1] == {}
     # The canaries never reached either peer's database.
     for node in (lanzhou, taiyuan):
         everything = await _everything(node)
         assert CANARY_ID not in everything and CANARY_NAME not in everything
-    # With the pseudonym disclosed, lanzhou finds the person across cities; taiyuan cannot.
-    found = await entity_by_person(lanzhou.store, "lanzhou", key, CANARY_ID)
+    # With the pseudonym disclosed, lanzhou finds the person across cities, asking jinan for
+    # its pseudonym obliviously; taiyuan has no agreement, so jinan evaluates nothing for it.
+    [asked] = await pseudonyms_from(lanzhou, jinan, [CANARY_ID])
+    assert asked == entry.person_pseudonym
+    found = await entity_by_person(lanzhou.store, "lanzhou", {jinan.home.identity.uri: asked})
     assert [m.origin for m in found.memberships] == ["jinan"]
-    assert (await entity_by_person(taiyuan.store, "taiyuan", key, CANARY_ID)).memberships == []
+    with pytest.raises(PeerError, match="refused"):
+        await pseudonyms_from(taiyuan, jinan, [CANARY_ID])
+    guessed = {jinan.home.identity.uri: asked}  # even handed the pseudonym: no opening held
+    assert (await entity_by_person(taiyuan.store, "taiyuan", guessed)).memberships == []
 
 
-async def test_broken_agreement_shares_nothing(federation: FederationFactory) -> None:
+@pytest.mark.parametrize(
+    "agreement",
+    [AGREEMENT.replace("person_pseudonym", "person_pseudonymm"), REIDENTIFYING],
+    ids=["misspelt", "re-identifying"],
+)
+async def test_broken_agreement_shares_nothing(
+    federation: FederationFactory, agreement: str
+) -> None:
     fed = await federation(2, subscribe=False)
-    jinan = await restart_with_agreement(
-        fed, AGREEMENT.replace("person_id_masked", "person_id_maskd")
-    )
-    key = jinan.home.alliance_key
-    assert key is not None
+    jinan = await restart_with_agreement(fed, agreement)
     entry = person_entry(1, person_id=CANARY_ID, name=CANARY_NAME)
-    entry.person_pseudonym = pseudonym(key.secret, key.version, CANARY_ID)
+    entry.person_pseudonym = own_pseudonym(jinan.home.pseudonym_key, CANARY_ID)
     await jinan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, entry)])
     await jinan.publisher.sign_checkpoint()
     await _sync(fed["lanzhou"], jinan)

@@ -484,9 +484,9 @@ def test_id_types_and_upgrade(tmp_path: Path) -> None:
 def test_a_15_digit_id_and_its_upgrade_are_one_entry_and_one_pseudonym(tmp_path: Path) -> None:
     from node.api import feeds
     from node.feeds.importer import row_to_entry
-    from node.identity.alliance import AllianceKey
+    from node.identity.pseudonym_key import PseudonymKey
 
-    key = AllianceKey.generate("示例联盟")
+    key = PseudonymKey.generate()
     rows = [
         row_for("证件号码", "110105491231002", 1),
         row_for("证件号码", "11010519491231002x", 2),

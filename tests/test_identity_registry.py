@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from pathlib import Path
@@ -76,17 +77,18 @@ async def test_person_found_by_pseudonym_at_origin_only_until_agreements_exist(
 ) -> None:
     fed = await federation(2)
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
-    key = jinan.home.alliance_key
-    assert key is not None and lanzhou.home.alliance_key == key  # one key per alliance
-    from node.identity.pseudonym import pseudonym
+    from node.identity.pseudonym import own_pseudonym
 
+    key = jinan.home.pseudonym_key
+    assert key != lanzhou.home.pseudonym_key  # one key per origin, no shared secret
     entry = person_entry(1)
-    entry.person_pseudonym = pseudonym(key.secret, key.version, entry.person_id)
+    entry.person_pseudonym = own_pseudonym(key, entry.person_id)
     size = await jinan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, entry)])
     await wait_mirrored(lanzhou, jinan, size)
-    here = await entity_by_person(jinan.store, "jinan", key, entry.person_id)
+    mine = {jinan.home.identity.uri: entry.person_pseudonym}
+    here = await entity_by_person(jinan.store, "jinan", mine)
     assert [m.list_name for m in here.memberships] == ["失信被执行人"]
-    there = await entity_by_person(lanzhou.store, "lanzhou", key, entry.person_id)
+    there = await entity_by_person(lanzhou.store, "lanzhou", mine)
     assert there.memberships == []  # the pseudonym is a committed field: default deny
 
 
@@ -133,7 +135,14 @@ def test_identity_cli(
     capsys.readouterr()
     assert main(["entity", "--home", str(home), "--reg-no", reg_no]) == 0
     assert "济南示例科技有限公司" in capsys.readouterr().out
-    assert main(["entity", "--home", str(home), "--person-id", "11010519491231002X"]) == 0
+    assert main(["entity", "--home", str(home), "--person-id", "11010519491231002X"]) == 2
+    assert "11010519491231002X" not in capsys.readouterr().err  # refused, not repeated
+    monkeypatch.setattr("sys.stdin", io.StringIO("11010519491231002X\n"))
+    assert main(["entity", "--home", str(home), "--person-id", "-"]) == 2  # why do you ask?
+    assert "--purpose" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("11010519491231002X\n"))
+    ask = ["entity", "--home", str(home), "--person-id", "-", "--purpose", "enforcement"]
+    assert main(ask) == 0
     out = capsys.readouterr().out
     assert "失信被执行人名单" in out and "11010519491231002X" not in out
     assert court_mask("11010519491231002X") in out
@@ -141,27 +150,12 @@ def test_identity_cli(
     assert code in capsys.readouterr().out
     assert main(["identity", "conflicts", "--home", str(home)]) == 0
 
-    key_file = tmp_path / "alliance.key"
-    assert main(["identity", "export-key", "--home", str(home), "--out", str(key_file)]) == 0
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-    partner = tmp_path / "lanzhou"
-    assert (
-        main(
-            [
-                "init",
-                "--home",
-                str(partner),
-                "--name",
-                "lanzhou",
-                "--region",
-                "620100",
-                "--alliance-key",
-                str(key_file),
-            ]
-        )
-        == 0
-    )
-    assert (partner / "keys" / "alliance.key").read_bytes() == key_file.read_bytes()
+    # No shared secret any more: each home has its own pseudonym key, never exported.
+    assert oct((home / "keys" / "pseudonym.key").stat().st_mode & 0o777) == "0o600"
+    assert not (home / "keys" / "alliance.key").exists()
+    assert main(["identity", "export-key", "--home", str(home), "--out", "k"]) == 2
+    partner = ["init", "--home", str(tmp_path / "lz"), "--name", "lanzhou", "--region", "620100"]
+    assert main([*partner, "--alliance-key", "k"]) == 2
 
 
 def test_identity_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,6 @@ from node.identity.codes import (
     resident_id_check_char,
     uscc_check_char,
 )
-from node.identity.pseudonym import pseudonym as make_pseudonym
 from node.identity.validate import (
     AUTHORITIES,
     ID_TYPES,
@@ -559,56 +558,6 @@ def test_unknown_near_ids_are_masked() -> None:
     r = classify(VALID_ID[:17])  # one digit missing: not an ID, still personal data
     assert r.kind == "unknown"
     assert r.display() == "110105***********"
-
-
-# ------------------------------------------------------------------------ pseudonym
-
-KEY = bytes(range(32))
-OTHER_KEY = bytes(range(1, 33))
-
-
-def test_pseudonym_is_stable_and_keyed() -> None:
-    p = make_pseudonym(KEY, 1, VALID_ID)
-    assert p == make_pseudonym(KEY, 1, VALID_ID)
-    assert re.fullmatch(r"p1\.[a-z2-7]{52}", p)
-    assert p != make_pseudonym(OTHER_KEY, 1, VALID_ID)
-    assert p != make_pseudonym(KEY, 2, VALID_ID)
-    assert p.split(".")[1] != make_pseudonym(OTHER_KEY, 2, VALID_ID).split(".")[1]
-    assert p != make_pseudonym(KEY, 1, make_id("110105", "19491231", "003"))
-
-
-def test_pseudonym_normalises() -> None:
-    p = make_pseudonym(KEY, 3, VALID_ID)
-    assert make_pseudonym(KEY, 3, "110105491231002") == p
-    assert make_pseudonym(KEY, 3, "11010519491231002x") == p
-    assert make_pseudonym(KEY, 3, "１１０１０５ １９４９１２３１ ００２ｘ") == p
-
-
-@given(
-    st.builds(
-        make_id,
-        st.sampled_from(["110105", "370102", "620102"]),
-        st.dates(datetime.date(1950, 1, 1), datetime.date(2010, 1, 1)).map(lambda d: f"{d:%Y%m%d}"),
-        st.text("0123456789", min_size=3, max_size=3),
-    )
-)
-@settings(max_examples=50)
-def test_pseudonym_never_contains_the_id(idno: str) -> None:
-    p = make_pseudonym(KEY, 1, idno)
-    for k in range(len(idno) - 5):
-        assert idno[k : k + 6].lower() not in p
-
-
-def test_pseudonym_refuses_bad_input() -> None:
-    with pytest.raises(ValueError) as info:
-        make_pseudonym(KEY, 1, "110105194912310021")
-    assert "11010519" not in str(info.value)
-    with pytest.raises(ValueError, match="at least 16 bytes"):
-        make_pseudonym(b"short", 1, VALID_ID)
-    with pytest.raises(ValueError, match="non-negative"):
-        make_pseudonym(KEY, -1, VALID_ID)
-    with pytest.raises(ValueError):
-        make_pseudonym(KEY, 1, "1.10105194912E+17")
 
 
 # ---------------------------------------------------------------------------- batch

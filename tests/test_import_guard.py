@@ -34,7 +34,7 @@ from node.feeds.logstore import LEAVES, LOGS
 from node.feeds.publisher import Publisher
 from node.feeds.state import STATE
 from node.home import load_home
-from node.identity.alliance import AllianceKey
+from node.identity.pseudonym_key import PseudonymKey
 from node.storage import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ TAX = CATALOGUE.resolve("tax-major")
 GENERAL = CATALOGUE.resolve("joint-punishment")
 ORIGIN = "creditnode://yellow-river/jinan"
 DAY = dt.date(2026, 11, 1)  # "today" for the library-level tests
-KEY = AllianceKey.generate("yellow-river")
+KEY = PseudonymKey.generate()
 
 
 def rows_of(
@@ -117,7 +117,7 @@ async def do_import(
     dry_run: bool = False,
 ) -> ImportSummary:
     return await import_list(
-        p, path, spec, alliance_key=KEY, today=today, full_export=full_export, removal=removal,
+        p, path, spec, pseudonym_key=KEY, today=today, full_export=full_export, removal=removal,
         removals=removals, max_removals=max_removals, confirm_removals=confirm_removals,
         dry_run=dry_run,
     )  # fmt: skip

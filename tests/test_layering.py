@@ -35,8 +35,10 @@ LAYERS: dict[str, int] = {
     "node.api": 1,
     "node._pb": 1,
     "node": 1,
-    # The alliance key file is read by the node home; issue 11 replaces it.
-    "node.identity.alliance": 1,
+    # The pseudonym key file is read by the node home; the OPRF it derives keys with is a
+    # pure primitive without dependencies of its own.
+    "node.identity.pseudonym_key": 1,
+    "node.identity.oprf": 1,
     "keys": 0,
 }
 

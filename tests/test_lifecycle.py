@@ -20,7 +20,7 @@ from node.feeds.logstore import LEAVES, LOGS
 from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES, STATE, active
 from node.feeds.subscriber import Subscriber
-from node.identity.pseudonym import pseudonym
+from node.identity.pseudonym import own_pseudonym
 from node.identity.registry import entity_by_uscc
 from node.runtime import Node
 from tests.conftest import FederationFactory
@@ -71,12 +71,10 @@ async def test_a_repair_leaves_nothing_of_the_entry_with_any_partner(
 ) -> None:
     caplog.set_level(logging.INFO)
     jinan, lanzhou, taiyuan = await _with_agreement(federation)
-    key = jinan.home.alliance_key
-    assert key is not None
     tag = uuid.uuid4().hex[:8]
     repaired, kept = _canary_org(1, tag), _canary_org(2, uuid.uuid4().hex[:8])
     person = person_entry(3, person_id=CANARY_ID, name="金丝雀修复")
-    person.person_pseudonym = pseudonym(key.secret, key.version, CANARY_ID)
+    person.person_pseudonym = own_pseudonym(jinan.home.pseudonym_key, CANARY_ID)
     ids = [uuid.uuid4().hex for _ in range(3)]
     await _publish(
         jinan,

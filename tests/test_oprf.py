@@ -21,7 +21,6 @@ from node.identity.oprf import (
     evaluate,
     expand_message_xmd,
     finalize,
-    pseudonym_text,
 )
 
 # ------------------------------------------------------------- RFC 9497 A.1.1, OPRF mode
@@ -254,21 +253,6 @@ def test_oprf_error_is_a_value_error() -> None:
 
 
 # ------------------------------------------------------------- text form, doctests
-
-
-def test_pseudonym_text() -> None:
-    out = evaluate(SK_SM, b"11010519491231002X")
-    text = pseudonym_text(3, out)
-    assert text.startswith("o3.")
-    assert len(text) == 3 + 103
-    assert text == text.lower()
-    assert "=" not in text
-    with pytest.raises(OprfError):
-        pseudonym_text(-1, out)
-    with pytest.raises(OprfError):
-        pseudonym_text(True, out)
-    with pytest.raises(OprfError):
-        pseudonym_text(1, out[:32])
 
 
 def test_doctests() -> None:

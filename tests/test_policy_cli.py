@@ -16,7 +16,7 @@ purposes = ["procurement"]
 [[rule]]
 data_class = "list_entry"
 purposes = ["procurement"]
-fields = { person_name = "mask:name_surname", person_id = "mask:court_id" }
+fields = { person_name = "mask:name_surname", person_id = "pseudonym" }
 """
 
 
@@ -25,6 +25,10 @@ def home(tmp_path: Path) -> Path:
     h = tmp_path / "jinan"
     assert main(["init", "--home", str(h), "--name", "jinan", "--region", "370100"]) == 0
     (h / "agreements").mkdir()
+    # GOOD's surname mask leaves 3,500 candidates of a name: this node accepts that (the
+    # default threshold, 10,000, does not; see the last test).
+    with (h / "creditnode.toml").open("a", encoding="utf-8") as f:
+        f.write("reidentification_threshold = 3500\n")
     return h
 
 
@@ -49,7 +53,7 @@ def test_check_and_explain(
     assert "jinan-lanzhou" in capsys.readouterr().out
     forms = explain(home, "lanzhou", capsys)
     assert forms["person_name"] == "mask:name_surname"
-    assert forms["person_id"] == "mask:court_id"
+    assert forms["person_id"] == "pseudonym"
     assert forms["legal_rep_id"] == "withhold"  # not named: withheld
     assert forms["uscc"] == "clear"  # public
     forms = explain(home, "taiyuan", capsys)  # no agreement names taiyuan
@@ -60,7 +64,7 @@ def test_malformed_agreement_refuses_to_share(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    bad = GOOD.replace('person_id = "mask:court_id"', 'person_idd = "mask:court_id"')
+    bad = GOOD.replace('person_id = "pseudonym"', 'person_idd = "pseudonym"')
     (home / "agreements" / "lanzhou.toml").write_text(bad, encoding="utf-8")
     capsys.readouterr()
     assert main(["policy", "check", "--home", str(home)]) == 2
@@ -68,3 +72,36 @@ def test_malformed_agreement_refuses_to_share(
     assert "lanzhou.toml:9" in err and "person_idd" in err
     forms = explain(home, "lanzhou", capsys)  # a broken agreement shares nothing
     assert forms["person_name"] == forms["person_id"] == "withhold"
+
+
+def test_reidentifying_agreements_are_refused_with_file_and_line(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    court = GOOD.replace('person_id = "pseudonym"', 'person_id = "mask:court_id"')
+    path = home / "agreements" / "lanzhou.toml"
+    path.write_text(court, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["policy", "check", "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    # lanzhou may query for procurement: it can have each of the 32 candidates' pseudonyms
+    # evaluated and look them up.
+    assert (
+        f"{path}:9: re-identifying combination for peer 'lanzhou' (list_entry): court_id "
+        f"mask (person_id for procurement, {path}:9) + pseudonym evaluations and look-ups "
+        f"(allowed for procurement, {path}:4): lanzhou could recover the ID" in err
+    )
+    forms = explain(home, "lanzhou", capsys)  # refused: nothing personal
+    assert forms["person_name"] == forms["person_id"] == "withhold"
+    # At the default threshold even the surname mask narrows a name too far.
+    path.write_text(GOOD, encoding="utf-8")
+    config = home / "creditnode.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("reidentification_threshold = 3500\n", ""), encoding="utf-8")
+    assert main(["policy", "check", "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{path}:9: re-identifying combination for peer 'lanzhou' (list_entry): name_surname "
+        f"mask (person_name for procurement, {path}:9): lanzhou could narrow the name to 3,500 "
+        "candidates, fewer than the threshold of 10,000" in err
+    )

@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from node.api import feeds, query
 from node.feeds.leaf import COMMITTED_FIELDS
 from node.identity.codes import resident_id_check_char
+from node.identity.pseudonym_key import PseudonymKey
 from node.policy import release as release_module
 from node.policy.agreement import PURPOSES, parse_agreement
 from node.policy.decide import decide
 from node.policy.masks import SHAPES
 from node.policy.release import Unreleasable, release
 
-KEY = (bytes(range(32)), 3)
+KEY = PseudonymKey.derive(bytes(range(32)), version=3)
 PSEUDONYM = r"p3\.[a-z2-7]{52}"
 
 resident_ids = st.builds(
@@ -36,6 +37,10 @@ resident_ids = st.builds(
 han_names = st.text(
     st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=2, max_size=4
 )
+
+# Re-identification thresholds: 1 judges no combination (what a node without the check would
+# send), 32 accepts every mask on its own, 10,000 is the default (only the pseudonym passes).
+THRESHOLDS = [1, 32, 10_000]
 
 # The forms each personal field may take in an agreement's rule (all valid).
 FORMS = {
@@ -81,21 +86,29 @@ def _entry(idno: str, name: str, rep_id: str, rep_name: str) -> feeds.ListEntry:
     rep_name=han_names,
     forms=st.fixed_dictionaries({k: st.sampled_from(v) for k, v in FORMS.items()}),
     purpose=st.sampled_from(sorted(PURPOSES)),
+    threshold=st.sampled_from(THRESHOLDS),
 )
 def test_a_query_answer_carries_each_field_in_its_agreed_form_only(
-    idno: str, name: str, rep_id: str, rep_name: str, forms: dict[str, str], purpose: str
+    idno: str,
+    name: str,
+    rep_id: str,
+    rep_name: str,
+    forms: dict[str, str],
+    purpose: str,
+    threshold: int,
 ) -> None:
     a = parse_agreement(_agreement(forms, {}), source="a.toml")
-    decision = decide([a], "lanzhou", purpose, "list_entry")
+    decision = decide([a], "lanzhou", purpose, "list_entry", threshold=threshold)
     original = _entry(idno, name, rep_id, rep_name)
     resp = query.LookupResponse(answers=[query.LookupAnswer(leaf_index=5, entry=original)])
-    out = release(resp, decision, alliance_key=KEY)
+    out = release(resp, decision, pseudonym_key=KEY)
     wire = resp.SerializeToString()
     sent = resp.answers[0].entry
     listed = {f.field: f.form for f in resp.answers[0].forms}
     # A raw resident ID never leaves, whatever the agreement says.
     assert idno.encode() not in wire and rep_id.encode() not in wire
-    allowed = purpose == "procurement"
+    # A set of forms that re-identifies at this threshold is refused whole: nothing personal.
+    allowed = purpose == "procurement" and not decision.refused
     for field, form in forms.items():
         value = getattr(sent, field)
         if not allowed or form == "withhold":
@@ -106,7 +119,7 @@ def test_a_query_answer_carries_each_field_in_its_agreed_form_only(
         if form == "clear":
             assert value == raw
         elif form == "pseudonym":
-            assert value.startswith("p3.") and value != raw
+            assert value.startswith("o3.") and value != raw  # this origin's key, version 3
         else:
             assert SHAPES[form.split(":")[1]].fullmatch(value), (form, value)
     if not allowed or forms["person_name"] != "clear":
@@ -128,12 +141,13 @@ def test_a_query_answer_carries_each_field_in_its_agreed_form_only(
         }
     ),
     start=st.integers(0, 10_000),
+    threshold=st.sampled_from(THRESHOLDS),
 )
 def test_a_feed_batch_keeps_exactly_the_granted_openings(
-    idno: str, name: str, feed: dict[str, str], start: int
+    idno: str, name: str, feed: dict[str, str], start: int, threshold: int
 ) -> None:
-    a = parse_agreement(_agreement({"person_name": "clear"}, feed), source="a.toml")
-    decision = decide([a], "lanzhou", None, "list_entry")
+    a = parse_agreement(_agreement({"person_name": "mask:name_surname"}, feed), source="a.toml")
+    decision = decide([a], "lanzhou", None, "list_entry", threshold=threshold)
     entry = _entry(idno, name, idno, name)
     openings = [
         feeds.FieldDisclosure(field=f, salt=b"s" * 16, value=getattr(entry, f))
@@ -146,8 +160,10 @@ def test_a_feed_batch_keeps_exactly_the_granted_openings(
             leaves=[feeds.FeedLeaf(entry=b"leaf", disclosures=openings)] * 2,
         )
     )
-    out = release(batch, decision, alliance_key=KEY)
-    granted = {k for k, v in feed.items() if v == "clear"}
+    out = release(batch, decision, pseudonym_key=KEY)
+    # Refused whole when the openings re-identify (a clear name; the masked ID beside the
+    # pseudonym) at this threshold.
+    granted = set() if decision.refused else {k for k, v in feed.items() if v == "clear"}
     for leaf in batch.batch.leaves:
         assert {d.field for d in leaf.disclosures} == granted
         assert bytes(leaf.entry) == b"leaf"  # the leaf bytes pass untouched
@@ -161,7 +177,7 @@ def test_a_feed_batch_keeps_exactly_the_granted_openings(
 def test_no_decision_withholds_everything_personal() -> None:
     entry = _entry("11010519491231002X", "张三", "370102198001011237", "李四")
     resp = query.LookupResponse(answers=[query.LookupAnswer(entry=entry)])
-    out = release(resp, None, alliance_key=KEY)
+    out = release(resp, None, pseudonym_key=KEY)
     sent = resp.answers[0].entry
     assert not any(getattr(sent, f) for f in COMMITTED_FIELDS)
     assert out.values == 0 and out.withheld == 6
@@ -169,19 +185,19 @@ def test_no_decision_withholds_everything_personal() -> None:
     leaf = feeds.FeedLeaf(
         entry=b"x", disclosures=[feeds.FieldDisclosure(field="person_name", value="张三")]
     )
-    release(leaf, None, alliance_key=KEY)
+    release(leaf, None, pseudonym_key=KEY)
     assert list(leaf.disclosures) == []
 
 
 def test_unknown_fields_refuse_the_whole_message() -> None:
     entry = feeds.ListEntry.FromString(b"\x9a\x06\x03abc")  # field 99: not in the schema
     with pytest.raises(Unreleasable, match="does not know"):
-        release(query.LookupAnswer(entry=entry), None, alliance_key=KEY)
+        release(query.LookupAnswer(entry=entry), None, pseudonym_key=KEY)
     info = feeds.GetCheckpointResponse.FromString(b"\xa0\x1f\x01")  # on a plain message too
     with pytest.raises(Unreleasable, match="does not know"):
-        release(info, None, alliance_key=KEY)
+        release(info, None, pseudonym_key=KEY)
     with pytest.raises(Unreleasable, match="not a message"):
-        release(b"11010519491231002X", None, alliance_key=KEY)  # type: ignore[arg-type]
+        release(b"11010519491231002X", None, pseudonym_key=KEY)  # type: ignore[arg-type]
 
 
 def test_an_unclassified_field_refuses_the_whole_message() -> None:
@@ -192,7 +208,7 @@ def test_an_unclassified_field_refuses_the_whole_message() -> None:
     pool.Add(fdp)
     cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("creditnode.test.Leak"))
     with pytest.raises(Unreleasable, match="no sensitivity classification"):
-        release(cls(secret="11010519491231002X"), None, alliance_key=KEY)
+        release(cls(secret="11010519491231002X"), None, pseudonym_key=KEY)
 
 
 def test_the_module_example() -> None:

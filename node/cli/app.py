@@ -22,10 +22,20 @@ from node.cli.ca import ca_app
 from node.cli.demo import run_demo
 from node.cli.identity import entity, identity_app
 from node.cli.lists import show_lists
-from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.options import (
+    PERSON_ID_HINT,
+    HomeOpt,
+    err,
+    out,
+    person_id_opt,
+    quiet_logs,
+    read_person_id,
+    refuse_personal_code,
+    run_coro,
+)
 from node.cli.peer import peer_app
 from node.cli.policy import policy_app
-from node.cli.query import ask_peer, lookup_request, print_answer
+from node.cli.query import ask_peer, check_person_id, lookup_request, print_answer
 from node.cli.remove import home_catalogue, remove, stated_removal
 from node.cli.status import node_status, remote_status
 from node.cli.sync import sync_peers
@@ -61,13 +71,23 @@ app.command("entity")(entity)
 app.command("remove")(remove)
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print versions and exit.")] = False,
-) -> None:
-    if version:
+def _version(value: bool) -> None:
+    # Eager: answered before Click insists on a command.
+    if value:
         out.print(f"creditnode {__version__} (protocol {PROTOCOL_VERSION})")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print versions and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Cross-region credit-sharing node."""
 
 
 @app.command()
@@ -88,12 +108,6 @@ def init(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:7443",
     advertise: Annotated[str, typer.Option(help="HOST:PORT partners dial (default: listen).")] = "",
     database: Annotated[str, typer.Option(help="Database URL (default: SQLite in the home).")] = "",
-    alliance_key: Annotated[
-        Path | None,
-        typer.Option(
-            help="The alliance pseudonym key file a partner exported (default: generate one)."
-        ),
-    ] = None,
 ) -> None:
     """Create a node home: keys, certificate, configuration and database."""
 
@@ -108,7 +122,6 @@ def init(
             listen=listen,
             advertise=advertise,
             database_url=database,
-            alliance_key=alliance_key,
         )
         loaded = load_home(home)
 
@@ -273,7 +286,7 @@ def import_(
                     publisher,
                     file,
                     spec,
-                    alliance_key=loaded.alliance_key,
+                    pseudonym_key=loaded.pseudonym_key,
                     provenance=PROVENANCES[provenance],
                     full_export=full_export,
                     removal=removal,
@@ -370,8 +383,7 @@ def query_(
     purpose: Annotated[str, typer.Option(help="Why you ask (from the purpose catalogue).")],
     uscc: Annotated[str | None, typer.Option(help="Unified social credit code.")] = None,
     person_id: Annotated[
-        str | None,
-        typer.Option(help="Resident ID: sent as the alliance pseudonym, never in clear."),
+        str | None, person_id_opt("asked about by pseudonym, never sent in clear")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
 ) -> None:
@@ -382,13 +394,12 @@ def query_(
     is unreachable or refuses.
     """
     quiet_logs()
-    loaded = load_home(home)
-    key = loaded.alliance_key
-    request = lookup_request(
-        purpose, uscc=uscc, person_id=person_id,
-        alliance_key=None if key is None else (key.secret, key.version),
-    )  # fmt: skip
-    resp = run_coro(ask_peer(home, peer, request, timeout=timeout))
+    refuse_personal_code("--uscc", uscc, hint="to ask about a person, " + PERSON_ID_HINT)
+    person_id = read_person_id(person_id)
+    request = lookup_request(purpose, uscc=uscc, person_id=person_id)
+    if person_id is not None:
+        check_person_id(person_id)  # a bad ID is refused before anything is asked
+    resp = run_coro(ask_peer(home, peer, request, person_id=person_id, timeout=timeout))
     print_answer(out, peer, request, resp)
 
 
@@ -404,6 +415,7 @@ def lists_(
     """Current state of every list this node holds (its own and its peers'), removals applied."""
 
     quiet_logs()
+    refuse_personal_code("--uscc", uscc, hint="persons are looked up with `entity --person-id -`")
     run_coro(
         show_lists(
             home,

@@ -12,15 +12,29 @@ from rich.table import Table
 from sqlalchemy import select
 
 from adapters.list_csv import CsvError, Quarantined, sniff_encoding
-from keys import write_private_file
 from node.cli.lists import REASON, SEVERITY, TYPE
-from node.cli.options import HomeOpt, err, out, run_coro
-from node.errors import InputError
+from node.cli.options import (
+    PERSON_ID_HINT,
+    HomeOpt,
+    err,
+    out,
+    person_id_opt,
+    read_person_id,
+    refuse_personal_code,
+    run_coro,
+)
+from node.cli.query import check_person_id
+from node.errors import InputError, PeerError
+from node.feeds.publisher import Publisher
+from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.state import STATE
 from node.home import load_home
 from node.identity.batch import check_values
 from node.identity.codes import court_mask
 from node.identity.names import rank_names
+from node.identity.oblivious import pseudonyms_at
+from node.identity.pseudonym import own_pseudonym
+from node.identity.pseudonym_key import PseudonymKey
 from node.identity.registry import (
     Conflict,
     EntityView,
@@ -31,10 +45,12 @@ from node.identity.registry import (
     resolve,
 )
 from node.identity.validate import COLUMN_EXPECTS, classify
+from node.peers.directory import PeerDirectory
+from node.policy.agreement import PURPOSES
 from node.storage import Store
 
-identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, the "
-                           "alliance pseudonym key.", no_args_is_help=True)  # fmt: skip
+identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, this "
+                           "node's pseudonym key.", no_args_is_help=True)  # fmt: skip
 KNOWN_COLUMNS = ("统一社会信用代码", "证件号码", "组织机构代码", "注册号", "认定部门代码")
 
 
@@ -154,19 +170,28 @@ def conflicts(home: HomeOpt) -> None:
     out.print(table)
 
 
-@identity_app.command("export-key")
-def export_key(
-    home: HomeOpt,
-    output: Annotated[Path, typer.Option("--out", help="Where to write the key (0600).")],
-) -> None:
-    """Write the alliance pseudonym key for a partner city (`init --alliance-key FILE`)."""
+@identity_app.command("rotate-pseudonym-key")
+def rotate_pseudonym_key(home: HomeOpt) -> None:
+    """Start a new generation of this node's pseudonym key and re-derive its own pseudonyms.
+
+    Locally, from the IDs this origin holds: no ID leaves. A serving node evaluates with the new
+    key within a second; partners see the new pseudonyms as updates in the feed and obtain new
+    ones by asking again.
+    """
     loaded = load_home(home)
-    if loaded.alliance_key is None:
-        raise InputError(f"{home}: has no alliance key")
-    write_private_file(output, loaded.alliance_key.to_bytes())
-    err.print(
-        f"alliance key v{loaded.alliance_key.version} written to {output} (0600); "
-        "hand it over only on a channel you trust"
+    old = loaded.pseudonym_key
+    new = PseudonymKey.generate(old.version + 1)
+    new.save(loaded.paths.pseudonym_key)
+
+    async def run() -> int:
+        async with Store.opened(loaded.database_url) as store:
+            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            return await rederive_pseudonyms(publisher, new)
+
+    count = run_coro(run())
+    out.print(
+        f"pseudonym key v{old.version} → v{new.version}; {count} own entries re-derived "
+        "(appended as updates)"
     )
 
 
@@ -197,19 +222,41 @@ def entity(
     org_code: Annotated[str | None, typer.Option(help="9-character organisation code.")] = None,
     reg_no: Annotated[str | None, typer.Option(help="15-digit registration number.")] = None,
     tax_no: Annotated[str | None, typer.Option(help="15-character tax registration no.")] = None,
-    person_id: Annotated[
-        str | None, typer.Option(help="Resident ID: matched by alliance pseudonym, never shown.")
-    ] = None,
+    person_id: Annotated[str | None, person_id_opt("matched by pseudonym, never shown")] = None,
     name: Annotated[
         str | None, typer.Option(help="Name, when there is no code: candidates only.")
     ] = None,
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            help="Why you look a person up (from the purpose catalogue): each peer evaluates "
+            "its pseudonym of the person for this purpose, and records it."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each peer.")] = 10.0,
 ) -> None:
-    """Everything this node knows about one entity, locally and from every mirrored peer."""
+    """Everything this node knows about one entity, locally and from every mirrored peer.
+
+    A person is found in each peer's mirrored feed by that peer's own pseudonym of it, which
+    the peer evaluates obliviously (it never sees the ID) for --purpose.
+    """
     given = [v for v in (uscc, org_code, reg_no, tax_no, person_id, name) if v]
     if len(given) != 1:
         raise InputError(
             "give exactly one of --uscc, --org-code, --reg-no, --tax-no, --person-id, --name"
         )
+    codes = (("--uscc", uscc), ("--org-code", org_code), ("--reg-no", reg_no), ("--tax-no", tax_no))
+    for option, code in codes:
+        refuse_personal_code(option, code, hint="to look up a person, " + PERSON_ID_HINT)
+    if person_id and person_id != "-":
+        read_person_id(person_id)  # refuses an ID given as an argument, with the hint
+    if person_id and (purpose is None or purpose not in PURPOSES):
+        # Asked before the ID is read: nobody types an ID only to hear the purpose is missing.
+        raise InputError(
+            "--purpose: name why you look the person up "
+            f"(one of {', '.join(PURPOSES)}); each peer records it"
+        )
+    person_id = read_person_id(person_id)
     loaded = load_home(home)
     own = loaded.settings.name
 
@@ -218,24 +265,30 @@ def entity(
             if name:
                 await _by_name(store, name)
             elif person_id:
-                if loaded.alliance_key is None:
-                    raise InputError(f"{home}: has no alliance key to match persons with")
-                check = classify(person_id)
-                if check.status == "invalid" or check.kind not in (
-                    "resident_id",
-                    "resident_id_15",
-                    "permit",
-                ):
-                    raise InputError(f"--person-id: {check.reason or 'not a resident ID'}")
-                view = await entity_by_person(store, own, loaded.alliance_key, person_id)
+                idno = check_person_id(person_id)
+                assert purpose is not None
+                found = {loaded.identity.uri: own_pseudonym(loaded.pseudonym_key, idno)}
+                directory = PeerDirectory(store, loaded.settings.federation, loaded.tls.ca_pem)
+                await directory.refresh()
+                for peer in directory.peers():
+                    try:
+                        [found[peer.identity.uri]] = await pseudonyms_at(
+                            peer, loaded.tls, [idno], purpose=purpose, timeout=timeout
+                        )
+                    except PeerError as exc:
+                        err.print(f"warning: not matched at {exc}", markup=False, soft_wrap=True)
+                view = await entity_by_person(store, own, found)
+                asked = ", ".join(sorted(u.rsplit("/", 1)[-1] for u in found))
                 out.print(
-                    entity_table(f"person {check.display()} (pseudonym {view.key[:16]}…)", view)
+                    entity_table(f"person {classify(idno).display()} (matched at {asked})", view)
                 )
             else:
                 text = uscc or org_code or reg_no or tax_no or ""
                 res = await resolve(store, text)
+                masked = res.check.display()  # what is left of a mistyped personal ID
+                shown = masked if masked != res.check.input else res.check.normalised or text
                 out.print(
-                    f"{res.check.kind} {res.check.normalised or text}: {res.check.status}"
+                    f"{res.check.kind} {shown}: {res.check.status}"
                     + (f" ({res.check.reason})" if res.check.reason else "")
                     + f"; {res.how}"
                 )

@@ -35,6 +35,8 @@ def agreements_dir(home: Path) -> Path:
 
 
 def read_agreements(home: Path) -> Loaded:
+    """The agreements of *home*, checked against its ``reidentification_threshold``."""
+    threshold = load_home(home).settings.reidentification_threshold
     directory = agreements_dir(home)
     texts = {}
     for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
@@ -42,17 +44,18 @@ def read_agreements(home: Path) -> Loaded:
             texts[str(path)] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot read ({exc})") from None
-    return load_agreements(texts)
+    return load_agreements(texts, threshold=threshold)
 
 
 @policy_app.command("check")
 def check(home: HomeOpt) -> None:
-    """Validate the agreements: unknown fields, patterns, purposes, conflicts (file and line).
+    """Validate the agreements: unknown fields, patterns, purposes, conflicts, and forms that
+    together let a peer narrow an ID or name below the node's reidentification_threshold
+    (file and line).
 
     Exit 0 if every agreement is valid, 2 if any has a problem (then nothing personal is
     shared with anyone until it is fixed).
     """
-    load_home(home)
     loaded = read_agreements(home)
     for p in loaded.problems:
         err.print(str(p), markup=False, highlight=False, soft_wrap=True)
@@ -86,10 +89,10 @@ def explain(
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
 
-    load_home(home)
+    threshold = load_home(home).settings.reidentification_threshold
     loaded = read_agreements(home)
     request = None if purpose == "feed" else purpose
-    decision = decide(loaded.agreements, peer, request, "list_entry")
+    decision = decide(loaded.agreements, peer, request, "list_entry", threshold=threshold)
     head = (
         f"refused: {decision.reason}"
         if decision.refused

@@ -1,8 +1,9 @@
 """`creditnode query`: ask a peer what its own lists hold about one subject, for a purpose.
 
 The answer's personal fields arrive in the form the peer's agreement with this node gives for
-that purpose (decided and recorded at the peer's border); a person is asked about by alliance
-pseudonym, computed here, so the resident ID never leaves this node.
+that purpose (decided and recorded at the peer's border); a person is asked about by the peer's
+own pseudonym of it, obtained by an oblivious evaluation at the peer (RFC 9497), so the
+resident ID never leaves this node.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from node.api import query, query_rpc
 from node.cli.lists import TYPE
 from node.errors import InputError, PeerError
 from node.home import load_home
-from node.identity.pseudonym import pseudonym
+from node.identity.oblivious import pseudonyms_at
 from node.identity.validate import check_uscc, classify
 from node.peers.client import describe_rpc_error
 from node.peers.directory import PeerDirectory
@@ -27,14 +28,17 @@ from node.storage import Store
 PERSON_KINDS = ("resident_id", "resident_id_15", "permit")
 
 
-def lookup_request(
-    purpose: str,
-    *,
-    uscc: str | None,
-    person_id: str | None,
-    alliance_key: tuple[bytes, int] | None,
-) -> query.LookupRequest:
-    """The request for one subject; raises InputError naming the bad option."""
+def check_person_id(person_id: str) -> str:
+    """The normalised resident ID (or permit number) to ask about; InputError without the ID."""
+    check = classify(person_id)
+    if check.status == "invalid" or check.kind not in PERSON_KINDS:
+        raise InputError(f"--person-id: {check.reason or 'not a resident ID'}")
+    return check.normalised
+
+
+def lookup_request(purpose: str, *, uscc: str | None, person_id: str | None) -> query.LookupRequest:
+    """The request for one subject, its person pseudonym still to fill in (:func:`ask_peer`);
+    raises InputError naming the bad option."""
     if purpose not in PURPOSES:
         raise InputError(f"--purpose: unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
     if (uscc is None) == (person_id is None):
@@ -45,20 +49,19 @@ def lookup_request(
         if check.status == "invalid":
             raise InputError(f"--uscc: {check.reason}")
         request.uscc = check.normalised
-        return request
-    assert person_id is not None
-    check = classify(person_id)
-    if check.status == "invalid" or check.kind not in PERSON_KINDS:
-        raise InputError(f"--person-id: {check.reason or 'not a resident ID'}")
-    if alliance_key is None:
-        raise InputError("this node has no alliance key to ask about a person with")
-    request.person_pseudonym = pseudonym(alliance_key[0], alliance_key[1], person_id)
     return request
 
 
 async def ask_peer(
-    root: Path, peer_name: str, request: query.LookupRequest, *, timeout: float
+    root: Path,
+    peer_name: str,
+    request: query.LookupRequest,
+    *,
+    person_id: str | None = None,
+    timeout: float,
 ) -> query.LookupResponse:
+    """Ask *peer_name*; a person is first turned into the peer's own pseudonym of it by an
+    oblivious evaluation at the peer (for the request's purpose), so the ID never leaves."""
     home = load_home(root)
     async with Store.opened(home.database_url) as store:
         directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
@@ -66,6 +69,10 @@ async def ask_peer(
         peer = await directory.lookup(peer_name)
     if peer is None:
         raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
+    if person_id is not None:
+        [request.person_pseudonym] = await pseudonyms_at(
+            peer, home.tls, [check_person_id(person_id)], purpose=request.purpose, timeout=timeout
+        )
     endpoint = peer.record.endpoint
     async with peer.channel(home.tls) as channel:
         try:

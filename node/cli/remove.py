@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from adapters.list_csv import parse_date
-from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.cli.options import HomeOpt, out, quiet_logs, refuse_personal_code, run_coro
 from node.errors import InputError
 from node.feeds import catalogue
 from node.feeds.dates import shanghai_today
@@ -80,6 +80,10 @@ def remove(
     quiet_logs()
     if bool(uscc) == bool(entry):
         raise InputError("give exactly one of --uscc and --entry")
+    refuse_personal_code(
+        "--uscc", uscc, hint="remove a person's entry by --entry, or by its 证件号码 in a file "
+        "(import --removals FILE)",
+    )  # fmt: skip
     removal = stated_removal(
         reason.strip(), date, doc, allowed=tuple(REMOVAL_REASONS), required=True, prefix="--"
     )

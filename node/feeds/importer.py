@@ -35,9 +35,9 @@ from node.feeds.catalogue import KIND_LABELS, SEVERITY_NAMES, ListSpec
 from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
-from node.identity.alliance import AllianceKey
 from node.identity.codes import court_mask, normalise_code
-from node.identity.pseudonym import pseudonym
+from node.identity.pseudonym import own_pseudonym
+from node.identity.pseudonym_key import PseudonymKey
 from node.policy.masks import PATTERNS
 from node.storage import dialect
 from node.storage.models import ImportRecord, OwnEntryRecord, QuarantineRecord, utcnow
@@ -101,14 +101,14 @@ PROVENANCES = {
 }
 
 
-def row_to_entry(row: ListRow, provenance: int, key: AllianceKey | None = None) -> feeds.ListEntry:
+def row_to_entry(row: ListRow, provenance: int, key: PseudonymKey | None = None) -> feeds.ListEntry:
     """The full entry for a CSV row, personal fields included (they are committed, not sent).
 
     IDs arrive normalised (a 15-digit ID as its 18-digit upgrade, its type saying so), so the
     pseudonym and the masked form are over the 18-character ID whichever form was given.
     """
     person = row.subject_type == "natural_person"
-    pseud = pseudonym(key.secret, key.version, row.person_id) if person and key else ""
+    pseud = own_pseudonym(key, row.person_id) if person and key else ""
     return feeds.ListEntry(
         subject_name="" if person else row.subject_name,
         subject_type=_SUBJECT[row.subject_type],
@@ -298,7 +298,7 @@ class _Import:
         summary: ImportSummary,
         *,
         today: dt.date,
-        alliance_key: AllianceKey | None,
+        pseudonym_key: PseudonymKey | None,
         provenance: int,
         progress: ProgressFn | None,
     ) -> None:
@@ -308,7 +308,7 @@ class _Import:
         self.known = known
         self.summary = summary
         self.today = today
-        self.alliance_key = alliance_key
+        self.pseudonym_key = pseudonym_key
         self.provenance = provenance
         self.progress = progress
         self.seen: set[str] = set()
@@ -317,7 +317,7 @@ class _Import:
         self.own_rows: list[tuple[str, str, str, str, bool]] = []
 
     def entry(self, row: ListRow) -> feeds.ListEntry:
-        entry = row_to_entry(row, self.provenance, self.alliance_key)
+        entry = row_to_entry(row, self.provenance, self.pseudonym_key)
         entry.list_code = self.spec.code
         entry.list_type = self.spec.list_type  # type: ignore[assignment]
         entry.decision_date = _decided(row).isoformat()
@@ -538,7 +538,7 @@ async def import_list(
     path: Path | None,
     spec: ListSpec,
     *,
-    alliance_key: AllianceKey | None,
+    pseudonym_key: PseudonymKey | None,
     provenance: int = feeds.PROVENANCE_AUTHORITATIVE,
     full_export: bool = False,
     removal: Removal | None = None,
@@ -557,8 +557,8 @@ async def import_list(
     cases in the module docstring; with *dry_run* the refusal is in ``summary.refused`` and
     the plan in ``summary.changes``.
 
-    *alliance_key* is required (None only for a home without one): an import without it would
-    see every person's entry as changed, since the pseudonym is part of the entry.
+    *pseudonym_key* is this origin's key in force: each person's pseudonym is part of the
+    entry (None only in tests that import no person).
     """
     if full_export and path is None:
         raise InputError("a full export needs the exported file")
@@ -576,7 +576,7 @@ async def import_list(
         explicit, problems = read_removals(removals, spec, removal, today=today)
     known = await _known_entries(publisher, spec.name)
     run = _Import(
-        publisher, spec, csv, known, summary, today=today, alliance_key=alliance_key,
+        publisher, spec, csv, known, summary, today=today, pseudonym_key=pseudonym_key,
         provenance=provenance, progress=progress,
     )  # fmt: skip
     two_pass = csv is not None and not dry_run and (full_export or bool(explicit))
@@ -822,7 +822,7 @@ async def remove_entries(
         raise ImportRefused(_refusal(problems).replace("nothing imported", "nothing removed"))
     summary = ImportSummary(file="", list_name=spec.name, list_code=spec.code)
     run = _Import(
-        publisher, spec, None, {}, summary, today=today, alliance_key=None,
+        publisher, spec, None, {}, summary, today=today, pseudonym_key=None,
         provenance=feeds.PROVENANCE_AUTHORITATIVE, progress=None,
     )  # fmt: skip
     await run.remove(outs)

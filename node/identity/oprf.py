@@ -13,7 +13,8 @@ Everything follows RFC 9497 exactly (contextString ``"OPRFV1-" || I2OSP(0, 1) ||
 and 4.1), so the outputs match the RFC's Appendix A.1.1 test vectors and any other conforming
 implementation. Elements and scalars are 32-byte strings (RFC 9496 encodings; scalars little
 endian); an output is 64 bytes (SHA-512). The module is pure: no I/O, no state (though
-importing rbcl writes its bundled libsodium to a temporary file, once per process).
+importing rbcl writes its bundled libsodium to a temporary file, which is unlinked as soon as
+it is loaded, so no run leaves one behind).
 
 The group arithmetic is libsodium's, through ``rbcl``. ``expand_message_xmd`` (RFC 9380,
 section 5.3.1) is written here with ``hashlib``: it is a dozen lines, and no maintained Python
@@ -36,10 +37,17 @@ True
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import hashlib
+import sys
+from pathlib import Path
 
 import rbcl  # type: ignore[import-untyped]
+
+# rbcl loads its bundled libsodium from a temporary file it never deletes; once the library is
+# mapped the file is not needed, and every CLI run would otherwise leave 2.7 MB in /tmp.
+with contextlib.suppress(AttributeError, KeyError, OSError):
+    Path(sys.modules["rbcl._sodium"].lib_path).unlink()
 
 __all__ = [
     "CONTEXT_STRING",
@@ -53,7 +61,6 @@ __all__ = [
     "evaluate",
     "expand_message_xmd",
     "finalize",
-    "pseudonym_text",
 ]
 
 MODE_OPRF = 0x00
@@ -223,20 +230,3 @@ def evaluate(sk: bytes, data: bytes) -> bytes:
     """Server: the same 64-byte output as the protocol, computed locally with skS."""
     key = _check_scalar(sk, "server key")
     return _finalize_hash(data, _mul(key, _input_element(data)))
-
-
-def pseudonym_text(version: int, output: bytes) -> str:
-    """``o{version}.`` + the 64-byte output in lowercase unpadded base32 (103 characters).
-
-    Same reasoning as the HMAC pseudonyms' ``p{version}.`` form (case-insensitive, no ``+``,
-    ``/`` or ``=``), with its own letter so the two kinds can never be compared by mistake;
-    *version* names the origin's key generation.
-
-    >>> pseudonym_text(1, bytes(64))[:8]
-    'o1.aaaaa'
-    """
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise OprfError("pseudonym key version must be a non-negative integer")
-    if not isinstance(output, bytes) or len(output) != OUTPUT_BYTES:
-        raise OprfError(f"OPRF output must be {OUTPUT_BYTES} bytes")
-    return f"o{version}." + base64.b32encode(output).decode("ascii").rstrip("=").lower()

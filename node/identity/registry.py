@@ -3,6 +3,7 @@ merged view of one entity across every origin, and the conflicts between cities'
 
 from __future__ import annotations
 
+import collections.abc as cabc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +15,7 @@ from adapters.list_csv import Quarantined
 from node.feeds.dates import shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.state import DISCLOSURES, STATE, active
-from node.identity.alliance import AllianceKey
 from node.identity.names import normalise_name
-from node.identity.pseudonym import pseudonym
 from node.identity.validate import CodeCheck, classify
 from node.storage import Store, dialect
 from node.storage.models import CrosswalkRecord, utcnow
@@ -53,7 +52,7 @@ def _org_code_of_tax_no(check: CodeCheck) -> str:
     return check.normalised[6:15]
 
 
-async def resolve(store: Store, text: str, *, key: AllianceKey | None = None) -> Resolution:
+async def resolve(store: Store, text: str) -> Resolution:
     """Resolve any identifier to the USCCs it names, saying plainly when it cannot."""
     check = classify(text)
     if check.status == "invalid":
@@ -139,18 +138,27 @@ async def entity_by_uscc(store: Store, own: str, uscc: str) -> EntityView:
     return EntityView(uscc, await _memberships(store, own, STATE.c.uscc == uscc))
 
 
-async def entity_by_person(store: Store, own: str, key: AllianceKey, idno: str) -> EntityView:
-    """Everything held about a person, found by alliance pseudonym (never by the raw ID)."""
-    pseud = pseudonym(key.secret, key.version, idno)
+async def entity_by_person(
+    store: Store, own: str, pseudonyms: cabc.Mapping[str, str]
+) -> EntityView:
+    """Everything held about a person, found by each origin's own pseudonym of it (never by
+    the raw ID): *pseudonyms* maps an origin's URI to its pseudonym of the person, computed here
+    for this node's own log and obtained obliviously from each peer for theirs."""
+    if not pseudonyms:
+        return EntityView("")
     async with store.engine.connect() as conn:
         pairs = (await conn.execute(
-            select(DISCLOSURES.c.log_id, DISCLOSURES.c.entry_id).where(and_(
-                DISCLOSURES.c.field == "person_pseudonym", DISCLOSURES.c.value == pseud))
+            select(DISCLOSURES.c.log_id, DISCLOSURES.c.entry_id)
+            .select_from(DISCLOSURES.join(LOGS, LOGS.c.id == DISCLOSURES.c.log_id))
+            .where(and_(DISCLOSURES.c.field == "person_pseudonym", or_(*(
+                and_(LOGS.c.origin == origin, DISCLOSURES.c.value == p)
+                for origin, p in sorted(pseudonyms.items())))))
         )).all()  # fmt: skip
+    key = ",".join(sorted(pseudonyms.values()))
     if not pairs:
-        return EntityView(pseud)
+        return EntityView(key)
     cond = [and_(STATE.c.log_id == lid, STATE.c.entry_id == eid) for lid, eid in pairs]
-    return EntityView(pseud, await _memberships(store, own, or_(*cond)))
+    return EntityView(key, await _memberships(store, own, or_(*cond)))
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ know is a problem, never silently ignored, because a misspelt key (``purpose`` f
     data_class = "list_entry"
     purposes = ["licensing_review", "procurement"]
     [rule.fields]
-    person_name = "mask:name_surname"
-    person_id = "mask:court_id"
-    legal_rep_name = "clear"
+    person_id = "pseudonym"
+    legal_rep_id = "pseudonym"
+    person_name = "withhold"
 
     [[rule]]
     data_class = "list_entry"
     purposes = ["enforcement"]
-    fields = { person_name = "clear", person_id = "pseudonym" }
+    fields = { person_id = "pseudonym" }
 
     [feed.list_entry]                 # the feed: what leaves with every published entry
     person_pseudonym = "clear"
@@ -49,16 +49,28 @@ Several files may name the same peer: their rules add up, and the same data clas
 field given two different forms (in one file or across files) is a conflict, not a precedence.
 Two files with the same ``id`` are a problem too: keep only the current version of each.
 
+What one peer receives is judged as a whole (:mod:`node.policy.reidentify`): every form it
+gets of one data class, over the feed table and all its purposes and across files, must leave
+each resident ID and name at least the node's ``reidentification_threshold`` candidates
+(default 10,000; the count of each form is in :data:`node.policy.masks.CANDIDATES`). A
+court-masked ID leaves 32, a tax-masked one 2,900, a surname-masked name 3,500, a clear name 1,
+and any ID mask leaves 1 next to a pseudonym or for a peer allowed any request purpose: the
+origin's evaluation oracle gives it the pseudonym of each candidate, which it compares or
+looks up. So at the default only the pseudonym and ``withhold`` pass, as in the example above;
+a surname mask needs a threshold of 3,500 or less, and an ID mask can go only to a feed-only
+peer (no purposes, no pseudonym) of a node whose threshold is at most its count.
+
 Checking
 ========
 
 :func:`check_agreement` returns every :class:`Problem` of one file, each with the file and
 line (tomllib gives no positions, so lines are found by scanning the text: exact for ordinary
 files, approximate for exotic layouts); :func:`validate` checks parsed agreements, including
-conflicts across files; :func:`load_agreements` does both for a directory's worth of texts and
-returns no agreement at all if anything is wrong (a malformed agreement stops sharing, it
-never opens it). :func:`parse_agreement` raises :class:`PolicyError` on the first file with a
-problem.
+conflicts and re-identifying combinations across files (these depend on every file that names
+a peer and on the node's threshold, so one file alone is not checked for them);
+:func:`load_agreements` does both for a directory's worth of texts and returns no agreement at
+all if anything is wrong (a malformed agreement stops sharing, it never opens it).
+:func:`parse_agreement` raises :class:`PolicyError` on the first file with a problem.
 
 >>> text = '''
 ... id = "jinan-lanzhou"
@@ -92,7 +104,7 @@ from typing import Any, Literal, cast, get_args
 from google.protobuf.message import Message
 
 from node.api import feeds, options
-from node.policy import masks
+from node.policy import masks, reidentify
 
 __all__ = [
     "CLEAR",
@@ -589,9 +601,13 @@ def _unknown_purpose(purpose: str) -> str:
     return f"unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})"
 
 
-def validate(agreements: Sequence[Agreement]) -> list[Problem]:
-    """Every problem of *agreements* taken together: each one's own, the same id twice, and
-    conflicting forms for a peer that several agreements name."""
+def validate(
+    agreements: Sequence[Agreement], *, threshold: int = reidentify.DEFAULT_THRESHOLD
+) -> list[Problem]:
+    """Every problem of *agreements* taken together: each one's own, the same id twice,
+    conflicting forms for a peer that several agreements name, and re-identifying combinations:
+    the forms a peer receives of one data class, across the feed and every purpose, that leave
+    some ID or name fewer than *threshold* candidates (:mod:`node.policy.reidentify`)."""
     out = [p for a in agreements for p in _agreement_problems(a)]
     by_id: dict[str, Agreement] = {}
     for a in agreements:
@@ -626,7 +642,46 @@ def validate(agreements: Sequence[Agreement]) -> list[Problem]:
                             f"{other.line(seen[2].field_path(name))}",
                         )
                     )
+    out += _reidentifying(agreements, threshold)
     return sorted(out)
+
+
+def _reidentifying(agreements: Sequence[Agreement], threshold: int) -> list[Problem]:
+    """A problem for every peer and data class whose forms, all together, re-identify."""
+    received: dict[tuple[str, str], list[reidentify.Exposure]] = {}
+    asks: dict[str, tuple[Agreement, set[str]]] = {}  # peer → first agreement with purposes
+    for a in sorted(agreements, key=lambda a: a.source):
+        for peer in sorted(p for p in a.peers if isinstance(p, str)):
+            allowed = {p for p in a.purposes if p in PURPOSES}
+            if allowed:
+                asks.setdefault(peer, (a, set()))[1].update(allowed)
+            for rule in a.rules:
+                if rule.data_class not in DATA_CLASSES:
+                    continue
+                public = public_fields(rule.data_class)
+                kinds = FIELD_KINDS.get(rule.data_class, {})
+                for when, name, form in _slots(rule):
+                    if name in public or form_problem(rule.data_class, name, form) is not None:
+                        continue  # public: always clear; a bad form is a problem of its own
+                    exposure = reidentify.Exposure(
+                        a.source, a.line(rule.field_path(name)), name, kinds.get(name),
+                        str(form), when,
+                    )  # fmt: skip
+                    received.setdefault((peer, rule.data_class), []).append(exposure)
+    out = []
+    for (peer, data_class), exposures in sorted(received.items()):
+        if peer in asks:  # it may have IDs evaluated and look them up: a verifier
+            a, allowed = asks[peer]
+            exposures.append(reidentify.oracle(a.source, a.line(("purposes",)), allowed))
+        for f in reidentify.findings(exposures, peer=peer, threshold=threshold):
+            out.append(
+                Problem(
+                    f.source,
+                    f.line,
+                    f"re-identifying combination for peer {peer!r} ({data_class}): {f.reason}",
+                )
+            )
+    return out
 
 
 # -------------------------------------------------------------------------------- parsing
@@ -793,8 +848,11 @@ class Loaded:
     problems: tuple[Problem, ...]
 
 
-def load_agreements(texts: Mapping[str, str]) -> Loaded:
-    """Parse and cross-check every agreement file (*texts*: source name → text).
+def load_agreements(
+    texts: Mapping[str, str], *, threshold: int = reidentify.DEFAULT_THRESHOLD
+) -> Loaded:
+    """Parse and cross-check every agreement file (*texts*: source name → text); *threshold*
+    is the node's ``reidentification_threshold`` (see :func:`validate`).
 
     Fail closed: if any file has any problem, no agreement is returned, so the node shares
     nothing personal with anyone until an operator fixes it (a broken file may be the one that
@@ -807,7 +865,7 @@ def load_agreements(texts: Mapping[str, str]) -> Loaded:
         problems += found
         if agreement is not None and not found:
             parsed.append(agreement)
-    problems += [p for p in validate(parsed) if p not in problems]
+    problems += [p for p in validate(parsed, threshold=threshold) if p not in problems]
     if problems:
         return Loaded((), tuple(sorted(problems)))
     return Loaded(tuple(parsed), ())

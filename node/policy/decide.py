@@ -9,9 +9,9 @@ that peer receives. Both fail closed:
   is withheld, and :attr:`Decision.reason` says why in one line;
 * a field no rule names is withheld;
 * in :func:`apply`, a value a mask cannot take (a 15-digit ID under ``mask:court_id``), a
-  pseudonym without the alliance key, or a form that does not fit the field → that field is
-  withheld. Public fields are always clear and are not :func:`apply`'s business: they travel
-  in the entry (or the feed leaf) itself.
+  pseudonym without this origin's pseudonym key, or a form that does not fit the field → that
+  field is withheld. Public fields are always clear and are not :func:`apply`'s business:
+  they travel in the entry (or the feed leaf) itself.
 
 **The feed has no purpose.** A feed bundle goes to a subscriber whatever it later uses it for,
 so it is decided with ``purpose=None``, and only the agreement's ``[feed.<data class>]`` tables
@@ -28,19 +28,21 @@ sends the feed with every personal field withheld (the leaf still commits to the
 ... [[rule]]
 ... data_class = "list_entry"
 ... purposes = ["procurement"]
-... fields = { person_name = "mask:name_surname", person_id = "mask:court_id" }
+... fields = { person_name = "mask:name_surname", person_id = "pseudonym" }
 ... ''', source="lanzhou.toml")
->>> d = decide([a], "lanzhou", "procurement", "list_entry")
+>>> decide([a], "lanzhou", "procurement", "list_entry").refused  # 3,500 names < 10,000
+True
+>>> d = decide([a], "lanzhou", "procurement", "list_entry", threshold=3_500)
 >>> str(d.fields["person_name"]), str(d.fields["legal_rep_name"]), str(d.fields["uscc"])
 ('mask:name_surname', 'withhold', 'clear')
 >>> entry = feeds.ListEntry(person_name="张三", person_id="11010519491231002X",
 ...                         legal_rep_name="李四", list_name="失信被执行人")
->>> apply(d, entry, alliance_key=None)
-{'person_name': '张*', 'person_id': '1101051949****002X'}
->>> refused = decide([a], "lanzhou", "subsidy", "list_entry")
+>>> apply(d, entry, pseudonym_key=None)  # no key: the pseudonym is withheld
+{'person_name': '张*'}
+>>> refused = decide([a], "lanzhou", "subsidy", "list_entry", threshold=3_500)
 >>> refused.refused, refused.reason
 (True, 'purpose subsidy (财政补贴) is not allowed for peer lanzhou by jinan-lanzhou v3')
->>> apply(refused, entry, alliance_key=None)
+>>> apply(refused, entry, pseudonym_key=None)
 {}
 """
 
@@ -51,7 +53,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from node.identity.pseudonym import pseudonym
+from node.identity.pseudonym import own_pseudonym
+from node.identity.pseudonym_key import PseudonymKey
 from node.policy import masks
 from node.policy.agreement import (
     CLEAR,
@@ -67,6 +70,7 @@ from node.policy.agreement import (
     public_fields,
     validate,
 )
+from node.policy.reidentify import DEFAULT_THRESHOLD
 
 __all__ = ["AgreementRef", "Decision", "apply", "decide"]
 
@@ -125,13 +129,19 @@ def _refs(agreements: Sequence[Agreement]) -> str:
 
 
 def decide(
-    agreements: Sequence[Agreement], peer: str, purpose: str | None, data_class: str
+    agreements: Sequence[Agreement],
+    peer: str,
+    purpose: str | None,
+    data_class: str,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> Decision:
     """What *peer* receives of *data_class* for *purpose* (None: the feed).
 
     The answer depends only on the agreements that name *peer*; a problem in any of them (or a
-    conflict between them) refuses the peer everything personal, while other peers, whose
-    agreements are sound, are unaffected.
+    conflict between them, or forms that together leave some ID or name fewer than *threshold*
+    candidates: the node's ``reidentification_threshold``) refuses the peer everything
+    personal, while other peers, whose agreements are sound, are unaffected.
     """
     applicable = sorted(
         (a for a in agreements if peer in a.peers), key=lambda a: (a.id, a.version, a.source)
@@ -164,7 +174,7 @@ def decide(
 
     if not applicable:
         return refuse(f"no agreement names peer {peer}")
-    problems = validate(applicable)
+    problems = validate(applicable, threshold=threshold)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return refuse(f"agreement problem for peer {peer}: {problems[0]}{more}")
@@ -199,13 +209,13 @@ def decide(
     )
 
 
-def _render(form: Form, value: str, alliance_key: tuple[bytes, int] | None) -> str:
+def _render(form: Form, value: str, pseudonym_key: PseudonymKey | None) -> str:
     if form.kind == "clear":
         return value
     if form.kind == "pseudonym":
-        if alliance_key is None:
-            raise ValueError("no alliance key to pseudonymise with")
-        return pseudonym(alliance_key[0], alliance_key[1], value)
+        if pseudonym_key is None:
+            raise ValueError("no pseudonym key to pseudonymise with")
+        return own_pseudonym(pseudonym_key, value)
     registry = masks.PATTERNS if form.kind == "mask" else masks.GENERALISERS
     pattern = form.pattern
     if form.kind not in ("mask", "generalise") or pattern is None or pattern not in registry:
@@ -214,13 +224,13 @@ def _render(form: Form, value: str, alliance_key: tuple[bytes, int] | None) -> s
 
 
 def apply(
-    decision: Decision, entry: Message, *, alliance_key: tuple[bytes, int] | None
+    decision: Decision, entry: Message, *, pseudonym_key: PseudonymKey | None
 ) -> dict[str, str]:
     """The value each non-public field of *entry* takes for the decision's peer, by field name.
 
     Withheld fields, empty fields and fields whose form cannot be applied are left out: a
-    missing key means "send nothing (only the commitment)". *alliance_key* is ``(key,
-    version)`` for ``pseudonym`` forms. Raises :class:`PolicyError` if *entry* is not a message
+    missing key means "send nothing (only the commitment)". *pseudonym_key* is this origin's,
+    for ``pseudonym`` forms. Raises :class:`PolicyError` if *entry* is not a message
     of the decision's data class (a caller bug: sending nothing is the safe outcome).
     """
     message = DATA_CLASSES.get(decision.data_class)
@@ -242,7 +252,7 @@ def apply(
         if not isinstance(value, str) or not value:
             continue
         try:
-            out[name] = _render(form, value, alliance_key)
+            out[name] = _render(form, value, pseudonym_key)
         except Exception:  # noqa: S112  # any failure of a form withholds the field, never leaks
             continue
     return out

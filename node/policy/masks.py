@@ -28,6 +28,11 @@ Generalisations (:data:`GENERALISERS`, used as ``generalise:<name>``): ``date_mo
 (``YYYY-MM-DD`` → ``YYYY-MM``), ``date_year`` (→ ``YYYY``) and ``amount_band`` (an amount in
 yuan → a label of :data:`AMOUNT_BANDS`).
 
+Every form declares how many candidate values it leaves for its field (:data:`CANDIDATES`,
+with ``clear`` and the pseudonym beside it): a court-masked ID leaves 32 (the month-days that
+fit the visible check character), a tax-masked ID 2,900, a surname-masked name 3,500 (a
+one-character given name). :mod:`node.policy.reidentify` adds them up per peer.
+
 >>> PATTERNS["court_id"]("11010519491231002X")
 '1101051949****002X'
 >>> PATTERNS["tax_id"]("11010519491231002X")
@@ -62,9 +67,14 @@ from node.identity.codes import court_mask
 
 __all__ = [
     "AMOUNT_BANDS",
+    "CANDIDATES",
+    "CLEAR_CANDIDATES",
     "COMPOUND_SURNAMES",
     "GENERALISERS",
+    "ID_HIDDEN",
     "PATTERNS",
+    "PSEUDONYM_CANDIDATES",
+    "RESIDENT_ID_SPACE",
     "SHAPES",
     "address_tail",
     "amount_band",
@@ -282,3 +292,75 @@ SHAPES: Mapping[str, re.Pattern[str]] = MappingProxyType(
     }
 )
 """The published shape of every output, by pattern name: each output ``fullmatch``-es it."""
+
+# ------------------------------------------------------------------------ candidates left
+#
+# How many values of its field each form leaves a receiver who holds its output and nothing
+# else: the candidates it would have to tell apart to recover the value. Each number is for
+# the person it protects least (a form that shows how much it hides is counted at its
+# narrowest), rounded down, so that a combination judged by these numbers never leaves fewer
+# candidates than they say. node.policy.reidentify combines them per peer; tests/
+# test_reidentify.py recounts each against the validator and runs the search they bound.
+
+RESIDENT_ID_SPACE = 10**11
+"""What ``withhold`` leaves of a resident ID (and what a pseudonym leaves without an evaluation
+oracle): 3,350 current county-level division codes x ~32,870 birth dates (90 years) x 1,000
+sequence numbers, the check character then fixed, ~1.1 x 10^11, rounded down."""
+
+CLEAR_CANDIDATES = 1
+"""``clear`` leaves the value itself."""
+
+PSEUDONYM_CANDIDATES = 1
+"""The pseudonym leaves one candidate *given an evaluation oracle*: the origin evaluates a
+partner's blinded guesses (rate limited), so a receiver holding a pseudonym tests candidates
+one evaluation each and keeps the one that matches. Without the origin's key it narrows
+nothing offline, so on its own it leaves :data:`RESIDENT_ID_SPACE`, out of reach of a
+rate-limited oracle; next to any form that narrows the ID, it recovers the ID. (The oracle
+alone does as much for a peer that may look pseudonyms up: :mod:`node.policy.reidentify`.)"""
+
+ID_HIDDEN: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "court_id": frozenset(range(11, 15)),  # the birth month and day
+        "tax_id": frozenset(range(7, 15)),  # the birth date
+    }
+)
+"""The 1-based character positions of a resident ID each ID mask hides. Two masks of the same
+ID hide together only what both hide (court + tax: characters 11-14)."""
+
+CANDIDATES: Mapping[str, int] = MappingProxyType(
+    {
+        # Characters 11-14 hidden, the birth year visible: 365 or 366 month-days. The check
+        # character (visible) is sum(digit x weight) mod 11 over characters 1-17, with weights
+        # 7 9 10 5 at 11-14, so only month-days with the visible check's residue remain:
+        # 32 to 35 of them, 32 for the least populated residue in common and leap years alike.
+        # (A birth year that is the current year leaves fewer; nobody born this year is a list
+        # subject or a legal representative.)
+        "court_id": 32,
+        # Characters 7-14, the birth date, hidden; address, sequence and check visible. A list
+        # subject or legal representative is an adult (16 or older) and at most about 105:
+        # 90 years of dates, ~32,870, of which the visible check character keeps 1 in 11: at
+        # least 2,981 in any 90-year window, rounded down to 2,900.
+        "tax_id": 2_900,
+        # The surname stays and one "*" per other character, so the length shows and a
+        # one-character given name is the narrowest case: any character a given name is
+        # written in. Counted as the 3,500 characters of the first tier (常用字) of the
+        # 通用规范汉字表 (2013), among which nearly every given-name character is; the whole
+        # table (8,105, what household registration accepts) would overstate what a guesser
+        # tries. Two hidden characters leave 3,500² ~ 12 million.
+        "name_surname": 3_500,
+        # The middle four digits of a mobile number, no check digit: 10^4.
+        "phone_3_4": 10_000,
+        # Everything after the district, county or city: street, number, building, room. Not
+        # countable exactly; 1,000 is a floor for the smallest county seat.
+        "address_tail": 1_000,
+        # The day of the month: 28 at fewest (February of a common year).
+        "date_month": 28,
+        # The day of the year: 365 at fewest.
+        "date_year": 365,
+        # The narrowest band, "<1万", holds 10,000 whole-yuan amounts (more with jiao and fen).
+        "amount_band": 10_000,
+    }
+)
+"""Candidate values each mask and generalisation leaves for its field, by pattern name (see
+the comments above for how each was counted); ``clear`` leaves :data:`CLEAR_CANDIDATES`, the
+pseudonym :data:`PSEUDONYM_CANDIDATES` given an evaluation oracle."""

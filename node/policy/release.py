@@ -33,8 +33,8 @@ A decision of ``None`` withholds every personal value (the fail-closed case).
 ... ''', source="lanzhou.toml")
 >>> answer = query.LookupAnswer(entry=feeds.ListEntry(person_name="张三",
 ...     person_id="11010519491231002X", list_name="失信被执行人"))
->>> out = release(answer, decide([a], "lanzhou", "procurement", "list_entry"),
-...               alliance_key=None)
+>>> decision = decide([a], "lanzhou", "procurement", "list_entry", threshold=3_500)
+>>> out = release(answer, decision, pseudonym_key=None)
 >>> answer.entry.person_name, answer.entry.person_id, answer.entry.list_name
 ('张*', '', '失信被执行人')
 >>> [(f.field, f.form) for f in answer.forms], out.values, out.withheld
@@ -52,6 +52,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from node.api import feeds, options, query
 from node.feeds.leaf import COMMITTED_FIELDS
+from node.identity.pseudonym_key import PseudonymKey
 from node.policy.agreement import form_problem
 from node.policy.decide import Decision, apply
 
@@ -148,9 +149,9 @@ def granted_openings(decision: Decision | None) -> frozenset[str]:
 
 
 class _Walker:
-    def __init__(self, decision: Decision | None, alliance_key: tuple[bytes, int] | None) -> None:
+    def __init__(self, decision: Decision | None, pseudonym_key: PseudonymKey | None) -> None:
         self.decision = decision
-        self.alliance_key = alliance_key
+        self.pseudonym_key = pseudonym_key
         self.out = Release()
         self._granted: frozenset[str] | None = None
 
@@ -256,7 +257,7 @@ class _Walker:
         decision = self.decision
         if decision is not None and decision.data_class == "list_entry":
             try:
-                values = apply(decision, m, alliance_key=self.alliance_key)
+                values = apply(decision, m, pseudonym_key=self.pseudonym_key)
             except Exception:  # any policy failure withholds everything
                 values = {}
         forms: dict[str, str] = {}
@@ -279,7 +280,7 @@ def _repeated(fd: FieldDescriptor) -> bool:
 
 
 def release(
-    message: Message, decision: Decision | None, *, alliance_key: tuple[bytes, int] | None
+    message: Message, decision: Decision | None, *, pseudonym_key: PseudonymKey | None
 ) -> Release:
     """Leave in *message* only what *decision* lets its peer have (see the module docstring).
 
@@ -288,7 +289,7 @@ def release(
     """
     if not isinstance(message, Message):
         raise Unreleasable(f"a {type(message).__name__} response is not a message of the schema")
-    walker = _Walker(decision, alliance_key)
+    walker = _Walker(decision, pseudonym_key)
     if _plain(message.DESCRIPTOR):
         if len(UnknownFieldSet(message)):
             raise Unreleasable(

@@ -57,7 +57,9 @@ class Store:
             parent = Path(parsed.database).parent
             if not parent.is_dir():
                 raise StorageError(f"database directory {parent} does not exist")
-        engine = create_async_engine(parsed, **dialect.engine_options(parsed))
+        # hide_parameters: a statement error's message (logged, or shown as an error line)
+        # never carries the bound values, which may be IDs, names or pseudonyms.
+        engine = create_async_engine(parsed, hide_parameters=True, **dialect.engine_options(parsed))
         dialect.configure(engine)
         store = cls(engine)
         if migrate:

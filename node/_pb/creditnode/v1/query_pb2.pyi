@@ -33,7 +33,9 @@ class LookupRequest(_message.Message):
     uscc: _builtins.str
     """Unified social credit code of an organisation or sole trader."""
     person_pseudonym: _builtins.str
-    """Alliance pseudonym of a natural person (the caller computes it with the alliance key)."""
+    """This node's pseudonym of a natural person (the caller obtains it obliviously, through
+    PseudonymService.Evaluate).
+    """
     def __init__(
         self,
         *,
