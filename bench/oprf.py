@@ -50,7 +50,7 @@ purposes = ["enforcement"]
 [[rule]]
 data_class = "list_entry"
 purposes = ["enforcement"]
-fields = { person_name = "mask:name_surname" }
+fields = { person_pseudonym = "clear" }
 """
 
 IDS = [f"110105{19490101 + i:08d}{i % 1000:03d}X".encode("ascii") for i in range(1024)]

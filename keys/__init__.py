@@ -21,13 +21,16 @@ from keys._ca import (
 )
 from keys._files import read_private_file, write_private_file, write_public_file
 from keys._identity import NodeIdentity, identity_from_certificate, validate_label
+from keys._sealed import SEALED_FORMAT, SealedKey, seal, sealed_public, unseal
 from keys._signing import SigningKey, VerifyingKey, key_hash
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "SEALED_FORMAT",
     "FederationCA",
     "NodeIdentity",
     "PeerBundle",
+    "SealedKey",
     "SigningKey",
     "VerifyingKey",
     "certificate_fingerprint",
@@ -38,6 +41,9 @@ __all__ = [
     "load_certificate",
     "private_key_pem",
     "read_private_file",
+    "seal",
+    "sealed_public",
+    "unseal",
     "validate_label",
     "write_private_file",
     "write_public_file",

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from keys import FederationCA
 from node.home import HomePaths, init_home, load_home, set_setting
-from node.peers.enrollment import export_bundle
+from node.peers.enrollment import enroll, export_bundle
 from node.runtime import Node
 
 
@@ -70,10 +70,13 @@ class LocalFederation:
 
     async def enroll_pairwise(self) -> None:
         bundles = [export_bundle(load_home(n.home.paths.root)) for n in self.nodes.values()]
+        # Every enrollment is stored first and the nodes take them up together: a follower
+        # started at once would dial partners that have not enrolled its node yet.
         for node in self.nodes.values():
             for bundle in bundles:
                 if bundle.name != node.name:
-                    await node.enroll(bundle)
+                    await enroll(node.home, node.store, bundle)
+        await asyncio.gather(*(n.directory.refresh() for n in self.nodes.values()))
 
     async def __aenter__(self) -> LocalFederation:
         if not (self.ca_dir / "ca.key").exists():

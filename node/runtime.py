@@ -4,6 +4,7 @@ as one. ``creditnode serve``, the demo and the tests all run nodes through this 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import signal
 import socket
@@ -27,7 +28,9 @@ from node.feeds.publisher import Publisher
 from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
-from node.peers.directory import PeerDirectory
+from node.peers.certificates import certificate_expiries
+from node.peers.certificates import warnings as expiry_warnings
+from node.peers.directory import DirectoryChange, KnownPeer, PeerDirectory
 from node.peers.enrollment import enroll
 from node.peers.gate import Caller, GateInterceptor, PeerGate
 from node.peers.heartbeat import Heartbeat
@@ -56,7 +59,11 @@ class Node:
         self.store = store
         self.publisher = publisher
         self._followers: dict[str, asyncio.Task[None]] = {}
+        # The record each follower was started with: a change of it rebuilds the follower.
+        self._following: dict[str, KnownPeer] = {}
+        self._enrollment_changed = asyncio.Event()
         self.directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
+        self.directory.add_listener(self._on_enrollment_change)
         self.gate = PeerGate(
             home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
         )
@@ -152,6 +159,8 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._spawn(self.publisher.run(), "publisher")
+        # Enrollment changes made by any process reach this node within WATCH_SECONDS.
+        self._spawn(self.directory.watch(), "enrollment")
         if expire:
             self._spawn(run_expiry(self.publisher), "expiry")
         if heartbeat:
@@ -165,31 +174,67 @@ class Node:
             database=self.store.backend,
             peers=len(self.directory.peers()),
         )
+        records = [p.record for p in self.directory.peers()]
+        for expiring in expiry_warnings(certificate_expiries(self.home.tls, records)):
+            log.warning("certificate expiry", detail=expiring.describe())
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _on_enrollment_change(self, change: DirectoryChange) -> None:
+        self._enrollment_changed.set()
+
     async def _supervise_followers(self) -> None:
-        """One feed follower per enrolled peer; started and stopped as enrollment changes."""
+        """One feed follower per enrolled peer: started, stopped, and rebuilt with the new
+        record when a peer's endpoint, CA or feed key changes, as soon as enrollment does."""
         while True:
+            self._enrollment_changed.clear()
             peers = {p.identity.node: p for p in self.directory.peers()}
-            for name in list(self._followers):
-                if name not in peers:
-                    self._followers.pop(name).cancel()
+            stale = [
+                name
+                for name in self._followers
+                if name not in peers
+                or name not in self._following
+                or _follows(peers[name]) != _follows(self._following[name])
+            ]
+            if stale:
+                tasks = [self._followers.pop(name) for name in stale]
+                for name, task in zip(stale, tasks, strict=True):
+                    task.cancel()
+                    self._following.pop(name, None)
+                    log.info(
+                        "feed follower rebuilt" if name in peers else "feed follower stopped",
+                        peer=name,
+                    )
+                # One follower per mirror at a time: the old one is gone before the new starts.
+                await asyncio.wait(tasks, timeout=5.0)
             for name, peer in peers.items():
                 if name not in self._followers or self._followers[name].done():
                     self._followers[name] = asyncio.create_task(
                         follow_forever(self.home.tls, self.store, peer), name=f"follow-{name}"
                     )
-            await asyncio.sleep(1.0)
+                    self._following[name] = peer
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enrollment_changed.wait(), 1.0)
 
-    async def enroll(self, bundle: PeerBundle) -> bool:
-        """Enroll a peer and let the running server admit it at once."""
-        created = await enroll(self.home, self.store, bundle)
+    def following(self, name: str) -> KnownPeer | None:
+        """The enrolled record the running follower of *name*'s feed was started with."""
+        return self._following.get(name)
+
+    async def enroll(self, bundle: PeerBundle, *, replace: bool = False) -> bool:
+        """Enroll a peer and let the running server admit it at once; a re-enrollment cuts the
+        peer's open calls if its keys changed and rebuilds its follower. True if new."""
+        enrolled = await enroll(self.home, self.store, bundle, replace=replace)
         await self.directory.refresh()
-        return created
+        return enrolled.created
+
+    async def remove_peer(self, name: str) -> bool:
+        """Withdraw a peer's enrollment: refused from now on, its open calls cut."""
+        removed = await self.directory.repository.remove(name)
+        await self.directory.refresh()
+        return removed
 
     def _seen(self, caller: Caller) -> None:
         now = time.monotonic()
@@ -212,6 +257,7 @@ class Node:
         await self._server.stop(grace)
         self._server = None
         await asyncio.gather(*self._followers.values(), *self._background, return_exceptions=True)
+        await self.directory.settle()
         await self.store.close()
         log.info("node stopped", node=self.home.identity.uri)
         self._stopped.set()
@@ -229,6 +275,12 @@ class Node:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+
+def _follows(peer: KnownPeer) -> tuple[str, str, str]:
+    """What a feed follower depends on: where to dial, whom to trust, whose signature."""
+    r = peer.record
+    return (r.endpoint, r.ca_certificate, r.feed_key)
 
 
 def _bind_problem(listen: str) -> str:

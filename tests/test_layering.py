@@ -39,6 +39,10 @@ LAYERS: dict[str, int] = {
     # pure primitive without dependencies of its own.
     "node.identity.pseudonym_key": 1,
     "node.identity.oprf": 1,
+    # Key roles and the root of trust: pure cores (roles, trusted) and the root files and
+    # ceremony on a home; in the base, so that peers, feeds, reports and audit can all ask
+    # TrustedRoot whether a key was valid when it signed.
+    "node.keys": 1,
     "keys": 0,
 }
 

@@ -77,7 +77,8 @@ async def test_unenrolled_federation_member_is_denied_and_logged(
             info.value.details()
         )
     refusals = [r for r in caplog.records if "refused caller" in r.getMessage()]
-    assert refusals and "zhengzhou" in refusals[0].getMessage()
+    # (A partner's follower may have been refused too while the federation enrolled itself.)
+    assert any("yellow-river/zhengzhou" in r.getMessage() for r in refusals)
 
 
 async def test_one_peers_ca_cannot_mint_another_peers_identity(tmp_path: Path, db_url: str) -> None:

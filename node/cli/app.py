@@ -21,6 +21,7 @@ from node import PROTOCOL_VERSION, __version__
 from node.cli.ca import ca_app
 from node.cli.demo import run_demo
 from node.cli.identity import entity, identity_app
+from node.cli.keys import keys_app
 from node.cli.lists import show_lists
 from node.cli.options import (
     PERSON_ID_HINT,
@@ -64,6 +65,7 @@ app = typer.Typer(
 )
 app.add_typer(peer_app, name="peer")
 app.add_typer(ca_app, name="ca")
+app.add_typer(keys_app, name="keys")
 
 app.add_typer(identity_app, name="identity")
 app.add_typer(policy_app, name="policy")

@@ -12,7 +12,7 @@ from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.render import peer_rows_from_records, peer_table, region_label
 from node.errors import InputError
 from node.home import load_home
-from node.peers.enrollment import enroll, export_bundle, read_bundle
+from node.peers.enrollment import Enrolled, ca_fingerprint, enroll, export_bundle, read_bundle
 from node.storage import Store
 from node.storage.peers import PeerRepository
 
@@ -27,7 +27,8 @@ def peer_export(
     ] = None,
     endpoint: Annotated[str | None, typer.Option(help="Override the advertised HOST:PORT.")] = None,
 ) -> None:
-    """Write this node's public bundle (name, region, endpoint, CA certificate, public keys)."""
+    """Write this node's public bundle (name, region, endpoint, CA certificate, public keys),
+    and print its CA fingerprint for partners to check out of band."""
 
     bundle = export_bundle(load_home(home), endpoint=endpoint)
     if output is None:
@@ -35,12 +36,26 @@ def peer_export(
     else:
         output.write_text(bundle.to_json(), encoding="utf-8")
         err.print(f"bundle for {bundle.identity.uri} written to {output}")
+    # On stderr: stdout may be the bundle itself. Partners read this over the phone.
+    err.print(
+        f"CA fingerprint (SHA-256): {ca_fingerprint(bundle.ca_certificate)}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @peer_app.command("add")
 def peer_add(
     home: HomeOpt,
     bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A peer's bundle file.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Accept a new CA or feed key for an enrolled peer (check the new fingerprint "
+            "with the peer out of band first).",
+        ),
+    ] = False,
 ) -> None:
     """Enroll a peer from its bundle (a running node admits it within a second)."""
 
@@ -48,21 +63,30 @@ def peer_add(
     loaded = load_home(home)
     bundle = read_bundle(bundle_file)
 
-    async def add() -> bool:
+    async def add() -> Enrolled:
         async with Store.opened(loaded.database_url) as store:
-            return await enroll(loaded, store, bundle, source=str(bundle_file))
+            return await enroll(loaded, store, bundle, source=str(bundle_file), replace=replace)
 
-    created = run_coro(add())
-    verb = "enrolled" if created else "re-enrolled"
+    enrolled = run_coro(add())
+    verb = "enrolled" if enrolled.created else "re-enrolled"
     out.print(
-        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}, "
-        f"CA {bundle.ca_fingerprint[:16]}…"
+        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}\n"
+        f"CA fingerprint (SHA-256): {enrolled.ca_fingerprint}",
+        soft_wrap=True,
+        highlight=False,
     )
+    for change in enrolled.replaced:
+        out.print(
+            f"{change.what} replaced: SHA-256 {change.old} -> {change.new}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @peer_app.command("remove")
 def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
-    """Withdraw a peer's enrollment; it is refused from then on."""
+    """Withdraw a peer's enrollment: a running node refuses it and cuts its open calls and
+    streams within a second."""
 
     quiet_logs()
     loaded = load_home(home)

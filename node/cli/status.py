@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -21,6 +22,8 @@ from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
+from node.peers.certificates import WARN_DAYS, Expiry, certificate_expiries
+from node.peers.certificates import warnings as expiry_warnings
 from node.peers.client import Probe, fetch_peers, probe
 from node.storage import Store
 from node.storage.peers import PeerRepository
@@ -66,7 +69,11 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     else:
         table.add_row("serving", f"[red]no[/] ({result.error})")
     console.print(table)
+    expiries = certificate_expiries(home.tls, rows)
+    for warning in expiry_warnings(expiries):
+        console.print(f"[bold red]warning:[/] {escape(warning.describe())}", soft_wrap=True)
     console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
+    console.print(certificate_table(expiries))
     console.print(feed_table(home.settings.name, logs))
     console.print(release_table(released))
     kinds = Counter(c.kind for c in conflicts)
@@ -137,13 +144,29 @@ def release_table(rows: list[tuple[str, int, int, dt.datetime | None]]) -> Table
     return table
 
 
+def certificate_table(expiries: list[Expiry]) -> Table:
+    table = Table(title=f"certificates (warned {WARN_DAYS} days ahead)", title_justify="left")
+    for col in ("certificate", "valid until", "state"):
+        table.add_column(col)
+    for e in expiries:
+        state = {
+            "ok": f"[green]ok[/] ({e.left.days} days left)",
+            "expiring": f"[yellow]expires in {e.left.days} days[/]",
+            "expired": f"[red]expired[/] {e.days_ago} days ago",
+        }[e.state]
+        table.add_row(escape(e.what), e.date, state)
+    return table
+
+
 def feed_table(own: str, logs: list[dict[str, object]]) -> Table:
     table = Table(title="feeds (own log first, then mirrors)", title_justify="left")
     for col in ("origin", "leaves", "checkpoint", "active entries", "state", "evidence"):
         table.add_column(col)
     for r in logs:
         state = str(r["state"])
-        shown = "[green]ok[/]" if state == "ok" else f"[red]{state}[/]: {r['state_detail']}"
+        colour = "yellow" if state == "stalled" else "red"
+        detail = escape(str(r["state_detail"]))
+        shown = "[green]ok[/]" if state == "ok" else f"[{colour}]{state}[/]: {detail}"
         table.add_row(
             str(r["peer"] or f"{own} (own)"),
             str(r["size"]),

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from rich.table import Table
 
 from node.errors import InputError, PeerError
-from node.feeds.subscriber import ForkedPeer, Subscriber, SyncProgress
+from node.feeds.subscriber import FeedUnavailable, ForkedPeer, Subscriber, SyncProgress
 from node.feeds.verify import FeedError, ForkError
 from node.home import load_home
 from node.peers.directory import PeerDirectory
@@ -65,11 +65,9 @@ async def sync_peers(
                     results.append((name, None, "forked", str(exc), None))
                     code = VERIFY_FAILED
                 except FeedError as exc:
-                    unreachable = (
-                        "unreachable" in str(exc)
-                        or "refused" in str(exc)
-                        or "did not answer" in str(exc)
-                    )
+                    # Not asked at all, or asked and what came back did not verify ("checkpoint
+                    # refused: …" is the latter, whatever its words).
+                    unreachable = isinstance(exc, FeedUnavailable)
                     results.append(
                         (name, None, "unreachable" if unreachable else "refused", str(exc), None)
                     )

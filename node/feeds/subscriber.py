@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,16 @@ DISCLOSE_STEP = 4096  # leaves per Disclose call (the origin's limit)
 
 class ForkedPeer(Exception):
     """The peer's feed was found forked or rolled back earlier; it is no longer applied."""
+
+
+class FeedUnavailable(FeedError):
+    """The peer could not be asked (unreachable, refused this node, did not answer): nothing
+    was received that failed verification."""
+
+
+# A feed whose stream does not verify (a checkpoint not signed by the enrolled feed key, say)
+# is marked so in its log's state, for `status`, until a checkpoint verifies again.
+STALLED = "stalled"
 
 
 @dataclass
@@ -151,6 +162,9 @@ class Subscriber:
                         raise FeedError("checkpoint is behind leaves already applied")
                     if frontier.size == new.size and frontier.root() != new.root:
                         raise FeedError("applied leaves do not match the checkpoint root")
+                    if self.log.cursor.state == STALLED:
+                        await self._set_state("ok", "")
+                        log.info("peer feed verifies again", peer=self.peer.identity.node)
                     verified = target = new
                     status.target = new.size
                     status.checkpoints += 1
@@ -186,9 +200,14 @@ class Subscriber:
             if err.code() == grpc.StatusCode.CANCELLED:
                 await settle()
                 return status
-            raise FeedError(
+            raise FeedUnavailable(
                 describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
             ) from None
+        except ForkError:
+            raise
+        except FeedError as exc:  # what the peer sent does not verify: nothing of it applied
+            await self._set_state(STALLED, str(exc))
+            raise
         finally:
             if inflight is not None:  # leaving on an error: let the last write finish or fail
                 with contextlib.suppress(Exception):
@@ -219,7 +238,7 @@ class Subscriber:
                         feeds.DiscloseRequest(start=start, end=end), timeout=timeout
                     )
                 except grpc.aio.AioRpcError as err:
-                    raise FeedError(
+                    raise FeedUnavailable(
                         describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
                     ) from None
                 added += await self._keep_disclosed(start, end, resp)
@@ -309,6 +328,22 @@ class Subscriber:
             await record_checkpoint(conn, self.log.log_id, cp.size, cp.note)
         pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
         self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)
+
+    async def _set_state(self, state: str, detail: str) -> None:
+        """Mark the mirror stalled (with why) or ok again; a fork is never overwritten."""
+        if self.log.cursor.state == state and self.log.cursor.state_detail == detail[:500]:
+            return
+        if state == STALLED:
+            log.warning("peer feed stalled", peer=self.peer.identity.node, reason=detail)
+        async with self.store.begin() as conn:
+            await conn.execute(
+                update(LOGS)
+                .where(and_(LOGS.c.id == self.log.log_id, LOGS.c.state != "forked"))
+                .values(state=state, state_detail=detail[:500], updated_at=utcnow())
+            )
+        self.log.cursor = dataclasses.replace(
+            self.log.cursor, state=state, state_detail=detail[:500]
+        )
 
     async def _record_fork(self, fork: ForkError) -> None:
         log.error(

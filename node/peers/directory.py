@@ -1,17 +1,23 @@
 """The in-memory view of enrolled peers that the server and heartbeat consult on every call.
 
-The database is the record; this cache is reloaded when enrollment changes or an unknown
-caller appears (at most four times a second), so ``peer add`` on a running node takes effect
-without a restart.
+The database is the record. Every enrollment change (``peer add``, ``peer remove``, by this
+process or another one on the same database) bumps the enrollment generation in its own
+transaction; :meth:`PeerDirectory.sync` reads that one row and reloads the view when it moved,
+and :meth:`PeerDirectory.watch` does so every 200 ms. Each reload that changes something tells
+the listeners (the gate cuts the calls of a removed or re-keyed peer, the runtime rebuilds the
+peer's feed follower) and, if the set of CAs changed, bumps :attr:`PeerDirectory.generation`,
+which the TLS layer checks before each handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import grpc
+import structlog
 from cryptography import x509
 
 from keys import NodeIdentity, load_certificate
@@ -20,8 +26,21 @@ from node.peers.transport import secure_channel
 from node.storage import PeerRecord, Store
 from node.storage.peers import PeerRepository
 
+log = structlog.get_logger("creditnode.peers")
+
 # An unknown caller re-reads enrollment at most this often (a `peer add` by another process).
 _MISS_REFRESH_SECONDS = 0.25
+# How often a running node reads the enrollment generation (one primary-key read).
+WATCH_SECONDS = 0.2
+# The parts of a peer's record that, when they change, make it a different peer to talk to.
+_RECORD_FIELDS = {
+    "endpoint": "endpoint",
+    "ca_certificate": "CA",
+    "tls_certificate": "TLS certificate",
+    "feed_key": "feed key",
+}
+# A change of these means the peer's keys changed: its open calls are cut.
+_KEY_FIELDS = frozenset({"CA", "feed key"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,43 @@ class KnownPeer:
         )
 
 
+@dataclass(frozen=True)
+class DirectoryChange:
+    """What one reload of the directory changed."""
+
+    added: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+    # name -> what changed in its record ("endpoint", "CA", "TLS certificate", "feed key")
+    changed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    @property
+    def rekeyed(self) -> frozenset[str]:
+        """Peers re-enrolled with another CA or feed key."""
+        return frozenset(n for n, what in self.changed.items() if what & _KEY_FIELDS)
+
+
+Listener = Callable[[DirectoryChange], None]
+
+
+def _diff(old: Mapping[str, KnownPeer], new: Mapping[str, KnownPeer]) -> DirectoryChange:
+    changed: dict[str, frozenset[str]] = {}
+    for name in old.keys() & new.keys():
+        a, b = old[name].record, new[name].record
+        what = frozenset(
+            label for attr, label in _RECORD_FIELDS.items() if getattr(a, attr) != getattr(b, attr)
+        )
+        if what:
+            changed[name] = what
+    return DirectoryChange(
+        added=frozenset(new.keys() - old.keys()),
+        removed=frozenset(old.keys() - new.keys()),
+        changed=changed,
+    )
+
+
 class PeerDirectory:
     def __init__(self, store: Store, federation: str, own_ca_pem: bytes) -> None:
         self._repo = PeerRepository(store)
@@ -45,14 +101,31 @@ class PeerDirectory:
         self._peers: dict[str, KnownPeer] = {}
         self._lock = asyncio.Lock()
         self._last_refresh = 0.0
+        self._listeners: list[Listener] = []
+        # The enrollment generation this view reflects (None: never read).
+        self._seen: int | None = None
+        # Coalescing of concurrent sync() calls: the read in flight, and the number of calls
+        # that had arrived when it began (each of them is answered by it).
+        self._arrivals = 0
+        self._read: asyncio.Future[None] | None = None
+        self._read_covers = 0
+        # Bumped when the set of trust roots changes; the TLS layer reloads them on a change.
         self.generation = 0
 
     @property
     def repository(self) -> PeerRepository:
         return self._repo
 
-    async def refresh(self) -> None:
+    def add_listener(self, listener: Listener) -> None:
+        """Call *listener* (synchronously, under the reload's lock) after each reload that
+        changed something."""
+        self._listeners.append(listener)
+
+    async def refresh(self) -> DirectoryChange:
+        """Reload the view from the database and tell the listeners what changed."""
         async with self._lock:
+            # The generation first: the rows read after it include at least its changes.
+            seen = await self._repo.generation()
             rows = await self._repo.list()
             peers = {
                 r.name: KnownPeer(
@@ -66,8 +139,68 @@ class PeerDirectory:
                 n: p.record.ca_certificate for n, p in self._peers.items()
             }:
                 self.generation += 1
+            change = _diff(self._peers, peers)
             self._peers = peers
+            self._seen = seen if self._seen is None else max(seen, self._seen)
             self._last_refresh = time.monotonic()
+            if change:
+                log.info(
+                    "enrollment changed",
+                    added=sorted(change.added),
+                    removed=sorted(change.removed),
+                    changed={n: sorted(w) for n, w in sorted(change.changed.items())},
+                    generation=seen,
+                )
+                for listener in self._listeners:
+                    try:
+                        listener(change)
+                    except Exception:  # one listener's fault must not hide the change
+                        log.exception("enrollment listener failed")
+            return change
+
+    async def sync(self) -> None:
+        """Bring the view up to the enrollment committed when this was called: one read of
+        the enrollment generation, and a reload only if it moved. Concurrent callers share
+        reads; each returns after a read that began after it was called."""
+        self._arrivals += 1
+        me = self._arrivals
+        while True:
+            read = self._read
+            if read is None or read.done():
+                self._read_covers = self._arrivals
+                read = self._read = asyncio.ensure_future(self._sync_once())
+                read.add_done_callback(_retrieve)
+            covers = self._read_covers
+            await asyncio.shield(read)
+            if covers >= me:
+                return
+
+    async def _sync_once(self) -> None:
+        if await self._repo.generation() != self._seen:
+            await self.refresh()
+
+    async def settle(self) -> None:
+        """Wait for a read still in flight (its callers may have been cancelled): before the
+        store closes."""
+        if self._read is not None and not self._read.done():
+            await asyncio.wait({self._read})
+
+    async def watch(self, interval: float = WATCH_SECONDS) -> None:
+        """Follow enrollment changes made anywhere (another process's ``peer add`` or ``peer
+        remove``) until cancelled."""
+        failing = False
+        while True:
+            try:
+                await self.sync()
+            except Exception:  # a busy or restarting database must not end the watch
+                if not failing:  # once per outage, not five times a second
+                    log.exception("reading the enrollment generation failed")
+                failing = True
+            else:
+                if failing:
+                    log.info("enrollment generation readable again")
+                failing = False
+            await asyncio.sleep(interval)
 
     async def lookup(self, name: str) -> KnownPeer | None:
         """The peer called *name*, re-reading the database (rate-limited) on a miss."""
@@ -76,6 +209,10 @@ class PeerDirectory:
             await self.refresh()
             peer = self._peers.get(name)
         return peer
+
+    def get(self, name: str) -> KnownPeer | None:
+        """The peer called *name* as this view has it (no database read)."""
+        return self._peers.get(name)
 
     def peers(self) -> list[KnownPeer]:
         return [self._peers[n] for n in sorted(self._peers)]
@@ -88,3 +225,9 @@ class PeerDirectory:
             if pem not in pems:
                 pems.append(pem)
         return b"\n".join(pems) + b"\n"
+
+
+def _retrieve(read: asyncio.Future[None]) -> None:
+    """A failed read whose callers were all cancelled must not be reported as unretrieved."""
+    if not read.cancelled():
+        read.exception()

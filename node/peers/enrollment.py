@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
-from keys import PeerBundle
+from keys import PeerBundle, VerifyingKey, certificate_fingerprint, load_certificate
 from node import PROTOCOL_VERSION, __version__
 from node.errors import EnrollmentError
 from node.home import Home
 from node.regions import validate_region
-from node.storage import Store
+from node.storage import PeerRecord, Store
 from node.storage.peers import PeerRepository
+
+
+def ca_fingerprint(pem: str) -> str:
+    """SHA-256 over the CA certificate's DER, hex: what partners compare out of band
+    (``openssl x509 -noout -fingerprint -sha256`` prints the same digits)."""
+    return certificate_fingerprint(load_certificate(pem.encode()))
+
+
+def feed_key_fingerprint(text: str) -> str:
+    """SHA-256 over the raw Ed25519 feed key, hex."""
+    return hashlib.sha256(VerifyingKey.from_text(text).raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A key of an enrolled peer that a re-enrollment replaces."""
+
+    what: str  # "CA" or "feed key"
+    old: str  # SHA-256 fingerprint, hex
+    new: str
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    created: bool
+    ca_fingerprint: str
+    replaced: tuple[KeyChange, ...] = ()
+
+
+def key_changes(record: PeerRecord, bundle: PeerBundle) -> tuple[KeyChange, ...]:
+    """The keys *bundle* would replace in the enrolled *record*."""
+    changes = []
+    if record.ca_certificate.strip() != bundle.ca_certificate.strip():
+        changes.append(
+            KeyChange(
+                "CA", ca_fingerprint(record.ca_certificate), ca_fingerprint(bundle.ca_certificate)
+            )
+        )
+    if record.feed_key != bundle.feed_key:
+        changes.append(
+            KeyChange(
+                "feed key",
+                feed_key_fingerprint(record.feed_key),
+                feed_key_fingerprint(bundle.feed_key),
+            )
+        )
+    return tuple(changes)
 
 
 def export_bundle(home: Home, *, endpoint: str | None = None) -> PeerBundle:
@@ -48,8 +97,11 @@ def read_bundle(path: Path) -> PeerBundle:
         raise EnrollmentError(f"{path}: {exc}") from None
 
 
-async def enroll(home: Home, store: Store, bundle: PeerBundle, *, source: str = "bundle") -> bool:
-    """Check the bundle against this node and store it; True if the peer is new."""
+async def enroll(
+    home: Home, store: Store, bundle: PeerBundle, *, source: str = "bundle", replace: bool = False
+) -> Enrolled:
+    """Check the bundle against this node and store it. Re-enrolling a peer with another CA or
+    feed key needs *replace*: otherwise EnrollmentError naming both fingerprints of each."""
     if bundle.federation != home.settings.federation:
         raise EnrollmentError(
             f"{source}: peer {bundle.name} belongs to federation {bundle.federation}, "
@@ -66,4 +118,19 @@ async def enroll(home: Home, store: Store, bundle: PeerBundle, *, source: str = 
         validate_region(bundle.region)
     except ValueError as exc:
         raise EnrollmentError(f"{source}: {exc}") from None
-    return await PeerRepository(store).upsert(bundle)
+    replaced: tuple[KeyChange, ...] = ()
+
+    def check(record: PeerRecord) -> None:
+        nonlocal replaced
+        replaced = key_changes(record, bundle)
+        if replaced and not replace:
+            olds = " and ".join(f"{c.what} SHA-256 {c.old}" for c in replaced)
+            news = " and ".join(f"{c.what} SHA-256 {c.new}" for c in replaced)
+            raise EnrollmentError(
+                f"{source}: peer {bundle.name} is enrolled with {olds}; the bundle has {news}. "
+                f"Check the new {'fingerprint' if len(replaced) == 1 else 'fingerprints'} with "
+                f"{bundle.name} out of band, then add --replace"
+            )
+
+    created = await PeerRepository(store).upsert(bundle, check=check)
+    return Enrolled(created, ca_fingerprint(bundle.ca_certificate), replaced)

@@ -4,22 +4,29 @@ TLS already proved the caller holds a key certified by one of our trust roots. H
 its ``creditnode://FED/NODE`` URI SAN and admit it only if that node is enrolled *and* its
 certificate was issued by the CA enrolled for that node, so one peer's CA cannot mint
 another peer's identity.
+
+Admission consults the directory, which follows enrollment changes made by any process
+within ``directory.WATCH_SECONDS``. The gate also keeps every admitted call of every peer until
+it ends: when a peer is removed or re-enrolled with another CA or feed key, each of its open
+calls and streams is cut with ``PERMISSION_DENIED``, and nothing more is sent on it. A stream
+re-reads enrollment (:func:`still_admitted`) before each message that carries something new.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import structlog
 from cryptography import x509
 
 from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
-from node.peers.directory import PeerDirectory
+from node.peers.directory import DirectoryChange, PeerDirectory
 from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
 
 log = structlog.get_logger("creditnode.auth")
@@ -33,6 +40,33 @@ class Caller:
 
 
 current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller")
+
+
+@dataclass(eq=False)
+class InFlight:
+    """One admitted call of a peer, from admission until it ends."""
+
+    caller: Caller
+    gate: PeerGate
+    task: asyncio.Task[Any] | None
+    # True while the call's task awaits the handler (not gRPC sending a message): only then
+    # is it cancelled when cut; otherwise the cut is seen before the next message is made.
+    inside: bool = False
+    cut: str = ""  # why the call was cut, once it is
+
+
+current_call: contextvars.ContextVar[InFlight] = contextvars.ContextVar("current_call")
+
+
+async def still_admitted() -> bool:
+    """Re-read enrollment as committed now; False if the current call has been cut (its peer
+    removed or re-keyed), in which case the handler must send nothing more. A streaming
+    handler asks before each message that carries something new."""
+    call = current_call.get(None)
+    if call is None:
+        return True
+    await call.gate.sync_enrollment()
+    return not call.cut
 
 
 class Refused(Exception):
@@ -55,6 +89,8 @@ class PeerGate:
         self._own_ca = own_ca
         self._directory = directory
         self._on_admit = on_admit
+        self._calls: dict[str, set[InFlight]] = {}
+        directory.add_listener(self._enrollment_changed)
 
     async def admit(self, auth_context: Mapping[str, Iterable[bytes]], address: str) -> Caller:
         pems = list(auth_context.get("x509_pem_cert") or [])
@@ -83,6 +119,51 @@ class PeerGate:
             self._on_admit(caller)
         return caller
 
+    async def sync_enrollment(self) -> None:
+        """The directory as committed now; on a database fault, the last view (logged)."""
+        try:
+            await self._directory.sync()
+        except Exception as exc:  # a database fault must not refuse every enrolled peer
+            log.warning("enrollment not re-read; using the last view", error=type(exc).__name__)
+
+    def track(self, caller: Caller) -> InFlight | None:
+        """Keep an admitted peer's call until :meth:`untrack`; the node calling itself is not
+        kept (it is never cut)."""
+        if caller.is_self:
+            return None
+        call = InFlight(caller, self, asyncio.current_task())
+        self._calls.setdefault(caller.identity.node, set()).add(call)
+        return call
+
+    def untrack(self, call: InFlight) -> None:
+        calls = self._calls.get(call.caller.identity.node)
+        if calls is not None:
+            calls.discard(call)
+            if not calls:
+                del self._calls[call.caller.identity.node]
+
+    def in_flight(self, peer: str) -> int:
+        """How many calls of *peer* are open (admitted and not ended)."""
+        return len(self._calls.get(peer, ()))
+
+    def cut(self, peer: str, why: str) -> int:
+        """End every open call of *peer* with PERMISSION_DENIED; return how many."""
+        calls = [c for c in self._calls.get(peer, ()) if not c.cut]
+        for call in calls:
+            call.cut = f"{call.caller.identity.uri} {why}"
+        if calls:
+            log.warning("calls cut", peer=peer, calls=len(calls), reason=why)
+            # Cancelled from the loop, not from here: this may run inside one of those calls
+            # (a stream re-reading enrollment), which then returns on its own.
+            asyncio.get_running_loop().call_soon(_interrupt, calls)
+        return len(calls)
+
+    def _enrollment_changed(self, change: DirectoryChange) -> None:
+        for name in sorted(change.removed):
+            self.cut(name, "is no longer enrolled here")
+        for name in sorted(change.rekeyed):
+            self.cut(name, "was re-enrolled with another CA or feed key")
+
     def _refuse(self, ident: NodeIdentity, fingerprint: str, address: str, why: str) -> Refused:
         log.warning(
             "refused caller", caller=ident.uri, reason=why, fingerprint=fingerprint, address=address
@@ -100,21 +181,60 @@ class GateInterceptor(WrappingInterceptor):
         return _gated(handler, self._gate)
 
 
-async def _enter(gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+def _interrupt(calls: Sequence[InFlight]) -> None:
+    for call in calls:
+        if call.inside and call.task is not None and not call.task.done():
+            call.task.cancel()
+
+
+def _cancelled_by_cut(call: InFlight | None) -> bool:
+    """True if the cancellation being handled is the cut's own; it is then taken back."""
+    if call is None or not call.cut:
+        return False
+    task = asyncio.current_task()
+    return task is None or task.uncancel() == 0
+
+
+async def _abort_cut(context: grpc.aio.ServicerContext[Any, Any], call: InFlight) -> NoReturn:
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, call.cut)
+    raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+
+
+async def _enter(gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any]) -> InFlight | None:
     try:
         caller = await gate.admit(context.auth_context(), context.peer())
     except Refused as refused:
         await context.abort(refused.code, str(refused))
     current_caller.set(caller)
+    # Kept in the same step as the admission: no enrollment change can fall between them.
+    call = gate.track(caller)
+    if call is not None:
+        current_call.set(call)
+    return call
 
 
 def _gated(handler: Handler, gate: PeerGate) -> Handler:
     def unary(behaviour: Behaviour, streaming_request: bool) -> Behaviour:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await _enter(gate, context)
-            return await behaviour(request, context)
+        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call = await _enter(gate, context)
+            if call is None:
+                return await behaviour(request, context)
+            try:
+                call.inside = True
+                try:
+                    response = await behaviour(request, context)
+                except asyncio.CancelledError:
+                    if not _cancelled_by_cut(call):
+                        raise
+                finally:
+                    call.inside = False
+                if call.cut:  # cut while the answer was made: it is not sent
+                    await _abort_cut(context, call)
+                return response
+            finally:
+                gate.untrack(call)
 
-        return call
+        return run
 
     def streaming(behaviour: Behaviour, streaming_request: bool) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
@@ -122,9 +242,32 @@ def _gated(handler: Handler, gate: PeerGate) -> Handler:
             async def gen(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                await _enter(gate, context)
-                async for item in behaviour(request, context):
-                    yield item
+                call = await _enter(gate, context)
+                items = behaviour(request, context)
+                try:
+                    while call is None or not call.cut:
+                        if call is not None:
+                            call.inside = True
+                        try:
+                            item = await anext(items)
+                        except StopAsyncIteration:
+                            break
+                        except asyncio.CancelledError:
+                            if not _cancelled_by_cut(call):
+                                raise
+                            break
+                        finally:
+                            if call is not None:
+                                call.inside = False
+                        if call is not None and call.cut:
+                            break  # made while the call was cut: not sent
+                        yield item
+                    if call is not None and call.cut:
+                        await _abort_cut(context, call)
+                finally:
+                    if call is not None:
+                        gate.untrack(call)
+                    await items.aclose()
 
             return gen
         return unary(behaviour, streaming_request)  # coroutine that writes with context.write()

@@ -17,7 +17,7 @@ from node.border import Border
 from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
 from node.feeds.state import read_bodies, read_openings
-from node.peers.gate import current_caller
+from node.peers.gate import current_caller, still_admitted
 
 BATCH_LEAVES = 256
 BATCH_BYTES = 1 << 20
@@ -123,6 +123,10 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 await self._pub.wait_newer(sent)
                 continue
             size, signed = self._pub.latest_size, self._pub.latest_note
+            # Enrollment re-read after the checkpoint was made: a leaf appended after a `peer
+            # remove` committed (in any process) never reaches the removed peer.
+            if not await still_admitted():
+                return
             yield feeds.SubscribeResponse(checkpoint=await self._checkpoint(verified, size, signed))
             sent = size
             pos = applied

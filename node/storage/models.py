@@ -225,3 +225,13 @@ class ReleaseRecord(SQLModel, table=True):
     withheld: int = 0
     first_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     last_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class EnrollmentGeneration(SQLModel, table=True):
+    """One row (id 1): bumped in the same transaction as every change to ``peers``' enrolled
+    keys or endpoints, so a running node (any process, either engine) notices by polling it."""
+
+    __tablename__ = "enrollment_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

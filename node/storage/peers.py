@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+from sqlalchemy import update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keys import PeerBundle
 from node.storage._store import Store
-from node.storage.models import PeerRecord, utcnow
+from node.storage.models import EnrollmentGeneration, PeerRecord, utcnow
+
+GENERATION = EnrollmentGeneration.__table__  # type: ignore[attr-defined]
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -37,11 +42,25 @@ class PeerRepository:
             row.last_seen = as_utc(row.last_seen)
         return row
 
-    async def upsert(self, bundle: PeerBundle) -> bool:
-        """Enroll or re-enroll from a bundle; True if the peer is new."""
+    async def generation(self) -> int:
+        """The enrollment generation: it grows with every committed enrollment change, made
+        by this process or any other on the same database (one primary-key read)."""
+        async with self._store.engine.connect() as conn:
+            value = (
+                await conn.execute(select(GENERATION.c.generation).where(GENERATION.c.id == 1))
+            ).scalar()
+        return int(value or 0)
+
+    async def upsert(
+        self, bundle: PeerBundle, *, check: Callable[[PeerRecord], None] | None = None
+    ) -> bool:
+        """Enroll or re-enroll from a bundle; True if the peer is new. *check* sees the
+        enrolled record first, in the same transaction, and may refuse by raising."""
         async with self._store.write_session() as s:
             row = await s.get(PeerRecord, bundle.name)
             created = row is None
+            if row is not None and check is not None:
+                check(row)
             if row is None:
                 row = PeerRecord(
                     name=bundle.name,
@@ -64,6 +83,7 @@ class PeerRepository:
             row.software_version = bundle.software_version
             row.protocol_version = bundle.protocol_version
             s.add(row)
+            await _bump_generation(s)
             await s.commit()
         return created
 
@@ -73,6 +93,7 @@ class PeerRepository:
             if row is None:
                 return False
             await s.delete(row)
+            await _bump_generation(s)
             await s.commit()
         return True
 
@@ -102,3 +123,14 @@ class PeerRepository:
                 row.protocol_version = protocol_version[:10]
             s.add(row)
             await s.commit()
+
+
+async def _bump_generation(s: AsyncSession) -> None:
+    """Part of the enrollment change's own transaction: a node that reads the new generation
+    reads the change with it."""
+    await s.flush()
+    await s.exec(
+        update(GENERATION)
+        .where(GENERATION.c.id == 1)
+        .values(generation=GENERATION.c.generation + 1)
+    )

@@ -1,0 +1,218 @@
+"""``creditnode keys``: the node's root of trust and its key roles (the ceremony).
+
+A passphrase never comes from the command line (shell history, ``ps``): it is typed at a prompt
+without echo, or read from the first line of a file given with ``--passphrase-file``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from node.cli.options import HomeOpt, out, quiet_logs
+from node.errors import InputError
+from node.keys.ceremony import (
+    DEFAULT_DAYS,
+    check_holders,
+    key_rows,
+    propose_root,
+    publish_pending,
+    root_init,
+    sign_pending,
+)
+from node.keys.roles import ONLINE_ROLES, format_time, short_id
+from node.keys.trusted import RootProgress
+
+keys_app = typer.Typer(
+    help="The node's root of trust (k-of-n offline holders) and its online key roles.",
+    no_args_is_help=True,
+)
+
+_STATE_STYLE = {"active": "green", "pending": "cyan", "expired": "yellow", "revoked": "red"}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _read_passphrase_file(path: Path, option: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{option} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path}: not UTF-8 text") from None
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if not line:
+        raise InputError(f"{option} {path}: the first line (the passphrase) is empty")
+    return line
+
+
+def _prompt(what: str, *, confirm: bool) -> str:
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise InputError(f"no passphrase for {what}: give --passphrase-file or run on a terminal")
+    first = getpass.getpass(f"passphrase for {what} (not echoed): ")
+    if confirm and getpass.getpass(f"again, passphrase for {what}: ") != first:
+        raise InputError(f"the two passphrases for {what} differ")
+    return first
+
+
+def _progress_line(progress: RootProgress) -> str:
+    state = "ready: run `creditnode keys publish-root`" if progress.complete else "needs more"
+    return (
+        f"root v{progress.version}: {progress.previous.describe()}, "
+        f"{progress.own.describe()} — {state}"
+    )
+
+
+@keys_app.command("root-init")
+def keys_root_init(
+    home: HomeOpt,
+    threshold: Annotated[int, typer.Option(help="How many holders must sign a new root.")],
+    holders: Annotated[
+        str, typer.Option(help="Comma-separated holder names, e.g. alice,bob,carol.")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write the holders' key files (default HOME/keys/root-holders); "
+            "move each to its holder's offline machine.",
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--passphrase-file",
+            metavar="HOLDER=FILE",
+            help="Read HOLDER's passphrase from the first line of FILE (repeat per holder); "
+            "holders without one are prompted.",
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days until root v1 expires.")] = DEFAULT_DAYS,
+) -> None:
+    """Create the root holders' keys (Ed25519, sealed under each holder's passphrase, 0600) and
+    root version 1, signed by every holder, listing this node's online keys."""
+    quiet_logs()
+    names = [n.strip() for n in holders.split(",") if n.strip()]
+    check_holders(names, threshold=threshold, days=days)
+    files: dict[str, Path] = {}
+    for item in passphrase_file or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--passphrase-file {item!r}: expected HOLDER=FILE")
+        if name not in names:
+            raise InputError(f"--passphrase-file {item!r}: {name} is not one of --holders")
+        files[name] = Path(path)
+    passphrases = {
+        name: _read_passphrase_file(files[name], "--passphrase-file")
+        if name in files
+        else _prompt(f"holder {name}", confirm=True)
+        for name in names
+    }
+    result = root_init(
+        home,
+        holders=names,
+        threshold=threshold,
+        passphrases=passphrases,
+        out_dir=out_dir or home / "keys" / "root-holders",
+        now=_now(),
+        days=days,
+    )
+    content = result.root.content
+    out.print(
+        f"root v1 for {content.node}: {content.threshold} of {len(content.holders)} holders, "
+        f"expires {format_time(content.expires)}, written to {result.root_path}",
+        markup=False,
+    )
+    for key_file in result.holder_files:
+        out.print(f"holder key {key_file} (0600, sealed)", markup=False)
+    out.print("move each holder key to its holder's offline machine; the node does not need them")
+
+
+@keys_app.command("propose-root")
+def keys_propose_root(
+    home: HomeOpt,
+    days: Annotated[int, typer.Option(help="Days until the new version expires.")] = DEFAULT_DAYS,
+) -> None:
+    """Start the next root version (the current one with a new expiry) as the pending root,
+    for the holders to sign with `sign-root`."""
+    quiet_logs()
+    content = propose_root(home, now=_now(), days=days)
+    out.print(
+        f"pending root v{content.version} (expires {format_time(content.expires)}) written; "
+        "holders add their signatures with `creditnode keys sign-root`",
+        markup=False,
+    )
+
+
+@keys_app.command("sign-root")
+def keys_sign_root(
+    home: HomeOpt,
+    holder_key: Annotated[Path, typer.Option(help="This holder's sealed root key file.")],
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the passphrase from the first line of this file."),
+    ] = None,
+) -> None:
+    """Add one holder's signature to the pending root (HOME/keys/root/pending.json). It does
+    not publish: once enough holders signed, run `publish-root`."""
+    quiet_logs()
+    try:
+        key_bytes = holder_key.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--holder-key {holder_key}: {exc.strerror or exc}") from None
+    passphrase = (
+        _read_passphrase_file(passphrase_file, "--passphrase-file")
+        if passphrase_file is not None
+        else _prompt(f"holder key {holder_key.name}", confirm=False)
+    )
+    result = sign_pending(
+        home, holder_key=key_bytes, passphrase=passphrase, source=f"--holder-key {holder_key}"
+    )
+    content = result.content
+    online = ", ".join(
+        f"{role} {len(content.online_keys(role))}"
+        for role in ONLINE_ROLES
+        if content.online_keys(role)
+    )
+    out.print(
+        f"{result.holder} signed root v{content.version} for {content.node} "
+        f"(expires {format_time(content.expires)}; {content.threshold} of "
+        f"{len(content.holders)} holders; online keys: {online or 'none'})",
+        markup=False,
+    )
+    out.print(_progress_line(result.progress), markup=False)
+
+
+@keys_app.command("publish-root")
+def keys_publish_root(home: HomeOpt) -> None:
+    """Verify the pending root against the current one (a threshold of the current root's
+    holders and of its own, version N+1, unexpired) and make it current."""
+    quiet_logs()
+    path, root = publish_pending(home, now=_now())
+    out.print(f"root v{root.version} is current ({path})", markup=False)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt) -> None:
+    """Every key of this node: role, id, window and state (active, pending, expired, revoked)."""
+    quiet_logs()
+    table = Table(title="keys")
+    for column in ("role", "id", "holder", "window", "state"):
+        table.add_column(column)
+    for row in key_rows(home, now=_now()):
+        table.add_row(
+            row.role,
+            short_id(row.keyid),
+            row.name,
+            row.window,
+            f"[{_STATE_STYLE[row.state]}]{row.state}[/]",
+        )
+    out.print(table)

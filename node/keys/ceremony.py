@@ -1,0 +1,349 @@
+"""The root ceremony on a node home (I/O): create the holders' keys and root v1, propose the
+next version, add one holder's signature, publish, and list every key with its state.
+
+Holders sign on separate machines: ``sign-root`` only adds a signature to
+``HOME/keys/root/pending.json`` (a file the holders pass around); ``publish-root`` is the one
+step that makes a pending root current, after :meth:`TrustedRoot.update` accepted it. Times are
+arguments, so the commands and the tests decide what "now" is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from securesystemslib.signer import CryptoSigner, SSlibKey
+from tuf.api.metadata import Metadata, Root
+from tuf.api.serialization.json import JSONSerializer
+
+from keys import (
+    certificate_fingerprint,
+    seal,
+    unseal,
+    validate_label,
+    write_private_file,
+)
+from node.errors import ConfigError, InputError
+from node.home import Home, load_home
+from node.keys.roles import (
+    FEED,
+    ROOT_ROLE,
+    TRANSPORT,
+    KeyState,
+    OnlineKey,
+    PseudonymGeneration,
+    RootContent,
+    Window,
+    format_time,
+    public_identity,
+    tuf_key,
+    utc,
+)
+from node.keys.store import RootStore
+from node.keys.trusted import RootError, RootProgress, TrustedRoot, VerifiedRoot, parse_root
+
+HOLDER_KEY_SUFFIX = ".root-key.json"
+DEFAULT_DAYS = 365
+
+
+def _file_time(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.UTC)
+
+
+def home_online_keys(
+    home: Home,
+) -> tuple[tuple[OnlineKey, ...], tuple[PseudonymGeneration, ...]]:
+    """The online keys a home holds today, with their windows:
+
+    - feed: ``keys/feed.key``'s public key, valid from when the file was written, open-ended
+      (until rotated or revoked);
+    - transport: the TLS certificate's public key and fingerprint, valid over the
+      certificate's own validity period;
+    - pseudonym: the OPRF key's version, valid from when ``keys/pseudonym.key`` was written.
+    """
+    feed = OnlineKey(
+        role=FEED,
+        key=tuf_key(home.signing_key.verifying_key),
+        window=Window(valid_from=_file_time(home.paths.feed_key)),
+    )
+    cert = home.tls.certificate
+    public = cert.public_key()
+    if not isinstance(public, Ed25519PublicKey | EllipticCurvePublicKey):
+        raise ConfigError(f"{home.paths.tls_cert}: not an ECDSA or Ed25519 certificate key")
+    transport = OnlineKey(
+        role=TRANSPORT,
+        key=tuf_key(public),
+        window=Window(valid_from=cert.not_valid_before_utc, valid_until=cert.not_valid_after_utc),
+        certificate_sha256=certificate_fingerprint(cert),
+    )
+    pseudonym = PseudonymGeneration(
+        version=home.pseudonym_key.version,
+        window=Window(valid_from=_file_time(home.paths.pseudonym_key)),
+    )
+    return (feed, transport), (pseudonym,)
+
+
+def _serialize(metadata: Metadata[Root]) -> bytes:
+    return JSONSerializer(compact=False).serialize(metadata)
+
+
+def check_holders(names: Sequence[str], *, threshold: int, days: int) -> None:
+    """Refuse bad root-init options before anyone types a passphrase."""
+    if not names:
+        raise InputError("--holders: name at least one holder")
+    for name in names:
+        try:
+            validate_label("holder name", name)
+        except ValueError as exc:
+            raise InputError(f"--holders: {exc}") from None
+    if len(set(names)) != len(names):
+        raise InputError("--holders: a holder is named twice")
+    if not 1 <= threshold <= len(names):
+        raise InputError(f"--threshold must be between 1 and the {len(names)} holders")
+    if days < 1:
+        raise InputError("--days must be at least 1")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root_path: Path
+    holder_files: tuple[Path, ...]
+    root: VerifiedRoot
+
+
+def root_init(
+    home_root: Path,
+    *,
+    holders: Sequence[str],
+    threshold: int,
+    passphrases: Mapping[str, str],
+    out_dir: Path,
+    now: dt.datetime,
+    days: int = DEFAULT_DAYS,
+) -> InitResult:
+    """Create one Ed25519 key per holder (sealed under that holder's passphrase, 0600) and
+    root v1 listing them with *threshold* and the home's online keys, signed by every holder."""
+    home = load_home(home_root)
+    store = RootStore(home_root)
+    if store.versions() or store.read_pending() is not None:
+        raise InputError(
+            f"{store.directory} already holds root metadata; root-init runs once per node"
+        )
+    names = list(holders)
+    check_holders(names, threshold=threshold, days=days)
+    files = {name: out_dir / f"{name}{HOLDER_KEY_SUFFIX}" for name in names}
+    for path in files.values():
+        if path.exists():
+            raise InputError(f"{path} already exists; refusing to overwrite a holder key")
+    for name in names:
+        if name not in passphrases:
+            raise InputError(f"no passphrase for holder {name}")
+
+    now = utc(now)
+    privates = {name: Ed25519PrivateKey.generate() for name in names}
+    try:
+        sealed = {name: seal(privates[name], passphrases[name], label=name) for name in names}
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    keys = {name: tuf_key(privates[name].public_key(), holder=name) for name in names}
+    online, pseudonym = home_online_keys(home)
+    content = RootContent(
+        node=home.identity.uri,
+        version=1,
+        expires=now + dt.timedelta(days=days),
+        holders=tuple(keys[name] for name in names),
+        threshold=threshold,
+        online=online,
+        pseudonym=pseudonym,
+    )
+    metadata = content.to_metadata()
+    for name in names:
+        metadata.sign(CryptoSigner(privates[name], keys[name]), append=True)
+    data = _serialize(metadata)
+    trusted = TrustedRoot(data)  # the same check a peer makes
+    if trusted.expired(now):
+        raise InputError("root v1 would be expired already")
+    for name in names:
+        write_private_file(files[name], sealed[name])
+    path = store.write_version(1, data)
+    return InitResult(root_path=path, holder_files=tuple(files.values()), root=trusted.root)
+
+
+def propose_root(home_root: Path, *, now: dt.datetime, days: int = DEFAULT_DAYS) -> RootContent:
+    """Start pending root N+1: the current content with a new expiry, unsigned. Rotation and
+    revocation start the same way from ``RootContent.with_…``."""
+    store = RootStore(home_root)
+    trusted = store.load()
+    if store.read_pending() is not None:
+        raise InputError(f"{store.pending_path} exists; publish it or delete it first")
+    if days < 1:
+        raise InputError("--days must be at least 1")
+    content = trusted.content.next_version(expires=utc(now) + dt.timedelta(days=days))
+    store.write_pending(_serialize(content.to_metadata()))
+    return content
+
+
+@dataclass(frozen=True)
+class SignResult:
+    holder: str
+    keyids: tuple[str, ...]
+    progress: RootProgress
+    content: RootContent
+
+
+def sign_pending(
+    home_root: Path, *, holder_key: bytes, passphrase: str, source: str = "holder key"
+) -> SignResult:
+    """Add one holder's signature to the pending root (as a key of the current root, of the
+    pending one, or both). Publishing is a separate step (:func:`publish_pending`)."""
+    store = RootStore(home_root)
+    trusted = store.load()
+    pending = store.read_pending()
+    if pending is None:
+        raise InputError(f"no pending root at {store.pending_path}")
+    try:
+        trusted.progress(pending)  # right version, right node, well formed
+        parsed = parse_root(pending)
+    except RootError as exc:
+        raise InputError(f"{store.pending_path}: {exc}") from None
+    try:
+        sealed, private = unseal(holder_key, passphrase)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    mine = public_identity(tuf_key(sealed.public))
+    targets: dict[str, SSlibKey] = {}
+    for content in (trusted.content, parsed.content):
+        for key in content.holders:
+            if public_identity(key) == mine and isinstance(key, SSlibKey):
+                targets[key.keyid] = key
+    if not targets:
+        raise InputError(
+            f"{source}: not a root key of v{trusted.version} or of pending "
+            f"v{parsed.content.version}"
+        )
+    metadata = parsed.metadata
+    for key in targets.values():
+        metadata.sign(CryptoSigner(private, key), append=True)
+    data = _serialize(metadata)
+    try:
+        progress = trusted.progress(data)
+    except RootError as exc:  # cannot happen unless serialisation lost something
+        raise InputError(f"signed pending root refused: {exc}") from None
+    store.write_pending(data)
+    return SignResult(
+        holder=sealed.label, keyids=tuple(targets), progress=progress, content=parsed.content
+    )
+
+
+def publish_pending(home_root: Path, *, now: dt.datetime) -> tuple[Path, VerifiedRoot]:
+    """Make the pending root current if :meth:`TrustedRoot.update` accepts it."""
+    store = RootStore(home_root)
+    trusted = store.load()
+    pending = store.read_pending()
+    if pending is None:
+        raise InputError(f"no pending root at {store.pending_path}")
+    try:
+        root = trusted.update(pending, now=now)
+    except RootError as exc:
+        raise InputError(f"pending root refused, nothing published: {exc}") from None
+    path = store.write_version(root.version, pending)
+    store.remove_pending()
+    return path, root
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    role: str
+    keyid: str
+    name: str
+    window: str
+    state: KeyState
+
+
+def key_rows(home_root: Path, *, now: dt.datetime) -> list[KeyRow]:
+    """Every key of the node: the current root's (root holders, online keys, pseudonym
+    generations), keys earlier versions listed and the current one dropped (revoked), and
+    keys only the pending root lists (pending)."""
+    now = utc(now)
+    store = RootStore(home_root)
+    trusted = store.load()
+    current = trusted.content
+    root_state: KeyState = "expired" if trusted.expired(now) else "active"
+    rows: list[KeyRow] = []
+    for key in current.holders:
+        rows.append(
+            KeyRow(
+                role=ROOT_ROLE,
+                keyid=key.keyid,
+                name=current.holder_name(key) or "",
+                window=f"root v{current.version} until {format_time(current.expires)}",
+                state=root_state,
+            )
+        )
+    for entry in current.online:
+        rows.append(
+            KeyRow(
+                role=entry.role,
+                keyid=entry.keyid,
+                name="",
+                window=entry.window.describe(),
+                state=entry.window.state(now),
+            )
+        )
+    for generation in current.pseudonym:
+        rows.append(
+            KeyRow(
+                role="pseudonym",
+                keyid=f"v{generation.version}",
+                name="",
+                window=generation.window.describe(),
+                state=generation.window.state(now),
+            )
+        )
+    listed = {(r.role, r.keyid) for r in rows}
+    for older in reversed(store.history()):  # newest first: name the last version listing it
+        if older.content.version >= current.version:
+            continue
+        before = [
+            (ROOT_ROLE, k.keyid, older.content.holder_name(k) or "") for k in older.content.holders
+        ]
+        before += [(o.role, o.keyid, "") for o in older.content.online]
+        for role, keyid, name in before:
+            if (role, keyid) not in listed:
+                listed.add((role, keyid))
+                window = f"dropped after root v{older.content.version}"
+                rows.append(KeyRow(role, keyid, name, window, "revoked"))
+    pending = store.read_pending()
+    if pending is not None:
+        try:
+            proposed = parse_root(pending).content
+        except RootError:
+            proposed = None
+        if proposed is not None:
+            for key in proposed.holders:
+                if (ROOT_ROLE, key.keyid) not in listed:
+                    rows.append(
+                        KeyRow(
+                            ROOT_ROLE,
+                            key.keyid,
+                            proposed.holder_name(key) or "",
+                            f"in pending root v{proposed.version}",
+                            "pending",
+                        )
+                    )
+            for entry in proposed.online:
+                if (entry.role, entry.keyid) not in listed:
+                    rows.append(
+                        KeyRow(
+                            entry.role,
+                            entry.keyid,
+                            "",
+                            f"{entry.window.describe()} (pending root v{proposed.version})",
+                            "pending",
+                        )
+                    )
+    return rows
