@@ -10,7 +10,7 @@ Example::
     assert identity_from_certificate(cert).uri == "creditnode://yellow-river/jinan"
 """
 
-from keys._bundle import BUNDLE_FORMAT, PeerBundle
+from keys._bundle import BUNDLE_FORMAT, PeerBundle, encode_bundle_root
 from keys._ca import (
     FederationCA,
     certificate_fingerprint,
@@ -34,6 +34,7 @@ __all__ = [
     "SigningKey",
     "VerifyingKey",
     "certificate_fingerprint",
+    "encode_bundle_root",
     "generate_tls_key",
     "identity_from_certificate",
     "issued_by",

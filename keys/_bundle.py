@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Literal
 
@@ -29,6 +31,9 @@ class PeerBundle(BaseModel):
     feed_key: str
     protocol_version: str
     software_version: str
+    # The node's root metadata version 1, exactly as signed, base64 (standard alphabet,
+    # padded). Absent for a node without a root of trust (`creditnode keys root-init`).
+    root_v1: str | None = None
 
     @field_validator("federation", "name")
     @classmethod
@@ -42,6 +47,18 @@ class PeerBundle(BaseModel):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"endpoint {v!r} must be HOST:PORT with a port in 1-65535")
         return v
+
+    @field_validator("root_v1")
+    @classmethod
+    def _root_v1(cls, v: str | None) -> str | None:
+        if v is not None:
+            _b64decode(v)
+        return v
+
+    @property
+    def root_v1_bytes(self) -> bytes | None:
+        """Root v1 exactly as the node signed it, or None."""
+        return None if self.root_v1 is None else _b64decode(self.root_v1)
 
     @property
     def identity(self) -> NodeIdentity:
@@ -76,7 +93,8 @@ class PeerBundle(BaseModel):
             raise ValueError(f"feed key is named {key.name!r}, expected {self.identity.uri!r}")
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(), indent=2, ensure_ascii=False) + "\n"
+        # A bundle without a root reads exactly as before the field existed.
+        return json.dumps(self.model_dump(exclude_none=True), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> PeerBundle:
@@ -93,3 +111,18 @@ class PeerBundle(BaseModel):
             raise ValueError(f"field {where}: {err['msg']}") from exc
         bundle.check()
         return bundle
+
+
+def encode_bundle_root(data: bytes) -> str:
+    """The bundle spelling of root metadata bytes (``root_v1``)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise ValueError("root_v1 is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != text or not raw:
+        raise ValueError("root_v1 is not canonical, non-empty base64")
+    return raw

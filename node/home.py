@@ -6,7 +6,9 @@ Layout::
     HOME/tls/ca.pem          the CA that issued this node's certificate
     HOME/tls/node.pem        this node's certificate (URI SAN creditnode://FED/NODE)
     HOME/tls/node.key        its private key, 0600
-    HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600
+    HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600 (root v1 lists it)
+    HOME/keys/feed.<id>.key  feed keys added by `keys rotate`, 0600 (node.keys.signers)
+    HOME/keys/root/          root metadata versions and the pending root (node.keys.store)
     HOME/keys/pseudonym.key  this origin's OPRF pseudonym key (never shared), 0600
     HOME/ca/                 only when the node made its own CA (no --ca given)
     HOME/node.db             the SQLite database, unless database_url says otherwise

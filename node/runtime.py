@@ -28,6 +28,7 @@ from node.feeds.publisher import Publisher
 from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
+from node.keys.signers import FeedSigners
 from node.peers.certificates import certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
 from node.peers.directory import DirectoryChange, KnownPeer, PeerDirectory
@@ -42,6 +43,8 @@ from node.services.query import QueryServicer
 from node.storage import Store
 
 log = structlog.get_logger("creditnode.node")
+
+STOP_TASKS_SECONDS = 5.0
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
@@ -87,7 +90,7 @@ class Node:
         home = load_home(root)
         store = await Store.open(database_url or home.database_url)
         try:
-            publisher = await Publisher.open(store, home.identity.uri, home.signing_key)
+            publisher = await Publisher.open(store, home.identity.uri, FeedSigners.of_home(home))
         except BaseException:
             await store.close()
             raise
@@ -256,8 +259,14 @@ class Node:
                 task.cancel()
         await self._server.stop(grace)
         self._server = None
-        await asyncio.gather(*self._followers.values(), *self._background, return_exceptions=True)
-        await self.directory.settle()
+        # Bounded: a task that does not end on cancellation (a database call that never
+        # returns) must not keep the process from exiting; it is named in the log instead.
+        tasks = [*self._followers.values(), *self._background]
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_SECONDS) if tasks else ((), ())
+        if stuck:
+            log.warning("tasks still running at stop", tasks=sorted(t.get_name() for t in stuck))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.directory.settle(), STOP_TASKS_SECONDS)
         await self.store.close()
         log.info("node stopped", node=self.home.identity.uri)
         self._stopped.set()
@@ -277,10 +286,11 @@ class Node:
                 loop.remove_signal_handler(sig)
 
 
-def _follows(peer: KnownPeer) -> tuple[str, str, str]:
-    """What a feed follower depends on: where to dial, whom to trust, whose signature."""
+def _follows(peer: KnownPeer) -> tuple[str, str, str, str]:
+    """What a feed follower depends on: where to dial, whom to trust, whose signature (the
+    enrolled feed key, or the pinned root)."""
     r = peer.record
-    return (r.endpoint, r.ca_certificate, r.feed_key)
+    return (r.endpoint, r.ca_certificate, r.feed_key, r.root_v1_sha256)
 
 
 def _bind_problem(listen: str) -> str:

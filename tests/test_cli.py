@@ -243,7 +243,7 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
         assert f"{city} (127.0.0.1:" in out
     assert out.count(" up ") >= 6  # every node sees both others up
     assert "every city holds every list, verified" in out
-    forms = out[out.index("in two desensitised forms") :]
+    forms = out[out.index("as each partner holds it") :]
     lanzhou_row = next(line for line in forms.splitlines() if line.startswith("│ lanzhou"))
     taiyuan_row = next(line for line in forms.splitlines() if line.startswith("│ taiyuan"))
     # Only the pseudonym opened: a masked ID beside it would let lanzhou recover the ID.
@@ -260,6 +260,11 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     record = out[out.index("jinan's disclosure record") :]
     assert "Subscribe" in record and "Lookup" in record and "jinan-lanzhou v1" in record
     assert "the removal reached lanzhou in" in out and "the removal reached taiyuan in" in out
+    # The oblivious lookup, the repair and the expiry scenes, each checked in the files.
+    assert "jinan evaluated its pseudonym obliviously" in out
+    assert "in lanzhou's mirror of jinan's feed: jinan:" in out
+    assert "after credit repair" in out and "found nowhere in jinan's database" in out
+    assert "REMOVE(expiry)" in out and "both holders applied them" in out
     assert "federation stopped cleanly" in out
 
 

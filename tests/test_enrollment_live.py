@@ -26,6 +26,7 @@ from node.errors import EnrollmentError
 from node.feeds.logstore import LOGS
 from node.feeds.note import stored_checkpoint
 from node.home import TlsMaterial, init_home, load_home
+from node.keys.signers import FeedSigners
 from node.local_federation import LocalFederation
 from node.peers.enrollment import enroll, export_bundle, feed_key_fingerprint
 from node.peers.transport import channel_credentials
@@ -232,7 +233,7 @@ async def test_reenrollment_rebuilds_the_follower_and_refused_checkpoints_show_s
         # Jinan's feed key changes and lanzhou has not been told: its checkpoints are refused,
         # and status says the feed is stalled (not ok), with why.
         new_key = SigningKey.generate(jinan.home.identity.uri)
-        jinan.publisher.key = new_key
+        jinan.publisher.signers = FeedSigners.fixed(new_key)
         size = await jinan.publisher.append(adds(5, start=15))
         deadline = time.monotonic() + 20
         while (await _mirror_state(lanzhou, jinan))[0] != "stalled":

@@ -69,6 +69,7 @@ USCC = "91370100MA3C5LLN2X"
 REQUESTS: dict[str, Message] = {
     "/creditnode.v1.NodeService/GetInfo": pb.GetInfoRequest(),
     "/creditnode.v1.NodeService/ListPeers": pb.ListPeersRequest(),
+    "/creditnode.v1.NodeService/GetRoot": pb.GetRootRequest(from_version=0),
     "/creditnode.v1.FeedService/Subscribe": feeds.SubscribeRequest(),
     "/creditnode.v1.FeedService/GetCheckpoint": feeds.GetCheckpointRequest(),
     "/creditnode.v1.FeedService/Disclose": feeds.DiscloseRequest(start=0, end=3),

@@ -17,8 +17,10 @@ from node.feeds.note import (
     NoteError,
     open_checkpoint,
     open_note,
+    open_note_by,
     sign_checkpoint,
     sign_note,
+    signer_ids,
 )
 
 EM_DASH = "\u2014"
@@ -184,6 +186,38 @@ def test_bad_signature_from_known_key_rejects_note() -> None:
     # As in Go's note.Open, the first line from a key decides; later duplicates are skipped.
     note = with_extra_lines(EXPECTED_NOTE, [], [forged])
     assert open_checkpoint(note, KEY.verifying_key, origin=ORIGIN) == CHECKPOINT
+
+
+def test_a_note_signed_by_several_keys_opens_with_any_one_of_a_set() -> None:
+    """Key rotation: the origin signs with old and new keys; a verifier accepts the note if
+    any key it trusts now signed it, and ignores the lines of keys it no longer trusts."""
+    new = SigningKey.generate(ORIGIN)
+    stranger = SigningKey.generate(ORIGIN)
+    both = sign_checkpoint(CHECKPOINT, [KEY, new])
+    assert both.startswith(EXPECTED_NOTE)  # the same bytes signed, one line per key, in order
+    assert signer_ids(both) == {
+        (ORIGIN, KEY.verifying_key.key_hash),
+        (ORIGIN, new.verifying_key.key_hash),
+    }
+    for keys in ([KEY.verifying_key], [new.verifying_key], [KEY.verifying_key, new.verifying_key]):
+        assert open_checkpoint(both, keys, origin=ORIGIN) == CHECKPOINT
+    text, verified = open_note_by(both, [new.verifying_key, stranger.verifying_key])
+    assert text == CHECKPOINT.body() and verified == (new.verifying_key,)
+    # Only the old (retired or revoked) key signed: refused by a verifier trusting the new one.
+    with pytest.raises(NoteError, match="not signed by"):
+        open_checkpoint(EXPECTED_NOTE, [new.verifying_key], origin=ORIGIN)
+    with pytest.raises(NoteError, match="not signed by any of the 2 keys"):
+        open_checkpoint(EXPECTED_NOTE, [new.verifying_key, stranger.verifying_key], origin=ORIGIN)
+    # A bad line by any trusted key refuses the note, even beside a good one.
+    forged = sig_line(ORIGIN, new.verifying_key.key_hash + bytes(64))
+    with pytest.raises(NoteError, match="does not verify"):
+        open_checkpoint(
+            with_extra_lines(EXPECTED_NOTE, [], [forged]),
+            [KEY.verifying_key, new.verifying_key],
+            origin=ORIGIN,
+        )
+    with pytest.raises(NoteError, match="no key"):
+        open_checkpoint(both, [], origin=ORIGIN)
 
 
 def test_signature_count_limit() -> None:

@@ -44,6 +44,7 @@ from node.errors import CreditnodeError, InputError, PeerError
 from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
 from node.feeds.publisher import Publisher
 from node.home import init_home, load_home
+from node.keys.signers import FeedSigners
 from node.logs import configure_logging
 from node.regions import lookup_region
 from node.runtime import Node
@@ -269,7 +270,9 @@ def import_(
 
     async def run() -> Any:
         async with Store.opened(loaded.database_url) as store:
-            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            publisher = await Publisher.open(
+                store, loaded.identity.uri, FeedSigners.of_home(loaded)
+            )
             with Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),

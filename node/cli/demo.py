@@ -188,8 +188,8 @@ async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
     console.print(holdings_table(nodes, {n.name: await holdings(n) for n in nodes}))
 
 
-# Jinan's agreement with Lanzhou opens the masked ID and the alliance pseudonym in the feed;
-# Taiyuan has no agreement with Jinan and gets digests only.
+# Jinan's agreement with Lanzhou opens Jinan's pseudonym of each person in the feed and for
+# enforcement queries; Taiyuan has no agreement with Jinan and gets digests only.
 JINAN_LANZHOU = """id = "jinan-lanzhou"
 version = 1
 peers = ["lanzhou"]
@@ -231,7 +231,7 @@ async def forms_demo(nodes: list[Node], console: Console) -> str | None:
     if entry_id is None:
         return None
     table = Table(title=f"one Jinan entry about a person ({entry_id[:8]}…): the same leaf, "
-                  "verified against the same root, in two desensitised forms",
+                  "verified against the same root, as each partner holds it",
                   title_justify="left")  # fmt: skip
     table.add_column("holder")
     for name in PERSONAL:

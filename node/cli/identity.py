@@ -45,6 +45,7 @@ from node.identity.registry import (
     resolve,
 )
 from node.identity.validate import COLUMN_EXPECTS, classify
+from node.keys.signers import FeedSigners
 from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
@@ -185,7 +186,9 @@ def rotate_pseudonym_key(home: HomeOpt) -> None:
 
     async def run() -> int:
         async with Store.opened(loaded.database_url) as store:
-            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            publisher = await Publisher.open(
+                store, loaded.identity.uri, FeedSigners.of_home(loaded)
+            )
             return await rederive_pseudonyms(publisher, new)
 
     count = run_coro(run())

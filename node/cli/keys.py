@@ -19,14 +19,20 @@ from node.cli.options import HomeOpt, out, quiet_logs
 from node.errors import InputError
 from node.keys.ceremony import (
     DEFAULT_DAYS,
+    NOT_BUILT,
+    HolderKey,
+    Proposal,
     check_holders,
     key_rows,
     propose_root,
     publish_pending,
+    revocations_path,
+    revoke_key,
     root_init,
+    rotate_key,
     sign_pending,
 )
-from node.keys.roles import ONLINE_ROLES, format_time, short_id
+from node.keys.roles import FEED, ONLINE_ROLES, format_time, parse_time, short_id
 from node.keys.trusted import RootProgress
 
 keys_app = typer.Typer(
@@ -216,3 +222,164 @@ def keys_list(home: HomeOpt) -> None:
             f"[{_STATE_STYLE[row.state]}]{row.state}[/]",
         )
     out.print(table)
+
+
+HolderKeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--holder-key",
+        help="A holder's sealed root key file, to sign the new root at once (repeat; pair "
+        "each with a --passphrase-file in the same order, or type each passphrase).",
+    ),
+]
+PassphraseFilesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--passphrase-file",
+        help="The passphrase of the --holder-key in the same position (first line).",
+    ),
+]
+
+
+def _holder_keys(keys: list[Path] | None, passphrases: list[Path] | None) -> list[HolderKey]:
+    keys, passphrases = keys or [], passphrases or []
+    if passphrases and len(passphrases) != len(keys):
+        raise InputError(
+            f"{len(keys)} --holder-key but {len(passphrases)} --passphrase-file: give one "
+            "passphrase file per holder key, in the same order (or none, to type them)"
+        )
+    found = []
+    for i, path in enumerate(keys):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"--holder-key {path}: {exc.strerror or exc}") from None
+        passphrase = (
+            _read_passphrase_file(passphrases[i], "--passphrase-file")
+            if passphrases
+            else _prompt(f"holder key {path.name}", confirm=False)
+        )
+        found.append(HolderKey(data, passphrase, f"--holder-key {path}"))
+    return found
+
+
+def _report(proposal: Proposal) -> None:
+    content = proposal.content
+    for warning in proposal.warnings:
+        out.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    if proposal.published is not None:
+        out.print(f"root v{content.version} is current ({proposal.published_path})", markup=False)
+        return
+    progress = proposal.progress
+    if progress is not None:
+        out.print(_progress_line(progress), markup=False, soft_wrap=True)
+    out.print(
+        f"root v{content.version} is pending, not in force: holders sign it with `creditnode "
+        "keys sign-root`, then `creditnode keys publish-root` makes it current",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    home: HomeOpt,
+    role: Annotated[str, typer.Option(help="The key role to rotate (feed).")],
+    overlap_hours: Annotated[
+        float,
+        typer.Option(help="How long the old key keeps signing beside the new one, in hours."),
+    ] = 24.0,
+    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    holder_key: HolderKeysOpt = None,
+    passphrase_file: PassphraseFilesOpt = None,
+) -> None:
+    """Make a new key for ROLE and propose the next root listing it, with the current key's
+    window closing after the overlap. Signed and published at once if enough --holder-key
+    are given; otherwise left pending for `sign-root` and `publish-root`."""
+    quiet_logs()
+    if role in NOT_BUILT:
+        raise InputError(f"--role {role}: {NOT_BUILT[role]}")
+    if role != FEED:
+        raise InputError(f"--role {role}: unknown role; roles are {', '.join(ONLINE_ROLES)}")
+    if not 0 <= overlap_hours <= 24 * 366:
+        raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
+    holders = _holder_keys(holder_key, passphrase_file)
+    proposal = rotate_key(
+        home,
+        role=role,
+        now=_now(),
+        overlap=dt.timedelta(hours=overlap_hours),
+        days=days,
+        holder_keys=holders,
+    )
+    new = proposal.new_key
+    assert new is not None
+    out.print(
+        f"new {role} key {short_id(new.keyid)} written to {proposal.new_key_path} (0600)",
+        markup=False,
+        soft_wrap=True,
+    )
+    retiring = ", ".join(
+        f"{short_id(o.keyid)} until {format_time(o.window.end)}"
+        for o in proposal.closed
+        if o.window.end is not None
+    )
+    out.print(
+        f"root v{proposal.content.version}: {role} key {short_id(new.keyid)} valid from "
+        f"{format_time(new.window.valid_from)}; retiring {retiring or 'none'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    _report(proposal)
+    if proposal.published is not None:
+        out.print(
+            "a serving node signs each checkpoint with every key valid now: both until the old "
+            "window closes, then the new one only",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    home: HomeOpt,
+    role: Annotated[str, typer.Option(help="The key's role (feed, audit, …).")],
+    key_id: Annotated[str, typer.Option(help="The key id, or its start as `keys list` shows.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in HOME/keys/revocations.jsonl).")],
+    at: Annotated[
+        str | None,
+        typer.Option(help="When the key stops being valid, YYYY-MM-DDTHH:MM:SSZ (default: now)."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    holder_key: HolderKeysOpt = None,
+    passphrase_file: PassphraseFilesOpt = None,
+) -> None:
+    """Propose the next root with KEY-ID revoked at --at (default now): signatures it makes
+    from then on are refused. Signed and published at once if enough --holder-key are given."""
+    quiet_logs()
+    when = None
+    if at is not None:
+        try:
+            when = parse_time(at, "--at")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    holders = _holder_keys(holder_key, passphrase_file)
+    proposal = revoke_key(
+        home,
+        role=role,
+        keyid=key_id,
+        reason=reason,
+        now=_now(),
+        at=when,
+        days=days,
+        holder_keys=holders,
+    )
+    for entry in proposal.closed:
+        out.print(
+            f"root v{proposal.content.version}: {role} key {short_id(entry.keyid)} revoked at "
+            f"{format_time(entry.window.revoked_at or _now())} (reason recorded in "
+            f"{revocations_path(home)})",
+            markup=False,
+            soft_wrap=True,
+        )
+    _report(proposal)

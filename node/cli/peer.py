@@ -52,8 +52,8 @@ def peer_add(
         bool,
         typer.Option(
             "--replace",
-            help="Accept a new CA or feed key for an enrolled peer (check the new fingerprint "
-            "with the peer out of band first).",
+            help="Accept a new CA, feed key or root v1 for an enrolled peer (check the new "
+            "fingerprint with the peer out of band first); re-pins the peer's root.",
         ),
     ] = False,
 ) -> None:
@@ -76,8 +76,26 @@ def peer_add(
         highlight=False,
     )
     for change in enrolled.replaced:
+        if "none" in (change.old, change.new):  # a root pinned or unpinned
+            old, new = (f"SHA-256 {d}" if d != "none" else d for d in (change.old, change.new))
+        else:
+            old, new = f"SHA-256 {change.old}", change.new
         out.print(
-            f"{change.what} replaced: SHA-256 {change.old} -> {change.new}",
+            f"{change.what} replaced: {old} -> {new}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if enrolled.root is not None:
+        out.print(
+            f"root v1 pinned (SHA-256 {enrolled.root.sha256}; {enrolled.root.threshold} of "
+            f"{enrolled.root.holders} holders): {bundle.name}'s feed keys are trusted as its "
+            "root says",
+            soft_wrap=True,
+            highlight=False,
+        )
+    else:
+        out.print(
+            f"no root in the bundle: {bundle.name}'s enrolled feed key is the only one trusted",
             soft_wrap=True,
             highlight=False,
         )

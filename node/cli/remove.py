@@ -18,6 +18,7 @@ from node.feeds.dates import shanghai_today
 from node.feeds.importer import REMOVAL_REASONS, Removal, find_held, remove_entries
 from node.feeds.publisher import Publisher
 from node.home import Home, load_home
+from node.keys.signers import FeedSigners
 from node.storage import Store
 
 
@@ -93,7 +94,9 @@ def remove(
 
     async def run() -> int:
         async with Store.opened(loaded.database_url) as store:
-            publisher = await Publisher.open(store, loaded.identity.uri, loaded.signing_key)
+            publisher = await Publisher.open(
+                store, loaded.identity.uri, FeedSigners.of_home(loaded)
+            )
             held = await find_held(publisher, spec, uscc=uscc.strip().upper(), entry_id=entry)
             if not held:
                 what = f"USCC {uscc}" if uscc else f"entry {entry}"

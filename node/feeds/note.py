@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from keys import SigningKey, VerifyingKey, key_hash
@@ -28,10 +29,13 @@ __all__ = [
     "MAX_TREE_SIZE",
     "Checkpoint",
     "NoteError",
+    "Verifiers",
     "open_checkpoint",
     "open_note",
+    "open_note_by",
     "sign_checkpoint",
     "sign_note",
+    "signer_ids",
     "stored_checkpoint",
 ]
 
@@ -76,17 +80,23 @@ def _valid_key_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
-def sign_note(text: bytes, key: SigningKey) -> bytes:
-    """Sign ``text`` (UTF-8, ending in a newline) and return the signed note bytes."""
+def sign_note(text: bytes, key: SigningKey | Sequence[SigningKey]) -> bytes:
+    """Sign ``text`` (UTF-8, ending in a newline) and return the signed note bytes: one
+    signature line per key, in the order given."""
+    keys = (key,) if isinstance(key, SigningKey) else tuple(key)
+    if not keys:
+        raise NoteError("no key to sign the note with")
     if not text.endswith(b"\n"):
         raise NoteError("note text must end with a newline")
     _decode_text(text, "note text")
-    if not _valid_key_name(key.name):
-        raise NoteError(f"key name {key.name!r} must be non-empty without spaces or '+'")
-    verifying = key.verifying_key
-    blob = key_hash(verifying.name, verifying.raw) + key.sign(text)
-    line = f"{_SIG_PREFIX}{key.name} {base64.b64encode(blob).decode('ascii')}\n"
-    return text + b"\n" + line.encode("utf-8")
+    lines = []
+    for k in keys:
+        if not _valid_key_name(k.name):
+            raise NoteError(f"key name {k.name!r} must be non-empty without spaces or '+'")
+        verifying = k.verifying_key
+        blob = key_hash(verifying.name, verifying.raw) + k.sign(text)
+        lines.append(f"{_SIG_PREFIX}{k.name} {base64.b64encode(blob).decode('ascii')}\n")
+    return text + b"\n" + "".join(lines).encode("utf-8")
 
 
 def _split(note: bytes) -> tuple[bytes, bytes]:
@@ -101,8 +111,39 @@ def stored_checkpoint(note: bytes) -> Checkpoint:
     return Checkpoint.parse_body(_split(note)[0])
 
 
-def open_note(note: bytes, key: VerifyingKey) -> bytes:
-    """Verify ``note`` against ``key`` and return its text (the exact signed bytes)."""
+Verifiers = VerifyingKey | Iterable[VerifyingKey]
+"""One verifying key, or a set of them of which any one signature suffices."""
+
+
+def _key_set(keys: Verifiers) -> tuple[VerifyingKey, ...]:
+    found = (keys,) if isinstance(keys, VerifyingKey) else tuple(keys)
+    if not found:
+        raise NoteError("no key to verify the note with")
+    return found
+
+
+def _describe(keys: Sequence[VerifyingKey]) -> str:
+    if len(keys) == 1:
+        return keys[0].name
+    names = sorted({k.name for k in keys})
+    hashes = ", ".join(sorted(k.key_hash.hex() for k in keys))
+    return f"any of the {len(keys)} keys of {', '.join(names)} ({hashes})"
+
+
+def open_note_by(note: bytes, keys: Verifiers) -> tuple[bytes, tuple[VerifyingKey, ...]]:
+    """Verify ``note`` against *keys* and return its text (the exact signed bytes) and the
+    keys whose signatures verified. The note is accepted if at least one of *keys* signed it.
+
+    As in Go's ``note.Open``: lines by keys not in *keys* are ignored (witness cosignatures,
+    a retired or revoked key's); for each of *keys* the first line by it decides and later
+    ones are skipped; a line by one of *keys* that does not verify refuses the whole note.
+    """
+    wanted = _key_set(keys)
+    by_id: dict[tuple[str, bytes], list[VerifyingKey]] = {}
+    for k in wanted:
+        group = by_id.setdefault((k.name, k.key_hash), [])
+        if all(other.raw != k.raw for other in group):
+            group.append(k)
     _decode_text(note, "note")
     text, sig_block = _split(note)
     if not sig_block.endswith(b"\n"):
@@ -110,9 +151,8 @@ def open_note(note: bytes, key: VerifyingKey) -> bytes:
     lines = sig_block[:-1].decode("utf-8").split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"note has more than {MAX_SIGNATURES} signatures")
-    want_hash = key.key_hash
-    verified = False
-    decided = False
+    decided: set[tuple[str, bytes]] = set()
+    verified: list[VerifyingKey] = []
     for line in lines:
         if not line.startswith(_SIG_PREFIX):
             raise NoteError("malformed signature line")
@@ -122,18 +162,47 @@ def open_note(note: bytes, key: VerifyingKey) -> bytes:
         blob = _b64decode_canonical(b64, "signature")
         if len(blob) <= _KEY_HASH_SIZE:
             raise NoteError("signature is too short")
-        # Lines from other keys are ignored (witness cosignatures, rotated keys), and as in
-        # Go's note.Open the first line from our key decides: later duplicates are skipped.
-        if decided or name != key.name or blob[:_KEY_HASH_SIZE] != want_hash:
+        ident = (name, blob[:_KEY_HASH_SIZE])
+        if ident in decided or ident not in by_id:
             continue
-        decided = True
+        decided.add(ident)
         signature = blob[_KEY_HASH_SIZE:]
-        if len(signature) != _ED25519_SIG_SIZE or not key.verify(signature, text):
-            raise NoteError(f"signature by {key.name} does not verify")
-        verified = True
+        signer = (
+            next((k for k in by_id[ident] if k.verify(signature, text)), None)
+            if len(signature) == _ED25519_SIG_SIZE
+            else None
+        )
+        if signer is None:
+            raise NoteError(f"signature by {name} (key {ident[1].hex()}) does not verify")
+        verified.append(signer)
     if not verified:
-        raise NoteError(f"note is not signed by {key.name}")
-    return text
+        raise NoteError(f"note is not signed by {_describe(wanted)}")
+    return text, tuple(verified)
+
+
+def signer_ids(note: bytes) -> frozenset[tuple[str, bytes]]:
+    """The (key name, key hash) of each signature line of *note*, unverified (empty if the
+    note is malformed): which keys a note claims to be signed by."""
+    try:
+        _, sig_block = _split(note)
+        lines = sig_block.decode("utf-8").splitlines()
+    except (NoteError, UnicodeDecodeError):
+        return frozenset()
+    found = set()
+    for line in lines:
+        name, _, b64 = line.removeprefix(_SIG_PREFIX).partition(" ")
+        try:
+            blob = _b64decode_canonical(b64, "signature")
+        except NoteError:
+            continue
+        found.add((name, blob[:_KEY_HASH_SIZE]))
+    return frozenset(found)
+
+
+def open_note(note: bytes, key: Verifiers) -> bytes:
+    """Verify ``note`` against ``key`` (or any one of a set of keys) and return its text
+    (the exact signed bytes)."""
+    return open_note_by(note, key)[0]
 
 
 def _check_line(value: str, what: str) -> None:
@@ -185,13 +254,15 @@ class Checkpoint:
         return cls(origin=origin, size=int(size_text), root=root, extensions=tuple(extensions))
 
 
-def sign_checkpoint(cp: Checkpoint, key: SigningKey) -> bytes:
-    """The signed note for ``cp``: body, blank line, one signature line by ``key``."""
+def sign_checkpoint(cp: Checkpoint, key: SigningKey | Sequence[SigningKey]) -> bytes:
+    """The signed note for ``cp``: body, blank line, one signature line by ``key`` (or one
+    line by each of several keys, in order: old and new during a key rotation)."""
     return sign_note(cp.body(), key)
 
 
-def open_checkpoint(note: bytes, key: VerifyingKey, *, origin: str) -> Checkpoint:
-    """Verify a signed checkpoint from ``origin`` by ``key`` and parse it."""
+def open_checkpoint(note: bytes, key: Verifiers, *, origin: str) -> Checkpoint:
+    """Verify a signed checkpoint from ``origin`` by ``key`` (or by at least one of a set of
+    keys, e.g. the feed keys valid now in the origin's root) and parse it."""
     cp = Checkpoint.parse_body(open_note(note, key))
     if cp.origin != origin:
         raise NoteError(f"checkpoint is for origin {cp.origin!r}, expected {origin!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from node.feeds.logstore import (
     record_checkpoint,
 )
 from node.feeds.state import AppliedLeaf, apply_leaves
+from node.keys.signers import FeedSigners, describe_keys
 from node.storage import Store
 from node.storage.models import utcnow
 
@@ -52,10 +54,14 @@ ExtraWrite = Callable[[AsyncConnection], Awaitable[None]]
 
 
 class Publisher:
-    def __init__(self, store: Store, origin: str, key: SigningKey) -> None:
+    """*key*: the signers (:meth:`FeedSigners.of_home`: the feed keys valid now in this node's
+    own root, or ``keys/feed.key`` without a root), or one fixed key."""
+
+    def __init__(self, store: Store, origin: str, key: SigningKey | FeedSigners) -> None:
         self.store = store
         self.origin = origin
-        self.key = key
+        self.signers = key if isinstance(key, FeedSigners) else FeedSigners.fixed(key)
+        self._unsigned_logged = False
         self.log: LogStore
         self._changed = asyncio.Event()
         self._latest = asyncio.Condition()
@@ -64,7 +70,7 @@ class Publisher:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, store: Store, origin: str, key: SigningKey) -> Publisher:
+    async def open(cls, store: Store, origin: str, key: SigningKey | FeedSigners) -> Publisher:
         pub = cls(store, origin, key)
         pub.log = await LogStore.open(store, origin)
         pub.latest_size = pub.log.cursor.checkpoint_size
@@ -114,18 +120,40 @@ class Publisher:
             return pending.size
         raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
 
-    async def sign_checkpoint(self) -> bytes:
-        """Sign the committed tree if it grew; store the note; wake subscribers."""
+    def _keys(self) -> tuple[SigningKey, ...]:
+        keys = self.signers.signing_keys(dt.datetime.now(dt.UTC))
+        if not keys and not self._unsigned_logged:
+            log.error(
+                "no feed key valid now that this node holds: checkpoints are not signed "
+                "until one is (keys rotate, or a root listing a held key)",
+                origin=self.origin,
+            )
+        self._unsigned_logged = not keys
+        return keys
+
+    def signers_changed(self) -> bool:
+        """True if the keys that sign now are not exactly those that signed the newest
+        checkpoint (a rotation's new root was published, or an old key's window closed)."""
+        if not self.latest_note:
+            return False
+        keys = self._keys()
+        wanted = {(k.name, k.verifying_key.key_hash) for k in keys}
+        return bool(keys) and wanted != note.signer_ids(self.latest_note)
+
+    async def sign_checkpoint(self, *, resign: bool = False) -> bytes:
+        """Sign the committed tree if it grew (or, with *resign*, again at the same size with
+        the keys valid now); store the note; wake subscribers."""
         async with self.store.engine.connect() as conn:
             cursor = await read_cursor(conn, self.origin)
         assert cursor is not None
-        if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
+        if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note and not resign:
             self._publish(cursor.checkpoint_size, cursor.checkpoint_note)
             return cursor.checkpoint_note
+        keys = self._keys()
+        if not keys:
+            return self.latest_note
         # cursor.size/root were read after their transaction committed: the tree is durable.
-        signed = note.sign_checkpoint(
-            note.Checkpoint(self.origin, cursor.size, cursor.root), self.key
-        )
+        signed = note.sign_checkpoint(note.Checkpoint(self.origin, cursor.size, cursor.root), keys)
         async with self.store.begin() as conn:
             await conn.execute(
                 update(LOGS)
@@ -179,6 +207,15 @@ class Publisher:
                     self._changed.clear()
                     await self.sign_checkpoint()
                     await asyncio.sleep(CHECKPOINT_BATCH_SECONDS)
+                elif self.signers_changed():
+                    # A new key, or a closed window, with nothing new to sign: the newest
+                    # checkpoint is signed again so that whoever fetches it next can verify it.
+                    await self.sign_checkpoint(resign=True)
+                    log.info(
+                        "checkpoint signed again with the keys valid now",
+                        size=self.latest_size,
+                        keys=describe_keys(self._keys()),
+                    )
         finally:
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):

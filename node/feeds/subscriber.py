@@ -1,6 +1,16 @@
 """The subscriber side of a feed: stream a peer's log, verify every checkpoint and leaf, and
 apply each verified group of leaves in one transaction with its cursor (compare-and-swap), so
-a crash or a replay never loses or doubles an event."""
+a crash or a replay never loses or doubles an event.
+
+Whose signature a checkpoint needs: for a peer enrolled with a root (its bundle's root v1,
+pinned in ``peer_roots``), at least one feed key that the peer's root held here lists as valid
+*now* (``TrustedRoot.valid_keys``); for a peer enrolled without one, its enrolled feed key.
+The held root is brought up to date (``NodeService.GetRoot``, verified by
+``TrustedRoot.update_chain``, each new version kept in one transaction) before streaming,
+before a checkpoint when the last check is more than :data:`ROOT_REFRESH_SECONDS` old, and
+whenever a checkpoint does not verify under the root held. A refused root update stalls the
+feed, like a checkpoint that does not verify.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,9 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import datetime as dt
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +29,7 @@ import structlog
 from sqlalchemy import and_, insert, select, update
 
 from keys import VerifyingKey
-from node.api import feeds, feeds_rpc
+from node.api import feeds, feeds_rpc, pb, rpc
 from node.feeds import merkle
 from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
@@ -39,16 +51,24 @@ from node.feeds.verify import (
     verify_checkpoint,
 )
 from node.home import TlsMaterial
+from node.keys.roles import FEED, ed25519_public
+from node.keys.trusted import MAX_CHAIN, RootError, TrustedRoot
 from node.peers.client import describe_rpc_error
 from node.peers.directory import KnownPeer
 from node.storage import Store, dialect
 from node.storage.models import EvidenceRecord, utcnow
+from node.storage.peers import PeerRepository
 
 log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
 APPLY_EVERY = 4096  # leaves per transaction during catch-up
 DISCLOSE_STEP = 4096  # leaves per Disclose call (the origin's limit)
+# A following subscriber asks the origin for root updates before verifying a checkpoint at
+# most this often (and at once when a checkpoint does not verify under the root held): how
+# soon a revocation published by the origin reaches a subscriber that is streaming.
+ROOT_REFRESH_SECONDS = 1.0
+ROOT_TIMEOUT_SECONDS = 10.0
 
 
 class ForkedPeer(Exception):
@@ -88,12 +108,122 @@ class Subscriber:
         self.origin = peer.identity.uri
         self.key = VerifyingKey.from_text(peer.record.feed_key)
         self.log: LogStore
+        self.peers = PeerRepository(store)
+        # The peer's root as held here (None: enrolled without one; the feed key decides).
+        self.trusted: TrustedRoot | None = None
+        self._root_checked = -float("inf")  # time.monotonic() of the last GetRoot
 
     @classmethod
     async def open(cls, tls: TlsMaterial, store: Store, peer: KnownPeer) -> Subscriber:
         sub = cls(tls, store, peer)
         sub.log = await LogStore.open(store, sub.origin, peer=peer.identity.node)
         return sub
+
+    # -- the peer's root --------------------------------------------------------------------
+
+    async def load_root(self) -> None:
+        """The newest version of the peer's root held here, checked as a self-signed root
+        (each was verified against its predecessor before it was kept)."""
+        held = await self.peers.held_root(self.peer.identity.node)
+        if held is None:
+            self.trusted = None
+            return
+        try:
+            self.trusted = TrustedRoot(held[1])
+        except RootError as exc:
+            raise FeedError(f"held root v{held[0]} of {self.origin} is unusable: {exc}") from None
+
+    async def update_root(self, channel: grpc.aio.Channel) -> int:
+        """Fetch the peer's root versions after the one held, verify them as a chain from it
+        and keep them (one transaction per answer). Returns how many were accepted. A refusal
+        raises FeedError (nothing kept, the held root unchanged)."""
+        trusted = self.trusted
+        if trusted is None:
+            return 0
+        stub = rpc.NodeServiceStub(channel)
+        accepted = 0
+        while True:
+            try:
+                resp = await stub.GetRoot(
+                    pb.GetRootRequest(from_version=trusted.version), timeout=ROOT_TIMEOUT_SECONDS
+                )
+            except grpc.aio.AioRpcError as err:
+                raise FeedUnavailable(
+                    describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
+                ) from None
+            roots = [bytes(r) for r in resp.roots]
+            if not roots:
+                break
+            before = (trusted.version, trusted.root.raw)
+            try:
+                trusted.update_chain(roots, now=dt.datetime.now(dt.UTC))
+            except RootError as exc:
+                raise FeedError(f"root update refused (held v{before[0]}): {exc}") from None
+            kept = await self.peers.add_roots(
+                self.peer.identity.node,
+                after=before,
+                roots=[(before[0] + i, data) for i, data in enumerate(roots, start=1)],
+            )
+            if not kept:  # re-pinned, or kept by another process meanwhile: take what is held
+                await self.load_root()
+                if self.trusted is None:
+                    break
+                trusted = self.trusted
+            accepted += len(roots)
+            log.info(
+                "peer root updated",
+                peer=self.peer.identity.node,
+                version=trusted.version,
+                kept=kept,
+            )
+            if len(roots) < MAX_CHAIN:
+                break
+        self._root_checked = time.monotonic()
+        return accepted
+
+    def verifiers(self, now: dt.datetime) -> VerifyingKey | list[VerifyingKey]:
+        """The keys a checkpoint received at *now* may be signed by: the feed keys valid now
+        in the root held, or the enrolled feed key for a peer without a root."""
+        if self.trusted is None:
+            return self.key
+        keys = [
+            VerifyingKey(self.origin, ed25519_public(o.key))
+            for o in self.trusted.valid_keys(FEED, now)
+        ]
+        if not keys:
+            raise FeedError(
+                f"no feed key of {self.origin}'s root v{self.trusted.version} is valid now"
+            )
+        return keys
+
+    async def check_checkpoint(
+        self,
+        channel: grpc.aio.Channel,
+        signed: feeds.SignedCheckpoint,
+        verified: VerifiedCheckpoint | None,
+    ) -> VerifiedCheckpoint:
+        """Verify a checkpoint under the peer's root (brought up to date first if the last
+        check is old, and again if the checkpoint does not verify) or its enrolled key."""
+        if (
+            self.trusted is not None
+            and time.monotonic() - self._root_checked >= ROOT_REFRESH_SECONDS
+        ):
+            await self.update_root(channel)
+        try:
+            return verify_checkpoint(
+                signed, self.verifiers(dt.datetime.now(dt.UTC)), self.origin, verified
+            )
+        except ForkError:
+            raise
+        except FeedError:
+            if self.trusted is None or not await self.update_root(channel):
+                raise
+        # A newer root arrived (a rotation published meanwhile): verify under it.
+        return verify_checkpoint(
+            signed, self.verifiers(dt.datetime.now(dt.UTC)), self.origin, verified
+        )
+
+    # -- streaming ----------------------------------------------------------------------
 
     def _verified(self) -> VerifiedCheckpoint | None:
         c = self.log.cursor
@@ -149,11 +279,13 @@ class Subscriber:
         )
         channel = self.peer.channel(self.tls)
         try:
+            await self.load_root()
+            await self.update_root(channel)
             call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, timeout=timeout)
             async for msg in call:
                 if msg.HasField("checkpoint"):
                     try:
-                        new = verify_checkpoint(msg.checkpoint, self.key, self.origin, verified)
+                        new = await self.check_checkpoint(channel, msg.checkpoint, verified)
                     except ForkError as fork:
                         await settle()
                         await self._record_fork(fork)
@@ -203,7 +335,7 @@ class Subscriber:
             raise FeedUnavailable(
                 describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
             ) from None
-        except ForkError:
+        except (ForkError, FeedUnavailable):
             raise
         except FeedError as exc:  # what the peer sent does not verify: nothing of it applied
             await self._set_state(STALLED, str(exc))

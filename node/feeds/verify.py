@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keys import VerifyingKey
 from node.api import feeds
 from node.feeds import merkle
 from node.feeds.leaf import LeafError, OpenedLeaf, open_leaf
-from node.feeds.note import Checkpoint, NoteError, open_checkpoint
+from node.feeds.note import Checkpoint, NoteError, Verifiers, open_checkpoint
 
 
 class FeedError(ValueError):
@@ -48,11 +47,12 @@ class VerifiedCheckpoint:
 
 def verify_checkpoint(
     signed: feeds.SignedCheckpoint,
-    key: VerifyingKey,
+    key: Verifiers,
     origin: str,
     previous: VerifiedCheckpoint | None,
 ) -> VerifiedCheckpoint:
-    """Accept *signed* only if it is signed by *key* for *origin* and extends *previous*."""
+    """Accept *signed* only if it is signed by *key* (or by one of a set of keys: the origin's
+    feed keys valid now) for *origin* and extends *previous*."""
     note = bytes(signed.note)
     try:
         cp = open_checkpoint(note, key, origin=origin)

@@ -10,8 +10,9 @@ arguments, so the commands and the tests decide what "now" is.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -21,18 +22,24 @@ from tuf.api.metadata import Metadata, Root
 from tuf.api.serialization.json import JSONSerializer
 
 from keys import (
+    SigningKey,
     certificate_fingerprint,
     seal,
     unseal,
     validate_label,
     write_private_file,
+    write_public_file,
 )
 from node.errors import ConfigError, InputError
 from node.home import Home, load_home
 from node.keys.roles import (
+    AUDIT,
     FEED,
+    ONLINE_ROLES,
+    REPORT,
     ROOT_ROLE,
     TRANSPORT,
+    WITNESS,
     KeyState,
     OnlineKey,
     PseudonymGeneration,
@@ -40,9 +47,11 @@ from node.keys.roles import (
     Window,
     format_time,
     public_identity,
+    short_id,
     tuf_key,
     utc,
 )
+from node.keys.signers import feed_key_path
 from node.keys.store import RootStore
 from node.keys.trusted import RootError, RootProgress, TrustedRoot, VerifiedRoot, parse_root
 
@@ -347,3 +356,228 @@ def key_rows(home_root: Path, *, now: dt.datetime) -> list[KeyRow]:
                         )
                     )
     return rows
+
+
+# -- rotation and revocation -----------------------------------------------------------------
+
+NOT_BUILT: dict[str, str] = {
+    AUDIT: "rotating audit keys is not built yet: nothing signs audit checkpoints yet",
+    REPORT: "rotating report keys is not built yet: nothing signs credit reports yet",
+    WITNESS: "rotating witness keys is not built yet: nothing cosigns peers' checkpoints yet",
+    TRANSPORT: (
+        "rotating the transport key is not built yet: it is the TLS certificate's key, and "
+        "replacing the certificate without a restart is not built"
+    ),
+    ROOT_ROLE: (
+        "rotating root holders is not built as a command yet: write the pending root with "
+        "RootContent and sign it with `keys sign-root`"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class HolderKey:
+    """One holder's sealed root key and passphrase, to sign a proposal at once."""
+
+    data: bytes
+    passphrase: str
+    source: str = "holder key"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A pending root N+1 made by ``keys rotate`` or ``keys revoke``, and how far it got."""
+
+    content: RootContent
+    signatures: tuple[SignResult, ...] = ()
+    published: VerifiedRoot | None = None
+    published_path: Path | None = None
+    new_key: OnlineKey | None = None
+    new_key_path: Path | None = None
+    closed: tuple[OnlineKey, ...] = ()  # the entries whose windows this version closes
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def progress(self) -> RootProgress | None:
+        return self.signatures[-1].progress if self.signatures else None
+
+
+def _check_holder_keys(holder_keys: Sequence[HolderKey]) -> None:
+    """Open each sealed key before anything is written: a wrong passphrase changes nothing."""
+    for holder in holder_keys:
+        try:
+            unseal(holder.data, holder.passphrase)
+        except ValueError as exc:
+            raise InputError(f"{holder.source}: {exc}") from None
+
+
+def _propose(home_root: Path, content: RootContent) -> None:
+    store = RootStore(home_root)
+    try:
+        data = _serialize(content.to_metadata())
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    store.write_pending(data)
+
+
+def _sign_and_publish(
+    home_root: Path, proposal: Proposal, holder_keys: Sequence[HolderKey], *, now: dt.datetime
+) -> Proposal:
+    signatures = tuple(
+        sign_pending(home_root, holder_key=h.data, passphrase=h.passphrase, source=h.source)
+        for h in holder_keys
+    )
+    proposal = replace(proposal, signatures=signatures)
+    if proposal.progress is not None and proposal.progress.complete:
+        path, root = publish_pending(home_root, now=now)
+        proposal = replace(proposal, published=root, published_path=path)
+    return proposal
+
+
+def _start(home_root: Path, *, now: dt.datetime, days: int) -> tuple[TrustedRoot, RootContent]:
+    store = RootStore(home_root)
+    trusted = store.load()
+    if store.read_pending() is not None:
+        raise InputError(f"{store.pending_path} exists; publish it or delete it first")
+    if days < 1:
+        raise InputError("--days must be at least 1")
+    return trusted, trusted.content.next_version(expires=utc(now) + dt.timedelta(days=days))
+
+
+def rotate_key(
+    home_root: Path,
+    *,
+    role: str,
+    now: dt.datetime,
+    overlap: dt.timedelta,
+    days: int = DEFAULT_DAYS,
+    holder_keys: Sequence[HolderKey] = (),
+) -> Proposal:
+    """Make a new key for *role* (feed only, today), and propose root N+1 listing it from
+    *now*, with every feed key valid now closing at *now* + *overlap* (a planned end, not a
+    revocation). The new private key is written first (``HOME/keys/feed.<keyid>.key``, 0600);
+    the old ones stay. With enough *holder_keys* the root is signed and published at once;
+    otherwise it stays pending for ``keys sign-root`` and ``keys publish-root``."""
+    if role in NOT_BUILT:
+        raise InputError(NOT_BUILT[role])
+    if role != FEED:
+        raise InputError(f"unknown role {role!r}; roles are {', '.join(ONLINE_ROLES)}")
+    if overlap < dt.timedelta(0):
+        raise InputError("--overlap-hours must not be negative")
+    now = utc(now)
+    home = load_home(home_root)
+    trusted, content = _start(home_root, now=now, days=days)
+    _check_holder_keys(holder_keys)
+    key = SigningKey.generate(home.identity.uri)
+    entry = OnlineKey(role=FEED, key=tuf_key(key.verifying_key), window=Window(valid_from=now))
+    path = feed_key_path(home_root, entry.keyid)
+    if path.exists():
+        raise InputError(f"{path} already exists; refusing to overwrite a feed key")
+    closed = trusted.valid_keys(FEED, now)
+    try:
+        content = content.with_online_key(entry)
+        for old in closed:
+            content = content.with_window_closed(FEED, old.keyid, now + overlap, revoked=False)
+        content.to_metadata()
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    write_private_file(path, key.to_pem())
+    _propose(home_root, content)
+    closed_now = tuple(o for o in content.online_keys(FEED) if o.keyid in {c.keyid for c in closed})
+    proposal = Proposal(content=content, new_key=entry, new_key_path=path, closed=closed_now)
+    return _sign_and_publish(home_root, proposal, holder_keys, now=now)
+
+
+def find_key(content: RootContent, role: str, keyid: str) -> OnlineKey:
+    """The entry of *role* whose key id is *keyid* or starts with it (as ``keys list``
+    shows them); InputError if none or several."""
+    if role not in ONLINE_ROLES:
+        raise InputError(f"unknown role {role!r}; roles are {', '.join(ONLINE_ROLES)}")
+    wanted = keyid.strip().lower()
+    if not wanted:
+        raise InputError("--key-id is empty")
+    found = [o for o in content.online_keys(role) if o.keyid.startswith(wanted)]
+    if not found:
+        raise InputError(f"root v{content.version} lists no {role} key {wanted}")
+    if len(found) > 1:
+        raise InputError(f"--key-id {wanted} names {len(found)} {role} keys; give more of it")
+    return found[0]
+
+
+def revoke_key(
+    home_root: Path,
+    *,
+    role: str,
+    keyid: str,
+    reason: str,
+    now: dt.datetime,
+    at: dt.datetime | None = None,
+    days: int = DEFAULT_DAYS,
+    holder_keys: Sequence[HolderKey] = (),
+) -> Proposal:
+    """Propose root N+1 revoking *keyid* in *role* at *at* (default *now*): its window closes
+    there, as a revocation. Signed and published at once with enough *holder_keys*. The
+    reason goes to ``HOME/keys/revocations.jsonl`` (the root has no field for it)."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise InputError("--reason is empty: say why the key is revoked")
+    now = utc(now)
+    at = now if at is None else utc(at)
+    trusted, content = _start(home_root, now=now, days=days)
+    entry = find_key(trusted.content, role, keyid)
+    if entry.window.revoked_at is not None and entry.window.revoked_at <= at:
+        raise InputError(f"{role} key {short_id(entry.keyid)} is already revoked")
+    _check_holder_keys(holder_keys)
+    try:
+        content = content.with_window_closed(role, entry.keyid, at, revoked=True)
+        content.to_metadata()
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    warnings = []
+    if role == FEED:
+        remaining = [o for o in content.online_keys(FEED) if o.window.contains(max(now, at))]
+        if not remaining:
+            warnings.append(
+                "no feed key stays valid: this node signs no checkpoint until a new feed key "
+                "is listed (`creditnode keys rotate --role feed`)"
+            )
+    else:
+        warnings.append(
+            f"peers do not check {role} keys against the root yet: the revocation is "
+            f"recorded in root v{content.version} only"
+        )
+    _propose(home_root, content)
+    _record_revocation(home_root, role, entry.keyid, at, reason, content.version, now)
+    closed = tuple(o for o in content.online_keys(role) if o.keyid == entry.keyid)
+    proposal = Proposal(content=content, closed=closed, warnings=tuple(warnings))
+    return _sign_and_publish(home_root, proposal, holder_keys, now=now)
+
+
+def revocations_path(home_root: Path) -> Path:
+    return home_root / "keys" / "revocations.jsonl"
+
+
+def _record_revocation(
+    home_root: Path,
+    role: str,
+    keyid: str,
+    at: dt.datetime,
+    reason: str,
+    version: int,
+    now: dt.datetime,
+) -> None:
+    path = revocations_path(home_root)
+    before = path.read_bytes() if path.exists() else b""
+    line = json.dumps(
+        {
+            "role": role,
+            "keyid": keyid,
+            "revoked_at": format_time(at),
+            "reason": reason,
+            "root_version": version,
+            "proposed_at": format_time(now),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    write_public_file(path, before + line.encode("utf-8") + b"\n")

@@ -236,6 +236,15 @@ def reference_identity(ref: Key | VerifyingKey | PublicKey) -> bytes:
     return _der(ref)
 
 
+def ed25519_public(key: Key) -> Ed25519PublicKey:
+    """The Ed25519 public key of a TUF key (feed, audit, report and witness keys are
+    Ed25519); ValueError for another type."""
+    if (key.keytype, key.scheme) != _ED25519:
+        raise ValueError(f"key {key.keyid} is {key.keytype}/{key.scheme}, not Ed25519")
+    public_identity(key)  # canonical form checked
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.keyval["public"]))
+
+
 def tuf_key(public: PublicKey | VerifyingKey, *, holder: str | None = None) -> SSlibKey:
     """A TUF key (default key id: SHA-256 of its canonical form) for a public key."""
     if isinstance(public, VerifyingKey):

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from keys import write_public_file
 from node.errors import ConfigError
-from node.keys.trusted import MAX_ROOT_BYTES, ParsedRoot, RootError, TrustedRoot, parse_root
+from node.keys.trusted import (
+    MAX_CHAIN,
+    MAX_ROOT_BYTES,
+    ParsedRoot,
+    RootError,
+    TrustedRoot,
+    parse_root,
+)
 
 _VERSION_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
 
@@ -45,6 +52,17 @@ class RootStore:
 
     def read(self, version: int) -> bytes:
         return self._read(self.path(version))
+
+    def after(self, version: int, *, limit: int = MAX_CHAIN) -> list[bytes]:
+        """Versions *version*+1, *version*+2, … as stored (at most *limit*, stopping at a
+        missing one): what a peer holding *version* needs to catch up (``GetRoot``)."""
+        held = set(self.versions())
+        found: list[bytes] = []
+        next_version = max(version, 0) + 1
+        while next_version in held and len(found) < limit:
+            found.append(self.read(next_version))
+            next_version += 1
+        return found
 
     def load(self) -> TrustedRoot:
         """The current root: the highest version, checked as a self-signed root (it was

@@ -38,9 +38,10 @@ _RECORD_FIELDS = {
     "ca_certificate": "CA",
     "tls_certificate": "TLS certificate",
     "feed_key": "feed key",
+    "root_v1_sha256": "root v1",
 }
 # A change of these means the peer's keys changed: its open calls are cut.
-_KEY_FIELDS = frozenset({"CA", "feed key"})
+_KEY_FIELDS = frozenset({"CA", "feed key", "root v1"})
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class DirectoryChange:
 
     @property
     def rekeyed(self) -> frozenset[str]:
-        """Peers re-enrolled with another CA or feed key."""
+        """Peers re-enrolled with another CA, feed key or pinned root v1."""
         return frozenset(n for n, what in self.changed.items() if what & _KEY_FIELDS)
 
 

@@ -6,13 +6,22 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from keys import PeerBundle, VerifyingKey, certificate_fingerprint, load_certificate
+from keys import (
+    PeerBundle,
+    VerifyingKey,
+    certificate_fingerprint,
+    encode_bundle_root,
+    load_certificate,
+)
 from node import PROTOCOL_VERSION, __version__
 from node.errors import EnrollmentError
 from node.home import Home
+from node.keys.roles import FEED
+from node.keys.store import RootStore
+from node.keys.trusted import RootError, TrustedRoot
 from node.regions import validate_region
 from node.storage import PeerRecord, Store
-from node.storage.peers import PeerRepository
+from node.storage.peers import PeerRepository, root_sha256
 
 
 def ca_fingerprint(pem: str) -> str:
@@ -30,9 +39,21 @@ def feed_key_fingerprint(text: str) -> str:
 class KeyChange:
     """A key of an enrolled peer that a re-enrollment replaces."""
 
-    what: str  # "CA" or "feed key"
-    old: str  # SHA-256 fingerprint, hex
+    what: str  # "CA", "feed key" or "root v1"
+    old: str  # SHA-256 fingerprint, hex ("none": nothing pinned)
     new: str
+
+    def describe(self, fingerprint: str) -> str:
+        return f"no {self.what}" if fingerprint == "none" else f"{self.what} SHA-256 {fingerprint}"
+
+
+@dataclass(frozen=True)
+class PinnedRoot:
+    """The root v1 a bundle carried, verified and pinned for the peer."""
+
+    sha256: str
+    holders: int
+    threshold: int
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,7 @@ class Enrolled:
     created: bool
     ca_fingerprint: str
     replaced: tuple[KeyChange, ...] = ()
+    root: PinnedRoot | None = None
 
 
 def key_changes(record: PeerRecord, bundle: PeerBundle) -> tuple[KeyChange, ...]:
@@ -59,12 +81,63 @@ def key_changes(record: PeerRecord, bundle: PeerBundle) -> tuple[KeyChange, ...]
                 feed_key_fingerprint(bundle.feed_key),
             )
         )
+    pinned = root_sha256(bundle.root_v1_bytes)
+    if record.root_v1_sha256 != pinned:
+        changes.append(KeyChange("root v1", record.root_v1_sha256 or "none", pinned or "none"))
     return tuple(changes)
+
+
+def own_root_v1(home: Home) -> bytes | None:
+    """This node's root version 1 exactly as signed, or None before ``keys root-init``.
+    Checked as a peer will check it (self-signed, this node's, listing ``keys/feed.key``)."""
+    store = RootStore(home.paths.root)
+    if 1 not in store.versions():
+        return None
+    path = store.path(1)
+    try:
+        data = store.read(1)
+        trusted = TrustedRoot(data)
+    except (OSError, RootError) as exc:
+        raise EnrollmentError(f"{path}: {exc}") from None
+    if trusted.node != home.identity.uri:
+        raise EnrollmentError(f"{path} is for {trusted.node}, this node is {home.identity.uri}")
+    if not trusted.entries(FEED, home.signing_key.verifying_key):
+        raise EnrollmentError(
+            f"{path} does not list {home.paths.feed_key}'s key in its feed role; partners "
+            "would refuse the bundle"
+        )
+    return data
+
+
+def check_root_v1(bundle: PeerBundle, source: str) -> PinnedRoot | None:
+    """Verify the bundle's root v1 (a threshold of its own holders' signatures), that it is
+    the bundle's node's, and that it lists the bundle's feed key. None if it carries none."""
+    data = bundle.root_v1_bytes
+    if data is None:
+        return None
+    try:
+        trusted = TrustedRoot(data)
+    except RootError as exc:
+        raise EnrollmentError(f"{source}: root_v1 refused: {exc}") from None
+    if trusted.version != 1:
+        raise EnrollmentError(f"{source}: root_v1 is root version {trusted.version}, not 1")
+    if trusted.node != bundle.identity.uri:
+        raise EnrollmentError(
+            f"{source}: root_v1 is the root of {trusted.node}, the bundle is {bundle.identity.uri}"
+        )
+    if not trusted.entries(FEED, bundle.verifying_key):
+        raise EnrollmentError(
+            f"{source}: the bundle's feed key (SHA-256 {feed_key_fingerprint(bundle.feed_key)}) "
+            "is not listed in the feed role of its root_v1"
+        )
+    content = trusted.content
+    return PinnedRoot(root_sha256(data), len(content.holders), content.threshold)
 
 
 def export_bundle(home: Home, *, endpoint: str | None = None) -> PeerBundle:
     """This node's bundle; *endpoint* defaults to ``advertise``, then ``listen``."""
     s = home.settings
+    root_v1 = own_root_v1(home)
     ep = endpoint or s.advertise or s.listen
     if ep.endswith(":0"):
         raise EnrollmentError(
@@ -81,6 +154,7 @@ def export_bundle(home: Home, *, endpoint: str | None = None) -> PeerBundle:
         feed_key=home.signing_key.verifying_key.to_text(),
         protocol_version=PROTOCOL_VERSION,
         software_version=__version__,
+        root_v1=None if root_v1 is None else encode_bundle_root(root_v1),
     )
 
 
@@ -100,8 +174,10 @@ def read_bundle(path: Path) -> PeerBundle:
 async def enroll(
     home: Home, store: Store, bundle: PeerBundle, *, source: str = "bundle", replace: bool = False
 ) -> Enrolled:
-    """Check the bundle against this node and store it. Re-enrolling a peer with another CA or
-    feed key needs *replace*: otherwise EnrollmentError naming both fingerprints of each."""
+    """Check the bundle against this node and store it. Re-enrolling a peer with another CA,
+    feed key or root v1 needs *replace*: otherwise EnrollmentError naming both fingerprints
+    of each. A bundle's root v1 is verified and pinned as the peer's root of trust; without
+    one, the enrolled feed key is the only key trusted for the peer's feed."""
     if bundle.federation != home.settings.federation:
         raise EnrollmentError(
             f"{source}: peer {bundle.name} belongs to federation {bundle.federation}, "
@@ -118,19 +194,20 @@ async def enroll(
         validate_region(bundle.region)
     except ValueError as exc:
         raise EnrollmentError(f"{source}: {exc}") from None
+    pinned = check_root_v1(bundle, source)
     replaced: tuple[KeyChange, ...] = ()
 
     def check(record: PeerRecord) -> None:
         nonlocal replaced
         replaced = key_changes(record, bundle)
         if replaced and not replace:
-            olds = " and ".join(f"{c.what} SHA-256 {c.old}" for c in replaced)
-            news = " and ".join(f"{c.what} SHA-256 {c.new}" for c in replaced)
+            olds = " and ".join(c.describe(c.old) for c in replaced)
+            news = " and ".join(c.describe(c.new) for c in replaced)
             raise EnrollmentError(
                 f"{source}: peer {bundle.name} is enrolled with {olds}; the bundle has {news}. "
                 f"Check the new {'fingerprint' if len(replaced) == 1 else 'fingerprints'} with "
                 f"{bundle.name} out of band, then add --replace"
             )
 
-    created = await PeerRepository(store).upsert(bundle, check=check)
-    return Enrolled(created, ca_fingerprint(bundle.ca_certificate), replaced)
+    created = await PeerRepository(store).upsert(bundle, check=check, root_v1=bundle.root_v1_bytes)
+    return Enrolled(created, ca_fingerprint(bundle.ca_certificate), replaced, pinned)

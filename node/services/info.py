@@ -12,6 +12,7 @@ from keys import certificate_fingerprint, load_certificate
 from node import PROTOCOL_VERSION, __version__
 from node.api import pb, rpc
 from node.home import Home
+from node.keys.store import RootStore
 from node.storage.models import PeerRecord
 from node.storage.peers import PeerRepository
 
@@ -49,6 +50,7 @@ class NodeServicer(rpc.NodeServiceServicer):
         self._home = home
         self._peers = peers
         self._started_at = started_at
+        self._roots = RootStore(home.paths.root)
 
     def info(self) -> pb.NodeInfo:
         s = self._home.settings
@@ -76,3 +78,10 @@ class NodeServicer(rpc.NodeServiceServicer):
                 for r in rows
             ]
         )
+
+    async def GetRoot(
+        self, request: pb.GetRootRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetRootResponse:
+        """This node's root versions after the caller's, exactly as signed; the caller
+        verifies them (``TrustedRoot.update_chain``), so nothing is checked here."""
+        return pb.GetRootResponse(roots=self._roots.after(request.from_version))

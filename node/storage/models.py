@@ -34,6 +34,19 @@ class PeerRecord(SQLModel, table=True):
     last_error: str = Field(default="", max_length=500)
     software_version: str = Field(default="", max_length=40)
     protocol_version: str = Field(default="", max_length=10)
+    # SHA-256 (hex) of the peer's root v1 pinned at enrollment; "" if its bundle had no root.
+    root_v1_sha256: str = Field(default="", max_length=64)
+
+
+class PeerRootRecord(SQLModel, table=True):
+    """One version of an enrolled peer's root metadata, exactly as signed, that this node
+    verified: v1 from the bundle (pinned at ``peer add``), later ones chained from it."""
+
+    __tablename__ = "peer_roots"
+
+    peer: str = Field(primary_key=True, max_length=63)
+    version: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class LogRecord(SQLModel, table=True):

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import and_, delete, func, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keys import PeerBundle
 from node.storage._store import Store
-from node.storage.models import EnrollmentGeneration, PeerRecord, utcnow
+from node.storage.models import EnrollmentGeneration, PeerRecord, PeerRootRecord, utcnow
 
 GENERATION = EnrollmentGeneration.__table__  # type: ignore[attr-defined]
+PEER_ROOTS = PeerRootRecord.__table__  # type: ignore[attr-defined]
+
+
+def root_sha256(data: bytes | None) -> str:
+    """What ``peers.root_v1_sha256`` holds for a pinned root v1 (``""``: none)."""
+    return "" if data is None else hashlib.sha256(data).hexdigest()
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -52,10 +60,19 @@ class PeerRepository:
         return int(value or 0)
 
     async def upsert(
-        self, bundle: PeerBundle, *, check: Callable[[PeerRecord], None] | None = None
+        self,
+        bundle: PeerBundle,
+        *,
+        check: Callable[[PeerRecord], None] | None = None,
+        root_v1: bytes | None = None,
     ) -> bool:
         """Enroll or re-enroll from a bundle; True if the peer is new. *check* sees the
-        enrolled record first, in the same transaction, and may refuse by raising."""
+        enrolled record first, in the same transaction, and may refuse by raising.
+
+        *root_v1* (already verified by the caller) is pinned as the peer's root: a new pin, or
+        another v1 than the one pinned, replaces the peer's whole held chain; the same v1 again
+        keeps the versions verified since."""
+        pin = root_sha256(root_v1)
         async with self._store.write_session() as s:
             row = await s.get(PeerRecord, bundle.name)
             created = row is None
@@ -82,7 +99,15 @@ class PeerRepository:
                 row.last_error = ""
             row.software_version = bundle.software_version
             row.protocol_version = bundle.protocol_version
+            repin = created or row.root_v1_sha256 != pin
+            row.root_v1_sha256 = pin
             s.add(row)
+            if repin:
+                await s.exec(delete(PEER_ROOTS).where(PEER_ROOTS.c.peer == bundle.name))
+                if root_v1 is not None:
+                    await s.exec(
+                        insert(PEER_ROOTS).values(peer=bundle.name, version=1, data=root_v1)
+                    )
             await _bump_generation(s)
             await s.commit()
         return created
@@ -93,8 +118,63 @@ class PeerRepository:
             if row is None:
                 return False
             await s.delete(row)
+            await s.exec(delete(PEER_ROOTS).where(PEER_ROOTS.c.peer == name))
             await _bump_generation(s)
             await s.commit()
+        return True
+
+    async def held_root(self, name: str) -> tuple[int, bytes] | None:
+        """The newest version of *name*'s root this node verified, exactly as signed, or None
+        if no root is pinned for it."""
+        async with self._store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    PEER_ROOTS.select()
+                    .where(PEER_ROOTS.c.peer == name)
+                    .order_by(PEER_ROOTS.c.version.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else (int(row.version), bytes(row.data))
+
+    async def add_roots(
+        self, name: str, *, after: tuple[int, bytes], roots: Sequence[tuple[int, bytes]]
+    ) -> bool:
+        """Keep newly verified versions of *name*'s root, all in one transaction, if the newest
+        held version is still *after* (version, bytes), the one they were verified from.
+        False (nothing kept) if the pin moved meanwhile (a re-pin, or another process kept
+        the same versions first)."""
+        if not roots:
+            return True
+        try:
+            return await self._add_roots(name, after, roots)
+        except IntegrityError:  # another process kept the same versions first
+            return False
+
+    async def _add_roots(
+        self, name: str, after: tuple[int, bytes], roots: Sequence[tuple[int, bytes]]
+    ) -> bool:
+        async with self._store.begin() as conn:
+            newest = (
+                await conn.execute(
+                    PEER_ROOTS.select().where(
+                        and_(
+                            PEER_ROOTS.c.peer == name,
+                            PEER_ROOTS.c.version
+                            == PEER_ROOTS.select()
+                            .with_only_columns(func.max(PEER_ROOTS.c.version))
+                            .where(PEER_ROOTS.c.peer == name)
+                            .scalar_subquery(),
+                        )
+                    )
+                )
+            ).first()
+            if newest is None or (int(newest.version), bytes(newest.data)) != after:
+                return False
+            await conn.execute(
+                insert(PEER_ROOTS),
+                [{"peer": name, "version": v, "data": data} for v, data in roots],
+            )
         return True
 
     async def record_contact(

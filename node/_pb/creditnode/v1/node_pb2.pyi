@@ -225,3 +225,51 @@ class ListPeersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPeersResponse: _TypeAlias = ListPeersResponse  # noqa: Y015
+
+@_typing.final
+class GetRootRequest(_message.Message):
+    """GetRootRequest asks for the root versions after one the caller holds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_VERSION_FIELD_NUMBER: _builtins.int
+    from_version: _builtins.int
+    """The newest root version the caller holds (0: none)."""
+    def __init__(
+        self,
+        *,
+        from_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_version", b"from_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRootRequest: _TypeAlias = GetRootRequest  # noqa: Y015
+
+@_typing.final
+class GetRootResponse(_message.Message):
+    """GetRootResponse carries root versions from_version+1, from_version+2, … in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def roots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Each version's TUF root metadata (JSON), the exact bytes its holders signed. Empty if
+        the caller is current or this node has no root of trust.
+        """
+
+    def __init__(
+        self,
+        *,
+        roots: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["roots", b"roots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRootResponse: _TypeAlias = GetRootResponse  # noqa: Y015

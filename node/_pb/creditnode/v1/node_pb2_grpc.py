@@ -45,6 +45,11 @@ class NodeServiceStub:
                 request_serializer=creditnode_dot_v1_dot_node__pb2.ListPeersRequest.SerializeToString,
                 response_deserializer=creditnode_dot_v1_dot_node__pb2.ListPeersResponse.FromString,
                 _registered_method=True)
+        self.GetRoot = channel.unary_unary(
+                '/creditnode.v1.NodeService/GetRoot',
+                request_serializer=creditnode_dot_v1_dot_node__pb2.GetRootRequest.SerializeToString,
+                response_deserializer=creditnode_dot_v1_dot_node__pb2.GetRootResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -65,6 +70,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoot(self, request, context):
+        """GetRoot returns this node's root metadata versions after from_version, oldest first,
+        exactly as signed (at most 64 at once: ask again from the last one received).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.ListPeers,
                     request_deserializer=creditnode_dot_v1_dot_node__pb2.ListPeersRequest.FromString,
                     response_serializer=creditnode_dot_v1_dot_node__pb2.ListPeersResponse.SerializeToString,
+            ),
+            'GetRoot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoot,
+                    request_deserializer=creditnode_dot_v1_dot_node__pb2.GetRootRequest.FromString,
+                    response_serializer=creditnode_dot_v1_dot_node__pb2.GetRootResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +152,33 @@ class NodeService:
             '/creditnode.v1.NodeService/ListPeers',
             creditnode_dot_v1_dot_node__pb2.ListPeersRequest.SerializeToString,
             creditnode_dot_v1_dot_node__pb2.ListPeersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditnode.v1.NodeService/GetRoot',
+            creditnode_dot_v1_dot_node__pb2.GetRootRequest.SerializeToString,
+            creditnode_dot_v1_dot_node__pb2.GetRootResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class NodeServiceStub:
     """GetInfo returns this node's name, region and versions."""
     ListPeers: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListPeersRequest, _node_pb2.ListPeersResponse]
     """ListPeers returns the peers this node has enrolled and when it last heard from each."""
+    GetRoot: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetRootRequest, _node_pb2.GetRootResponse]
+    """GetRoot returns this node's root metadata versions after from_version, oldest first,
+    exactly as signed (at most 64 at once: ask again from the last one received).
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -47,6 +51,10 @@ class NodeServiceAsyncStub(NodeServiceStub):
     """GetInfo returns this node's name, region and versions."""
     ListPeers: _aio.UnaryUnaryMultiCallable[_node_pb2.ListPeersRequest, _node_pb2.ListPeersResponse]  # type: ignore[assignment]
     """ListPeers returns the peers this node has enrolled and when it last heard from each."""
+    GetRoot: _aio.UnaryUnaryMultiCallable[_node_pb2.GetRootRequest, _node_pb2.GetRootResponse]  # type: ignore[assignment]
+    """GetRoot returns this node's root metadata versions after from_version, oldest first,
+    exactly as signed (at most 64 at once: ask again from the last one received).
+    """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     """NodeService tells an enrolled peer who this node is and how it sees the federation."""
@@ -66,5 +74,15 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.ListPeersResponse, _abc.Awaitable[_node_pb2.ListPeersResponse]]:
         """ListPeers returns the peers this node has enrolled and when it last heard from each."""
+
+    @_abc_1.abstractmethod
+    def GetRoot(
+        self,
+        request: _node_pb2.GetRootRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.GetRootResponse, _abc.Awaitable[_node_pb2.GetRootResponse]]:
+        """GetRoot returns this node's root metadata versions after from_version, oldest first,
+        exactly as signed (at most 64 at once: ask again from the last one received).
+        """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
