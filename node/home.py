@@ -17,6 +17,7 @@ Layout::
 
 from __future__ import annotations
 
+import time
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,6 +42,8 @@ from node.config import CONFIG_FILE, NodeSettings, dump_settings, load_settings,
 from node.errors import ConfigError, InputError
 from node.identity.pseudonym_key import PseudonymKey, PseudonymKeyFile
 from node.regions import validate_region
+
+TLS_RELOAD_SECONDS = 1.0
 
 # The packaged example catalogue (the same text as deploy/lists.yellow-river.toml).
 CATALOGUE_EXAMPLE = Path(__file__).parent / "feeds" / "lists.yellow-river.toml"
@@ -92,17 +95,81 @@ class HomePaths:
         return self.root / "lists.toml"
 
 
-@dataclass(frozen=True)
 class TlsMaterial:
-    """PEM bytes a node presents and trusts at start (its own CA; peers add theirs)."""
+    """PEM bytes a node presents and trusts (its own CA; peers add theirs).
 
-    ca_pem: bytes
-    cert_pem: bytes
-    key_pem: bytes
+    Loaded from a home (*cert_path* and *key_path* given), the certificate and key are re-read
+    when ``creditnode keys rotate/renew --role transport`` replaces the files (a stat at most
+    once a second): the server's per-handshake fetcher and every channel made afterwards use
+    the new pair. A pair whose key does not match its certificate (one file replaced, not yet
+    the other) or that does not parse is ignored; the pair in force stays.
+    """
 
-    @cached_property
+    def __init__(
+        self,
+        ca_pem: bytes,
+        cert_pem: bytes,
+        key_pem: bytes,
+        *,
+        cert_path: Path | None = None,
+        key_path: Path | None = None,
+    ) -> None:
+        self.ca_pem = ca_pem
+        self._pair = (cert_pem, key_pem)
+        self._certificate = load_certificate(cert_pem)
+        self._paths: tuple[Path, Path] | None = (
+            (cert_path, key_path) if cert_path and key_path else None
+        )
+        self._stamp = self._stat()
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[tuple[int, int], ...]:
+        if self._paths is None:
+            return ()
+        stamps = []
+        for path in self._paths:
+            try:
+                st = path.stat()
+            except OSError:
+                return ()
+            stamps.append((st.st_mtime_ns, st.st_ino))
+        return tuple(stamps)
+
+    def current(self) -> tuple[bytes, bytes]:
+        """The (certificate, key) PEM pair in force; the same object until the files change."""
+        now = time.monotonic()
+        if self._paths is not None and now - self._checked >= TLS_RELOAD_SECONDS:
+            self._checked = now
+            stamp = self._stat()
+            if stamp and stamp != self._stamp:
+                cert_path, key_path = self._paths
+                try:
+                    cert_pem, key_pem = cert_path.read_bytes(), read_private_file(key_path)
+                    cert = load_certificate(cert_pem)
+                    key = serialization.load_pem_private_key(key_pem, password=None)
+                    same = key.public_key().public_bytes(
+                        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                    ) == cert.public_key().public_bytes(
+                        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                    )
+                except (OSError, ValueError, TypeError):
+                    same = False
+                if same:
+                    self._pair, self._certificate, self._stamp = (cert_pem, key_pem), cert, stamp
+        return self._pair
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.current()[0]
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.current()[1]
+
+    @property
     def certificate(self) -> x509.Certificate:
-        return load_certificate(self.cert_pem)
+        self.current()
+        return self._certificate
 
     @cached_property
     def ca_certificate(self) -> x509.Certificate:
@@ -224,6 +291,8 @@ def load_home(root: Path) -> Home:
             ca_pem=paths.ca_cert.read_bytes(),
             cert_pem=paths.tls_cert.read_bytes(),
             key_pem=read_private_file(paths.tls_key),
+            cert_path=paths.tls_cert,
+            key_path=paths.tls_key,
         )
         signing = SigningKey.from_pem(
             NodeIdentity(settings.federation, settings.name).uri,

@@ -35,7 +35,7 @@ from node.feeds.subscriber import Subscriber
 from node.feeds.verify import FeedError
 from node.home import init_home, load_home
 from node.keys.ceremony import HolderKey, revoke_key, root_init, rotate_key
-from node.keys.roles import FEED, TRANSPORT, tuf_key
+from node.keys.roles import FEED, tuf_key
 from node.keys.signers import FeedSigners
 from node.keys.store import RootStore
 from node.local_federation import LocalFederation
@@ -436,7 +436,6 @@ def test_rotate_refuses_roles_without_a_signer(
     for role, says in (
         ("audit", "nothing signs audit checkpoints yet"),
         ("witness", "nothing cosigns"),
-        (TRANSPORT, "without a restart is not built"),
     ):
         code, _, err = run(capsys, "keys", "rotate", "--home", str(homes["jinan"]), "--role", role)
         assert code == 2 and err.startswith("error: ") and says in err, err

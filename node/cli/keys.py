@@ -32,7 +32,8 @@ from node.keys.ceremony import (
     rotate_key,
     sign_pending,
 )
-from node.keys.roles import FEED, ONLINE_ROLES, format_time, parse_time, short_id
+from node.keys.roles import FEED, ONLINE_ROLES, TRANSPORT, format_time, parse_time, short_id
+from node.keys.signers import retired_feed_keys
 from node.keys.trusted import RootProgress
 
 keys_app = typer.Typer(
@@ -281,26 +282,78 @@ def _report(proposal: Proposal) -> None:
     )
 
 
+CaDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca",
+        help="transport: the directory of the CA that issued this node's certificate "
+        "(ca.pem, ca.key); default HOME/ca/ when the node made its own CA.",
+    ),
+]
+CertDaysOpt = Annotated[
+    int, typer.Option(help="transport: days the new certificate is valid (at most 825).")
+]
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     home: HomeOpt,
-    role: Annotated[str, typer.Option(help="The key role to rotate (feed).")],
+    role: Annotated[str, typer.Option(help="The key role to rotate (feed, transport).")],
     overlap_hours: Annotated[
         float,
-        typer.Option(help="How long the old key keeps signing beside the new one, in hours."),
+        typer.Option(help="How long the old key stays valid beside the new one, in hours."),
     ] = 24.0,
     days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
+    ca: CaDirOpt = None,
+    cert_days: CertDaysOpt = 825,
 ) -> None:
     """Make a new key for ROLE and propose the next root listing it, with the current key's
-    window closing after the overlap. Signed and published at once if enough --holder-key
-    are given; otherwise left pending for `sign-root` and `publish-root`."""
+    window closing after the overlap. For transport: a new TLS key and certificate from the
+    node's CA replace tls/node.pem and node.key; a serving node presents them from its next
+    handshake. Signed and published at once if enough --holder-key are given; otherwise left
+    pending for `sign-root` and `publish-root`."""
     quiet_logs()
     if role in NOT_BUILT:
         raise InputError(f"--role {role}: {NOT_BUILT[role]}")
-    if role != FEED:
+    if role not in (FEED, TRANSPORT):
         raise InputError(f"--role {role}: unknown role; roles are {', '.join(ONLINE_ROLES)}")
+    _rotate(home, role, overlap_hours, days, holder_key, passphrase_file, ca, cert_days)
+
+
+@keys_app.command("renew")
+def keys_renew(
+    home: HomeOpt,
+    role: Annotated[str, typer.Option(help="The role to renew (transport).")],
+    overlap_hours: Annotated[
+        float,
+        typer.Option(help="How long the old certificate stays valid beside the new one."),
+    ] = 24.0,
+    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    holder_key: HolderKeysOpt = None,
+    passphrase_file: PassphraseFilesOpt = None,
+    ca: CaDirOpt = None,
+    cert_days: CertDaysOpt = 825,
+) -> None:
+    """Reissue this node's TLS certificate before it expires (same identity, a new key and a
+    later expiry), as `rotate --role transport` does."""
+    quiet_logs()
+    if role != TRANSPORT:
+        raise InputError(f"--role {role}: only transport certificates are renewed")
+    _rotate(home, role, overlap_hours, days, holder_key, passphrase_file, ca, cert_days)
+
+
+def _rotate(
+    home: Path,
+    role: str,
+    overlap_hours: float,
+    days: int,
+    holder_key: list[Path] | None,
+    passphrase_file: list[Path] | None,
+    ca: Path | None,
+    cert_days: int,
+) -> None:
     if not 0 <= overlap_hours <= 24 * 366:
         raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
     holders = _holder_keys(holder_key, passphrase_file)
@@ -311,14 +364,26 @@ def keys_rotate(
         overlap=dt.timedelta(hours=overlap_hours),
         days=days,
         holder_keys=holders,
+        ca_dir=ca,
+        cert_days=cert_days,
     )
     new = proposal.new_key
     assert new is not None
     out.print(
-        f"new {role} key {short_id(new.keyid)} written to {proposal.new_key_path} (0600)",
+        f"new transport key {short_id(new.keyid)}: certificate written to "
+        f"{proposal.new_key_path}, its key beside it (node.key, 0600)"
+        if role == TRANSPORT
+        else f"new {role} key {short_id(new.keyid)} written to {proposal.new_key_path} (0600)",
         markup=False,
         soft_wrap=True,
     )
+    if new.certificate_sha256 is not None and new.window.valid_until is not None:
+        out.print(
+            f"certificate SHA-256 {new.certificate_sha256}, expires "
+            f"{format_time(new.window.valid_until)}",
+            markup=False,
+            soft_wrap=True,
+        )
     retiring = ", ".join(
         f"{short_id(o.keyid)} until {format_time(o.window.end)}"
         for o in proposal.closed
@@ -331,7 +396,14 @@ def keys_rotate(
         soft_wrap=True,
     )
     _report(proposal)
-    if proposal.published is not None:
+    if role == TRANSPORT:
+        out.print(
+            "a serving node presents the new certificate from its next handshake (within a "
+            "second); open connections keep the old one, valid until it expires",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif proposal.published is not None:
         out.print(
             "a serving node signs each checkpoint with every key valid now: both until the old "
             "window closes, then the new one only",
@@ -383,3 +455,35 @@ def keys_revoke(
             soft_wrap=True,
         )
     _report(proposal)
+
+
+@keys_app.command("prune")
+def keys_prune(
+    home: HomeOpt,
+    overlap_hours: Annotated[
+        float,
+        typer.Option(help="Keep a key whose window closed less than this many hours ago."),
+    ] = 24.0,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete them (else only list them).")] = False,
+) -> None:
+    """Delete retired private feed keys: those the current root no longer lists, or lists with
+    a window closed more than --overlap-hours ago. Never keys/feed.key nor a key signing now."""
+    quiet_logs()
+    if not 0 <= overlap_hours <= 24 * 366:
+        raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
+    retired = retired_feed_keys(home, now=_now(), overlap=dt.timedelta(hours=overlap_hours))
+    if not retired:
+        out.print("no retired private feed keys to delete", markup=False)
+        return
+    for key in retired:
+        verb = "deleting" if yes else "would delete"
+        out.print(
+            f"{verb} {key.path} (feed key {short_id(key.keyid)}: {key.reason})",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not yes:
+        raise InputError(f"nothing deleted: run again with --yes to delete {len(retired)} key(s)")
+    for key in retired:
+        key.path.unlink(missing_ok=True)
+    out.print(f"deleted {len(retired)} retired private feed key(s)", markup=False)

@@ -12,7 +12,16 @@ from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.render import peer_rows_from_records, peer_table, region_label
 from node.errors import InputError
 from node.home import load_home
-from node.peers.enrollment import Enrolled, ca_fingerprint, enroll, export_bundle, read_bundle
+from node.peers.enrollment import (
+    Enrolled,
+    Repin,
+    ca_fingerprint,
+    enroll,
+    export_bundle,
+    read_bundle,
+    repin,
+    repin_preview,
+)
 from node.storage import Store
 from node.storage.peers import PeerRepository
 
@@ -99,6 +108,72 @@ def peer_add(
             soft_wrap=True,
             highlight=False,
         )
+
+
+@peer_app.command("repin")
+def peer_repin(
+    home: HomeOpt,
+    bundle_file: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="The peer's new bundle, with its new root v1.")
+    ],
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            metavar="FINGERPRINT",
+            help="The new root v1's SHA-256 (as shown without --confirm), after checking it "
+            "with the peer out of band.",
+        ),
+    ] = None,
+) -> None:
+    """Replace an enrolled peer's pinned root with the bundle's root v1 (after the peer lost
+    its root). Without --confirm it shows both fingerprints and changes nothing."""
+
+    quiet_logs()
+    loaded = load_home(home)
+    bundle = read_bundle(bundle_file)
+    source = str(bundle_file)
+
+    async def preview() -> Repin:
+        async with Store.opened(loaded.database_url) as store:
+            return await repin_preview(store, bundle, source=source)
+
+    shown = run_coro(preview())
+    old = "none" if shown.old == "none" else f"SHA-256 {shown.old}"
+    out.print(
+        f"peer {shown.peer}: pinned root v1 {old}\n"
+        f"new root v1 in {bundle_file}: SHA-256 {shown.new}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    for change in shown.others:
+        out.print(
+            f"also replaces its {change.what}: SHA-256 {change.old} -> SHA-256 {change.new}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
+    if confirm is None or confirm.strip().lower() != shown.new:
+        given = "no --confirm" if confirm is None else f"--confirm {confirm} does not match"
+        raise InputError(
+            f"{given}: nothing changed; check the new fingerprint with {shown.peer} out of "
+            f"band, then run again with --confirm {shown.new}"
+        )
+
+    async def apply() -> Enrolled:
+        async with Store.opened(loaded.database_url) as store:
+            return await repin(loaded, store, bundle, confirm=confirm, source=source)
+
+    enrolled = run_coro(apply())
+    assert enrolled.root is not None
+    out.print(
+        f"re-pinned {shown.peer}: root v1 SHA-256 {enrolled.root.sha256} ({enrolled.root.threshold}"
+        f" of {enrolled.root.holders} holders); its held chain starts again from v1",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 @peer_app.command("remove")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from keys import NodeIdentity
 from node.border import RELEASES
 from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
-from node.errors import InputError, PeerError
+from node.errors import ConfigError, InputError, PeerError
 from node.feeds.dates import shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
@@ -22,6 +23,8 @@ from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
+from node.keys.store import RootStore
+from node.keys.trusted import RootError, parse_root
 from node.peers.certificates import WARN_DAYS, Expiry, certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
 from node.peers.client import Probe, fetch_peers, probe
@@ -45,6 +48,7 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     home = load_home(root)
     async with Store.opened(home.database_url) as store:
         rows = await PeerRepository(store).list()
+        held = {r.name: await PeerRepository(store).held_root(r.name) for r in rows}
         journal = await store.journal_mode()
         backend = store.backend
         logs = await feed_rows(store)
@@ -70,10 +74,13 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         table.add_row("serving", f"[red]no[/] ({result.error})")
     console.print(table)
     expiries = certificate_expiries(home.tls, rows)
-    for warning in expiry_warnings(expiries):
+    roots = root_expiries(home, held)
+    own_root = [e for name, e in roots if name is None and e is not None]
+    for warning in expiry_warnings([*expiries, *own_root]):
         console.print(f"[bold red]warning:[/] {escape(warning.describe())}", soft_wrap=True)
     console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
     console.print(certificate_table(expiries))
+    console.print(root_table(home.settings.name, roots))
     console.print(feed_table(home.settings.name, logs))
     console.print(release_table(released))
     kinds = Counter(c.kind for c in conflicts)
@@ -144,17 +151,72 @@ def release_table(rows: list[tuple[str, int, int, dt.datetime | None]]) -> Table
     return table
 
 
+def expiry_state(e: Expiry) -> str:
+    return {
+        "ok": f"[green]ok[/] ({e.left.days} days left)",
+        "expiring": f"[yellow]expires in {e.left.days} days[/]",
+        "expired": f"[red]expired[/] {e.days_ago} days ago",
+    }[e.state]
+
+
 def certificate_table(expiries: list[Expiry]) -> Table:
     table = Table(title=f"certificates (warned {WARN_DAYS} days ahead)", title_justify="left")
     for col in ("certificate", "valid until", "state"):
         table.add_column(col)
     for e in expiries:
-        state = {
-            "ok": f"[green]ok[/] ({e.left.days} days left)",
-            "expiring": f"[yellow]expires in {e.left.days} days[/]",
-            "expired": f"[red]expired[/] {e.days_ago} days ago",
-        }[e.state]
+        state = expiry_state(e)
         table.add_row(escape(e.what), e.date, state)
+    return table
+
+
+RootRow = tuple[str | None, Expiry | None]  # (peer, or None for this node; None: no root)
+
+
+def root_expiries(
+    home: Home, held: Mapping[str, tuple[int, bytes] | None], now: dt.datetime | None = None
+) -> list[RootRow]:
+    """This node's current root, then the newest version of each peer's root this node holds,
+    with their expiry (None: no root, or an unreadable one)."""
+    now = now or dt.datetime.now(dt.UTC)
+    store = RootStore(home.paths.root)
+    own: Expiry | None = None
+    if store.versions():
+        try:
+            content = store.load().content
+        except ConfigError:
+            content = None
+        if content is not None:
+            own = Expiry(f"this node's root v{content.version}", content.expires, now)
+    rows: list[RootRow] = [(None, own)]
+    for peer, root in held.items():
+        theirs: Expiry | None = None
+        if root is not None:
+            try:
+                content = parse_root(root[1]).content
+            except RootError:
+                content = None
+            if content is not None:
+                theirs = Expiry(f"peer {peer}'s root v{root[0]}", content.expires, now)
+        rows.append((peer, theirs))
+    return rows
+
+
+def root_table(own: str, roots: list[RootRow]) -> Table:
+    table = Table(
+        title=f"roots of trust (own warned {WARN_DAYS} days ahead; peers' as held)",
+        title_justify="left",
+    )
+    for col in ("node", "version", "valid until", "state"):
+        table.add_column(col)
+    for peer, e in roots:
+        name = f"{own} (own)" if peer is None else peer
+        if e is None:
+            missing = "no root (keys root-init)" if peer is None else "no root pinned"
+            table.add_row(escape(name), "-", "-", missing)
+            continue
+        version = e.what.rsplit(" ", 1)[-1]
+        state = expiry_state(e)
+        table.add_row(escape(name), version, e.date, state)
     return table
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
@@ -22,8 +23,12 @@ from tuf.api.metadata import Metadata, Root
 from tuf.api.serialization.json import JSONSerializer
 
 from keys import (
+    FederationCA,
     SigningKey,
     certificate_fingerprint,
+    generate_tls_key,
+    issued_by,
+    private_key_pem,
     seal,
     unseal,
     validate_label,
@@ -364,10 +369,6 @@ NOT_BUILT: dict[str, str] = {
     AUDIT: "rotating audit keys is not built yet: nothing signs audit checkpoints yet",
     REPORT: "rotating report keys is not built yet: nothing signs credit reports yet",
     WITNESS: "rotating witness keys is not built yet: nothing cosigns peers' checkpoints yet",
-    TRANSPORT: (
-        "rotating the transport key is not built yet: it is the TLS certificate's key, and "
-        "replacing the certificate without a restart is not built"
-    ),
     ROOT_ROLE: (
         "rotating root holders is not built as a command yet: write the pending root with "
         "RootContent and sign it with `keys sign-root`"
@@ -444,6 +445,66 @@ def _start(home_root: Path, *, now: dt.datetime, days: int) -> tuple[TrustedRoot
     return trusted, trusted.content.next_version(expires=utc(now) + dt.timedelta(days=days))
 
 
+def _transport_ca(home: Home, ca_dir: Path | None) -> FederationCA:
+    """The CA that issued this node's certificate, with its key: *ca_dir*, else HOME/ca/.
+    InputError (one line, saying how) if the node does not hold it."""
+    directory = ca_dir if ca_dir is not None else home.paths.own_ca
+    issuer = home.tls.ca_certificate
+    how = (
+        f"{home.paths.tls_cert} is issued by the federation CA "
+        f"{certificate_fingerprint(issuer)[:16]}…, which this node does not hold: the "
+        "certificate must be issued by the CA holder — run `creditnode keys rotate --role "
+        f"transport --home {home.paths.root} --ca CA_DIR` where the CA's key is"
+    )
+    if ca_dir is None and not directory.is_dir():
+        raise InputError(how)
+    try:
+        ca = FederationCA.load(directory)
+    except (OSError, ValueError) as exc:
+        if ca_dir is None:
+            raise InputError(how) from None
+        raise InputError(f"--ca {ca_dir}: cannot load the CA ({exc})") from None
+    if ca.certificate != issuer or not issued_by(home.tls.certificate, ca.certificate):
+        where = f"--ca {ca_dir}" if ca_dir is not None else str(directory)
+        raise InputError(f"{where}: not the CA in {home.paths.ca_cert}; {how}")
+    return ca
+
+
+@dataclass(frozen=True)
+class _NewKey:
+    entry: OnlineKey
+    files: tuple[tuple[Path, bytes, bool], ...]  # (path, data, private), written in order
+
+
+def _new_feed_key(home: Home, home_root: Path, now: dt.datetime) -> _NewKey:
+    key = SigningKey.generate(home.identity.uri)
+    entry = OnlineKey(role=FEED, key=tuf_key(key.verifying_key), window=Window(valid_from=now))
+    path = feed_key_path(home_root, entry.keyid)
+    if path.exists():
+        raise InputError(f"{path} already exists; refusing to overwrite a feed key")
+    return _NewKey(entry, ((path, key.to_pem(), True),))
+
+
+def _new_transport_key(home: Home, ca_dir: Path | None, cert_days: int) -> _NewKey:
+    if not 1 <= cert_days <= 825:
+        raise InputError("--cert-days must be between 1 and 825")
+    ca = _transport_ca(home, ca_dir)
+    key = generate_tls_key()
+    cert = ca.issue_node_certificate(home.identity, key.public_key(), days=cert_days)
+    entry = OnlineKey(
+        role=TRANSPORT,
+        key=tuf_key(key.public_key()),
+        window=Window(valid_from=cert.not_valid_before_utc, valid_until=cert.not_valid_after_utc),
+        certificate_sha256=certificate_fingerprint(cert),
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    # The key first: a serving node takes the pair only once both files match.
+    return _NewKey(
+        entry,
+        ((home.paths.tls_key, private_key_pem(key), True), (home.paths.tls_cert, cert_pem, False)),
+    )
+
+
 def rotate_key(
     home_root: Path,
     *,
@@ -452,15 +513,25 @@ def rotate_key(
     overlap: dt.timedelta,
     days: int = DEFAULT_DAYS,
     holder_keys: Sequence[HolderKey] = (),
+    ca_dir: Path | None = None,
+    cert_days: int = 825,
 ) -> Proposal:
-    """Make a new key for *role* (feed only, today), and propose root N+1 listing it from
-    *now*, with every feed key valid now closing at *now* + *overlap* (a planned end, not a
-    revocation). The new private key is written first (``HOME/keys/feed.<keyid>.key``, 0600);
-    the old ones stay. With enough *holder_keys* the root is signed and published at once;
-    otherwise it stays pending for ``keys sign-root`` and ``keys publish-root``."""
+    """Make a new key for *role* and propose root N+1 listing it, with every key of *role*
+    valid now closing at *now* + *overlap* (a planned end, not a revocation).
+
+    - feed: the new private key is written first (``HOME/keys/feed.<keyid>.key``, 0600),
+      valid from *now*; the old ones stay.
+    - transport: a new TLS key and certificate for the same identity, issued by the node's CA
+      (*ca_dir*, else ``HOME/ca/``; refused if the node does not hold it), replace
+      ``tls/node.key`` (0600) and ``tls/node.pem`` atomically; the entry carries the
+      certificate's fingerprint and its validity as the window. A serving node presents it
+      from its next handshake; the old certificate stays valid for open connections.
+
+    With enough *holder_keys* the root is signed and published at once; otherwise it stays
+    pending for ``keys sign-root`` and ``keys publish-root``."""
     if role in NOT_BUILT:
         raise InputError(NOT_BUILT[role])
-    if role != FEED:
+    if role not in (FEED, TRANSPORT):
         raise InputError(f"unknown role {role!r}; roles are {', '.join(ONLINE_ROLES)}")
     if overlap < dt.timedelta(0):
         raise InputError("--overlap-hours must not be negative")
@@ -468,23 +539,27 @@ def rotate_key(
     home = load_home(home_root)
     trusted, content = _start(home_root, now=now, days=days)
     _check_holder_keys(holder_keys)
-    key = SigningKey.generate(home.identity.uri)
-    entry = OnlineKey(role=FEED, key=tuf_key(key.verifying_key), window=Window(valid_from=now))
-    path = feed_key_path(home_root, entry.keyid)
-    if path.exists():
-        raise InputError(f"{path} already exists; refusing to overwrite a feed key")
-    closed = trusted.valid_keys(FEED, now)
+    new = (
+        _new_feed_key(home, home_root, now)
+        if role == FEED
+        else _new_transport_key(home, ca_dir, cert_days)
+    )
+    entry = new.entry
+    closed = trusted.valid_keys(role, now)
     try:
         content = content.with_online_key(entry)
         for old in closed:
-            content = content.with_window_closed(FEED, old.keyid, now + overlap, revoked=False)
+            content = content.with_window_closed(role, old.keyid, now + overlap, revoked=False)
         content.to_metadata()
     except ValueError as exc:
         raise InputError(f"root v{content.version} refused: {exc}") from None
-    write_private_file(path, key.to_pem())
+    for path, data, private in new.files:
+        (write_private_file if private else write_public_file)(path, data)
     _propose(home_root, content)
-    closed_now = tuple(o for o in content.online_keys(FEED) if o.keyid in {c.keyid for c in closed})
-    proposal = Proposal(content=content, new_key=entry, new_key_path=path, closed=closed_now)
+    closed_now = tuple(o for o in content.online_keys(role) if o.keyid in {c.keyid for c in closed})
+    proposal = Proposal(
+        content=content, new_key=entry, new_key_path=new.files[-1][0], closed=closed_now
+    )
     return _sign_and_publish(home_root, proposal, holder_keys, now=now)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -25,7 +26,7 @@ import structlog
 from keys import SigningKey, read_private_file
 from node.errors import ConfigError
 from node.home import Home
-from node.keys.roles import FEED, public_identity, reference_identity, tuf_key
+from node.keys.roles import FEED, format_time, public_identity, reference_identity, tuf_key
 from node.keys.store import RootStore
 from node.keys.trusted import TrustedRoot
 
@@ -119,3 +120,53 @@ class FeedSigners:
 
 def describe_keys(keys: Iterable[SigningKey]) -> list[str]:
     return [tuf_key(k.verifying_key).keyid[:12] for k in keys]
+
+
+@dataclass(frozen=True)
+class RetiredKey:
+    """A private feed key file ``keys prune`` deletes, and why."""
+
+    path: Path
+    keyid: str
+    reason: str
+
+
+def retired_feed_keys(
+    home_root: Path, *, now: dt.datetime, overlap: dt.timedelta
+) -> list[RetiredKey]:
+    """The private feed key files (``HOME/keys/feed.<keyid>.key``) whose key a published root
+    listed and the current root no longer does, or lists with a window that closed more than
+    *overlap* before *now*. Never ``keys/feed.key`` (the home loads it, root v1 lists it, the
+    bundle names it), a key valid now (it signs), a key no published root listed yet (only
+    pending), nor an unreadable file. Empty without a root."""
+    store = RootStore(home_root)
+    if not store.versions():
+        return []
+    current = store.load()
+    published = {
+        public_identity(o.key): o.keyid
+        for parsed in store.history()
+        for o in parsed.content.online_keys(FEED)
+    }
+    listed = {public_identity(o.key): o for o in current.content.online_keys(FEED)}
+    retired = []
+    for path in feed_key_files(home_root):
+        if path.name == "feed.key":
+            continue
+        try:
+            key = SigningKey.from_pem(current.node, read_private_file(path))
+        except (OSError, ValueError):
+            continue
+        identity = reference_identity(key.verifying_key)
+        if identity not in published:
+            continue
+        entry = listed.get(identity)
+        if entry is None:
+            reason = f"root v{current.version} no longer lists it"
+        else:
+            end = entry.window.end
+            if entry.window.contains(now) or end is None or end > now - overlap:
+                continue
+            reason = f"its window closed {format_time(end)} (root v{current.version})"
+        retired.append(RetiredKey(path, published[identity], reason))
+    return retired

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,12 +173,21 @@ def read_bundle(path: Path) -> PeerBundle:
 
 
 async def enroll(
-    home: Home, store: Store, bundle: PeerBundle, *, source: str = "bundle", replace: bool = False
+    home: Home,
+    store: Store,
+    bundle: PeerBundle,
+    *,
+    source: str = "bundle",
+    replace: bool = False,
+    guard: Callable[[PeerRecord], None] | None = None,
 ) -> Enrolled:
     """Check the bundle against this node and store it. Re-enrolling a peer with another CA,
     feed key or root v1 needs *replace*: otherwise EnrollmentError naming both fingerprints
     of each. A bundle's root v1 is verified and pinned as the peer's root of trust; without
-    one, the enrolled feed key is the only key trusted for the peer's feed."""
+    one, the enrolled feed key is the only key trusted for the peer's feed.
+
+    With *guard*, only an enrolled peer is re-enrolled (EnrollmentError otherwise), and
+    *guard* sees its record in the same transaction first and may refuse by raising."""
     if bundle.federation != home.settings.federation:
         raise EnrollmentError(
             f"{source}: peer {bundle.name} belongs to federation {bundle.federation}, "
@@ -199,6 +209,8 @@ async def enroll(
 
     def check(record: PeerRecord) -> None:
         nonlocal replaced
+        if guard is not None:
+            guard(record)
         replaced = key_changes(record, bundle)
         if replaced and not replace:
             olds = " and ".join(c.describe(c.old) for c in replaced)
@@ -209,5 +221,74 @@ async def enroll(
                 f"{bundle.name} out of band, then add --replace"
             )
 
-    created = await PeerRepository(store).upsert(bundle, check=check, root_v1=bundle.root_v1_bytes)
+    try:
+        created = await PeerRepository(store).upsert(
+            bundle, check=check, root_v1=bundle.root_v1_bytes, create=guard is None
+        )
+    except LookupError:
+        raise EnrollmentError(
+            f"{source}: no enrolled peer named {bundle.name}; enroll it with `peer add`"
+        ) from None
     return Enrolled(created, ca_fingerprint(bundle.ca_certificate), replaced, pinned)
+
+
+@dataclass(frozen=True)
+class Repin:
+    """A peer's pinned root v1 and the one a bundle would pin instead (SHA-256 of the exact
+    root v1 bytes, hex; old is "none" if nothing is pinned)."""
+
+    peer: str
+    old: str
+    new: str
+    others: tuple[KeyChange, ...]  # other keys the bundle replaces (the feed key)
+
+
+async def repin_preview(store: Store, bundle: PeerBundle, *, source: str = "bundle") -> Repin:
+    """What re-pinning the bundle's peer to the bundle's root v1 changes. EnrollmentError if
+    the bundle has no root v1 (or one that does not verify), the peer is not enrolled, the
+    root is the one already pinned, or the bundle also changes the CA (that is a re-enrollment:
+    `peer add --replace`)."""
+    if bundle.root_v1_bytes is None:
+        raise EnrollmentError(f"{source}: the bundle carries no root v1; nothing to re-pin")
+    check_root_v1(bundle, source)
+    record = await PeerRepository(store).get(bundle.name)
+    if record is None:
+        raise EnrollmentError(
+            f"{source}: no enrolled peer named {bundle.name}; enroll it with `peer add`"
+        )
+    return _repin_of(record, bundle, source)
+
+
+def _repin_of(record: PeerRecord, bundle: PeerBundle, source: str) -> Repin:
+    changes = key_changes(record, bundle)
+    root = [c for c in changes if c.what == "root v1"]
+    if not root:
+        raise EnrollmentError(
+            f"{source}: {bundle.name} already pins this root v1 (SHA-256 "
+            f"{record.root_v1_sha256}); nothing to re-pin"
+        )
+    others = tuple(c for c in changes if c.what != "root v1")
+    if any(c.what == "CA" for c in others):
+        raise EnrollmentError(
+            f"{source}: the bundle also changes {bundle.name}'s CA; that is a re-enrollment: "
+            "check both fingerprints out of band and use `peer add --replace`"
+        )
+    return Repin(bundle.name, root[0].old, root[0].new, others)
+
+
+async def repin(
+    home: Home, store: Store, bundle: PeerBundle, *, confirm: str, source: str = "bundle"
+) -> Enrolled:
+    """Re-pin an enrolled peer to the bundle's root v1 if *confirm* is its fingerprint: the
+    held chain is dropped and the new v1 kept in one transaction, through :func:`enroll` (as
+    `peer add --replace`), so a running node cuts the peer's calls and rebuilds its follower.
+    EnrollmentError (nothing changed) if what is pinned moved since *confirm* was shown."""
+    shown = await repin_preview(store, bundle, source=source)
+    if confirm.strip().lower() != shown.new:
+        raise EnrollmentError(f"{source}: --confirm {confirm} is not the new root's fingerprint")
+
+    def guard(record: PeerRecord) -> None:
+        if _repin_of(record, bundle, source) != shown:
+            raise EnrollmentError(f"{source}: {bundle.name}'s enrollment changed meanwhile")
+
+    return await enroll(home, store, bundle, source=source, replace=True, guard=guard)

@@ -41,34 +41,37 @@ client_interceptors: contextvars.ContextVar[Sequence[grpc.aio.ClientInterceptor]
 def server_credentials(
     tls: TlsMaterial, roots: Callable[[], bytes], generation: Callable[[], int]
 ) -> grpc.ServerCredentials:
-    """Mutual TLS requiring a client certificate; trust roots follow enrollment changes."""
-    current = {"generation": generation()}
+    """Mutual TLS requiring a client certificate; trust roots follow enrollment changes, and
+    the node's own certificate follows ``keys rotate/renew`` replacing tls/node.pem and
+    node.key (connections already open keep theirs)."""
+    current = {"generation": generation(), "pair": tls.current()}
 
-    def config(root_pem: bytes) -> grpc.ServerCertificateConfiguration:
+    def config(root_pem: bytes, pair: tuple[bytes, bytes]) -> grpc.ServerCertificateConfiguration:
+        cert_pem, key_pem = pair
         return grpc.ssl_server_certificate_configuration(
-            [(tls.key_pem, tls.cert_pem)], root_certificates=root_pem
+            [(key_pem, cert_pem)], root_certificates=root_pem
         )
 
     def fetch() -> grpc.ServerCertificateConfiguration | None:
         # Called by gRPC before each handshake; None keeps the current configuration.
-        gen = generation()
-        if gen == current["generation"]:
+        gen, pair = generation(), tls.current()
+        if gen == current["generation"] and pair is current["pair"]:
             return None
-        current["generation"] = gen
-        return config(roots())
+        current["generation"], current["pair"] = gen, pair
+        return config(roots(), pair)
 
     # The stub says the fetcher may not return None; gRPC documents None as "unchanged".
     fetcher = cast(Callable[[], grpc.ServerCertificateConfiguration], fetch)
     return grpc.dynamic_ssl_server_credentials(
-        config(roots()), fetcher, require_client_authentication=True
+        config(roots(), tls.current()), fetcher, require_client_authentication=True
     )
 
 
 def channel_credentials(tls: TlsMaterial, peer_ca_pem: bytes) -> grpc.ChannelCredentials:
+    """Client credentials with the certificate in force now (a rotated one once replaced)."""
+    cert_pem, key_pem = tls.current()
     return grpc.ssl_channel_credentials(
-        root_certificates=peer_ca_pem,
-        private_key=tls.key_pem,
-        certificate_chain=tls.cert_pem,
+        root_certificates=peer_ca_pem, private_key=key_pem, certificate_chain=cert_pem
     )
 
 

@@ -65,9 +65,11 @@ class PeerRepository:
         *,
         check: Callable[[PeerRecord], None] | None = None,
         root_v1: bytes | None = None,
+        create: bool = True,
     ) -> bool:
         """Enroll or re-enroll from a bundle; True if the peer is new. *check* sees the
-        enrolled record first, in the same transaction, and may refuse by raising.
+        enrolled record first, in the same transaction, and may refuse by raising. Without
+        *create*, a peer not enrolled raises LookupError (nothing written).
 
         *root_v1* (already verified by the caller) is pinned as the peer's root: a new pin, or
         another v1 than the one pinned, replaces the peer's whole held chain; the same v1 again
@@ -76,6 +78,8 @@ class PeerRepository:
         async with self._store.write_session() as s:
             row = await s.get(PeerRecord, bundle.name)
             created = row is None
+            if created and not create:
+                raise LookupError(bundle.name)
             if row is not None and check is not None:
                 check(row)
             if row is None:
