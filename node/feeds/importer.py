@@ -350,40 +350,35 @@ class _Import:
         if self.progress is not None:
             self.progress(self.csv.size_bytes(), self.csv.size_bytes())
 
+    def _tally(self, item: ListRow | Quarantined, verdict: str, key: str) -> bool:
+        """Count one row's verdict (both passes count alike); True for a live row."""
+        s = self.summary
+        s.read += 1
+        if verdict == "quarantined":
+            assert isinstance(item, Quarantined)
+            s.quarantined.append(item)
+        elif verdict == "expired":
+            s.expired += 1
+            self.expired.add(key)
+        elif verdict == "withheld":
+            s.withheld += 1
+        else:
+            self.seen.add(key)
+            return True
+        return False
+
     def scan_keys(self) -> None:
         """The cheap first pass of a full export: keys and verdicts, no entries built."""
-        s = self.summary
         for item, verdict, key in self._walk():
-            s.read += 1
-            if verdict == "quarantined":
-                assert isinstance(item, Quarantined)
-                s.quarantined.append(item)
-            elif verdict == "expired":
-                s.expired += 1
-                self.expired.add(key)
-            elif verdict == "withheld":
-                s.withheld += 1
-            else:
-                self.seen.add(key)
+            self._tally(item, verdict, key)
 
     async def scan(self, *, append: bool) -> None:
         """Diff every row against what was published: append (or, in a dry run, plan)."""
         s = self.summary
         for item, verdict, key in self._walk():
-            s.read += 1
-            if verdict == "quarantined":
-                assert isinstance(item, Quarantined)
-                s.quarantined.append(item)
+            if not self._tally(item, verdict, key):
                 continue
             assert isinstance(item, ListRow)
-            if verdict == "expired":
-                s.expired += 1
-                self.expired.add(key)
-                continue
-            if verdict == "withheld":
-                s.withheld += 1
-                continue
-            self.seen.add(key)
             entry = self.entry(item)
             content = content_hash(entry)
             prior = self.known.get(key)
