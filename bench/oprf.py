@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from node.api import pb, pseudonyms, pseudonyms_rpc, rpc  # noqa: E402
+from node.cli.demo import JINAN_LANZHOU  # noqa: E402
 from node.home import set_setting  # noqa: E402
 from node.identity import oprf  # noqa: E402
 from node.identity.pseudonym import blind_id  # noqa: E402
@@ -42,16 +43,7 @@ from node.local_federation import LocalFederation  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
 from node.peers.transport import secure_channel  # noqa: E402
 
-AGREEMENT = """id = "jinan-lanzhou"
-version = 1
-peers = ["lanzhou"]
-purposes = ["enforcement"]
-
-[[rule]]
-data_class = "list_entry"
-purposes = ["enforcement"]
-fields = { person_pseudonym = "clear" }
-"""
+AGREEMENT = JINAN_LANZHOU  # the demo's agreement: the pseudonym for enforcement
 
 IDS = [f"110105{19490101 + i:08d}{i % 1000:03d}X".encode("ascii") for i in range(1024)]
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from node.api import feeds, pseudonyms, pseudonyms_rpc, query, query_rpc
 from node.border import RELEASES
+from node.cli.demo import JINAN_LANZHOU
 from node.errors import PeerError
 from node.feeds.publisher import Event
 from node.feeds.rederive import rederive_pseudonyms
@@ -29,19 +30,7 @@ from tests.helpers import channel_to, pseudonyms_from
 from tests.test_border import restart_with_agreement
 
 LANZHOU_PERSON = "370102198001011237"
-AGREEMENT = """id = "jinan-lanzhou"
-version = 1
-peers = ["lanzhou"]
-purposes = ["enforcement"]
-
-[[rule]]
-data_class = "list_entry"
-purposes = ["enforcement"]
-fields = { person_id = "pseudonym" }
-
-[feed.list_entry]
-person_pseudonym = "clear"
-"""
+AGREEMENT = JINAN_LANZHOU  # the demo's: the pseudonym only, in the feed and for enforcement
 # Passes policy check at the default threshold (10,000): a surname mask (3,500 names) would
 # not, and no ID mask can go to a peer that may ask for evaluations (tests/test_reidentify.py).
 
