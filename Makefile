@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit
 
 venv: $(STAMP)
 
@@ -60,7 +60,16 @@ bench-border: venv postgres-server
 	$(BIN)/python bench/border_cost.py --backend sqlite
 	$(BIN)/python bench/border_cost.py --backend postgresql
 
+# The audit log's cost on a query (issue 13): p50/p99 with and without the record, same run.
+bench-audit: venv postgres-server
+	$(BIN)/python bench/audit_cost.py --backend sqlite
+	$(BIN)/python bench/audit_cost.py --backend postgresql
+
 # Oblivious pseudonyms (issue 11): local OPRF cost against HMAC, and a blinded evaluation round
 # trip over mTLS against a bare one: bench/results/oprf.json.
 bench-oprf: venv
 	$(BIN)/python bench/oprf.py $(BENCH_ARGS)
+
+# `creditnode verify` over a 1,000,000-leaf own log (issue 13): bench/results/verify.json.
+bench-verify: venv
+	$(BIN)/python bench/verify.py $(BENCH_ARGS)

@@ -44,7 +44,7 @@ from node.border import Exit, ExitCall  # noqa: E402
 from node.feeds.publisher import Event  # noqa: E402
 from node.feeds.subscriber import Subscriber  # noqa: E402
 from node.identity.codes import resident_id_check_char  # noqa: E402
-from node.identity.pseudonym import pseudonym  # noqa: E402
+from node.identity.pseudonym import own_pseudonym  # noqa: E402
 from node.local_federation import LocalFederation  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
 from node.peers.transport import secure_channel  # noqa: E402
@@ -78,8 +78,7 @@ def resident_id(i: int) -> str:
 
 
 async def fill(node: Node, n: int) -> list[str]:
-    key = node.home.alliance_key
-    assert key is not None
+    key = node.home.pseudonym_key
     pseudonyms = []
     done = 0
     while done < n:
@@ -87,7 +86,7 @@ async def fill(node: Node, n: int) -> list[str]:
         for i in range(done, min(n, done + 2000)):
             idno = resident_id(i)
             entry = person_entry(i, person_id=idno, name=NAMES[i % 10] + "某" + NAMES[i // 10 % 10])
-            entry.person_pseudonym = pseudonym(key.secret, key.version, idno)
+            entry.person_pseudonym = own_pseudonym(key, idno)
             pseudonyms.append(entry.person_pseudonym)
             events.append(Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, entry))
         await node.publisher.append(events)
@@ -184,12 +183,13 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
     inside: list[float] = []  # all of let_out
     recording: list[float] = []  # the durable record's part of it
     policy: list[float] = []  # the rest: decision, rendering, the schema walk
-    record = jinan.exit.ledger.record
+    record = jinan.exit.audit.record
 
-    async def timed_record(row: dict[str, Any]) -> None:
+    async def timed_record(entry: Any, **kw: Any) -> int:
         t0 = time.perf_counter()
-        await record(row)
+        idx = await record(entry, **kw)
         recording.append((time.perf_counter() - t0) * 1000)
+        return idx
 
     async def timed_let_out(call: ExitCall, message: Message) -> None:
         before = len(recording)
@@ -199,7 +199,7 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
         inside.append(total)
         policy.append(total - sum(recording[before:]))
 
-    jinan.exit.ledger.record = timed_record  # type: ignore[method-assign]
+    jinan.exit.audit.record = timed_record  # type: ignore[method-assign]
     lat: dict[str, list[float]] = {"enforced": [], "bypassed": []}
     rng = random.Random(5)
     channel = secure_channel(
@@ -226,7 +226,7 @@ async def query_cost(fed: LocalFederation, pseudonyms: list[str], n: int) -> dic
     finally:
         await channel.close()
         jinan.exit.let_out = enforced_let_out  # type: ignore[method-assign]
-        jinan.exit.ledger.record = record  # type: ignore[method-assign]
+        jinan.exit.audit.record = record  # type: ignore[method-assign]
     out: dict[str, Any] = {"queries": n}
     for mode, values in lat.items():
         out[f"{mode}_p50_ms"] = _pct(values, 0.50)

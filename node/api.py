@@ -1,10 +1,14 @@
 """The wire API (protocol v1): generated messages and stubs.
 
 ``pb`` holds the node messages, ``feeds`` the list-feed messages, ``query`` the query messages,
-``pseudonyms`` the oblivious pseudonym messages, ``rpc`` / ``feeds_rpc`` / ``query_rpc`` /
-``pseudonyms_rpc`` the stubs and servicers, ``options`` the field-classification extension.
+``pseudonyms`` the oblivious pseudonym messages, ``witness`` the witnessing messages,
+``audit`` the audit receipts; ``rpc`` / ``feeds_rpc`` / ``query_rpc`` / ``pseudonyms_rpc`` /
+``witness_rpc`` / ``audit_rpc`` the stubs and servicers; ``options`` the field-classification
+extension.
 """
 
+from node._pb.creditnode.v1 import audit_pb2 as audit
+from node._pb.creditnode.v1 import audit_pb2_grpc as audit_rpc
 from node._pb.creditnode.v1 import feeds_pb2 as feeds
 from node._pb.creditnode.v1 import feeds_pb2_grpc as feeds_rpc
 from node._pb.creditnode.v1 import node_pb2 as pb
@@ -14,8 +18,12 @@ from node._pb.creditnode.v1 import pseudonym_pb2 as pseudonyms
 from node._pb.creditnode.v1 import pseudonym_pb2_grpc as pseudonyms_rpc
 from node._pb.creditnode.v1 import query_pb2 as query
 from node._pb.creditnode.v1 import query_pb2_grpc as query_rpc
+from node._pb.creditnode.v1 import witness_pb2 as witness
+from node._pb.creditnode.v1 import witness_pb2_grpc as witness_rpc
 
 __all__ = [
+    "audit",
+    "audit_rpc",
     "feeds",
     "feeds_rpc",
     "options",
@@ -25,4 +33,6 @@ __all__ = [
     "query",
     "query_rpc",
     "rpc",
+    "witness",
+    "witness_rpc",
 ]

@@ -55,6 +55,15 @@ class NodeSettings(BaseSettings):
     # many per second, holding at most pseudonym_burst (over it: RESOURCE_EXHAUSTED).
     pseudonym_rate: float = Field(default=2.0, gt=0)
     pseudonym_burst: int = Field(default=64, ge=1)
+    # Background re-verification of stored data while serving: the share of the time it may
+    # keep the database busy (it sleeps in proportion between chunks), and the pause between
+    # whole passes over every log.
+    verify_io_share: float = Field(default=0.1, gt=0, le=1)
+    verify_interval_seconds: float = Field(default=3600.0, ge=0)
+    # `creditnode audit report` flags an officer, or a partner, whose queries (lookups and
+    # pseudonym evaluations) over the period exceed this many a day on average.
+    audit_officer_daily_queries: int = Field(default=200, ge=1)
+    audit_peer_daily_queries: int = Field(default=5_000, ge=1)
 
     @field_validator("name", "federation")
     @classmethod

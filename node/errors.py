@@ -2,7 +2,7 @@
 
 Each carries a one-line message naming what is wrong and where, and the CLI exit code.
 Exit codes: 1 internal, 2 bad input, 3 configuration or home, 4 peer or network,
-5 enrollment, 6 storage.
+5 enrollment, 6 storage, 7 verification (stored or received data that does not verify).
 """
 
 from __future__ import annotations
@@ -42,3 +42,9 @@ class StorageError(CreditnodeError):
     """The database could not be opened or migrated."""
 
     exit_code = 6
+
+
+class VerificationError(CreditnodeError):
+    """Stored or received data does not verify (tampering, a fork, a bad signature)."""
+
+    exit_code = 7

@@ -8,6 +8,12 @@ Layout::
     HOME/tls/node.key        its private key, 0600
     HOME/keys/feed.key       Ed25519 signing key for feeds and evidence, 0600 (root v1 lists it)
     HOME/keys/feed.<id>.key  feed keys added by `keys rotate`, 0600 (node.keys.signers)
+    HOME/keys/audit.key, report.key, witness.key
+                             Ed25519 keys of the audit, report and witness roles, 0600 (and
+                             <role>.<id>.key added by `keys rotate`)
+    HOME/tls/node.<id>.key, node.<id>.pem
+                             a TLS pair replaced by `keys rotate --role transport`, kept
+                             until `keys prune` (0600 / 0644)
     HOME/keys/root/          root metadata versions and the pending root (node.keys.store)
     HOME/keys/pseudonym.key  this origin's OPRF pseudonym key (never shared), 0600
     HOME/ca/                 only when the node made its own CA (no --ca given)
@@ -45,6 +51,10 @@ from node.regions import validate_region
 
 TLS_RELOAD_SECONDS = 1.0
 
+# Online signing roles besides feed whose first key `init` creates (node.keys.roles names them;
+# the home cannot import node.keys, which builds on it).
+EXTRA_SIGNING_ROLES = ("audit", "report", "witness")
+
 # The packaged example catalogue (the same text as deploy/lists.yellow-river.toml).
 CATALOGUE_EXAMPLE = Path(__file__).parent / "feeds" / "lists.yellow-river.toml"
 
@@ -72,6 +82,12 @@ class HomePaths:
     @property
     def feed_key(self) -> Path:
         return self.root / "keys" / "feed.key"
+
+    def role_key(self, role: str) -> Path:
+        """The first private key of an Ed25519 signing role: ``keys/<role>.key``."""
+        if role != "feed" and role not in EXTRA_SIGNING_ROLES:
+            raise ValueError(f"{role!r} is not a signing role")
+        return self.root / "keys" / f"{role}.key"
 
     @property
     def pseudonym_key(self) -> Path:
@@ -258,6 +274,8 @@ def init_home(
     write_public_file(paths.tls_cert, cert.public_bytes(serialization.Encoding.PEM))
     write_private_file(paths.tls_key, private_key_pem(key))
     write_private_file(paths.feed_key, SigningKey.generate(identity.uri).to_pem())
+    for role in EXTRA_SIGNING_ROLES:
+        write_private_file(paths.role_key(role), SigningKey.generate(identity.uri).to_pem())
     PseudonymKey.generate().save(paths.pseudonym_key)
     write_public_file(paths.catalogue, CATALOGUE_EXAMPLE.read_bytes())
     values: dict[str, str | float] = {

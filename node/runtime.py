@@ -19,8 +19,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
-from node.api import feeds, feeds_rpc, pb, pseudonyms, pseudonyms_rpc, query, query_rpc, rpc
-from node.border import Border, BorderInterceptor, Exit, ReleaseLedger
+from node.api import (
+    audit,
+    audit_rpc,
+    feeds,
+    feeds_rpc,
+    pb,
+    pseudonyms,
+    pseudonyms_rpc,
+    query,
+    query_rpc,
+    rpc,
+    witness,
+    witness_rpc,
+)
+from node.audit.local import AuditSigners
+from node.audit.log import AuditLog, load_secret
+from node.border import Border, BorderInterceptor, Exit
 from node.config import parse_hostport
 from node.errors import ConfigError
 from node.feeds.expiry import run_expiry
@@ -35,12 +50,19 @@ from node.peers.directory import DirectoryChange, KnownPeer, PeerDirectory
 from node.peers.enrollment import enroll
 from node.peers.gate import Caller, GateInterceptor, PeerGate
 from node.peers.heartbeat import Heartbeat
+from node.peers.roots import RootRefresher
 from node.peers.transport import SERVER_OPTIONS, server_credentials
+from node.services.audit import AuditServicer
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
 from node.services.pseudonym import PseudonymServicer, TokenBuckets
 from node.services.query import QueryServicer
+from node.services.witness import WitnessServicer
 from node.storage import Store
+from node.verification.background import BackgroundVerifier
+from node.witness.gossip import Found, Gossip
+from node.witness.requester import CosignRequester
+from node.witness.witness import ProvenFork, Witness
 
 log = structlog.get_logger("creditnode.node")
 
@@ -51,24 +73,34 @@ SERVICE_NAMES = (
     feeds.DESCRIPTOR.services_by_name["FeedService"].full_name,
     query.DESCRIPTOR.services_by_name["QueryService"].full_name,
     pseudonyms.DESCRIPTOR.services_by_name["PseudonymService"].full_name,
+    audit.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    witness.DESCRIPTOR.services_by_name["WitnessService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
 )
 
 
 class Node:
-    def __init__(self, home: Home, store: Store, publisher: Publisher) -> None:
+    def __init__(self, home: Home, store: Store, publisher: Publisher, audit: AuditLog) -> None:
         self.home = home
         self.store = store
         self.publisher = publisher
+        self.audit = audit
         self._followers: dict[str, asyncio.Task[None]] = {}
         # The record each follower was started with: a change of it rebuilds the follower.
         self._following: dict[str, KnownPeer] = {}
         self._enrollment_changed = asyncio.Event()
         self.directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
         self.directory.add_listener(self._on_enrollment_change)
+        # Peers' roots fetched in the background: when a peer notifies, or presents a
+        # certificate its held root does not list.
+        self.roots = RootRefresher(home.tls, self.directory)
         self.gate = PeerGate(
-            home.identity, home.tls.ca_certificate, self.directory, on_admit=self._seen
+            home.identity,
+            home.tls.ca_certificate,
+            self.directory,
+            on_admit=self._seen,
+            on_stale_root=self.roots.schedule,
         )
         self.health = health.aio.HealthServicer()
         self.border = Border(
@@ -76,8 +108,23 @@ class Node:
             pseudonym_key=home.pseudonym_keys.current,
             reidentification_threshold=home.settings.reidentification_threshold,
         )
-        self.exit = Exit(self.border, ReleaseLedger(store))
+        self.audit_secret = load_secret(home.paths.root)
+        self.exit = Exit(self.border, audit, self.audit_secret)
+        self.gate.on_refuse = self.exit.refused_at_gate
         self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
+        # Stored data re-checked in the background; the own feed is not served while it fails.
+        self.verifier = BackgroundVerifier(
+            home,
+            store,
+            share=home.settings.verify_io_share,
+            interval=home.settings.verify_interval_seconds,
+        )
+        # Witnessing (issue 13): cosign peers' checkpoints, have ours cosigned, gossip.
+        self.witness = Witness(home, store, on_fork=self._witnessed_fork)
+        self.cosigning = CosignRequester.for_origins(
+            home.tls, store, self.directory.peers, [publisher.origin, audit.origin]
+        )
+        self.gossip = Gossip(home.tls, store, self.directory.peers, on_fork=self._gossiped_fork)
         self.started_at = dt.datetime.now(dt.UTC)
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -91,10 +138,11 @@ class Node:
         store = await Store.open(database_url or home.database_url)
         try:
             publisher = await Publisher.open(store, home.identity.uri, FeedSigners.of_home(home))
+            audit = await AuditLog.open(store, home.identity.uri, AuditSigners(home))
         except BaseException:
             await store.close()
             raise
-        return cls(home, store, publisher)
+        return cls(home, store, publisher, audit)
 
     @property
     def name(self) -> str:
@@ -111,6 +159,7 @@ class Node:
         heartbeat: bool = True,
         subscribe: bool = True,
         expire: bool = True,
+        verify: bool = True,
         extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
     ) -> None:
         """Bind and serve. Raises ConfigError naming the address if the port is taken."""
@@ -122,16 +171,18 @@ class Node:
             old_key.unlink()
             log.info("old shared alliance key deleted", file=str(old_key))
         await self.directory.refresh()
+        await self.verifier.load()  # a finding kept from before: the own feed stays refused
         # The gate admits the caller; then every response passes the border's one exit.
         server = grpc.aio.server(
             interceptors=[GateInterceptor(self.gate), BorderInterceptor(self.exit)],
             options=SERVER_OPTIONS,
         )
         rpc.add_NodeServiceServicer_to_server(
-            NodeServicer(self.home, self.directory.repository, self.started_at), server
+            NodeServicer(self.home, self.directory.repository, self.started_at, self.roots),
+            server,
         )
         feeds_rpc.add_FeedServiceServicer_to_server(
-            FeedServicer(self.publisher, self.border), server
+            FeedServicer(self.publisher, self.border, refuse=self.verifier.own_failure), server
         )
         query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
         settings = self.home.settings
@@ -142,6 +193,10 @@ class Node:
                 TokenBuckets(settings.pseudonym_rate, settings.pseudonym_burst),
             ),
             server,
+        )
+        witness_rpc.add_WitnessServiceServicer_to_server(WitnessServicer(self.witness), server)
+        audit_rpc.add_AuditServiceServicer_to_server(
+            AuditServicer(self.audit, self.home.identity.uri), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -162,14 +217,19 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._spawn(self.publisher.run(), "publisher")
+        if verify:
+            self._spawn(self.verifier.run(), "verify")
+        self._spawn(self.audit.run(), "audit")
         # Enrollment changes made by any process reach this node within WATCH_SECONDS.
         self._spawn(self.directory.watch(), "enrollment")
         if expire:
             self._spawn(run_expiry(self.publisher), "expiry")
         if heartbeat:
             self.heartbeat.start()
+        self._spawn(self.cosigning.run(), "cosigning")
         if subscribe:
             self._spawn(self._supervise_followers(), "followers")
+            self._spawn(self.gossip.run(), "gossip")
         log.info(
             "node serving",
             node=self.home.identity.uri,
@@ -216,11 +276,27 @@ class Node:
             for name, peer in peers.items():
                 if name not in self._followers or self._followers[name].done():
                     self._followers[name] = asyncio.create_task(
-                        follow_forever(self.home.tls, self.store, peer), name=f"follow-{name}"
+                        follow_forever(self.home.tls, self.store, peer, audit=self.audit),
+                        name=f"follow-{name}",
                     )
                     self._following[name] = peer
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._enrollment_changed.wait(), 1.0)
+
+    def _stop_following(self, name: str) -> None:
+        """A fork found by the witness or by gossip: the running follower of *name* stops now
+        (a new one finds the feed forked and does not apply it)."""
+        task = self._followers.get(name)
+        if task is not None:
+            task.cancel()
+
+    def _witnessed_fork(self, fork: ProvenFork) -> None:
+        for peer in self.directory.peers():
+            if peer.identity.uri == fork.origin:
+                self._stop_following(peer.identity.node)
+
+    def _gossiped_fork(self, found: Found) -> None:
+        self._stop_following(found.peer)
 
     def following(self, name: str) -> KnownPeer | None:
         """The enrolled record the running follower of *name*'s feed was started with."""
@@ -259,6 +335,7 @@ class Node:
                 task.cancel()
         await self._server.stop(grace)
         self._server = None
+        await self.roots.close()
         # Bounded: a task that does not end on cancellation (a database call that never
         # returns) must not keep the process from exiting; it is named in the log instead.
         tasks = [*self._followers.values(), *self._background]
@@ -267,6 +344,10 @@ class Node:
             log.warning("tasks still running at stop", tasks=sorted(t.get_name() for t in stuck))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.directory.settle(), STOP_TASKS_SECONDS)
+        try:  # the last entries get their signed checkpoint
+            await asyncio.wait_for(self.audit.close(), STOP_TASKS_SECONDS)
+        except Exception:
+            log.exception("audit checkpoint not signed at stop")
         await self.store.close()
         log.info("node stopped", node=self.home.identity.uri)
         self._stopped.set()

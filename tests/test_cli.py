@@ -257,7 +257,7 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     assert "decided by jinan-lanzhou v1" in enforcement
     assert "(none sent)" in subsidy and "is not allowed" in subsidy
     assert "(none sent)" in taiyuan and "no agreement names peer taiyuan" in taiyuan
-    record = out[out.index("jinan's disclosure record") :]
+    record = out[out.index("jinan's audit log: answers that let personal data out") :]
     assert "Subscribe" in record and "Lookup" in record and "jinan-lanzhou v1" in record
     assert "the removal reached lanzhou in" in out and "the removal reached taiyuan in" in out
     # The oblivious lookup, the repair and the expiry scenes, each checked in the files.

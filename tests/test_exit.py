@@ -17,8 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from node.api import feeds, pb, pseudonyms, query, query_rpc
-from node.border import RELEASES, ExitCall
+from node.api import audit, feeds, pb, pseudonyms, query, query_rpc, witness, witness_rpc
+from node.audit.entry import AuditEntry
+from node.audit.query import Filter, find_entries
+from node.border import ExitCall
+from node.feeds.note import stored_checkpoint
 from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES
 from node.feeds.subscriber import Subscriber
@@ -70,12 +73,19 @@ REQUESTS: dict[str, Message] = {
     "/creditnode.v1.NodeService/GetInfo": pb.GetInfoRequest(),
     "/creditnode.v1.NodeService/ListPeers": pb.ListPeersRequest(),
     "/creditnode.v1.NodeService/GetRoot": pb.GetRootRequest(from_version=0),
+    "/creditnode.v1.NodeService/NotifyRoot": pb.NotifyRootRequest(version=1),
     "/creditnode.v1.FeedService/Subscribe": feeds.SubscribeRequest(),
     "/creditnode.v1.FeedService/GetCheckpoint": feeds.GetCheckpointRequest(),
     "/creditnode.v1.FeedService/Disclose": feeds.DiscloseRequest(start=0, end=3),
     "/creditnode.v1.QueryService/Lookup": query.LookupRequest(purpose="enforcement", uscc=USCC),
     "/creditnode.v1.PseudonymService/Evaluate": pseudonyms.EvaluateRequest(
         purpose="enforcement", blinded_elements=[blind_id(CANARY_IDS[0])[1]]
+    ),
+    "/creditnode.v1.AuditService/Receipts": audit.ReceiptsRequest(),
+    # Filled per test with the caller's own checkpoint (a witness cosigns nothing else).
+    "/creditnode.v1.WitnessService/AddCheckpoint": witness.AddCheckpointRequest(),
+    "/creditnode.v1.WitnessService/GetWitnessed": witness.GetWitnessedRequest(
+        origin="creditnode://yellow-river/jinan"
     ),
     "/grpc.health.v1.Health/Check": health_pb2.HealthCheckRequest(),
     "/grpc.health.v1.Health/List": health_pb2.HealthListRequest(),
@@ -170,6 +180,27 @@ async def _call_raw(
     return None
 
 
+async def _own_checkpoint(channel: grpc.aio.Channel, caller: Node) -> Message:
+    """An add-checkpoint request for *caller*'s own feed, from the size the witness holds."""
+    origin = caller.home.identity.uri
+    note = await caller.publisher.sign_checkpoint()
+    held = await witness_rpc.WitnessServiceStub(channel).GetWitnessed(
+        witness.GetWitnessedRequest(origin=origin), timeout=5
+    )
+    old = stored_checkpoint(held.note).size if held.note else 0
+    size = stored_checkpoint(note).size
+    proof = await caller.publisher.log.consistency_proof(old, size) if 0 < old < size else []
+    return witness.AddCheckpointRequest(
+        origin=origin, old_size=old, consistency_proof=proof, note=note
+    )
+
+
+async def released(node: Node) -> list[tuple[int, AuditEntry]]:
+    """The node's audit entries that let personal values out, oldest first."""
+    await node.audit.sign_checkpoint()
+    return await find_entries(node.store, node.home.identity.uri, Filter(released_only=True))
+
+
 async def test_every_rpc_of_every_service_passes_the_exit(federation: FederationFactory) -> None:
     fed = await federation(2, subscribe=False)
     jinan, _ = await _jinan_with_canaries(fed)
@@ -184,9 +215,13 @@ async def test_every_rpc_of_every_service_passes_the_exit(federation: Federation
         methods = await _reflected_methods(channel)
         # The table above names exactly the methods served: a new RPC must be added there.
         assert set(methods) == set(REQUESTS)
+        requests = dict(REQUESTS)
+        requests["/creditnode.v1.WitnessService/AddCheckpoint"] = await _own_checkpoint(
+            channel, lanzhou
+        )
         received: dict[str, bytes | None] = {}
         for method, kind in sorted(methods.items()):
-            received[method] = await _call_raw(channel, method, kind, REQUESTS[method])
+            received[method] = await _call_raw(channel, method, kind, requests[method])
     answered = {m for m, data in received.items() if data is not None}
     assert answered >= set(REQUESTS) - {"/grpc.health.v1.Health/List"}
     for method, data in received.items():
@@ -312,21 +347,21 @@ async def test_each_disclosure_is_recorded_with_its_agreement_version(
         await query_rpc.QueryServiceStub(ch).Lookup(
             query.LookupRequest(purpose="subsidy", uscc=USCC)
         )
-    async with jinan.store.engine.connect() as conn:
-        rows = (await conn.execute(select(RELEASES).order_by(RELEASES.c.id))).mappings().all()
-    assert [(r["method"], r["purpose"]) for r in rows] == [
+    rows = [e for _, e in await released(jinan)]
+    assert [(r.method, r.purpose) for r in rows] == [
         ("/creditnode.v1.FeedService/Subscribe", ""),
         ("/creditnode.v1.QueryService/Lookup", "enforcement"),
-    ]  # the refused purpose let nothing personal out, so there is nothing to record
+    ]  # the refused purpose let nothing personal out (its entry has no values)
     feed, lookup = rows
-    assert feed["agreements"] == lookup["agreements"] == "jinan-lanzhou v2"
-    assert feed["peer"] == "lanzhou"
-    assert feed["forms"] == "person_pseudonym=clear"
-    assert (feed["first_leaf"], feed["last_leaf"], feed["values"]) == (0, 2, 3)
-    assert lookup["forms"] == (
-        "person_id=pseudonym,person_name=mask:name_surname,person_pseudonym=clear"
-    )
-    assert (lookup["first_leaf"], lookup["last_leaf"]) == (0, 0)
+    assert feed.agreements == lookup.agreements == ("jinan-lanzhou v2",)
+    assert feed.peer == "lanzhou"
+    assert feed.forms == (("person_pseudonym", "clear"),)
+    assert (feed.leaves, feed.values) == ((0, 2), 3)
+    assert lookup.forms == (
+        ("person_id", "pseudonym"), ("person_name", "mask:name_surname"),
+        ("person_pseudonym", "clear"),
+    )  # fmt: skip
+    assert lookup.leaves == (0, 0)
     text = repr(rows)
     for idno, name in zip(CANARY_IDS, CANARY_NAMES, strict=True):
         assert idno not in text and name not in text
@@ -360,9 +395,8 @@ async def test_disclosure_of_old_entries_after_an_agreement_widens(
     assert await held() == {
         (i, "person_pseudonym"): e.person_pseudonym for i, e in enumerate(entries)
     }
-    async with jinan.store.engine.connect() as conn:
-        versions = (await conn.execute(select(RELEASES.c.agreements, RELEASES.c.method))).all()
-    assert versions == [("jinan-lanzhou v3", "/creditnode.v1.FeedService/Disclose")]
+    versions = [(e.agreements, e.method) for _, e in await released(jinan)]
+    assert versions == [(("jinan-lanzhou v3",), "/creditnode.v1.FeedService/Disclose")]
 
 
 async def test_a_disclosed_opening_that_does_not_match_is_refused(

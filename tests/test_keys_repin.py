@@ -207,7 +207,7 @@ def test_prune_deletes_only_retired_feed_keys(
 
     # Within the default overlap (24 h) nothing is retired yet.
     code, out, _ = run(capsys, "keys", "prune", "--home", str(home))
-    assert code == 0 and "no retired private feed keys" in out
+    assert code == 0 and "no retired private keys" in out
 
     # Without --yes: listed, nothing deleted.
     argv = ["keys", "prune", "--home", str(home), "--overlap-hours", "0"]
@@ -223,4 +223,4 @@ def test_prune_deletes_only_retired_feed_keys(
     assert f"deleting {first}" in out
     assert set(feed_key_files(home)) == {original, second}
     code, out, _ = run(capsys, *argv, "--yes")
-    assert code == 0 and "no retired private feed keys" in out
+    assert code == 0 and "no retired private keys" in out

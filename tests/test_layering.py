@@ -21,8 +21,14 @@ LAYERS: dict[str, int] = {
     "node.peers.heartbeat": 5,
     "node.peers.interceptors": 5,
     "node.feeds": 4,
+    # The audit log: on the feeds' Merkle-log machinery; the border and the gate record in it.
+    "node.audit": 4,
+    # Re-checking stored data: reads the feeds' and the audit log's tables and keys.
+    "node.verification": 4,
     "node.identity": 4,
     "node.policy": 4,
+    # Witnessing: cosigning, gossip and fork evidence, beside the feeds they watch.
+    "node.witness": 4,
     "adapters": 4,
     # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
     "node.peers": 3,

@@ -23,6 +23,7 @@ from node.feeds.subscriber import Subscriber
 from node.identity.pseudonym import own_pseudonym
 from node.identity.registry import entity_by_uscc
 from node.runtime import Node
+from node.verification.runner import verify_store
 from tests.conftest import FederationFactory
 from tests.feedutil import org_entry, person_entry
 from tests.test_border import AGREEMENT, _everything, restart_with_agreement
@@ -314,3 +315,7 @@ async def test_holders_active_sets_follow_the_origin_and_keep_no_removed_body(
             assert entry.uscc not in everything and entry.subject_name not in everything
         for _, entry in live.values():
             assert entry.uscc in everything
+    # Whatever happened, everything each node stores still verifies (issue 13).
+    for node in (jinan, early, late):
+        report = await verify_store(node.home, node.store)
+        assert report.findings == [], [f.describe() for f in report.findings]

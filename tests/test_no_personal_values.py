@@ -377,6 +377,8 @@ def test_no_command_and_no_node_lets_a_personal_value_out(
             (("identity", "conflicts", "--home", h["jinan"]), None, 0),
             (("identity", "conflicts", "--home", h["lanzhou"]), None, 0),
             (("lists", "--home", h["lanzhou"], "--removed"), None, 0),
+            (("verify", "--home", h["jinan"], "--format", "json"), None, 0),
+            (("verify", "--home", h["lanzhou"]), None, 0),
         )
     finally:
         for proc in servers:
@@ -412,10 +414,16 @@ def test_no_command_and_no_node_lets_a_personal_value_out(
     # The origin's own database may hold its list's openings, but not in what it records about
     # imports, quarantined rows or disclosures.
     with sqlite3.connect(f"file:{jinan / 'node.db'}?mode=ro", uri=True) as conn:
-        for table in ("imports", "quarantine", "releases"):
+        for table in ("imports", "quarantine", "audit_entries"):
             for row in conn.execute(f"SELECT * FROM {table}"):
                 text = "\x1f".join(str(v) for v in row).encode()
                 leaks += [f"{label} in jinan's {table} table" for label in _search(text, strict)]
+        audit = conn.execute(
+            "SELECT l.data FROM log_leaves l JOIN logs g ON g.id = l.log_id "
+            "WHERE g.origin LIKE '%/audit'"
+        ).fetchall()
+        for (data,) in audit:
+            leaks += [f"{label} in jinan's audit log" for label in _search(bytes(data), strict)]
         quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     assert quarantined >= 1
     assert not leaks, "personal values leaked:\n" + "\n".join(leaks)

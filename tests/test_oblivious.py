@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from node.api import feeds, pseudonyms, pseudonyms_rpc, query, query_rpc
-from node.border import RELEASES
+from node.audit.query import Filter, find_entries
 from node.cli.demo import JINAN_LANZHOU
 from node.errors import PeerError
 from node.feeds.publisher import Event
@@ -90,17 +90,12 @@ async def test_lanzhou_finds_its_person_on_jinans_list_without_any_shared_secret
         await entity_by_person(lanzhou.store, "lanzhou", {jinan.home.identity.uri: other})
     ).memberships == []
     # Jinan recorded each evaluation, with its purpose and agreement, and never the ID.
-    async with jinan.store.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(
-                    RELEASES.c.peer, RELEASES.c.purpose, RELEASES.c.forms, RELEASES.c["values"]
-                ).where(RELEASES.c.method.like("%PseudonymService%"))
-            )
-        ).all()
-    assert [tuple(r) for r in rows] == [
-        ("lanzhou", "enforcement", "person_pseudonym=oprf_evaluation", 1),
-        ("lanzhou", "enforcement", "person_pseudonym=oprf_evaluation", 1),
+    evaluations = await find_entries(
+        jinan.store, jinan.home.identity.uri, Filter(kind="oprf_evaluation")
+    )
+    assert [(e.peer, e.purpose, e.forms, e.values) for _, e in evaluations] == [
+        ("lanzhou", "enforcement", (("person_pseudonym", "oprf_evaluation"),), 1),
+        ("lanzhou", "enforcement", (("person_pseudonym", "oprf_evaluation"),), 1),
     ]
 
 
@@ -139,16 +134,12 @@ async def test_evaluations_need_an_allowed_purpose_and_respect_the_rate_limit(
         codes = await asyncio.gather(*(ask() for _ in range(20)))
         assert codes.count(grpc.StatusCode.OK) == 9
         assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 11
-    async with jinan.store.engine.connect() as conn:
-        recorded = (
-            (
-                await conn.execute(
-                    select(RELEASES.c["values"]).where(RELEASES.c.method.like("%PseudonymService%"))
-                )
-            )
-            .scalars()
-            .all()
-        )
+    found = await find_entries(jinan.store, jinan.home.identity.uri, Filter(kind="oprf_evaluation"))
+    recorded = [e.values for _, e in found]
+    # Every refusal is recorded too, with its code, and evaluates nothing.
+    outcomes = [e.outcome for _, e in found]
+    assert outcomes.count("sent") == 9
+    assert outcomes.count("refused") == 2 + 1 + 1 + 11
     assert sum(recorded) == 9  # only what was evaluated is recorded
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor
 
-from node.api import feeds, options, pb, query
+from node.api import audit, feeds, options, pb, pseudonyms, query, witness
 
 
 def _messages_of_services() -> dict[str, Descriptor]:
     found: dict[str, Descriptor] = {}
     todo = [
         t
-        for file in (pb.DESCRIPTOR, feeds.DESCRIPTOR, query.DESCRIPTOR)
+        for file in (
+            pb.DESCRIPTOR,
+            feeds.DESCRIPTOR,
+            query.DESCRIPTOR,
+            witness.DESCRIPTOR,
+            audit.DESCRIPTOR,
+            pseudonyms.DESCRIPTOR,
+        )
         for service in file.services_by_name.values()
         for method in service.methods
         for t in (method.input_type, method.output_type)

@@ -14,6 +14,7 @@ from node.api import pb, rpc
 from node.cli import main
 from node.keys.ceremony import rotate_key
 from node.keys.roles import TRANSPORT
+from node.peers.roots import notify_enrolled
 from node.runtime import Node
 from tests.conftest import FederationFactory
 from tests.feedutil import adds, wait_mirrored
@@ -78,7 +79,10 @@ async def test_rotating_the_tls_certificate_while_a_peer_follows(
         assert now() < deadline, got
         await asyncio.sleep(0.2)
 
-    # Jinan dials with its new certificate too: a fresh channel to lanzhou works.
+    # Jinan dials with its new certificate too: a fresh channel to lanzhou works once
+    # lanzhou holds the root listing it (`keys rotate` notifies the peers; here the test does).
+    await notify_enrolled(jinan.home.tls, jinan.store, 2)
+    await until(lambda: getattr(lanzhou.directory.root("jinan"), "version", 0) == 2, "root v2")
     await jinan.directory.refresh()
     peer = await jinan.directory.lookup("lanzhou")
     assert peer is not None

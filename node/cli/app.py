@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 node home or configuration, 4 peer or
 network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 storage,
-130 interrupted.
+7 verification (a peer's feed or this node's stored data does not verify), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from rich.table import Table
 
 from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
+from node.cli.audit import audit_app, record_commands, verify_bundle_command
 from node.cli.ca import ca_app
 from node.cli.demo import run_demo
+from node.cli.evidence import evidence_app
 from node.cli.identity import entity, identity_app
 from node.cli.keys import keys_app
 from node.cli.lists import show_lists
@@ -40,6 +42,7 @@ from node.cli.query import ask_peer, check_person_id, lookup_request, print_answ
 from node.cli.remove import home_catalogue, remove, stated_removal
 from node.cli.status import node_status, remote_status
 from node.cli.sync import sync_peers
+from node.cli.verify import verify_home
 from node.errors import CreditnodeError, InputError, PeerError
 from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
 from node.feeds.publisher import Publisher
@@ -65,8 +68,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(peer_app, name="peer")
+app.add_typer(audit_app, name="audit")
+app.command("verify-bundle")(verify_bundle_command)
 app.add_typer(ca_app, name="ca")
 app.add_typer(keys_app, name="keys")
+record_commands(
+    keys_app, "keys", "key_operation",
+    {"root-init", "publish-root", "rotate", "renew", "revoke", "prune"},
+)  # fmt: skip
+app.add_typer(evidence_app, name="evidence")
 
 app.add_typer(identity_app, name="identity")
 app.add_typer(policy_app, name="policy")
@@ -381,6 +391,24 @@ def sync(
         raise typer.Exit(code)
 
 
+@app.command()
+def verify(
+    home: HomeOpt,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Re-check everything this node stores: its own logs against their signed checkpoints
+    leaf by leaf, every mirror against its origin's signed checkpoints, the list state and
+    openings against the leaves.
+
+    Names the first bad index or row of each log that fails. Exit 0 if everything verifies,
+    7 on any finding.
+    """
+    quiet_logs()
+    code = run_coro(verify_home(home, out, fmt=fmt))
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("query")
 def query_(
     home: HomeOpt,
@@ -391,6 +419,11 @@ def query_(
         str | None, person_id_opt("asked about by pseudonym, never sent in clear")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+    officer: Annotated[
+        str, typer.Option(help="Who asks (recorded as a pseudonymous id, never the name).")
+    ] = "",
+    department: Annotated[str, typer.Option(help="The asking department's USCC.")] = "",
+    matter: Annotated[str, typer.Option(help="The matter or case number asked for.")] = "",
 ) -> None:
     """Ask a peer what its own lists hold about one subject, for a declared purpose.
 
@@ -404,8 +437,18 @@ def query_(
     request = lookup_request(purpose, uscc=uscc, person_id=person_id)
     if person_id is not None:
         check_person_id(person_id)  # a bad ID is refused before anything is asked
-    resp = run_coro(ask_peer(home, peer, request, person_id=person_id, timeout=timeout))
-    print_answer(out, peer, request, resp)
+    asked = run_coro(
+        ask_peer(
+            home, peer, request, person_id=person_id, timeout=timeout,
+            officer=officer, department=department, matter=matter,
+        )
+    )  # fmt: skip
+    print_answer(out, peer, request, asked.response)
+    out.print(
+        f"exchange {asked.exchange}: recorded here as audit #{asked.our_index}, "
+        f"at {peer} as audit #{asked.their_index}",
+        markup=False, highlight=False,
+    )  # fmt: skip
 
 
 @app.command("lists")

@@ -26,7 +26,8 @@ from sqlalchemy import and_, func, select
 
 from adapters.samples import generate_rows, write_csv
 from node.api import feeds, query, query_rpc
-from node.border import RELEASES
+from node.audit.log import ORIGIN_SUFFIX
+from node.audit.query import Filter, find_entries
 from node.cli.query import answer_table
 from node.cli.render import peer_rows_from_records, peer_table
 from node.errors import PeerError
@@ -73,9 +74,9 @@ async def holdings(node: Node) -> dict[str, tuple[int, int, int]]:
     )
     async with node.store.engine.connect() as conn:
         rows = await conn.execute(
-            select(
-                LOGS.c.peer, LOGS.c.size, LOGS.c.checkpoint_size, func.coalesce(active.c.n, 0)
-            ).select_from(LOGS.outerjoin(active, active.c.log_id == LOGS.c.id))
+            select(LOGS.c.peer, LOGS.c.size, LOGS.c.checkpoint_size, func.coalesce(active.c.n, 0))
+            .select_from(LOGS.outerjoin(active, active.c.log_id == LOGS.c.id))
+            .where(~LOGS.c.origin.endswith(ORIGIN_SUFFIX))  # lists only, not the audit log
         )
         return {(p or node.name): (s, c, a) for p, s, c, a in rows}
 
@@ -306,16 +307,18 @@ async def query_demo(nodes: list[Node], entry_id: str, console: Console) -> None
         table = answer_table("jinan", request, resp)
         table.title = f"{asker.name} asks jinan about that person, for {purpose}"
         console.print(table)
-    async with jinan.store.engine.connect() as conn:
-        rows = (await conn.execute(select(RELEASES).order_by(RELEASES.c.id))).mappings().all()
-    record = Table(title="jinan's disclosure record (kept before each response left; no values)",
-                   title_justify="left")  # fmt: skip
-    for col in ("peer", "method", "purpose", "forms", "values", "leaves", "agreement"):
+    found_entries = await find_entries(
+        jinan.store, jinan.home.identity.uri, Filter(released_only=True)
+    )
+    record = Table(title="jinan's audit log: answers that let personal data out (recorded "
+                   "before each left; no values)", title_justify="left")  # fmt: skip
+    for col in ("#", "peer", "method", "purpose", "forms", "values", "leaves", "agreement"):
         record.add_column(col, overflow="fold")
-    for r in rows:
-        leaves = "" if r["first_leaf"] is None else f"{r['first_leaf']}–{r['last_leaf']}"
-        record.add_row(r["peer"], r["method"].rsplit("/", 1)[-1], r["purpose"] or "(feed)",
-                       r["forms"], str(r["values"]), leaves, r["agreements"])  # fmt: skip
+    for idx, e in found_entries:
+        leaves = "" if e.leaves is None else f"{e.leaves[0]}–{e.leaves[1]}"
+        forms = ",".join(f"{k}={v}" for k, v in e.forms)
+        record.add_row(str(idx), e.peer, e.method.rsplit("/", 1)[-1], e.purpose or "(feed)",
+                       forms, str(e.values), leaves, ", ".join(e.agreements))  # fmt: skip
     console.print(record)
 
 

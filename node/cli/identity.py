@@ -12,6 +12,13 @@ from rich.table import Table
 from sqlalchemy import select
 
 from adapters.list_csv import CsvError, Quarantined, sniff_encoding
+from node.cli.keys import (
+    DaysOpt,
+    HolderKeysOpt,
+    OverlapOpt,
+    PassphraseFilesOpt,
+    rotate_pseudonym_key,
+)
 from node.cli.lists import REASON, SEVERITY, TYPE
 from node.cli.options import (
     PERSON_ID_HINT,
@@ -19,14 +26,13 @@ from node.cli.options import (
     err,
     out,
     person_id_opt,
+    quiet_logs,
     read_person_id,
     refuse_personal_code,
     run_coro,
 )
 from node.cli.query import check_person_id
 from node.errors import InputError, PeerError
-from node.feeds.publisher import Publisher
-from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.state import STATE
 from node.home import load_home
 from node.identity.batch import check_values
@@ -34,7 +40,6 @@ from node.identity.codes import court_mask
 from node.identity.names import rank_names
 from node.identity.oblivious import pseudonyms_at
 from node.identity.pseudonym import own_pseudonym
-from node.identity.pseudonym_key import PseudonymKey
 from node.identity.registry import (
     Conflict,
     EntityView,
@@ -45,7 +50,7 @@ from node.identity.registry import (
     resolve,
 )
 from node.identity.validate import COLUMN_EXPECTS, classify
-from node.keys.signers import FeedSigners
+from node.keys.ceremony import DEFAULT_DAYS
 from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
@@ -172,30 +177,23 @@ def conflicts(home: HomeOpt) -> None:
 
 
 @identity_app.command("rotate-pseudonym-key")
-def rotate_pseudonym_key(home: HomeOpt) -> None:
-    """Start a new generation of this node's pseudonym key and re-derive its own pseudonyms.
+def rotate_pseudonym_key_alias(
+    home: HomeOpt,
+    overlap_hours: OverlapOpt = 24.0,
+    days: DaysOpt = DEFAULT_DAYS,
+    holder_key: HolderKeysOpt = None,
+    passphrase_file: PassphraseFilesOpt = None,
+) -> None:
+    """Start a new generation of this node's pseudonym key and re-derive its own pseudonyms
+    (the same as `creditnode keys rotate --role pseudonym`).
 
     Locally, from the IDs this origin holds: no ID leaves. A serving node evaluates with the new
     key within a second; partners see the new pseudonyms as updates in the feed and obtain new
-    ones by asking again.
+    ones by asking again. With a root, root N+1 lists the new generation (published at once
+    with enough --holder-key, else pending for `keys sign-root`).
     """
-    loaded = load_home(home)
-    old = loaded.pseudonym_key
-    new = PseudonymKey.generate(old.version + 1)
-    new.save(loaded.paths.pseudonym_key)
-
-    async def run() -> int:
-        async with Store.opened(loaded.database_url) as store:
-            publisher = await Publisher.open(
-                store, loaded.identity.uri, FeedSigners.of_home(loaded)
-            )
-            return await rederive_pseudonyms(publisher, new)
-
-    count = run_coro(run())
-    out.print(
-        f"pseudonym key v{old.version} → v{new.version}; {count} own entries re-derived "
-        "(appended as updates)"
-    )
+    quiet_logs()
+    rotate_pseudonym_key(home, overlap_hours, days, holder_key, passphrase_file)
 
 
 def entity_table(title: str, view: EntityView) -> Table:

@@ -15,11 +15,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from node.cli.options import HomeOpt, out, quiet_logs
+from node.cli.notify import notify_peers_of_root
+from node.cli.options import HomeOpt, out, quiet_logs, run_coro
 from node.errors import InputError
+from node.feeds.publisher import Publisher
+from node.feeds.rederive import rederive_pseudonyms
+from node.home import load_home
 from node.keys.ceremony import (
     DEFAULT_DAYS,
-    NOT_BUILT,
+    ROTATABLE_ROLES,
     HolderKey,
     Proposal,
     check_holders,
@@ -29,12 +33,26 @@ from node.keys.ceremony import (
     revocations_path,
     revoke_key,
     root_init,
+    rotate_holders,
     rotate_key,
+    rotate_pseudonym,
     sign_pending,
 )
-from node.keys.roles import FEED, ONLINE_ROLES, TRANSPORT, format_time, parse_time, short_id
-from node.keys.signers import retired_feed_keys
-from node.keys.trusted import RootProgress
+from node.keys.prune import retired_keys
+from node.keys.roles import (
+    ONLINE_ROLES,
+    PSEUDONYM,
+    ROOT_ROLE,
+    TRANSPORT,
+    RootContent,
+    format_time,
+    parse_time,
+    short_id,
+)
+from node.keys.signers import FeedSigners
+from node.keys.store import RootStore
+from node.keys.trusted import RootProgress, SignatureCount
+from node.storage import Store
 
 keys_app = typer.Typer(
     help="The node's root of trust (k-of-n offline holders) and its online key roles.",
@@ -70,11 +88,26 @@ def _prompt(what: str, *, confirm: bool) -> str:
     return first
 
 
-def _progress_line(progress: RootProgress) -> str:
+def _holder_names(*contents: RootContent) -> dict[str, str]:
+    return {k.keyid: c.holder_name(k) or short_id(k.keyid) for c in contents for k in c.holders}
+
+
+def _count_line(count: SignatureCount, names: dict[str, str]) -> str:
+    line = count.describe()
+    if not count.met:
+        missing = ", ".join(names.get(k, short_id(k)) for k in count.unsigned)
+        line += f" (not yet signed by {missing})"
+    return line
+
+
+def _progress_line(progress: RootProgress, names: dict[str, str] | None = None) -> str:
+    """Both counts a root N+1 needs: root N's holders and its own (they differ after a holder
+    rotation; a holder in both sets counts once in each)."""
+    names = names or {}
     state = "ready: run `creditnode keys publish-root`" if progress.complete else "needs more"
     return (
-        f"root v{progress.version}: {progress.previous.describe()}, "
-        f"{progress.own.describe()} — {state}"
+        f"root v{progress.version}: {_count_line(progress.previous, names)}, "
+        f"{_count_line(progress.own, names)} — {state}"
     )
 
 
@@ -184,6 +217,7 @@ def keys_sign_root(
         home, holder_key=key_bytes, passphrase=passphrase, source=f"--holder-key {holder_key}"
     )
     content = result.content
+    current = RootStore(home).load().content
     online = ", ".join(
         f"{role} {len(content.online_keys(role))}"
         for role in ONLINE_ROLES
@@ -195,7 +229,19 @@ def keys_sign_root(
         f"{len(content.holders)} holders; online keys: {online or 'none'})",
         markup=False,
     )
-    out.print(_progress_line(result.progress), markup=False)
+    if _holder_names(current) != _holder_names(content) or current.threshold != content.threshold:
+        out.print(
+            f"root v{content.version} changes the root holders: it needs a threshold of root "
+            f"v{current.version}'s holders ({current.threshold} of {len(current.holders)}) "
+            f"and of its own ({content.threshold} of {len(content.holders)})",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(
+        _progress_line(result.progress, _holder_names(current, content)),
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @keys_app.command("publish-root")
@@ -205,6 +251,7 @@ def keys_publish_root(home: HomeOpt) -> None:
     quiet_logs()
     path, root = publish_pending(home, now=_now())
     out.print(f"root v{root.version} is current ({path})", markup=False)
+    notify_peers_of_root(home, root.version)
 
 
 @keys_app.command("list")
@@ -264,16 +311,18 @@ def _holder_keys(keys: list[Path] | None, passphrases: list[Path] | None) -> lis
     return found
 
 
-def _report(proposal: Proposal) -> None:
+def _report(home: Path, proposal: Proposal) -> None:
     content = proposal.content
     for warning in proposal.warnings:
         out.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if proposal.published is not None:
         out.print(f"root v{content.version} is current ({proposal.published_path})", markup=False)
+        notify_peers_of_root(home, content.version)
         return
     progress = proposal.progress
     if progress is not None:
-        out.print(_progress_line(progress), markup=False, soft_wrap=True)
+        names = _holder_names(RootStore(home).load().content, content)
+        out.print(_progress_line(progress, names), markup=False, soft_wrap=True)
     out.print(
         f"root v{content.version} is pending, not in force: holders sign it with `creditnode "
         "keys sign-root`, then `creditnode keys publish-root` makes it current",
@@ -293,33 +342,86 @@ CaDirOpt = Annotated[
 CertDaysOpt = Annotated[
     int, typer.Option(help="transport: days the new certificate is valid (at most 825).")
 ]
+OverlapOpt = Annotated[
+    float,
+    typer.Option(help="How long the old key stays valid beside the new one, in hours."),
+]
+DaysOpt = Annotated[int, typer.Option(help="Days until the new root expires.")]
+
+
+def _overlap(hours: float) -> dt.timedelta:
+    if not 0 <= hours <= 24 * 366:
+        raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
+    return dt.timedelta(hours=hours)
 
 
 @keys_app.command("rotate")
 def keys_rotate(
     home: HomeOpt,
-    role: Annotated[str, typer.Option(help="The key role to rotate (feed, transport).")],
-    overlap_hours: Annotated[
-        float,
-        typer.Option(help="How long the old key stays valid beside the new one, in hours."),
-    ] = 24.0,
-    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    role: Annotated[
+        str,
+        typer.Option(help=f"The key role to rotate ({', '.join(ROTATABLE_ROLES)})."),
+    ],
+    overlap_hours: OverlapOpt = 24.0,
+    days: DaysOpt = DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
     ca: CaDirOpt = None,
     cert_days: CertDaysOpt = 825,
+    holders: Annotated[
+        str | None,
+        typer.Option(help="root: the new holders, comma-separated (current names keep their key)."),
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help="root: how many of the new holders must sign.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="root: where to write new holders' key files (default HOME/keys/root-holders).",
+        ),
+    ] = None,
+    new_passphrase_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--new-passphrase-file",
+            metavar="HOLDER=FILE",
+            help="root: read a new holder's passphrase from the first line of FILE (repeat); "
+            "new holders without one are prompted.",
+        ),
+    ] = None,
 ) -> None:
     """Make a new key for ROLE and propose the next root listing it, with the current key's
-    window closing after the overlap. For transport: a new TLS key and certificate from the
-    node's CA replace tls/node.pem and node.key; a serving node presents them from its next
-    handshake. Signed and published at once if enough --holder-key are given; otherwise left
-    pending for `sign-root` and `publish-root`."""
+    window closing after the overlap. feed, audit, report, witness: a new Ed25519 key
+    (keys/ROLE.KEYID.key). transport: a new TLS key and certificate from the node's CA replace
+    tls/node.pem and node.key (the old pair is kept as tls/node.KEYID.*); a serving node
+    presents them from its next handshake. pseudonym: a new OPRF key generation, this node's own
+    pseudonyms re-derived. root: new holders (--holders, --threshold); the new root needs a
+    threshold of the old holders and of the new. Signed and published at once if enough
+    --holder-key are given; otherwise left pending for `sign-root` and `publish-root`."""
     quiet_logs()
-    if role in NOT_BUILT:
-        raise InputError(f"--role {role}: {NOT_BUILT[role]}")
-    if role not in (FEED, TRANSPORT):
-        raise InputError(f"--role {role}: unknown role; roles are {', '.join(ONLINE_ROLES)}")
-    _rotate(home, role, overlap_hours, days, holder_key, passphrase_file, ca, cert_days)
+    if role not in ROTATABLE_ROLES:
+        raise InputError(f"--role {role}: unknown role; roles are {', '.join(ROTATABLE_ROLES)}")
+    if role != ROOT_ROLE and (holders or threshold is not None or out_dir or new_passphrase_file):
+        raise InputError(
+            "--holders, --threshold, --out and --new-passphrase-file are for --role root"
+        )
+    if role == PSEUDONYM:
+        rotate_pseudonym_key(home, overlap_hours, days, holder_key, passphrase_file)
+    elif role == ROOT_ROLE:
+        _rotate_root(
+            home,
+            holders,
+            threshold,
+            out_dir,
+            new_passphrase_file,
+            days,
+            holder_key,
+            passphrase_file,
+        )
+    else:
+        _rotate(home, role, overlap_hours, days, holder_key, passphrase_file, ca, cert_days)
 
 
 @keys_app.command("renew")
@@ -330,7 +432,7 @@ def keys_renew(
         float,
         typer.Option(help="How long the old certificate stays valid beside the new one."),
     ] = 24.0,
-    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    days: DaysOpt = DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
     ca: CaDirOpt = None,
@@ -354,14 +456,13 @@ def _rotate(
     ca: Path | None,
     cert_days: int,
 ) -> None:
-    if not 0 <= overlap_hours <= 24 * 366:
-        raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
+    overlap = _overlap(overlap_hours)
     holders = _holder_keys(holder_key, passphrase_file)
     proposal = rotate_key(
         home,
         role=role,
         now=_now(),
-        overlap=dt.timedelta(hours=overlap_hours),
+        overlap=overlap,
         days=days,
         holder_keys=holders,
         ca_dir=ca,
@@ -377,6 +478,14 @@ def _rotate(
         markup=False,
         soft_wrap=True,
     )
+    if proposal.kept:
+        out.print(
+            f"the replaced pair is kept as {' and '.join(str(p) for p in proposal.kept)} "
+            "(to go back, copy them over tls/node.key and tls/node.pem while the root still "
+            "lists the old key as valid; `keys prune` deletes them once its window closed)",
+            markup=False,
+            soft_wrap=True,
+        )
     if new.certificate_sha256 is not None and new.window.valid_until is not None:
         out.print(
             f"certificate SHA-256 {new.certificate_sha256}, expires "
@@ -395,7 +504,7 @@ def _rotate(
         markup=False,
         soft_wrap=True,
     )
-    _report(proposal)
+    _report(home, proposal)
     if role == TRANSPORT:
         out.print(
             "a serving node presents the new certificate from its next handshake (within a "
@@ -405,24 +514,149 @@ def _rotate(
         )
     elif proposal.published is not None:
         out.print(
-            "a serving node signs each checkpoint with every key valid now: both until the old "
+            f"a serving node signs with every {role} key valid now: both until the old "
             "window closes, then the new one only",
             markup=False,
             soft_wrap=True,
         )
 
 
+def rotate_pseudonym_key(
+    home: Path,
+    overlap_hours: float = 24.0,
+    days: int = DEFAULT_DAYS,
+    holder_key: list[Path] | None = None,
+    passphrase_file: list[Path] | None = None,
+) -> None:
+    """`keys rotate --role pseudonym` and its alias `identity rotate-pseudonym-key`: a new key
+    generation, this origin's own pseudonyms re-derived locally (appended as updates), and,
+    with a root, root N+1 recording the generation."""
+    overlap = _overlap(overlap_hours)
+    holders = _holder_keys(holder_key, passphrase_file)
+    rotation = rotate_pseudonym(home, now=_now(), overlap=overlap, days=days, holder_keys=holders)
+    loaded = load_home(home)
+    new = rotation.key
+
+    async def run() -> int:
+        async with Store.opened(loaded.database_url) as store:
+            publisher = await Publisher.open(
+                store, loaded.identity.uri, FeedSigners.of_home(loaded)
+            )
+            return await rederive_pseudonyms(publisher, new)
+
+    count = run_coro(run())
+    out.print(
+        f"pseudonym key v{rotation.old_version} → v{new.version}; {count} own entries "
+        "re-derived (appended as updates)",
+        markup=False,
+    )
+    proposal = rotation.proposal
+    if proposal is None:
+        out.print(
+            "no root yet: `creditnode keys root-init` records the generation in force",
+            markup=False,
+        )
+        return
+    closing = ", ".join(
+        f"v{g.version} until {format_time(g.window.end)}"
+        for g in proposal.closed_generations
+        if g.window.end is not None
+    )
+    generation = proposal.new_generation
+    assert generation is not None
+    out.print(
+        f"root v{proposal.content.version}: pseudonym v{new.version} valid from "
+        f"{format_time(generation.window.valid_from)}; retiring {closing or 'none'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    _report(home, proposal)
+
+
+def _rotate_root(
+    home: Path,
+    holders: str | None,
+    threshold: int | None,
+    out_dir: Path | None,
+    new_passphrase_file: list[str] | None,
+    days: int,
+    holder_key: list[Path] | None,
+    passphrase_file: list[Path] | None,
+) -> None:
+    if holders is None or threshold is None:
+        raise InputError("--role root needs --holders a,b,c and --threshold K (the new holders)")
+    names = [n.strip() for n in holders.split(",") if n.strip()]
+    check_holders(names, threshold=threshold, days=days)
+    store = RootStore(home)
+    current = store.load().content
+    if store.read_pending() is not None:  # before anyone types a passphrase
+        raise InputError(f"{store.pending_path} exists; publish it or delete it first")
+    held = {current.holder_name(k) for k in current.holders}
+    new_names = [n for n in names if n not in held]
+    files = _passphrase_files(new_passphrase_file, new_names, "--new-passphrase-file")
+    signers = _holder_keys(holder_key, passphrase_file)
+    passphrases = {
+        name: _read_passphrase_file(files[name], "--new-passphrase-file")
+        if name in files
+        else _prompt(f"new holder {name}", confirm=True)
+        for name in new_names
+    }
+    proposal = rotate_holders(
+        home,
+        holders=names,
+        threshold=threshold,
+        passphrases=passphrases,
+        out_dir=out_dir or home / "keys" / "root-holders",
+        now=_now(),
+        days=days,
+        holder_keys=signers,
+    )
+    content = proposal.content
+    kept = [n for n in names if n in held]
+    dropped = sorted(n for n in held if n and n not in names)
+    out.print(
+        f"root v{content.version}: held by {', '.join(names)} ({content.threshold} of "
+        f"{len(names)}); kept {', '.join(kept) or 'none'}, new {', '.join(new_names) or 'none'}, "
+        f"dropped {', '.join(dropped) or 'none'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    for path in proposal.holder_files:
+        out.print(f"holder key {path} (0600, sealed)", markup=False)
+    out.print(
+        f"root v{content.version} needs signatures by {current.threshold} of root "
+        f"v{current.version}'s {len(current.holders)} holders and by {content.threshold} of its "
+        f"own {len(content.holders)}: new holders sign with `creditnode keys sign-root "
+        "--holder-key THEIR_FILE`",
+        markup=False,
+        soft_wrap=True,
+    )
+    _report(home, proposal)
+
+
+def _passphrase_files(items: list[str] | None, names: list[str], option: str) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"{option} {item!r}: expected HOLDER=FILE")
+        if name not in names:
+            raise InputError(f"{option} {item!r}: {name} is not a new holder")
+        files[name] = Path(path)
+    return files
+
+
 @keys_app.command("revoke")
 def keys_revoke(
     home: HomeOpt,
-    role: Annotated[str, typer.Option(help="The key's role (feed, audit, …).")],
+    role: Annotated[str, typer.Option(help=f"The key's role ({', '.join(ONLINE_ROLES)}).")],
     key_id: Annotated[str, typer.Option(help="The key id, or its start as `keys list` shows.")],
     reason: Annotated[str, typer.Option(help="Why (kept in HOME/keys/revocations.jsonl).")],
     at: Annotated[
         str | None,
         typer.Option(help="When the key stops being valid, YYYY-MM-DDTHH:MM:SSZ (default: now)."),
     ] = None,
-    days: Annotated[int, typer.Option(help="Days until the new root expires.")] = DEFAULT_DAYS,
+    days: DaysOpt = DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
 ) -> None:
@@ -454,7 +688,7 @@ def keys_revoke(
             markup=False,
             soft_wrap=True,
         )
-    _report(proposal)
+    _report(home, proposal)
 
 
 @keys_app.command("prune")
@@ -466,24 +700,26 @@ def keys_prune(
     ] = 24.0,
     yes: Annotated[bool, typer.Option("--yes", help="Delete them (else only list them).")] = False,
 ) -> None:
-    """Delete retired private feed keys: those the current root no longer lists, or lists with
-    a window closed more than --overlap-hours ago. Never keys/feed.key nor a key signing now."""
+    """Delete retired private keys of every role (keys/ROLE.KEYID.key, and TLS pairs kept as
+    tls/node.KEYID.key/.pem): those the current root no longer lists, or lists with a window
+    closed more than --overlap-hours ago. Never keys/ROLE.key, tls/node.key nor a key valid
+    now."""
     quiet_logs()
-    if not 0 <= overlap_hours <= 24 * 366:
-        raise InputError("--overlap-hours must be between 0 and 8784 (a year)")
-    retired = retired_feed_keys(home, now=_now(), overlap=dt.timedelta(hours=overlap_hours))
+    retired = retired_keys(home, now=_now(), overlap=_overlap(overlap_hours))
     if not retired:
-        out.print("no retired private feed keys to delete", markup=False)
+        out.print("no retired private keys to delete", markup=False)
         return
     for key in retired:
         verb = "deleting" if yes else "would delete"
         out.print(
-            f"{verb} {key.path} (feed key {short_id(key.keyid)}: {key.reason})",
+            f"{verb} {' and '.join(str(p) for p in key.files)} ({key.role} key "
+            f"{short_id(key.keyid)}: {key.reason})",
             markup=False,
             soft_wrap=True,
         )
     if not yes:
         raise InputError(f"nothing deleted: run again with --yes to delete {len(retired)} key(s)")
     for key in retired:
-        key.path.unlink(missing_ok=True)
-    out.print(f"deleted {len(retired)} retired private feed key(s)", markup=False)
+        for path in key.files:
+            path.unlink(missing_ok=True)
+    out.print(f"deleted {len(retired)} retired private key(s)", markup=False)

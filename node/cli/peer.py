@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from node.audit.local import record_local
 from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.render import peer_rows_from_records, peer_table, region_label
 from node.errors import InputError
@@ -74,7 +75,10 @@ def peer_add(
 
     async def add() -> Enrolled:
         async with Store.opened(loaded.database_url) as store:
-            return await enroll(loaded, store, bundle, source=str(bundle_file), replace=replace)
+            done = await enroll(loaded, store, bundle, source=str(bundle_file), replace=replace)
+            await record_local(loaded, store, kind="enrollment", method="peer add",
+                               peer=bundle.name)  # fmt: skip
+            return done
 
     enrolled = run_coro(add())
     verb = "enrolled" if enrolled.created else "re-enrolled"
@@ -163,7 +167,10 @@ def peer_repin(
 
     async def apply() -> Enrolled:
         async with Store.opened(loaded.database_url) as store:
-            return await repin(loaded, store, bundle, confirm=confirm, source=source)
+            done = await repin(loaded, store, bundle, confirm=confirm, source=source)
+            await record_local(loaded, store, kind="enrollment", method="peer repin",
+                               peer=bundle.name)  # fmt: skip
+            return done
 
     enrolled = run_coro(apply())
     assert enrolled.root is not None
@@ -186,7 +193,11 @@ def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer na
 
     async def remove() -> bool:
         async with Store.opened(loaded.database_url) as store:
-            return await PeerRepository(store).remove(name)
+            removed = await PeerRepository(store).remove(name)
+            if removed:
+                await record_local(loaded, store, kind="removal", method="peer remove",
+                                   peer=name)  # fmt: skip
+            return removed
 
     if not run_coro(remove()):
         raise InputError(f"no enrolled peer named {name!r}")

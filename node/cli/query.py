@@ -8,6 +8,7 @@ resident ID never leaves this node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from node.api import query, query_rpc
+from node.audit.entry import EntryError, check_matter, officer_id, subject_commitment
+from node.audit.local import opened_audit, out_entry
+from node.audit.log import load_secret
+from node.audit.wire import Asker, new_asker
 from node.cli.lists import TYPE
 from node.errors import InputError, PeerError
 from node.home import load_home
@@ -52,6 +57,34 @@ def lookup_request(purpose: str, *, uscc: str | None, person_id: str | None) -> 
     return request
 
 
+@dataclass(frozen=True)
+class Asked:
+    """An answer and both sides' receipts of it."""
+
+    response: query.LookupResponse
+    exchange: str
+    our_index: int  # this node's `out` entry
+    their_index: int  # the peer's `in` entry (the answer's audit_index)
+
+
+def declared_asker(home_root: Path, officer: str, department: str, matter: str) -> Asker:
+    """The exchange this query is (a fresh UUIDv7), with the officer's pseudonymous id at this
+    node, the department's USCC and the matter; InputError naming the bad option."""
+    try:
+        officer_key = officer_id(load_secret(home_root), officer) if officer else ""
+    except EntryError as exc:
+        raise InputError(f"--officer: {exc}") from None
+    if department:
+        check = check_uscc(department, strict=True)
+        if check.status == "invalid":
+            raise InputError(f"--department: {check.reason}")
+        department = check.normalised
+    try:
+        return new_asker(officer_key, department, matter)
+    except EntryError as exc:
+        raise InputError(f"--matter: {exc}") from None
+
+
 async def ask_peer(
     root: Path,
     peer_name: str,
@@ -59,26 +92,80 @@ async def ask_peer(
     *,
     person_id: str | None = None,
     timeout: float,
-) -> query.LookupResponse:
+    officer: str = "",
+    department: str = "",
+    matter: str = "",
+) -> Asked:
     """Ask *peer_name*; a person is first turned into the peer's own pseudonym of it by an
-    oblivious evaluation at the peer (for the request's purpose), so the ID never leaves."""
+    oblivious evaluation at the peer (for the request's purpose), so the ID never leaves.
+
+    Each call carries an exchange id, the officer's pseudonymous id, the department and the
+    matter; this node records its own receipt (an ``out`` entry holding the peer's audit
+    index) of the evaluation and of the lookup, answered or refused."""
     home = load_home(root)
-    async with Store.opened(home.database_url) as store:
+    asker = declared_asker(root, officer, department, matter)
+    secret = load_secret(root)
+    if person_id is not None:
+        subject = subject_commitment(secret, "person", check_person_id(person_id))
+    else:
+        subject = subject_commitment(secret, "uscc", request.uscc)
+    async with Store.opened(home.database_url) as store, opened_audit(home, store) as audit:
         directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
         await directory.refresh()
         peer = await directory.lookup(peer_name)
-    if peer is None:
-        raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
-    if person_id is not None:
-        [request.person_pseudonym] = await pseudonyms_at(
-            peer, home.tls, [check_person_id(person_id)], purpose=request.purpose, timeout=timeout
-        )
-    endpoint = peer.record.endpoint
-    async with peer.channel(home.tls) as channel:
-        try:
-            return await query_rpc.QueryServiceStub(channel).Lookup(request, timeout=timeout)
-        except grpc.aio.AioRpcError as err:
-            raise PeerError(describe_rpc_error(peer.identity, endpoint, err)) from None
+        if peer is None:
+            raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
+        name = peer.identity.node
+        if person_id is not None:
+            oprf = new_asker(asker.officer, asker.department, asker.matter)
+            receipts: list[int] = []
+            try:
+                [request.person_pseudonym] = await pseudonyms_at(
+                    peer, home.tls, [check_person_id(person_id)], purpose=request.purpose,
+                    timeout=timeout, metadata=oprf.metadata(), receipts=receipts,
+                )  # fmt: skip
+            except PeerError as exc:
+                await audit.record(out_entry(
+                    oprf, peer=name, method=EVALUATE, kind="oprf_evaluation", outcome="refused",
+                    purpose=request.purpose, subject=subject, reason=_reason(str(exc)),
+                    remote=receipts[0] if receipts else None,
+                ))  # fmt: skip
+                raise
+            await audit.record(out_entry(
+                oprf, peer=name, method=EVALUATE, kind="oprf_evaluation", outcome="received",
+                purpose=request.purpose, subject=subject, remote=receipts[0],
+            ))  # fmt: skip
+        endpoint = peer.record.endpoint
+        async with peer.channel(home.tls) as channel:
+            try:
+                resp = await query_rpc.QueryServiceStub(channel).Lookup(
+                    request, timeout=timeout, metadata=asker.metadata()
+                )
+            except grpc.aio.AioRpcError as err:
+                problem = describe_rpc_error(peer.identity, endpoint, err)
+                await audit.record(out_entry(
+                    asker, peer=name, method=LOOKUP, kind="query", outcome="refused",
+                    purpose=request.purpose, subject=subject, reason=_reason(problem),
+                ))  # fmt: skip
+                raise PeerError(problem) from None
+        ours = await audit.record(out_entry(
+            asker, peer=name, method=LOOKUP, kind="query",
+            outcome="hit" if resp.answers else "no_hit", purpose=request.purpose,
+            subject=subject, response=resp.SerializeToString(), remote=resp.audit_index,
+        ))  # fmt: skip
+    return Asked(resp, asker.exchange, ours, resp.audit_index)
+
+
+LOOKUP = "/creditnode.v1.QueryService/Lookup"
+EVALUATE = "/creditnode.v1.PseudonymService/Evaluate"
+
+
+def _reason(text: str) -> str:
+    """A refusal's description, if the entry can hold it (else only that it was refused)."""
+    try:
+        return check_matter(text[:200])
+    except EntryError:
+        return "refused"
 
 
 PERSONAL_COLUMNS = (

@@ -13,11 +13,12 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from keys import NodeIdentity
-from node.border import RELEASES
+from node.audit.log import ORIGIN_SUFFIX, audit_origin
+from node.audit.query import released_per_peer
 from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
 from node.errors import ConfigError, InputError, PeerError
 from node.feeds.dates import shanghai_today
-from node.feeds.logstore import LOGS
+from node.feeds.logstore import LOGS, read_cursor
 from node.feeds.state import STATE
 from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE
@@ -30,6 +31,7 @@ from node.peers.certificates import warnings as expiry_warnings
 from node.peers.client import Probe, fetch_peers, probe
 from node.storage import Store
 from node.storage.peers import PeerRepository
+from node.verification.runner import VerificationRow, verification_rows
 
 
 def _self_endpoint(home: Home) -> str | None:
@@ -52,8 +54,11 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         journal = await store.journal_mode()
         backend = store.backend
         logs = await feed_rows(store)
+        checked = await verification_rows(store)
         conflicts = await find_conflicts(store, home.settings.name)
         released = await release_rows(store)
+        async with store.engine.connect() as conn:
+            audit = await read_cursor(conn, audit_origin(home.identity.uri))
     endpoint = _self_endpoint(home)
     result: Probe | None = None
     if endpoint is not None:
@@ -82,7 +87,21 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
     console.print(certificate_table(expiries))
     console.print(root_table(home.settings.name, roots))
     console.print(feed_table(home.settings.name, logs))
+    console.print(verification_table(checked))
+    failing = [r for r in checked if r.findings]
+    for r in failing:
+        console.print(
+            f"[bold red]stored data does not verify:[/] {escape(r.findings[0].describe())} "
+            f"(see `creditnode verify --home {root}`)",
+            soft_wrap=True,
+        )
     console.print(release_table(released))
+    if audit is not None:
+        console.print(
+            f"audit log: {audit.size} entries, {audit.checkpoint_size} under a signed checkpoint "
+            f"(`creditnode audit show --home {escape(str(root))}`)",
+            soft_wrap=True,
+        )
     kinds = Counter(c.kind for c in conflicts)
     console.print(
         f"identity conflicts: {len(conflicts)}"
@@ -120,25 +139,21 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
                     evidence, evidence.c.log_id == LOGS.c.id
                 )
             )
+            .where(~LOGS.c.origin.endswith(ORIGIN_SUFFIX))  # the audit log: its own line
             .order_by(LOGS.c.peer.is_not(None), LOGS.c.peer)
         )
         return [dict(r) for r in result.mappings()]
 
 
 async def release_rows(store: Store) -> list[tuple[str, int, int, dt.datetime | None]]:
-    """Per peer: responses that let personal data out, the values they carried, the last one."""
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(
-            select(RELEASES.c.peer, func.count(), func.sum(RELEASES.c["values"]),
-                   func.max(RELEASES.c.released_at))
-            .group_by(RELEASES.c.peer).order_by(RELEASES.c.peer)
-        )  # fmt: skip
-        return [(str(p), int(n), int(v or 0), last) for p, n, v, last in rows]
+    """Per peer: answers that let personal data out, the values they carried, the last one
+    (from the audit log's index)."""
+    return await released_per_peer(store)
 
 
 def release_table(rows: list[tuple[str, int, int, dt.datetime | None]]) -> Table:
     table = Table(
-        title="personal data released (the disclosure record; each row names its agreement)",
+        title="personal data released (from the audit log; `creditnode audit show` for each entry)",
         title_justify="left",
     )
     for col in ("peer", "responses", "values", "last"):
@@ -217,6 +232,27 @@ def root_table(own: str, roots: list[RootRow]) -> Table:
         version = e.what.rsplit(" ", 1)[-1]
         state = expiry_state(e)
         table.add_row(escape(name), version, e.date, state)
+    return table
+
+
+def verification_table(rows: list[VerificationRow]) -> Table:
+    table = Table(
+        title="stored data verification (serve re-checks it in the background)",
+        title_justify="left",
+    )
+    for col in ("log", "last whole pass", "leaves verified", "in progress", "findings"):
+        table.add_column(col)
+    for r in rows:
+        when = r.verified_at.isoformat(timespec="seconds") if r.verified_at else "never"
+        found = (
+            f"[red]{len(r.findings)}[/], first: {escape(r.findings[0].kind)}"
+            + (f" at index {r.findings[0].index}" if r.findings[0].index is not None else "")
+            if r.findings
+            else "[green]none[/]"
+        )
+        table.add_row(escape(r.origin), when, str(r.verified_size), str(r.position or ""), found)
+    if not rows:
+        table.add_row("(no logs yet)", "", "", "", "")
     return table
 
 

@@ -8,14 +8,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
-from node.errors import InputError, PeerError
+from node.errors import InputError, PeerError, VerificationError
 from node.feeds.subscriber import FeedUnavailable, ForkedPeer, Subscriber, SyncProgress
-from node.feeds.verify import FeedError, ForkError
+from node.feeds.verify import FeedError, ForkError, Tampered
 from node.home import load_home
 from node.peers.directory import PeerDirectory
 from node.storage import Store
 
-VERIFY_FAILED = 7
+VERIFY_FAILED = VerificationError.exit_code
 
 
 async def sync_peers(
@@ -63,6 +63,9 @@ async def sync_peers(
                     results.append((name, status, "ok", "", added))
                 except (ForkError, ForkedPeer) as exc:
                     results.append((name, None, "forked", str(exc), None))
+                    code = VERIFY_FAILED
+                except Tampered as exc:  # evidence kept, the feed marked (see `status`)
+                    results.append((name, None, "tampered", str(exc), None))
                     code = VERIFY_FAILED
                 except FeedError as exc:
                     # Not asked at all, or asked and what came back did not verify ("checkpoint

@@ -11,6 +11,10 @@ Example::
     cp = open_checkpoint(note, key.verifying_key, origin="example.com/log")
     assert cp.size == 0
 
+A checkpoint this node signs carries its signing time as an extension line, ``time <unix
+seconds>`` (:func:`timed_checkpoint`, read back by :func:`checkpoint_time`), so a verifier can
+judge whether the signing key was valid *when it signed*.
+
 Notes are always verified from the exact bytes received, never from a re-serialisation.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,16 +32,20 @@ from keys import SigningKey, VerifyingKey, key_hash
 __all__ = [
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
+    "TIME_EXTENSION",
     "Checkpoint",
     "NoteError",
     "Verifiers",
+    "checkpoint_time",
     "open_checkpoint",
+    "open_checkpoint_by",
     "open_note",
     "open_note_by",
     "sign_checkpoint",
     "sign_note",
     "signer_ids",
     "stored_checkpoint",
+    "timed_checkpoint",
 ]
 
 MAX_SIGNATURES = 100  # same cap as Go's note.Open; the spec requires accepting >= 16
@@ -48,6 +57,13 @@ _KEY_HASH_SIZE = 4
 _ROOT_SIZE = 32
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")  # [0-9], not \d: only ASCII digits
+
+TIME_EXTENSION = "time"
+"""The keyword of the extension line carrying a checkpoint's signing time: ``time <unix
+seconds>``, one line, canonical decimal (no sign, no leading zero)."""
+_TIME_PREFIX = TIME_EXTENSION + " "
+# The last second a datetime can hold (9999-12-31T23:59:59Z): a larger value cannot be a time.
+_MAX_UNIX = 253402300799
 
 
 class NoteError(ValueError):
@@ -260,10 +276,62 @@ def sign_checkpoint(cp: Checkpoint, key: SigningKey | Sequence[SigningKey]) -> b
     return sign_note(cp.body(), key)
 
 
+def open_checkpoint_by(
+    note: bytes, key: Verifiers, *, origin: str
+) -> tuple[Checkpoint, tuple[VerifyingKey, ...]]:
+    """Verify a signed checkpoint from ``origin`` by ``key`` (or by at least one of a set of
+    keys) and parse it; also return the keys whose signatures verified, so the caller can
+    judge whether any of them was valid at the checkpoint's signing time."""
+    text, signers = open_note_by(note, key)
+    cp = Checkpoint.parse_body(text)
+    if cp.origin != origin:
+        raise NoteError(f"checkpoint is for origin {cp.origin!r}, expected {origin!r}")
+    return cp, signers
+
+
 def open_checkpoint(note: bytes, key: Verifiers, *, origin: str) -> Checkpoint:
     """Verify a signed checkpoint from ``origin`` by ``key`` (or by at least one of a set of
     keys, e.g. the feed keys valid now in the origin's root) and parse it."""
-    cp = Checkpoint.parse_body(open_note(note, key))
-    if cp.origin != origin:
-        raise NoteError(f"checkpoint is for origin {cp.origin!r}, expected {origin!r}")
+    return open_checkpoint_by(note, key, origin=origin)[0]
+
+
+def _unix_seconds(at: dt.datetime) -> int:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise NoteError("a checkpoint's signing time must carry a time zone")
+    # Whole seconds, rounded down: a signed time never claims a moment after signing.
+    seconds = int(at.timestamp() // 1)
+    if not 0 <= seconds <= _MAX_UNIX:
+        raise NoteError(f"signing time {at.isoformat()} is out of range")
+    return seconds
+
+
+def timed_checkpoint(
+    origin: str, size: int, root: bytes, at: dt.datetime, *, extensions: Sequence[str] = ()
+) -> Checkpoint:
+    """A checkpoint whose first extension line is ``time <unix seconds>``: the moment it is
+    signed (whole seconds, UTC), so a verifier can judge the signing key's validity then.
+
+    *extensions* are further lines after it; none may be another time line.
+    """
+    cp = Checkpoint(origin, size, root, (f"{_TIME_PREFIX}{_unix_seconds(at)}", *extensions))
+    checkpoint_time(cp)  # refuses a second time line among *extensions*
     return cp
+
+
+def _is_time_line(line: str) -> bool:
+    return line == TIME_EXTENSION or line.startswith(_TIME_PREFIX)
+
+
+def checkpoint_time(cp: Checkpoint) -> dt.datetime | None:
+    """The signing time in *cp* (UTC), or None for a checkpoint without a time line (signed
+    before signing times existed). More than one time line, or a value that is not a canonical
+    decimal number of seconds, is a :class:`NoteError`."""
+    lines = [ext for ext in cp.extensions if _is_time_line(ext)]
+    if not lines:
+        return None
+    if len(lines) > 1:
+        raise NoteError("checkpoint has more than one time line")
+    value = lines[0][len(_TIME_PREFIX) :]
+    if not _SIZE.fullmatch(value) or int(value) > _MAX_UNIX:
+        raise NoteError("checkpoint time is not a canonical decimal number of seconds")
+    return dt.datetime.fromtimestamp(int(value), dt.UTC)

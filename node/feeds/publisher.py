@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -26,6 +26,7 @@ from node.feeds.logstore import (
     record_checkpoint,
 )
 from node.feeds.state import AppliedLeaf, apply_leaves
+from node.feeds.verify import MAX_CLOCK_SKEW
 from node.keys.signers import FeedSigners, describe_keys
 from node.storage import Store
 from node.storage.models import utcnow
@@ -51,6 +52,26 @@ class Event:
 
 
 ExtraWrite = Callable[[AsyncConnection], Awaitable[None]]
+
+
+def signing_time(now: dt.datetime, newest: Iterable[bytes]) -> dt.datetime:
+    """The time a checkpoint signed at *now* states: *now* in whole seconds, but not earlier
+    than the signed time of the *newest* checkpoints (the stored one, the one served):
+    subscribers refuse a time earlier than one they verified, so a clock stepped back a little
+    must not stall them. A time further ahead than subscribers accept was a broken clock that
+    no subscriber took: it is not carried on."""
+    now = now.astimezone(dt.UTC).replace(microsecond=0)
+    at = now
+    for signed in newest:
+        if not signed:
+            continue
+        try:
+            before = note.checkpoint_time(note.stored_checkpoint(signed))
+        except note.NoteError:
+            continue
+        if before is not None and at < before <= now + MAX_CLOCK_SKEW:
+            at = before
+    return at
 
 
 class Publisher:
@@ -120,8 +141,8 @@ class Publisher:
             return pending.size
         raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
 
-    def _keys(self) -> tuple[SigningKey, ...]:
-        keys = self.signers.signing_keys(dt.datetime.now(dt.UTC))
+    def _keys(self, at: dt.datetime | None = None) -> tuple[SigningKey, ...]:
+        keys = self.signers.signing_keys(dt.datetime.now(dt.UTC) if at is None else at)
         if not keys and not self._unsigned_logged:
             log.error(
                 "no feed key valid now that this node holds: checkpoints are not signed "
@@ -149,11 +170,15 @@ class Publisher:
         if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note and not resign:
             self._publish(cursor.checkpoint_size, cursor.checkpoint_note)
             return cursor.checkpoint_note
-        keys = self._keys()
+        at = signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note, self.latest_note))
+        # The keys valid at the very time the checkpoint states, so a verifier judging them
+        # at that time reaches the same answer.
+        keys = self._keys(at)
         if not keys:
             return self.latest_note
         # cursor.size/root were read after their transaction committed: the tree is durable.
-        signed = note.sign_checkpoint(note.Checkpoint(self.origin, cursor.size, cursor.root), keys)
+        cp = note.timed_checkpoint(self.origin, cursor.size, cursor.root, at)
+        signed = note.sign_checkpoint(cp, keys)
         async with self.store.begin() as conn:
             await conn.execute(
                 update(LOGS)

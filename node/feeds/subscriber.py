@@ -4,7 +4,10 @@ a crash or a replay never loses or doubles an event.
 
 Whose signature a checkpoint needs: for a peer enrolled with a root (its bundle's root v1,
 pinned in ``peer_roots``), at least one feed key that the peer's root held here lists as valid
-*now* (``TrustedRoot.valid_keys``); for a peer enrolled without one, its enrolled feed key.
+*at the checkpoint's signed time* (``TrustedRoot.key_valid``; a note without a time is judged
+at receipt), with that time neither far ahead of this node's clock nor earlier than the last
+checkpoint verified (:func:`node.feeds.verify.verify_checkpoint`); for a peer enrolled without
+one, its enrolled feed key.
 The held root is brought up to date (``NodeService.GetRoot``, verified by
 ``TrustedRoot.update_chain``, each new version kept in one transaction) before streaming,
 before a checkpoint when the last check is more than :data:`ROOT_REFRESH_SECONDS` old, and
@@ -21,15 +24,20 @@ import dataclasses
 import datetime as dt
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 from sqlalchemy import and_, insert, select, update
 
 from keys import VerifyingKey
-from node.api import feeds, feeds_rpc, pb, rpc
+from node.api import feeds, feeds_rpc
+from node.audit.local import out_entry
+from node.audit.log import AuditLog
+from node.audit.wire import Asker, new_asker
 from node.feeds import merkle
 from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
@@ -46,29 +54,34 @@ from node.feeds.state import (
 from node.feeds.verify import (
     FeedError,
     ForkError,
+    Tampered,
     VerifiedCheckpoint,
     verify_batch,
     verify_checkpoint,
 )
 from node.home import TlsMaterial
-from node.keys.roles import FEED, ed25519_public
-from node.keys.trusted import MAX_CHAIN, RootError, TrustedRoot
+from node.keys.trusted import TrustedRoot
 from node.peers.client import describe_rpc_error
 from node.peers.directory import KnownPeer
+from node.peers.roots import RootFetchError, RootUnavailable, fetch_root_updates, load_held_root
 from node.storage import Store, dialect
 from node.storage.models import EvidenceRecord, utcnow
 from node.storage.peers import PeerRepository
+from node.witness.cosignature import note_body
+from node.witness.store import keep_cosignatures
+from node.witness.witness import verified_cosignatures
 
 log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
 APPLY_EVERY = 4096  # leaves per transaction during catch-up
 DISCLOSE_STEP = 4096  # leaves per Disclose call (the origin's limit)
+SUBSCRIBE = "/creditnode.v1.FeedService/Subscribe"
+DISCLOSE = "/creditnode.v1.FeedService/Disclose"
 # A following subscriber asks the origin for root updates before verifying a checkpoint at
 # most this often (and at once when a checkpoint does not verify under the root held): how
 # soon a revocation published by the origin reaches a subscriber that is streaming.
 ROOT_REFRESH_SECONDS = 1.0
-ROOT_TIMEOUT_SECONDS = 10.0
 
 
 class ForkedPeer(Exception):
@@ -112,89 +125,78 @@ class Subscriber:
         # The peer's root as held here (None: enrolled without one; the feed key decides).
         self.trusted: TrustedRoot | None = None
         self._root_checked = -float("inf")  # time.monotonic() of the last GetRoot
+        # This node's audit log: each batch received and each disclosure is recorded (the
+        # requester's receipts); None records nothing (a test's bare subscriber).
+        self.audit: AuditLog | None = None
 
     @classmethod
-    async def open(cls, tls: TlsMaterial, store: Store, peer: KnownPeer) -> Subscriber:
+    async def open(
+        cls, tls: TlsMaterial, store: Store, peer: KnownPeer, *, audit: AuditLog | None = None
+    ) -> Subscriber:
         sub = cls(tls, store, peer)
-        sub.log = await LogStore.open(store, sub.origin, peer=peer.identity.node)
+        try:
+            sub.log = await LogStore.open(store, sub.origin, peer=peer.identity.node)
+        except ValueError as exc:  # the stored hashes do not give the stored root
+            await record_tampered(store, sub.origin, Tampered(str(exc), index=None, stored=True))
+            raise Tampered(str(exc), index=None, stored=True) from None
+        sub.audit = audit
+        c = sub.log.cursor
+        if (
+            c.checkpoint_note
+            and c.size == c.checkpoint_size
+            and stored_checkpoint(c.checkpoint_note).root != c.root
+        ):
+            found = Tampered(
+                f"the stored leaves of size {c.size} do not give the verified root",
+                index=None,
+                stored=True,
+            )
+            await record_tampered(store, sub.origin, found, c.checkpoint_note)
+            raise found
         return sub
+
+    async def _received(
+        self, asker: Asker, method: str, kind: str, seq: int, message: Message, **fields: Any
+    ) -> None:
+        """Record this node's receipt of one message from the origin (if it keeps a log)."""
+        if self.audit is None:
+            return
+        await self.audit.record(
+            out_entry(asker, peer=self.peer.identity.node, method=method, kind=kind,
+                      outcome="received", seq=seq, response=message.SerializeToString(),
+                      **fields)
+        )  # fmt: skip
 
     # -- the peer's root --------------------------------------------------------------------
 
     async def load_root(self) -> None:
         """The newest version of the peer's root held here, checked as a self-signed root
         (each was verified against its predecessor before it was kept)."""
-        held = await self.peers.held_root(self.peer.identity.node)
-        if held is None:
-            self.trusted = None
-            return
         try:
-            self.trusted = TrustedRoot(held[1])
-        except RootError as exc:
-            raise FeedError(f"held root v{held[0]} of {self.origin} is unusable: {exc}") from None
+            self.trusted = await load_held_root(self.peers, self.peer.identity)
+        except RootFetchError as exc:
+            raise FeedError(str(exc)) from None
 
     async def update_root(self, channel: grpc.aio.Channel) -> int:
         """Fetch the peer's root versions after the one held, verify them as a chain from it
-        and keep them (one transaction per answer). Returns how many were accepted. A refusal
-        raises FeedError (nothing kept, the held root unchanged)."""
-        trusted = self.trusted
-        if trusted is None:
-            return 0
-        stub = rpc.NodeServiceStub(channel)
-        accepted = 0
-        while True:
-            try:
-                resp = await stub.GetRoot(
-                    pb.GetRootRequest(from_version=trusted.version), timeout=ROOT_TIMEOUT_SECONDS
-                )
-            except grpc.aio.AioRpcError as err:
-                raise FeedUnavailable(
-                    describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
-                ) from None
-            roots = [bytes(r) for r in resp.roots]
-            if not roots:
-                break
-            before = (trusted.version, trusted.root.raw)
-            try:
-                trusted.update_chain(roots, now=dt.datetime.now(dt.UTC))
-            except RootError as exc:
-                raise FeedError(f"root update refused (held v{before[0]}): {exc}") from None
-            kept = await self.peers.add_roots(
-                self.peer.identity.node,
-                after=before,
-                roots=[(before[0] + i, data) for i, data in enumerate(roots, start=1)],
-            )
-            if not kept:  # re-pinned, or kept by another process meanwhile: take what is held
-                await self.load_root()
-                if self.trusted is None:
-                    break
-                trusted = self.trusted
-            accepted += len(roots)
-            log.info(
-                "peer root updated",
-                peer=self.peer.identity.node,
-                version=trusted.version,
-                kept=kept,
-            )
-            if len(roots) < MAX_CHAIN:
-                break
-        self._root_checked = time.monotonic()
-        return accepted
-
-    def verifiers(self, now: dt.datetime) -> VerifyingKey | list[VerifyingKey]:
-        """The keys a checkpoint received at *now* may be signed by: the feed keys valid now
-        in the root held, or the enrolled feed key for a peer without a root."""
+        and keep them (:func:`node.peers.roots.fetch_root_updates`). Returns how many were
+        accepted. A refusal raises FeedError (nothing kept, the held root unchanged)."""
         if self.trusted is None:
-            return self.key
-        keys = [
-            VerifyingKey(self.origin, ed25519_public(o.key))
-            for o in self.trusted.valid_keys(FEED, now)
-        ]
-        if not keys:
-            raise FeedError(
-                f"no feed key of {self.origin}'s root v{self.trusted.version} is valid now"
-            )
-        return keys
+            return 0
+        try:
+            update = await fetch_root_updates(channel, self.peers, self.peer, self.trusted)
+        except RootUnavailable as exc:
+            raise FeedUnavailable(str(exc)) from None
+        except RootFetchError as exc:
+            raise FeedError(str(exc)) from None
+        self.trusted = update.trusted
+        self._root_checked = time.monotonic()
+        return update.accepted
+
+    def verifiers(self) -> VerifyingKey | TrustedRoot:
+        """What judges a checkpoint's signature: the root held (a feed key it lists, valid at
+        the signed time), or the enrolled feed key for a peer without a root."""
+        return self.key if self.trusted is None else self.trusted
 
     async def check_checkpoint(
         self,
@@ -211,7 +213,7 @@ class Subscriber:
             await self.update_root(channel)
         try:
             return verify_checkpoint(
-                signed, self.verifiers(dt.datetime.now(dt.UTC)), self.origin, verified
+                signed, self.verifiers(), self.origin, verified, now=dt.datetime.now(dt.UTC)
             )
         except ForkError:
             raise
@@ -220,7 +222,7 @@ class Subscriber:
                 raise
         # A newer root arrived (a rotation published meanwhile): verify under it.
         return verify_checkpoint(
-            signed, self.verifiers(dt.datetime.now(dt.UTC)), self.origin, verified
+            signed, self.verifiers(), self.origin, verified, now=dt.datetime.now(dt.UTC)
         )
 
     # -- streaming ----------------------------------------------------------------------
@@ -281,8 +283,13 @@ class Subscriber:
         try:
             await self.load_root()
             await self.update_root(channel)
-            call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, timeout=timeout)
+            asker = new_asker()
+            call = feeds_rpc.FeedServiceStub(channel).Subscribe(
+                request, timeout=timeout, metadata=asker.metadata()
+            )
+            seq = -1
             async for msg in call:
+                seq += 1  # every message of the stream, as the origin numbers them
                 if msg.HasField("checkpoint"):
                     try:
                         new = await self.check_checkpoint(channel, msg.checkpoint, verified)
@@ -290,10 +297,15 @@ class Subscriber:
                         await settle()
                         await self._record_fork(fork)
                         raise
+                    if msg.checkpoint.cosignatures:
+                        await self._keep_cosignatures(new, msg.checkpoint.cosignatures)
                     if frontier.size > new.size:
                         raise FeedError("checkpoint is behind leaves already applied")
                     if frontier.size == new.size and frontier.root() != new.root:
-                        raise FeedError("applied leaves do not match the checkpoint root")
+                        raise Tampered(
+                            "applied leaves do not match the checkpoint root", index=None,
+                            stored=True,
+                        )  # fmt: skip
                     if self.log.cursor.state == STALLED:
                         await self._set_state("ok", "")
                         log.info("peer feed verifies again", peer=self.peer.identity.node)
@@ -316,6 +328,11 @@ class Subscriber:
                 for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
                     group.append((bytes(leaf.entry), AppliedLeaf(start + i, o, leaf.disclosures)))
                 group_hashes.extend(hashes)
+                if msg.batch.leaves:
+                    await self._received(
+                        asker, SUBSCRIBE, "feed_range", seq, msg,
+                        leaves=(start, start + len(msg.batch.leaves) - 1),
+                    )  # fmt: skip
                 if len(group) >= APPLY_EVERY or frontier.size == target.size:
                     snapshot = copy.deepcopy(frontier)
                     await settle()
@@ -336,6 +353,9 @@ class Subscriber:
                 describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
             ) from None
         except (ForkError, FeedUnavailable):
+            raise
+        except Tampered as exc:  # evidence kept, the feed marked; nothing of it applied
+            await record_tampered(self.store, self.origin, exc, verified.note if verified else b"")
             raise
         except FeedError as exc:  # what the peer sent does not verify: nothing of it applied
             await self._set_state(STALLED, str(exc))
@@ -365,14 +385,20 @@ class Subscriber:
             stub = feeds_rpc.FeedServiceStub(channel)
             for start in range(0, size, DISCLOSE_STEP):
                 end = min(size, start + DISCLOSE_STEP)
+                asker = new_asker()
                 try:
                     resp = await stub.Disclose(
-                        feeds.DiscloseRequest(start=start, end=end), timeout=timeout
+                        feeds.DiscloseRequest(start=start, end=end),
+                        timeout=timeout,
+                        metadata=asker.metadata(),
                     )
                 except grpc.aio.AioRpcError as err:
                     raise FeedUnavailable(
                         describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
                     ) from None
+                await self._received(
+                    asker, DISCLOSE, "disclosure", 0, resp, remote=resp.audit_index
+                )
                 added += await self._keep_disclosed(start, end, resp)
                 status.size = status.applied = end
                 if progress:
@@ -461,6 +487,16 @@ class Subscriber:
         pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
         self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)
 
+    async def _keep_cosignatures(self, cp: VerifiedCheckpoint, lines: Sequence[str]) -> None:
+        """Keep the peers' cosignatures served with a verified checkpoint that verify under
+        the cosigners' trust held here (best effort: a failure never stops the feed)."""
+        try:
+            body = note_body(cp.note)
+            kept = await verified_cosignatures(self.peers, body, lines, skip=self.origin)
+            await keep_cosignatures(self.store, self.origin, body, cp.size, kept)
+        except Exception:
+            log.exception("cosignatures not kept", peer=self.peer.identity.node)
+
     async def _set_state(self, state: str, detail: str) -> None:
         """Mark the mirror stalled (with why) or ok again; a fork is never overwritten."""
         if self.log.cursor.state == state and self.log.cursor.state_detail == detail[:500]:
@@ -512,13 +548,14 @@ async def follow_forever(
     *,
     base_delay: float = 0.5,
     max_delay: float = 30.0,
+    audit: AuditLog | None = None,
 ) -> None:
     """Keep a peer's mirror current: subscribe, and on any failure reconnect with jittered
     exponential backoff from the stored cursor. A fork stops it for good."""
     delay = base_delay
     while True:
         try:
-            sub = await Subscriber.open(tls, store, peer)
+            sub = await Subscriber.open(tls, store, peer, audit=audit)
             await sub.sync(follow=True)
             delay = base_delay
         except (ForkError, ForkedPeer) as exc:
@@ -532,3 +569,39 @@ async def follow_forever(
             log.exception("feed failed", peer=peer.identity.node)
         await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
         delay = min(delay * 2, max_delay)
+
+
+TAMPERED = "tampered"
+
+
+async def record_tampered(store: Store, origin: str, found: Tampered, note: bytes = b"") -> None:
+    """Keep evidence that a feed does not verify (the verified checkpoint it was checked
+    against, and the leaf bytes received, which carry commitments only) and mark the feed
+    ``tampered`` (a fork is never overwritten). The same finding twice keeps one record."""
+    detail = f"sync: {found}"[:500]
+    kind = "stored-mismatch" if found.stored else "tampered-leaf"
+    log.error("peer feed does not verify", origin=origin, kind=kind, detail=str(found))
+    async with store.begin() as conn:
+        row = (
+            await conn.execute(
+                select(LOGS.c.id, LOGS.c.state, LOGS.c.state_detail).where(LOGS.c.origin == origin)
+            )
+        ).first()
+        if row is None or (row.state == TAMPERED and row.state_detail == detail):
+            return
+        await conn.execute(
+            insert(EVIDENCE).values(
+                log_id=row.id,
+                kind=kind,
+                detail=str(found)[:500],
+                earlier_note=note,
+                later_note=b"",
+                proof=found.leaf,
+                recorded_at=utcnow(),
+            )
+        )
+        await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == row.id, LOGS.c.state != "forked"))
+            .values(state=TAMPERED, state_detail=detail, updated_at=utcnow())
+        )

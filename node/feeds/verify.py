@@ -1,18 +1,43 @@
 """What a subscriber accepts from a peer's stream (pure): signed checkpoints that extend the last
 one it verified, and batches of leaves whose hashes lead exactly to that checkpoint.
 
+Whose signature a checkpoint needs, for an origin whose root is held here: the note is opened
+with every feed key that root lists (whatever its window), and at least one key whose
+signature verified must have been valid *at the checkpoint's signed time* (its ``time`` line)
+in that root (:meth:`TrustedRoot.key_valid`). So history signed inside an old key's window
+still verifies after a rotation, and nothing signed at or after a key's revocation does. A
+signed time more than :data:`MAX_CLOCK_SKEW` ahead of the verifier's clock is refused, and so
+is one earlier than the previous verified checkpoint's (a revoked key cannot backdate below
+what was already seen). A checkpoint without a ``time`` line (signed before they existed) is
+judged at receipt. For an origin enrolled without a root, its enrolled feed key decides.
+
 Everything is checked on the bytes received; nothing is re-serialised.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from keys import VerifyingKey
 from node.api import feeds
 from node.feeds import merkle
 from node.feeds.leaf import LeafError, OpenedLeaf, open_leaf
-from node.feeds.note import Checkpoint, NoteError, Verifiers, open_checkpoint
+from node.feeds.note import (
+    Checkpoint,
+    NoteError,
+    Verifiers,
+    checkpoint_time,
+    open_checkpoint_by,
+)
+from node.keys.roles import FEED, ed25519_public, format_time, tuf_key
+from node.keys.trusted import TrustedRoot
+
+# How far ahead of this node's clock a checkpoint's signed time may be (the origin's clock
+# may run a little fast); beyond it the time is a lie or a broken clock, and refused.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+_KEYID_CHARS = 16  # of a key id in a refusal
 
 
 class FeedError(ValueError):
@@ -31,6 +56,19 @@ class ForkError(FeedError):
         self.proof = proof
 
 
+class Tampered(FeedError):
+    """What was received, or what this node stored of the feed, does not verify against a
+    validly signed checkpoint: a leaf that fails its commitment or does not lead to the
+    checkpoint (*index*, *leaf*: its bytes), or stored hashes that do not give the verified
+    root (*stored*). The subscriber keeps evidence and marks the feed ``tampered``."""
+
+    def __init__(self, detail: str, *, index: int | None, leaf: bytes = b"", stored: bool = False):
+        super().__init__(detail)
+        self.index = index
+        self.leaf = leaf
+        self.stored = stored
+
+
 @dataclass(frozen=True)
 class VerifiedCheckpoint:
     checkpoint: Checkpoint
@@ -44,20 +82,105 @@ class VerifiedCheckpoint:
     def root(self) -> bytes:
         return self.checkpoint.root
 
+    @property
+    def signed_at(self) -> dt.datetime | None:
+        """The signed time, or None without one. A checkpoint kept before time lines were
+        checked may carry an unreadable one: it bounds nothing (None) rather than stalling
+        the feed forever on what was already accepted."""
+        try:
+            return checkpoint_time(self.checkpoint)
+        except NoteError:
+            return None
+
+
+def _key_id(key: VerifyingKey, root: TrustedRoot | None) -> str:
+    keyid = root.keyid_of(key) if root is not None else None
+    return (keyid or tuf_key(key).keyid)[:_KEYID_CHARS]
+
+
+def _key_ids(keys: Sequence[VerifyingKey], root: TrustedRoot | None) -> str:
+    return ", ".join(_key_id(k, root) for k in keys)
+
+
+def _windows(root: TrustedRoot, key: VerifyingKey) -> str:
+    found = [
+        o.window.describe() + (" (revoked)" if o.window.revoked_at is not None else "")
+        for o in root.entries(FEED, key)
+    ]
+    return "; ".join(found) or "none"
+
+
+def root_feed_keys(root: TrustedRoot, origin: str) -> list[VerifyingKey]:
+    """Every feed key *root* lists, whatever its window: the keys a checkpoint is opened
+    with before its signing time is known."""
+    return [VerifyingKey(origin, ed25519_public(o.key)) for o in root.content.online_keys(FEED)]
+
+
+@dataclass(frozen=True)
+class OpenedCheckpoint:
+    """A checkpoint whose signature and signers' validity passed, not yet its history."""
+
+    checkpoint: Checkpoint
+    signed_at: dt.datetime | None  # None: a note signed before time lines existed
+    signers: str  # the key ids whose signatures verified, for messages
+
+
+def open_signed_checkpoint(
+    note: bytes, key: Verifiers | TrustedRoot, origin: str, *, now: dt.datetime
+) -> OpenedCheckpoint:
+    """Open *note* and judge its signers at its signed time (see the module docstring).
+    Raises FeedError."""
+    root = key if isinstance(key, TrustedRoot) else None
+    try:
+        if root is not None:
+            keys = root_feed_keys(root, origin)
+            if not keys:
+                raise FeedError(f"checkpoint refused: root v{root.version} lists no feed key")
+            cp, signers = open_checkpoint_by(note, keys, origin=origin)
+        else:
+            assert not isinstance(key, TrustedRoot)
+            cp, signers = open_checkpoint_by(note, key, origin=origin)
+        at = checkpoint_time(cp)
+    except NoteError as exc:
+        raise FeedError(f"checkpoint refused: {exc}") from None
+    if at is not None and at > now + MAX_CLOCK_SKEW:
+        raise FeedError(
+            f"checkpoint refused: signed at {format_time(at)} by key {_key_ids(signers, root)}, "
+            f"more than {MAX_CLOCK_SKEW.total_seconds() / 60:g} minutes ahead of this node's "
+            f"clock ({format_time(now)})"
+        )
+    if root is not None:
+        judged = now if at is None else at
+        if not any(root.key_valid(FEED, k, judged) for k in signers):
+            when = (
+                f"at receipt ({format_time(now)}, the note has no signed time)"
+                if at is None
+                else f"at its signed time {format_time(at)}"
+            )
+            details = ", ".join(f"{_key_id(k, root)} (window {_windows(root, k)})" for k in signers)
+            raise FeedError(
+                f"checkpoint refused: no feed key that signed it was valid {when} in "
+                f"root v{root.version}: {details}"
+            )
+    return OpenedCheckpoint(cp, at, _key_ids(signers, root))
+
 
 def verify_checkpoint(
     signed: feeds.SignedCheckpoint,
-    key: Verifiers,
+    key: Verifiers | TrustedRoot,
     origin: str,
     previous: VerifiedCheckpoint | None,
+    *,
+    now: dt.datetime | None = None,
 ) -> VerifiedCheckpoint:
-    """Accept *signed* only if it is signed by *key* (or by one of a set of keys: the origin's
-    feed keys valid now) for *origin* and extends *previous*."""
+    """Accept *signed* only if it is signed for *origin* by *key* (the enrolled feed key, or
+    a set of keys) or, given the origin's root, by a feed key valid at its signed time in
+    that root (see the module docstring), and it extends *previous*. *now*: this node's
+    clock (default: read it), for the skew check and for notes without a signed time."""
     note = bytes(signed.note)
-    try:
-        cp = open_checkpoint(note, key, origin=origin)
-    except NoteError as exc:
-        raise FeedError(f"checkpoint refused: {exc}") from None
+    now = dt.datetime.now(dt.UTC) if now is None else now
+    opened = open_signed_checkpoint(note, key, origin, now=now)
+    cp = opened.checkpoint
     new = VerifiedCheckpoint(cp, note)
     if previous is None:
         return new
@@ -75,7 +198,7 @@ def verify_checkpoint(
             raise ForkError(
                 "equivocation", f"two roots signed for size {cp.size}", previous.note, note, proof
             )
-        return new
+        return _not_backdated(new, opened, previous)
     if signed.proof_from_size != previous.size:
         raise FeedError(
             f"consistency proof starts at {signed.proof_from_size}, "
@@ -93,6 +216,21 @@ def verify_checkpoint(
             note,
             proof,
         ) from None
+    return _not_backdated(new, opened, previous)
+
+
+def _not_backdated(
+    new: VerifiedCheckpoint, opened: OpenedCheckpoint, previous: VerifiedCheckpoint
+) -> VerifiedCheckpoint:
+    """Refuse a signed time earlier than the previous verified one: checked after the fork
+    checks, so that two validly signed, inconsistent checkpoints are kept as evidence
+    whatever times they claim."""
+    at, before = opened.signed_at, previous.signed_at
+    if at is not None and before is not None and at < before:
+        raise FeedError(
+            f"checkpoint refused: signed at {format_time(at)} by key {opened.signers}, "
+            f"earlier than the checkpoint already verified (signed at {format_time(before)})"
+        )
     return new
 
 
@@ -118,16 +256,23 @@ def verify_batch(
             body = leaf.body if leaf.HasField("body") else None
             o = open_leaf(bytes(leaf.entry), list(leaf.disclosures), body)
         except LeafError as exc:
-            raise FeedError(f"leaf {batch.start + i}: {exc}") from None
+            raise Tampered(
+                f"leaf {batch.start + i}: {exc}", index=batch.start + i, leaf=bytes(leaf.entry)
+            ) from None
         if o.leaf.origin != origin:
-            raise FeedError(f"leaf {batch.start + i} names origin {o.leaf.origin!r}")
+            raise Tampered(
+                f"leaf {batch.start + i} names origin {o.leaf.origin!r}",
+                index=batch.start + i,
+                leaf=bytes(leaf.entry),
+            )
         opened.append(o)
         hashes.extend(frontier.append(merkle.leaf_hash(bytes(leaf.entry))))
     proof: Sequence[bytes] = list(batch.proof_to_checkpoint)
     try:
         merkle.verify_consistency(proof, end, frontier.root(), checkpoint.size, checkpoint.root)
     except merkle.ProofError as exc:
-        raise FeedError(
-            f"leaves [{batch.start}, {end}) do not lead to the checkpoint: {exc}"
+        raise Tampered(
+            f"leaves [{batch.start}, {end}) do not lead to the checkpoint: {exc}",
+            index=batch.start,
         ) from None
     return opened, hashes

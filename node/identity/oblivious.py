@@ -29,12 +29,15 @@ async def pseudonyms_at(
     *,
     purpose: str,
     timeout: float = 10.0,
+    metadata: Sequence[tuple[str, str | bytes]] = (),
+    receipts: list[int] | None = None,
 ) -> list[str]:
     """*peer*'s pseudonym of each resident ID in *ids* (validated by the caller), in order.
 
     Raises PeerError if the peer is unreachable, refuses (purpose not allowed, over its rate
     limit) or answers with something that is not a valid evaluation; ValueError for an invalid
-    ID (its message never contains the ID).
+    ID (its message never contains the ID). *metadata* goes with each call (the audit
+    exchange); each answer's audit index at the peer is appended to *receipts*.
     """
     out: list[str] = []
     async with peer.channel(tls) as channel:
@@ -46,11 +49,13 @@ async def pseudonyms_at(
                 purpose=purpose, blinded_elements=[b for _, b in blinds]
             )
             try:
-                resp = await stub.Evaluate(request, timeout=timeout)
+                resp = await stub.Evaluate(request, timeout=timeout, metadata=metadata)
             except grpc.aio.AioRpcError as err:
                 raise PeerError(
                     describe_rpc_error(peer.identity, peer.record.endpoint, err)
                 ) from None
+            if receipts is not None:
+                receipts.append(resp.audit_index)
             if len(resp.evaluated_elements) != len(part) or resp.key_version < 1:
                 raise PeerError(f"{peer.identity.node}: pseudonym answer does not match the ask")
             try:

@@ -1,5 +1,7 @@
 """The root ceremony on a node home (I/O): create the holders' keys and root v1, propose the
-next version, add one holder's signature, publish, and list every key with its state.
+next version, add one holder's signature, publish, rotate and revoke keys of every role (the
+four Ed25519 signing roles, transport, the pseudonym key generations and the root holders), and
+list every key with its state.
 
 Holders sign on separate machines: ``sign-root`` only adds a signature to
 ``HOME/keys/root/pending.json`` (a file the holders pass around); ``publish-root`` is the one
@@ -29,6 +31,7 @@ from keys import (
     generate_tls_key,
     issued_by,
     private_key_pem,
+    read_private_file,
     seal,
     unseal,
     validate_label,
@@ -36,11 +39,13 @@ from keys import (
     write_public_file,
 )
 from node.errors import ConfigError, InputError
-from node.home import Home, load_home
+from node.home import Home, HomePaths, load_home
+from node.identity.pseudonym_key import PseudonymKey
 from node.keys.roles import (
     AUDIT,
     FEED,
     ONLINE_ROLES,
+    PSEUDONYM,
     REPORT,
     ROOT_ROLE,
     TRANSPORT,
@@ -56,16 +61,53 @@ from node.keys.roles import (
     tuf_key,
     utc,
 )
-from node.keys.signers import feed_key_path
+from node.keys.signers import (
+    KEYID_CHARS,
+    SIGNING_ROLES,
+    ensure_role_key,
+    role_key_file,
+    role_key_path,
+)
 from node.keys.store import RootStore
 from node.keys.trusted import RootError, RootProgress, TrustedRoot, VerifiedRoot, parse_root
 
 HOLDER_KEY_SUFFIX = ".root-key.json"
 DEFAULT_DAYS = 365
 
+MAX_REASON = 500  # characters of a revocation's reason
+
+ROTATABLE_ROLES: tuple[str, ...] = (*SIGNING_ROLES, TRANSPORT, PSEUDONYM, ROOT_ROLE)
+"""What ``keys rotate --role`` takes."""
+
+PEER_CHECKED_ROLES: frozenset[str] = frozenset({FEED, AUDIT, WITNESS, TRANSPORT})
+"""Online roles whose keys peers check against this node's root today (a subscriber verifies
+checkpoints under the feed keys valid in the root it holds; a witness cosigns this node's audit
+checkpoints only under its audit keys; a cosignature counts only under the cosigner's witness
+keys; the gate admits a peer's calls only with a certificate its held root lists as a valid
+transport key). A feature that makes peers
+check another role (audit checkpoints, reports, cosignatures) adds the role here, and
+``keys revoke`` stops warning that its revocation is only recorded."""
+
+_SIGNS = {FEED: "checkpoint", AUDIT: "audit checkpoint", REPORT: "report", WITNESS: "cosignature"}
+_NOT_CHECKED_YET = {
+    REPORT: "they will once credit reports are signed with them and peers verify them",
+}
+
 
 def _file_time(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.UTC)
+
+
+def _role_key(home: Home, role: str) -> SigningKey:
+    if role == FEED:
+        return home.signing_key
+    path = role_key_file(home.paths.root, role)
+    try:
+        return SigningKey.from_pem(home.identity.uri, read_private_file(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing from node home") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def home_online_keys(
@@ -73,16 +115,19 @@ def home_online_keys(
 ) -> tuple[tuple[OnlineKey, ...], tuple[PseudonymGeneration, ...]]:
     """The online keys a home holds today, with their windows:
 
-    - feed: ``keys/feed.key``'s public key, valid from when the file was written, open-ended
-      (until rotated or revoked);
+    - feed, audit, report, witness: ``keys/<role>.key``'s public key, valid from when the file
+      was written, open-ended (until rotated or revoked);
     - transport: the TLS certificate's public key and fingerprint, valid over the
       certificate's own validity period;
     - pseudonym: the OPRF key's version, valid from when ``keys/pseudonym.key`` was written.
     """
-    feed = OnlineKey(
-        role=FEED,
-        key=tuf_key(home.signing_key.verifying_key),
-        window=Window(valid_from=_file_time(home.paths.feed_key)),
+    signing = tuple(
+        OnlineKey(
+            role=role,
+            key=tuf_key(_role_key(home, role).verifying_key),
+            window=Window(valid_from=_file_time(role_key_file(home.paths.root, role))),
+        )
+        for role in SIGNING_ROLES
     )
     cert = home.tls.certificate
     public = cert.public_key()
@@ -98,7 +143,7 @@ def home_online_keys(
         version=home.pseudonym_key.version,
         window=Window(valid_from=_file_time(home.paths.pseudonym_key)),
     )
-    return (feed, transport), (pseudonym,)
+    return (*signing, transport), (pseudonym,)
 
 
 def _serialize(metadata: Metadata[Root]) -> bytes:
@@ -140,7 +185,8 @@ def root_init(
     days: int = DEFAULT_DAYS,
 ) -> InitResult:
     """Create one Ed25519 key per holder (sealed under that holder's passphrase, 0600) and
-    root v1 listing them with *threshold* and the home's online keys, signed by every holder."""
+    root v1 listing them with *threshold* and the home's online keys (every role's; a home made
+    before audit, report and witness keys existed gets them first), signed by every holder."""
     home = load_home(home_root)
     store = RootStore(home_root)
     if store.versions() or store.read_pending() is not None:
@@ -164,6 +210,8 @@ def root_init(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     keys = {name: tuf_key(privates[name].public_key(), holder=name) for name in names}
+    for role in SIGNING_ROLES:
+        ensure_role_key(home_root, role, home.identity.uri)
     online, pseudonym = home_online_keys(home)
     content = RootContent(
         node=home.identity.uri,
@@ -174,7 +222,10 @@ def root_init(
         online=online,
         pseudonym=pseudonym,
     )
-    metadata = content.to_metadata()
+    try:
+        metadata = content.to_metadata()
+    except ValueError as exc:  # e.g. one key file copied over another: two roles, one key
+        raise ConfigError(f"root v1 refused: {exc}") from None
     for name in names:
         metadata.sign(CryptoSigner(privates[name], keys[name]), append=True)
     data = _serialize(metadata)
@@ -311,7 +362,7 @@ def key_rows(home_root: Path, *, now: dt.datetime) -> list[KeyRow]:
     for generation in current.pseudonym:
         rows.append(
             KeyRow(
-                role="pseudonym",
+                role=PSEUDONYM,
                 keyid=f"v{generation.version}",
                 name="",
                 window=generation.window.describe(),
@@ -360,20 +411,42 @@ def key_rows(home_root: Path, *, now: dt.datetime) -> list[KeyRow]:
                             "pending",
                         )
                     )
+            for generation in proposed.pseudonym:
+                label = f"v{generation.version}"
+                if (PSEUDONYM, label) not in listed:
+                    listed.add((PSEUDONYM, label))
+                    rows.append(
+                        KeyRow(
+                            PSEUDONYM,
+                            label,
+                            "",
+                            f"{generation.window.describe()} (pending root v{proposed.version})",
+                            "pending",
+                        )
+                    )
+    in_use = _pseudonym_file_version(home_root)
+    if in_use is not None and (PSEUDONYM, f"v{in_use}") not in listed:
+        # Rotated without a root update (before roots recorded generations): say so.
+        rows.append(
+            KeyRow(
+                PSEUDONYM,
+                f"v{in_use}",
+                "",
+                f"in keys/pseudonym.key; root v{current.version} does not list it",
+                "pending",
+            )
+        )
     return rows
 
 
-# -- rotation and revocation -----------------------------------------------------------------
+def _pseudonym_file_version(home_root: Path) -> int | None:
+    try:
+        return PseudonymKey.load(HomePaths(home_root).pseudonym_key).version
+    except (OSError, ValueError):
+        return None
 
-NOT_BUILT: dict[str, str] = {
-    AUDIT: "rotating audit keys is not built yet: nothing signs audit checkpoints yet",
-    REPORT: "rotating report keys is not built yet: nothing signs credit reports yet",
-    WITNESS: "rotating witness keys is not built yet: nothing cosigns peers' checkpoints yet",
-    ROOT_ROLE: (
-        "rotating root holders is not built as a command yet: write the pending root with "
-        "RootContent and sign it with `keys sign-root`"
-    ),
-}
+
+# -- rotation and revocation -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -397,6 +470,10 @@ class Proposal:
     new_key_path: Path | None = None
     closed: tuple[OnlineKey, ...] = ()  # the entries whose windows this version closes
     warnings: tuple[str, ...] = ()
+    kept: tuple[Path, ...] = ()  # files of the replaced key kept beside the new one
+    new_generation: PseudonymGeneration | None = None
+    closed_generations: tuple[PseudonymGeneration, ...] = ()
+    holder_files: tuple[Path, ...] = ()  # sealed keys made for new root holders
 
     @property
     def progress(self) -> RootProgress | None:
@@ -410,6 +487,15 @@ def _check_holder_keys(holder_keys: Sequence[HolderKey]) -> None:
             unseal(holder.data, holder.passphrase)
         except ValueError as exc:
             raise InputError(f"{holder.source}: {exc}") from None
+
+
+def _checked(content: RootContent) -> RootContent:
+    """*content* if it makes valid root metadata; InputError naming the problem otherwise."""
+    try:
+        content.to_metadata()
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    return content
 
 
 def _propose(home_root: Path, content: RootContent) -> None:
@@ -445,6 +531,11 @@ def _start(home_root: Path, *, now: dt.datetime, days: int) -> tuple[TrustedRoot
     return trusted, trusted.content.next_version(expires=utc(now) + dt.timedelta(days=days))
 
 
+def _check_overlap(overlap: dt.timedelta) -> None:
+    if overlap < dt.timedelta(0):
+        raise InputError("--overlap-hours must not be negative")
+
+
 def _transport_ca(home: Home, ca_dir: Path | None) -> FederationCA:
     """The CA that issued this node's certificate, with its key: *ca_dir*, else HOME/ca/.
     InputError (one line, saying how) if the node does not hold it."""
@@ -470,19 +561,27 @@ def _transport_ca(home: Home, ca_dir: Path | None) -> FederationCA:
     return ca
 
 
+def kept_transport_paths(home_root: Path, keyid: str) -> tuple[Path, Path]:
+    """Where a replaced TLS pair is kept: ``tls/node.<keyid16>.key`` (0600) and ``.pem``."""
+    stem = f"node.{keyid[:KEYID_CHARS]}"
+    return home_root / "tls" / f"{stem}.key", home_root / "tls" / f"{stem}.pem"
+
+
 @dataclass(frozen=True)
 class _NewKey:
     entry: OnlineKey
     files: tuple[tuple[Path, bytes, bool], ...]  # (path, data, private), written in order
+    new_path: Path  # what to name as the new key's file
+    kept: tuple[Path, ...] = ()
 
 
-def _new_feed_key(home: Home, home_root: Path, now: dt.datetime) -> _NewKey:
+def _new_signing_key(home: Home, home_root: Path, role: str, now: dt.datetime) -> _NewKey:
     key = SigningKey.generate(home.identity.uri)
-    entry = OnlineKey(role=FEED, key=tuf_key(key.verifying_key), window=Window(valid_from=now))
-    path = feed_key_path(home_root, entry.keyid)
+    entry = OnlineKey(role=role, key=tuf_key(key.verifying_key), window=Window(valid_from=now))
+    path = role_key_path(home_root, role, entry.keyid)
     if path.exists():
-        raise InputError(f"{path} already exists; refusing to overwrite a feed key")
-    return _NewKey(entry, ((path, key.to_pem(), True),))
+        raise InputError(f"{path} already exists; refusing to overwrite a {role} key")
+    return _NewKey(entry, ((path, key.to_pem(), True),), path)
 
 
 def _new_transport_key(home: Home, ca_dir: Path | None, cert_days: int) -> _NewKey:
@@ -498,10 +597,30 @@ def _new_transport_key(home: Home, ca_dir: Path | None, cert_days: int) -> _NewK
         certificate_sha256=certificate_fingerprint(cert),
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    # The key first: a serving node takes the pair only once both files match.
+    # The pair in force is kept under its key id first, so that an operator can go back (and
+    # `keys prune` removes it once its window closed); then the new key, then the certificate:
+    # a serving node takes the new pair only once both files match.
+    old_public = home.tls.certificate.public_key()
+    if not isinstance(old_public, Ed25519PublicKey | EllipticCurvePublicKey):
+        raise ConfigError(f"{home.paths.tls_cert}: not an ECDSA or Ed25519 certificate key")
+    try:
+        old_key = read_private_file(home.paths.tls_key)
+        old_cert = home.paths.tls_cert.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{home.paths.tls_key}: {exc}") from None
+    kept_key, kept_cert = kept_transport_paths(home.paths.root, tuf_key(old_public).keyid)
+    keep: tuple[tuple[Path, bytes, bool], ...] = ()
+    if not kept_key.exists() and not kept_cert.exists():
+        keep = ((kept_key, old_key, True), (kept_cert, old_cert, False))
     return _NewKey(
         entry,
-        ((home.paths.tls_key, private_key_pem(key), True), (home.paths.tls_cert, cert_pem, False)),
+        (
+            *keep,
+            (home.paths.tls_key, private_key_pem(key), True),
+            (home.paths.tls_cert, cert_pem, False),
+        ),
+        home.paths.tls_cert,
+        kept=(kept_key, kept_cert),
     )
 
 
@@ -516,33 +635,35 @@ def rotate_key(
     ca_dir: Path | None = None,
     cert_days: int = 825,
 ) -> Proposal:
-    """Make a new key for *role* and propose root N+1 listing it, with every key of *role*
-    valid now closing at *now* + *overlap* (a planned end, not a revocation).
+    """Make a new key for online *role* and propose root N+1 listing it, with every key of
+    *role* valid now closing at *now* + *overlap* (a planned end, not a revocation).
 
-    - feed: the new private key is written first (``HOME/keys/feed.<keyid>.key``, 0600),
-      valid from *now*; the old ones stay.
+    - feed, audit, report, witness (one code path): the new private key is written first
+      (``HOME/keys/<role>.<keyid16>.key``, 0600), valid from *now*; the old ones stay until
+      ``keys prune``.
     - transport: a new TLS key and certificate for the same identity, issued by the node's CA
       (*ca_dir*, else ``HOME/ca/``; refused if the node does not hold it), replace
-      ``tls/node.key`` (0600) and ``tls/node.pem`` atomically; the entry carries the
-      certificate's fingerprint and its validity as the window. A serving node presents it
-      from its next handshake; the old certificate stays valid for open connections.
+      ``tls/node.key`` (0600) and ``tls/node.pem`` atomically, after the old pair is kept as
+      ``tls/node.<keyid16>.key`` / ``.pem``; the entry carries the certificate's fingerprint and
+      its validity as the window. A serving node presents it from its next handshake; the old
+      certificate stays valid for open connections.
 
-    With enough *holder_keys* the root is signed and published at once; otherwise it stays
-    pending for ``keys sign-root`` and ``keys publish-root``."""
-    if role in NOT_BUILT:
-        raise InputError(NOT_BUILT[role])
-    if role not in (FEED, TRANSPORT):
-        raise InputError(f"unknown role {role!r}; roles are {', '.join(ONLINE_ROLES)}")
-    if overlap < dt.timedelta(0):
-        raise InputError("--overlap-hours must not be negative")
+    Pseudonym generations and root holders rotate with :func:`rotate_pseudonym` and
+    :func:`rotate_holders`. With enough *holder_keys* the root is signed and published at once;
+    otherwise it stays pending for ``keys sign-root`` and ``keys publish-root``."""
+    if role in (PSEUDONYM, ROOT_ROLE):
+        raise InputError(f"--role {role} is rotated with its own options (see `keys rotate`)")
+    if role not in (*SIGNING_ROLES, TRANSPORT):
+        raise InputError(f"unknown role {role!r}; roles are {', '.join(ROTATABLE_ROLES)}")
+    _check_overlap(overlap)
     now = utc(now)
     home = load_home(home_root)
     trusted, content = _start(home_root, now=now, days=days)
     _check_holder_keys(holder_keys)
     new = (
-        _new_feed_key(home, home_root, now)
-        if role == FEED
-        else _new_transport_key(home, ca_dir, cert_days)
+        _new_transport_key(home, ca_dir, cert_days)
+        if role == TRANSPORT
+        else _new_signing_key(home, home_root, role, now)
     )
     entry = new.entry
     closed = trusted.valid_keys(role, now)
@@ -550,16 +671,129 @@ def rotate_key(
         content = content.with_online_key(entry)
         for old in closed:
             content = content.with_window_closed(role, old.keyid, now + overlap, revoked=False)
-        content.to_metadata()
     except ValueError as exc:
         raise InputError(f"root v{content.version} refused: {exc}") from None
+    _checked(content)
     for path, data, private in new.files:
         (write_private_file if private else write_public_file)(path, data)
     _propose(home_root, content)
     closed_now = tuple(o for o in content.online_keys(role) if o.keyid in {c.keyid for c in closed})
+    kept = tuple(p for p in new.kept if p.exists())
     proposal = Proposal(
-        content=content, new_key=entry, new_key_path=new.files[-1][0], closed=closed_now
+        content=content, new_key=entry, new_key_path=new.new_path, closed=closed_now, kept=kept
     )
+    return _sign_and_publish(home_root, proposal, holder_keys, now=now)
+
+
+@dataclass(frozen=True)
+class PseudonymRotation:
+    """A new pseudonym key generation, and the root that records it (None: no root yet;
+    ``keys root-init`` records the generation in force)."""
+
+    old_version: int
+    key: PseudonymKey
+    proposal: Proposal | None
+
+
+def rotate_pseudonym(
+    home_root: Path,
+    *,
+    now: dt.datetime,
+    overlap: dt.timedelta,
+    days: int = DEFAULT_DAYS,
+    holder_keys: Sequence[HolderKey] = (),
+) -> PseudonymRotation:
+    """Start a new generation of the home's OPRF pseudonym key (``keys/pseudonym.key``,
+    replaced atomically, 0600) and, with a root, propose root N+1 listing it valid from *now*
+    with every generation valid now closing at *now* + *overlap*. Re-deriving the node's own
+    pseudonyms with the new key is the caller's next step (it needs the feed machinery).
+
+    Everything that can refuse (a pending root, a wrong passphrase, a root that would not be
+    valid) refuses before the key file changes."""
+    _check_overlap(overlap)
+    now = utc(now)
+    home = load_home(home_root)
+    old = home.pseudonym_key
+    if not RootStore(home_root).versions():
+        new = PseudonymKey.generate(old.version + 1)
+        new.save(home.paths.pseudonym_key)
+        return PseudonymRotation(old.version, new, None)
+    trusted, content = _start(home_root, now=now, days=days)
+    _check_holder_keys(holder_keys)
+    # After the newest generation anyone has seen: the file's, or the root's if higher (a key
+    # file restored from a backup must not reuse a version the root already lists).
+    version = max([old.version, *(g.version for g in trusted.content.pseudonym)]) + 1
+    new = PseudonymKey.generate(version)
+    generation = PseudonymGeneration(version, Window(valid_from=now))
+    closing = [g for g in trusted.content.pseudonym if g.window.contains(now)]
+    try:
+        for g in closing:
+            content = content.with_pseudonym_closed(g.version, now + overlap, revoked=False)
+        content = content.with_pseudonym(generation)
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    _checked(content)
+    new.save(home.paths.pseudonym_key)
+    _propose(home_root, content)
+    closed = tuple(g for g in content.pseudonym if g.version in {c.version for c in closing})
+    proposal = Proposal(content=content, new_generation=generation, closed_generations=closed)
+    return PseudonymRotation(
+        old.version, new, _sign_and_publish(home_root, proposal, holder_keys, now=now)
+    )
+
+
+def rotate_holders(
+    home_root: Path,
+    *,
+    holders: Sequence[str],
+    threshold: int,
+    passphrases: Mapping[str, str],
+    out_dir: Path,
+    now: dt.datetime,
+    days: int = DEFAULT_DAYS,
+    holder_keys: Sequence[HolderKey] = (),
+) -> Proposal:
+    """Propose root N+1 held by *holders* with *threshold*. A name that holds root N keeps its
+    key; each new name gets a new Ed25519 key sealed under its passphrase (``out_dir /
+    NAME.root-key.json``, 0600), as in root-init. Root N+1 is accepted (here and by every peer)
+    only when signed by a threshold of root N's holders **and** a threshold of the new ones, so
+    new holders sign it with ``keys sign-root`` from their own key files."""
+    names = list(holders)
+    check_holders(names, threshold=threshold, days=days)
+    now = utc(now)
+    trusted, content = _start(home_root, now=now, days=days)
+    current = trusted.content
+    held = {current.holder_name(k): k for k in current.holders if current.holder_name(k)}
+    if set(names) == set(held) and threshold == current.threshold:
+        raise InputError(
+            f"root v{current.version} is already held by {','.join(names)} with threshold "
+            f"{threshold}: nothing to rotate"
+        )
+    new_names = [n for n in names if n not in held]
+    files = {name: out_dir / f"{name}{HOLDER_KEY_SUFFIX}" for name in new_names}
+    for path in files.values():
+        if path.exists():
+            raise InputError(f"{path} already exists; refusing to overwrite a holder key")
+    for name in new_names:
+        if name not in passphrases:
+            raise InputError(f"no passphrase for new holder {name}")
+    _check_holder_keys(holder_keys)
+    privates = {name: Ed25519PrivateKey.generate() for name in new_names}
+    try:
+        sealed = {name: seal(privates[name], passphrases[name], label=name) for name in new_names}
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    made = {name: tuf_key(privates[name].public_key(), holder=name) for name in new_names}
+    keys = [held[name] if name in held else made[name] for name in names]
+    try:
+        content = content.with_holders(keys, threshold)
+    except ValueError as exc:
+        raise InputError(f"root v{content.version} refused: {exc}") from None
+    _checked(content)
+    for name in new_names:
+        write_private_file(files[name], sealed[name])
+    _propose(home_root, content)
+    proposal = Proposal(content=content, holder_files=tuple(files.values()))
     return _sign_and_publish(home_root, proposal, holder_keys, now=now)
 
 
@@ -596,6 +830,8 @@ def revoke_key(
     reason = " ".join(reason.split())
     if not reason:
         raise InputError("--reason is empty: say why the key is revoked")
+    if len(reason) > MAX_REASON:
+        raise InputError(f"--reason is longer than {MAX_REASON} characters")
     now = utc(now)
     at = now if at is None else utc(at)
     trusted, content = _start(home_root, now=now, days=days)
@@ -608,24 +844,28 @@ def revoke_key(
         content.to_metadata()
     except ValueError as exc:
         raise InputError(f"root v{content.version} refused: {exc}") from None
-    warnings = []
-    if role == FEED:
-        remaining = [o for o in content.online_keys(FEED) if o.window.contains(max(now, at))]
-        if not remaining:
-            warnings.append(
-                "no feed key stays valid: this node signs no checkpoint until a new feed key "
-                "is listed (`creditnode keys rotate --role feed`)"
-            )
-    else:
-        warnings.append(
-            f"peers do not check {role} keys against the root yet: the revocation is "
-            f"recorded in root v{content.version} only"
-        )
+    warnings = _revocation_warnings(content, role, max(now, at))
     _propose(home_root, content)
     _record_revocation(home_root, role, entry.keyid, at, reason, content.version, now)
     closed = tuple(o for o in content.online_keys(role) if o.keyid == entry.keyid)
     proposal = Proposal(content=content, closed=closed, warnings=tuple(warnings))
     return _sign_and_publish(home_root, proposal, holder_keys, now=now)
+
+
+def _revocation_warnings(content: RootContent, role: str, after: dt.datetime) -> list[str]:
+    """What an operator must know about revoking a key of *role* (checked at *after*)."""
+    warnings = []
+    if role in _SIGNS and not any(o.window.contains(after) for o in content.online_keys(role)):
+        warnings.append(
+            f"no {role} key stays valid: this node signs no {_SIGNS[role]} until a new "
+            f"{role} key is listed (`creditnode keys rotate --role {role}`)"
+        )
+    if role not in PEER_CHECKED_ROLES:
+        warnings.append(
+            f"peers do not check {role} keys against the root yet ({_NOT_CHECKED_YET[role]}): "
+            f"the revocation is recorded in root v{content.version} only"
+        )
+    return warnings
 
 
 def revocations_path(home_root: Path) -> Path:

@@ -385,6 +385,27 @@ class RootContent:
             raise ValueError(f"pseudonym key version {generation.version} is already listed")
         return replace(self, pseudonym=(*self.pseudonym, generation))
 
+    def with_pseudonym_closed(self, version: int, at: dt.datetime, *, revoked: bool) -> RootContent:
+        """Close pseudonym generation *version*'s window at *at*."""
+        if not any(g.version == version for g in self.pseudonym):
+            raise ValueError(f"no pseudonym key version {version} is listed")
+        return replace(
+            self,
+            pseudonym=tuple(
+                replace(g, window=g.window.closed(at, revoked=revoked))
+                if g.version == version
+                else g
+                for g in self.pseudonym
+            ),
+        )
+
+    def with_holders(self, holders: Iterable[Key], threshold: int) -> RootContent:
+        """The root role held by *holders* with *threshold* (a holder rotation)."""
+        found = tuple(holders)
+        if not 1 <= threshold <= len(found):
+            raise ValueError(f"threshold {threshold} must be between 1 and {len(found)} holders")
+        return replace(self, holders=found, threshold=threshold)
+
     # -- TUF -----------------------------------------------------------------------------
 
     def to_metadata(self) -> Metadata[Root]:

@@ -40,6 +40,7 @@ from tuf.api.metadata import Metadata, Root, VerificationResult
 from node.keys.roles import (
     ONLINE_ROLES,
     ROOT_ROLE,
+    TRANSPORT,
     KeyRef,
     OnlineKey,
     RootContent,
@@ -299,6 +300,15 @@ class TrustedRoot:
         if role not in ONLINE_ROLES:
             raise ValueError(f"unknown online role {role!r}; roles are {', '.join(ONLINE_ROLES)}")
         return any(o.window.contains(at) for o in self.entries(role, key))
+
+    def certificate_valid(self, key: KeyRef, certificate_sha256: str, at: dt.datetime) -> bool:
+        """True if the root held lists *key* as a transport key for exactly this certificate
+        (its SHA-256 over DER, hex) with a window containing *at*: the check a TLS peer's
+        presented certificate passes when its root lists transport keys at all."""
+        return any(
+            o.certificate_sha256 == certificate_sha256 and o.window.contains(at)
+            for o in self.entries(TRANSPORT, key)
+        )
 
     def valid_keys(self, role: str, at: dt.datetime) -> tuple[OnlineKey, ...]:
         """Every key of online *role* whose window contains *at* (to verify with)."""

@@ -7,14 +7,19 @@ and :meth:`PeerDirectory.watch` does so every 200 ms. Each reload that changes s
 the listeners (the gate cuts the calls of a removed or re-keyed peer, the runtime rebuilds the
 peer's feed follower) and, if the set of CAs changed, bumps :attr:`PeerDirectory.generation`,
 which the TLS layer checks before each handshake.
+
+The view also holds each peer's newest verified root (``peer_roots``; keeping a new version
+bumps the same generation row), parsed once per version: the gate checks a peer's presented
+certificate against the transport keys it lists (:meth:`PeerDirectory.root`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 import structlog
@@ -22,6 +27,7 @@ from cryptography import x509
 
 from keys import NodeIdentity, load_certificate
 from node.home import TlsMaterial
+from node.keys.trusted import RootError, TrustedRoot
 from node.peers.transport import secure_channel
 from node.storage import PeerRecord, Store
 from node.storage.peers import PeerRepository
@@ -58,6 +64,25 @@ class KnownPeer:
 
 
 @dataclass(frozen=True)
+class HeldRoot:
+    """A peer's newest verified root version as held here; *trusted* is None (and *problem*
+    says why) if it cannot be read back, which the gate treats as a refusal (fail closed)."""
+
+    version: int
+    sha256: str
+    trusted: TrustedRoot | None
+    problem: str = ""
+
+    @classmethod
+    def of(cls, version: int, data: bytes) -> HeldRoot:
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            return cls(version, sha, TrustedRoot(data))
+        except RootError as exc:
+            return cls(version, sha, None, f"held root v{version} is unusable: {exc}")
+
+
+@dataclass(frozen=True)
 class DirectoryChange:
     """What one reload of the directory changed."""
 
@@ -65,9 +90,11 @@ class DirectoryChange:
     removed: frozenset[str] = frozenset()
     # name -> what changed in its record ("endpoint", "CA", "TLS certificate", "feed key")
     changed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # peers whose newest held root changed (a newer version verified, or a re-pin)
+    roots: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
+        return bool(self.added or self.removed or self.changed or self.roots)
 
     @property
     def rekeyed(self) -> frozenset[str]:
@@ -100,6 +127,7 @@ class PeerDirectory:
         self._federation = federation
         self._own_ca_pem = own_ca_pem
         self._peers: dict[str, KnownPeer] = {}
+        self._roots: dict[str, HeldRoot] = {}
         self._lock = asyncio.Lock()
         self._last_refresh = 0.0
         self._listeners: list[Listener] = []
@@ -128,6 +156,7 @@ class PeerDirectory:
             # The generation first: the rows read after it include at least its changes.
             seen = await self._repo.generation()
             rows = await self._repo.list()
+            held = await self._repo.held_roots()
             peers = {
                 r.name: KnownPeer(
                     identity=NodeIdentity(r.federation, r.name),
@@ -140,8 +169,27 @@ class PeerDirectory:
                 n: p.record.ca_certificate for n, p in self._peers.items()
             }:
                 self.generation += 1
-            change = _diff(self._peers, peers)
+            roots: dict[str, HeldRoot] = {}
+            for name, (version, data) in held.items():
+                if name not in peers:
+                    continue
+                old = self._roots.get(name)
+                same = old is not None and old.version == version
+                if same and old is not None and old.sha256 == hashlib.sha256(data).hexdigest():
+                    roots[name] = old  # parsed and checked once per version
+                else:
+                    roots[name] = HeldRoot.of(version, data)
+                    if roots[name].trusted is None:
+                        log.warning("held peer root unusable", peer=name, version=version)
+            # An unchanged root is the same object (kept above); anything else moved.
+            moved = frozenset(
+                n
+                for n in (roots.keys() | self._roots.keys()) & peers.keys()
+                if roots.get(n) is not self._roots.get(n)
+            )
+            change = replace(_diff(self._peers, peers), roots=moved)
             self._peers = peers
+            self._roots = roots
             self._seen = seen if self._seen is None else max(seen, self._seen)
             self._last_refresh = time.monotonic()
             if change:
@@ -150,6 +198,7 @@ class PeerDirectory:
                     added=sorted(change.added),
                     removed=sorted(change.removed),
                     changed={n: sorted(w) for n, w in sorted(change.changed.items())},
+                    roots={n: roots[n].version for n in sorted(change.roots) if n in roots},
                     generation=seen,
                 )
                 for listener in self._listeners:
@@ -214,6 +263,10 @@ class PeerDirectory:
     def get(self, name: str) -> KnownPeer | None:
         """The peer called *name* as this view has it (no database read)."""
         return self._peers.get(name)
+
+    def root(self, name: str) -> HeldRoot | None:
+        """*name*'s newest verified root as this view has it (None: enrolled without one)."""
+        return self._roots.get(name)
 
     def peers(self) -> list[KnownPeer]:
         return [self._peers[n] for n in sorted(self._peers)]

@@ -10,26 +10,47 @@ within ``directory.WATCH_SECONDS``. The gate also keeps every admitted call of e
 it ends: when a peer is removed or re-enrolled with another CA or feed key, each of its open
 calls and streams is cut with ``PERMISSION_DENIED``, and nothing more is sent on it. A stream
 re-reads enrollment (:func:`still_admitted`) before each message that carries something new.
+
+When the peer's root held here (its pinned root v1, or a newer version verified since) lists
+transport keys, the certificate presented must be one of them — the same public key and
+certificate SHA-256 — with a window containing now; a peer enrolled without a root, or whose
+root lists none, is checked as above only. A certificate that fails is refused, and a
+background fetch of the peer's root is asked for (``on_stale_root``, rate-limited there): a
+peer that has just rotated its certificate is admitted at its next attempt once its newer
+root is verified. Only ``GetRoot`` and ``NotifyRoot`` — signed public metadata, and a hint —
+are still served to such a caller, so two peers that rotated at once can fetch each other's
+roots. When a peer's held root changes, its open calls whose certificate it no longer lists
+as valid (a revocation) are cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import grpc
 import structlog
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
-from node.peers.directory import DirectoryChange, PeerDirectory
+from node.api import pb
+from node.keys.roles import TRANSPORT
+from node.peers.directory import DirectoryChange, HeldRoot, PeerDirectory
 from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
 
 log = structlog.get_logger("creditnode.auth")
+
+_NODE_SERVICE = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
+# Served to an enrolled peer whose certificate its held root does not list (yet): root
+# metadata is signed and public, and a notification only makes this node fetch and verify.
+ROOT_METHODS = frozenset({f"/{_NODE_SERVICE}/GetRoot", f"/{_NODE_SERVICE}/NotifyRoot"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,9 @@ class Caller:
     identity: NodeIdentity
     fingerprint: str
     is_self: bool
+    certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
+    # Admitted to ROOT_METHODS only: its certificate is not a transport key of its held root.
+    root_only: bool = False
 
 
 current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller")
@@ -70,9 +94,14 @@ async def still_admitted() -> bool:
 
 
 class Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, peer: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.peer = peer  # the node name the refused certificate claims, if it names one
+
+
+# Records a refusal before it is sent: (peer, method, refusal, request metadata).
+RefusalHook = Callable[[str, str, Refused, Iterable[Any]], Awaitable[None]]
 
 
 class PeerGate:
@@ -84,15 +113,20 @@ class PeerGate:
         own_ca: x509.Certificate,
         directory: PeerDirectory,
         on_admit: Callable[[Caller], None] | None = None,
+        on_stale_root: Callable[[str], None] | None = None,
     ) -> None:
         self._self = self_identity
         self._own_ca = own_ca
         self._directory = directory
         self._on_admit = on_admit
+        self._on_stale_root = on_stale_root
         self._calls: dict[str, set[InFlight]] = {}
+        self.on_refuse: RefusalHook | None = None  # the audit log (set by the node)
         directory.add_listener(self._enrollment_changed)
 
-    async def admit(self, auth_context: Mapping[str, Iterable[bytes]], address: str) -> Caller:
+    async def admit(
+        self, auth_context: Mapping[str, Iterable[bytes]], address: str, method: str = ""
+    ) -> Caller:
         pems = list(auth_context.get("x509_pem_cert") or [])
         if not pems:
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -114,8 +148,24 @@ class PeerGate:
             raise self._refuse(ident, fingerprint, address, "is not an enrolled peer")
         if not issued_by(cert, peer.ca):
             raise self._refuse(ident, fingerprint, address, "certificate not from its enrolled CA")
-        caller = Caller(ident, fingerprint, is_self=False)
-        if self._on_admit is not None:
+        problem = transport_problem(self._directory.root(ident.node), cert, fingerprint, _now())
+        if problem:
+            # Perhaps a rotation whose root this node has not fetched yet: fetch it, so the
+            # next attempt is judged under the peer's newest root.
+            if self._on_stale_root is not None:
+                self._on_stale_root(ident.node)
+            log.warning(
+                "transport certificate not in the peer's root",
+                caller=ident.uri,
+                reason=problem,
+                fingerprint=fingerprint[:16],
+                address=address,
+                served="root metadata only" if method in ROOT_METHODS else "refused",
+            )
+            if method not in ROOT_METHODS:
+                raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{ident.uri} {problem}")
+        caller = Caller(ident, fingerprint, False, certificate=cert, root_only=bool(problem))
+        if self._on_admit is not None and not problem:
             self._on_admit(caller)
         return caller
 
@@ -146,9 +196,10 @@ class PeerGate:
         """How many calls of *peer* are open (admitted and not ended)."""
         return len(self._calls.get(peer, ()))
 
-    def cut(self, peer: str, why: str) -> int:
-        """End every open call of *peer* with PERMISSION_DENIED; return how many."""
-        calls = [c for c in self._calls.get(peer, ()) if not c.cut]
+    def cut(self, peer: str, why: str, which: Callable[[InFlight], bool] | None = None) -> int:
+        """End every open call of *peer* (or those *which* picks) with PERMISSION_DENIED;
+        return how many."""
+        calls = [c for c in self._calls.get(peer, ()) if not c.cut and (which is None or which(c))]
         for call in calls:
             call.cut = f"{call.caller.identity.uri} {why}"
         if calls:
@@ -163,12 +214,51 @@ class PeerGate:
             self.cut(name, "is no longer enrolled here")
         for name in sorted(change.rekeyed):
             self.cut(name, "was re-enrolled with another CA or feed key")
+        now = _now()
+        for name in sorted(change.roots - change.removed - change.rekeyed):
+            held = self._directory.root(name)
+
+            def revoked(call: InFlight, held: HeldRoot | None = held) -> bool:
+                caller = call.caller
+                if caller.root_only or caller.certificate is None:
+                    return False
+                return bool(transport_problem(held, caller.certificate, caller.fingerprint, now))
+
+            self.cut(name, "presents a certificate its root no longer lists as valid", revoked)
 
     def _refuse(self, ident: NodeIdentity, fingerprint: str, address: str, why: str) -> Refused:
         log.warning(
             "refused caller", caller=ident.uri, reason=why, fingerprint=fingerprint, address=address
         )
-        return Refused(grpc.StatusCode.PERMISSION_DENIED, f"{ident.uri} {why}")
+        return Refused(grpc.StatusCode.PERMISSION_DENIED, f"{ident.uri} {why}", ident.node)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def transport_problem(
+    held: HeldRoot | None, cert: x509.Certificate, fingerprint: str, now: dt.datetime
+) -> str:
+    """Why *cert* (SHA-256 *fingerprint*) is not a transport key valid at *now* in the peer's
+    held root; empty if it is, or if that root lists no transport key (or there is none)."""
+    if held is None:
+        return ""
+    root = held.trusted
+    if root is None:
+        return f"cannot be checked: {held.problem}"  # fail closed
+    if not root.content.online_keys(TRANSPORT):
+        return ""
+    public = cert.public_key()
+    short = f"certificate {fingerprint[:16]}…"
+    if isinstance(public, Ed25519PublicKey | EllipticCurvePublicKey):
+        if root.certificate_valid(public, fingerprint, now):
+            return ""
+        for entry in root.entries(TRANSPORT, public):
+            if entry.certificate_sha256 == fingerprint:
+                state = entry.window.state(now)
+                return f"{short} is {state} in its root v{root.version}"
+    return f"{short} is not a transport key of its root v{root.version}"
 
 
 class GateInterceptor(WrappingInterceptor):
@@ -178,7 +268,7 @@ class GateInterceptor(WrappingInterceptor):
         self._gate = gate
 
     def wrap(self, handler: Handler, method: str) -> Handler:
-        return _gated(handler, self._gate)
+        return _gated(handler, self._gate, method)
 
 
 def _interrupt(calls: Sequence[InFlight]) -> None:
@@ -200,10 +290,19 @@ async def _abort_cut(context: grpc.aio.ServicerContext[Any, Any], call: InFlight
     raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
 
-async def _enter(gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any]) -> InFlight | None:
+async def _enter(
+    gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any], method: str
+) -> InFlight | None:
     try:
-        caller = await gate.admit(context.auth_context(), context.peer())
+        caller = await gate.admit(context.auth_context(), context.peer(), method)
     except Refused as refused:
+        if gate.on_refuse is not None:
+            try:  # recorded before the refusal is sent; a refusal carries no data
+                await gate.on_refuse(
+                    refused.peer, method, refused, context.invocation_metadata() or ()
+                )
+            except Exception:
+                log.exception("refusal not recorded", method=method)
         await context.abort(refused.code, str(refused))
     current_caller.set(caller)
     # Kept in the same step as the admission: no enrollment change can fall between them.
@@ -213,10 +312,10 @@ async def _enter(gate: PeerGate, context: grpc.aio.ServicerContext[Any, Any]) ->
     return call
 
 
-def _gated(handler: Handler, gate: PeerGate) -> Handler:
+def _gated(handler: Handler, gate: PeerGate, method: str) -> Handler:
     def unary(behaviour: Behaviour, streaming_request: bool) -> Behaviour:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            call = await _enter(gate, context)
+            call = await _enter(gate, context, method)
             if call is None:
                 return await behaviour(request, context)
             try:
@@ -242,7 +341,7 @@ def _gated(handler: Handler, gate: PeerGate) -> Handler:
             async def gen(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                call = await _enter(gate, context)
+                call = await _enter(gate, context, method)
                 items = behaviour(request, context)
                 try:
                     while call is None or not call.cut:

@@ -7,17 +7,24 @@ nobody but itself (gRPC flow control suspends its generator).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+import structlog
 
 from node.api import feeds, feeds_rpc
 from node.border import Border
 from node.feeds.dates import shanghai_today
+from node.feeds.note import NoteError
 from node.feeds.publisher import Publisher
 from node.feeds.state import read_bodies, read_openings
 from node.peers.gate import current_caller, still_admitted
+from node.verification.check import Finding
+from node.witness.cosignature import note_body
+from node.witness.store import cosignatures_of
+
+log = structlog.get_logger("creditnode.feeds")
 
 BATCH_LEAVES = 256
 BATCH_BYTES = 1 << 20
@@ -25,9 +32,32 @@ DISCLOSE_MAX_LEAVES = 4096
 
 
 class FeedServicer(feeds_rpc.FeedServiceServicer):
-    def __init__(self, publisher: Publisher, border: Border) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        border: Border,
+        *,
+        refuse: Callable[[], Finding | None] = lambda: None,
+    ) -> None:
         self._pub = publisher
         self._border = border
+        # A standing finding against the stored own log (node.verification): not served.
+        self._refuse = refuse
+
+    async def _refuse_tampered(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        finding = self._refuse()
+        if finding is None:
+            return
+        log.error(
+            "own feed refused: its stored data does not verify",
+            caller=current_caller.get().identity.node,
+            finding=finding.describe(),
+        )
+        await context.abort(
+            grpc.StatusCode.DATA_LOSS,
+            "this node's stored feed does not verify (see `creditnode verify` at the origin); "
+            "it is not served until repaired",
+        )
 
     async def _openings(
         self, fields: frozenset[str], start: int, count: int
@@ -66,12 +96,26 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         # A subscriber ahead of us (from_size > size) gets no proof: the smaller signed size is
         # itself the evidence of rollback it needs.
         return feeds.SignedCheckpoint(
-            note=signed, proof_from_size=from_size, consistency_proof=proof
+            note=signed,
+            proof_from_size=from_size,
+            consistency_proof=proof,
+            cosignatures=await self._cosignatures(signed),
         )
+
+    async def _cosignatures(self, signed: bytes) -> list[str]:
+        """Peers' cosignatures held for the note's body (those obtained so far: a checkpoint
+        just signed is sent before its witnesses have answered)."""
+        try:
+            body = note_body(signed)
+        except NoteError:
+            return []
+        async with self._pub.store.engine.connect() as conn:
+            return await cosignatures_of(conn, self._pub.origin, body)
 
     async def GetCheckpoint(
         self, request: feeds.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> feeds.GetCheckpointResponse:
+        await self._refuse_tampered(context)
         await self._pub.refresh()
         size, signed = self._pub.latest_size, self._pub.latest_note
         if not signed:
@@ -83,6 +127,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
     async def Disclose(
         self, request: feeds.DiscloseRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> feeds.DiscloseResponse:
+        await self._refuse_tampered(context)
         start, end = request.start, request.end
         if not start < end <= start + DISCLOSE_MAX_LEAVES:
             await context.abort(
@@ -110,6 +155,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
     async def Subscribe(
         self, request: feeds.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[feeds.SubscribeResponse]:
+        await self._refuse_tampered(context)
         applied, verified = request.from_size, request.checkpoint_size
         if applied > verified:
             await context.abort(
@@ -127,6 +173,7 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             # remove` committed (in any process) never reaches the removed peer.
             if not await still_admitted():
                 return
+            await self._refuse_tampered(context)  # found while this subscriber streamed
             yield feeds.SubscribeResponse(checkpoint=await self._checkpoint(verified, size, signed))
             sent = size
             pos = applied

@@ -13,6 +13,8 @@ from node import PROTOCOL_VERSION, __version__
 from node.api import pb, rpc
 from node.home import Home
 from node.keys.store import RootStore
+from node.peers.gate import current_caller
+from node.peers.roots import RootRefresher
 from node.storage.models import PeerRecord
 from node.storage.peers import PeerRepository
 
@@ -46,11 +48,18 @@ def peer_status(row: PeerRecord, ca_fingerprint: str) -> pb.PeerStatus:
 
 
 class NodeServicer(rpc.NodeServiceServicer):
-    def __init__(self, home: Home, peers: PeerRepository, started_at: dt.datetime) -> None:
+    def __init__(
+        self,
+        home: Home,
+        peers: PeerRepository,
+        started_at: dt.datetime,
+        refresher: RootRefresher | None = None,
+    ) -> None:
         self._home = home
         self._peers = peers
         self._started_at = started_at
         self._roots = RootStore(home.paths.root)
+        self._refresher = refresher
 
     def info(self) -> pb.NodeInfo:
         s = self._home.settings
@@ -85,3 +94,20 @@ class NodeServicer(rpc.NodeServiceServicer):
         """This node's root versions after the caller's, exactly as signed; the caller
         verifies them (``TrustedRoot.update_chain``), so nothing is checked here."""
         return pb.GetRootResponse(roots=self._roots.after(request.from_version))
+
+    async def NotifyRoot(
+        self, request: pb.NotifyRootRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.NotifyRootResponse:
+        """The caller published a new root: answer at once with the version held here, and
+        fetch its newer versions in the background (verified there, rate-limited per peer).
+        The requested version is only a hint to skip a fetch when nothing is newer."""
+        caller = current_caller.get(None)
+        if caller is None or caller.is_self:
+            return pb.NotifyRootResponse()
+        name = caller.identity.node
+        held = await self._peers.held_root(name)
+        if held is None:
+            return pb.NotifyRootResponse()
+        if request.version > held[0] and self._refresher is not None:
+            self._refresher.schedule(name)
+        return pb.NotifyRootResponse(held_version=held[0])

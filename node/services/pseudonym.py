@@ -3,7 +3,7 @@
 The partner learns this node's pseudonym of its own person, nothing else; this node never sees
 the ID. Every call names a purpose the caller's agreement must allow (decided by the border like
 any request), counts against the caller's token bucket (over it: RESOURCE_EXHAUSTED, nothing
-evaluated), and is recorded in the disclosure record before the answer leaves.
+evaluated), and is recorded in the audit log (by the border) before the answer leaves.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from node.identity.oprf import OprfError
 from node.identity.pseudonym import evaluate_blinded
 from node.identity.pseudonym_key import PseudonymKey
 from node.peers.gate import current_caller
-from node.storage.models import utcnow
 
 log = structlog.get_logger("creditnode.pseudonyms")
 MAX_ELEMENTS = 64
-RECORD_FORM = "person_pseudonym=oprf_evaluation"
 
 
 class TokenBuckets:
@@ -89,21 +87,8 @@ class PseudonymServicer(pseudonyms_rpc.PseudonymServiceServicer):
         if not caller.is_self:
             assert decision is not None
             assert call is not None
+            # The border records the evaluation (count, agreements) before the answer leaves.
             agreements = ", ".join(str(a) for a in decision.agreements)
-            await self._exit.ledger.record(
-                {
-                    "released_at": utcnow(),
-                    "peer": peer,
-                    "method": call.method,
-                    "purpose": call.purpose or "",
-                    "agreements": agreements[:500],
-                    "forms": RECORD_FORM,
-                    "values": n,
-                    "withheld": 0,
-                    "first_leaf": None,
-                    "last_leaf": None,
-                }
-            )
             log.info("pseudonyms evaluated", peer=peer, purpose=call.purpose, count=n,
                      key_version=key.version, agreements=agreements)  # fmt: skip
         return pseudonyms.EvaluateResponse(key_version=key.version, evaluated_elements=evaluated)

@@ -122,3 +122,23 @@ async def bulk_insert(
         # these rows are inside it, not autocommitted beside it.
         await conn.exec_driver_sql("SELECT 1")
     await driver.executemany(sql, rows)
+
+
+async def fetch_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """The rows of a read-only query straight from the driver (tuples, or asyncpg records):
+    for scans of millions of rows, where SQLAlchemy's per-row processing would cost more than
+    the database. *sql* uses ``?`` placeholders and names only our own tables and columns."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    name = conn.dialect.name
+    if name == "sqlite":
+        cursor = await driver.execute(sql, tuple(params))
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
+    if name == "postgresql":
+        parts = sql.split("?")
+        numbered = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
+        return list(await driver.fetch(numbered, *params))
+    raise ValueError(f"no raw fetch for dialect {name}")

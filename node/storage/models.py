@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -217,27 +226,36 @@ class CrosswalkRecord(SQLModel, table=True):
     )
 
 
-class ReleaseRecord(SQLModel, table=True):
-    """One response that let personal data out to a peer: which fields in which form, under
-    which agreement version(s), for which leaves. Written before the response is sent; never
-    holds a personal value."""
+class AuditEntryRecord(SQLModel, table=True):
+    """One leaf of the node's audit log, parsed, for filtering (``node.audit``): the leaf is
+    the record, this row an index that ``verify_audit_log`` re-derives and compares."""
 
-    __tablename__ = "releases"
-    __table_args__ = (Index("ix_releases_peer", "peer", "released_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    released_at: dt.datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        UniqueConstraint("exchange", "direction", "seq", name="uq_audit_exchange"),
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_peer_at", "peer", "at"),
+        Index("ix_audit_officer_at", "officer", "at"),
+        Index("ix_audit_subject", "subject"),
     )
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    exchange: str = Field(max_length=36)
+    direction: str = Field(max_length=8)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    kind: str = Field(max_length=20)
+    outcome: str = Field(max_length=10)
     peer: str = Field(max_length=63)
     method: str = Field(max_length=200)
-    purpose: str = Field(max_length=40)  # "" for the feed
-    agreements: str = Field(max_length=500)  # "jinan-lanzhou v3"
-    forms: str = Field(max_length=1000)  # "person_id_masked=clear,person_name=mask:name_surname"
+    officer: str = Field(max_length=32)
+    department: str = Field(max_length=18)
+    purpose: str = Field(max_length=40)
+    subject: str = Field(max_length=64)
+    response: str = Field(max_length=64)
     values: int = 0
     withheld: int = 0
-    first_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    last_leaf: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    remote: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class EnrollmentGeneration(SQLModel, table=True):
@@ -248,3 +266,72 @@ class EnrollmentGeneration(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     generation: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class VerificationProgress(SQLModel, table=True):
+    """How far the background verifier got in one log's current pass (the tree it rebuilt up
+    to *position*, as its frontier hashes), and the last size a whole pass verified."""
+
+    __tablename__ = "verification_progress"
+
+    log_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    pass_started_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    verified_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    verified_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class VerificationFinding(SQLModel, table=True):
+    """Something stored that does not verify: the log, the first bad index or row, and why.
+    Kept until a later whole pass over that log finds it clean. Never holds a data value."""
+
+    __tablename__ = "verification_findings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    log_id: int = Field(index=True)
+    kind: str = Field(max_length=40)
+    idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    row: str = Field(max_length=200)
+    detail: str = Field(max_length=500)
+    found_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WitnessedRecord(SQLModel, table=True):
+    """The newest checkpoint this node cosigned for a peer's origin (tlog-witness state),
+    with the note as the origin signed it and this node's cosignature of it. Updated by
+    compare-and-swap on the size held, so two requests can never roll it back."""
+
+    __tablename__ = "witnessed"
+
+    origin: str = Field(primary_key=True, max_length=200)
+    peer: str = Field(max_length=63)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    cosignature: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class CosignatureRecord(SQLModel, table=True):
+    """A verified cosignature of a checkpoint body of some origin (this node's own logs, or a
+    peer's it mirrors), by a peer (the cosigner's name)."""
+
+    __tablename__ = "cosignatures"
+
+    origin: str = Field(primary_key=True, max_length=200)
+    body_sha256: str = Field(primary_key=True, max_length=64)
+    cosigner: str = Field(primary_key=True, max_length=200)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

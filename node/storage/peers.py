@@ -141,13 +141,30 @@ class PeerRepository:
             ).first()
         return None if row is None else (int(row.version), bytes(row.data))
 
+    async def held_roots(self) -> dict[str, tuple[int, bytes]]:
+        """The newest verified root version of every peer that has one: {name: (version,
+        bytes)} (one query; what a running node's gate checks transport certificates with)."""
+        newest = (
+            PEER_ROOTS.select()
+            .with_only_columns(PEER_ROOTS.c.peer, func.max(PEER_ROOTS.c.version).label("v"))
+            .group_by(PEER_ROOTS.c.peer)
+            .subquery()
+        )
+        query = PEER_ROOTS.select().join(
+            newest, and_(PEER_ROOTS.c.peer == newest.c.peer, PEER_ROOTS.c.version == newest.c.v)
+        )
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(r.peer): (int(r.version), bytes(r.data)) for r in rows}
+
     async def add_roots(
         self, name: str, *, after: tuple[int, bytes], roots: Sequence[tuple[int, bytes]]
     ) -> bool:
         """Keep newly verified versions of *name*'s root, all in one transaction, if the newest
         held version is still *after* (version, bytes), the one they were verified from.
         False (nothing kept) if the pin moved meanwhile (a re-pin, or another process kept
-        the same versions first)."""
+        the same versions first). Bumps the enrollment generation in the same transaction,
+        so that running nodes re-read the roots their gates check certificates against."""
         if not roots:
             return True
         try:
@@ -178,6 +195,11 @@ class PeerRepository:
             await conn.execute(
                 insert(PEER_ROOTS),
                 [{"peer": name, "version": v, "data": data} for v, data in roots],
+            )
+            await conn.execute(
+                update(GENERATION)
+                .where(GENERATION.c.id == 1)
+                .values(generation=GENERATION.c.generation + 1)
             )
         return True
 

@@ -613,6 +613,7 @@ class SignedCheckpoint(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     PROOF_FROM_SIZE_FIELD_NUMBER: _builtins.int
     CONSISTENCY_PROOF_FIELD_NUMBER: _builtins.int
+    COSIGNATURES_FIELD_NUMBER: _builtins.int
     note: _builtins.bytes
     """The note's exact bytes."""
     proof_from_size: _builtins.int
@@ -621,16 +622,21 @@ class SignedCheckpoint(_message.Message):
     def consistency_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """RFC 6962 consistency proof from proof_from_size to this checkpoint."""
 
+    @_builtins.property
+    def cosignatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Peers' cosignatures of the note's body (C2SP tlog-cosignature lines, no newline)."""
+
     def __init__(
         self,
         *,
         note: _builtins.bytes = ...,
         proof_from_size: _builtins.int = ...,
         consistency_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        cosignatures: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_proof", b"consistency_proof", "note", b"note", "proof_from_size", b"proof_from_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_proof", b"consistency_proof", "cosignatures", b"cosignatures", "note", b"note", "proof_from_size", b"proof_from_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -835,6 +841,9 @@ class DiscloseResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LEAVES_FIELD_NUMBER: _builtins.int
+    AUDIT_INDEX_FIELD_NUMBER: _builtins.int
+    audit_index: _builtins.int
+    """This node's audit log index of this answer: the responder's receipt of the exchange."""
     @_builtins.property
     def leaves(self) -> _containers.RepeatedCompositeFieldContainer[Global___DisclosedLeaf]:
         """Leaves with at least one opening, by index."""
@@ -843,10 +852,11 @@ class DiscloseResponse(_message.Message):
         self,
         *,
         leaves: _abc.Iterable[Global___DisclosedLeaf] | None = ...,
+        audit_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaves", b"leaves"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_index", b"audit_index", "leaves", b"leaves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from node._pb.creditnode.v1 import options_pb2 as creditnode_dot_v1_dot_options_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63reditnode/v1/node.proto\x12\rcreditnode.v1\x1a\x1b\x63reditnode/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x08NodeInfo\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x18\n\nfederation\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x19\n\x0bregion_code\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10software_version\x18\x04 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10protocol_version\x18\x05 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x34\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x01\"\x10\n\x0eGetInfoRequest\">\n\x0fGetInfoResponse\x12+\n\x04node\x18\x01 \x01(\x0b\x32\x17.creditnode.v1.NodeInfoB\x04\xa8\xd4\x18\x01\"\xaf\x02\n\nPeerStatus\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x19\n\x0bregion_code\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x16\n\x08\x65ndpoint\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x02\x12-\n\x05state\x18\x04 \x01(\x0e\x32\x18.creditnode.v1.PeerStateB\x04\xa8\xd4\x18\x02\x12\x33\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10software_version\x18\x06 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10protocol_version\x18\x07 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x18\n\nlast_error\x18\x08 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1c\n\x0e\x63\x61_fingerprint\x18\t \x01(\tB\x04\xa8\xd4\x18\x02\"\x12\n\x10ListPeersRequest\"C\n\x11ListPeersResponse\x12.\n\x05peers\x18\x01 \x03(\x0b\x32\x19.creditnode.v1.PeerStatusB\x04\xa8\xd4\x18\x02\",\n\x0eGetRootRequest\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\x04\x42\x04\xa8\xd4\x18\x01\"&\n\x0fGetRootResponse\x12\x13\n\x05roots\x18\x01 \x03(\x0c\x42\x04\xa8\xd4\x18\x01*n\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x11\n\rPEER_STATE_UP\x10\x01\x12\x1a\n\x16PEER_STATE_UNREACHABLE\x10\x02\x12\x16\n\x12PEER_STATE_REFUSED\x10\x03\x32\xf1\x01\n\x0bNodeService\x12H\n\x07GetInfo\x12\x1d.creditnode.v1.GetInfoRequest\x1a\x1e.creditnode.v1.GetInfoResponse\x12N\n\tListPeers\x12\x1f.creditnode.v1.ListPeersRequest\x1a .creditnode.v1.ListPeersResponse\x12H\n\x07GetRoot\x12\x1d.creditnode.v1.GetRootRequest\x1a\x1e.creditnode.v1.GetRootResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63reditnode/v1/node.proto\x12\rcreditnode.v1\x1a\x1b\x63reditnode/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x08NodeInfo\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x18\n\nfederation\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x19\n\x0bregion_code\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10software_version\x18\x04 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10protocol_version\x18\x05 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x34\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x01\"\x10\n\x0eGetInfoRequest\">\n\x0fGetInfoResponse\x12+\n\x04node\x18\x01 \x01(\x0b\x32\x17.creditnode.v1.NodeInfoB\x04\xa8\xd4\x18\x01\"\xaf\x02\n\nPeerStatus\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x19\n\x0bregion_code\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x16\n\x08\x65ndpoint\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x02\x12-\n\x05state\x18\x04 \x01(\x0e\x32\x18.creditnode.v1.PeerStateB\x04\xa8\xd4\x18\x02\x12\x33\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10software_version\x18\x06 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1e\n\x10protocol_version\x18\x07 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x18\n\nlast_error\x18\x08 \x01(\tB\x04\xa8\xd4\x18\x02\x12\x1c\n\x0e\x63\x61_fingerprint\x18\t \x01(\tB\x04\xa8\xd4\x18\x02\"\x12\n\x10ListPeersRequest\"C\n\x11ListPeersResponse\x12.\n\x05peers\x18\x01 \x03(\x0b\x32\x19.creditnode.v1.PeerStatusB\x04\xa8\xd4\x18\x02\",\n\x0eGetRootRequest\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\x04\x42\x04\xa8\xd4\x18\x01\"&\n\x0fGetRootResponse\x12\x13\n\x05roots\x18\x01 \x03(\x0c\x42\x04\xa8\xd4\x18\x01\"*\n\x11NotifyRootRequest\x12\x15\n\x07version\x18\x01 \x01(\x04\x42\x04\xa8\xd4\x18\x01\"0\n\x12NotifyRootResponse\x12\x1a\n\x0cheld_version\x18\x01 \x01(\x04\x42\x04\xa8\xd4\x18\x01*n\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x11\n\rPEER_STATE_UP\x10\x01\x12\x1a\n\x16PEER_STATE_UNREACHABLE\x10\x02\x12\x16\n\x12PEER_STATE_REFUSED\x10\x03\x32\xc4\x02\n\x0bNodeService\x12H\n\x07GetInfo\x12\x1d.creditnode.v1.GetInfoRequest\x1a\x1e.creditnode.v1.GetInfoResponse\x12N\n\tListPeers\x12\x1f.creditnode.v1.ListPeersRequest\x1a .creditnode.v1.ListPeersResponse\x12H\n\x07GetRoot\x12\x1d.creditnode.v1.GetRootRequest\x1a\x1e.creditnode.v1.GetRootResponse\x12Q\n\nNotifyRoot\x12 .creditnode.v1.NotifyRootRequest\x1a!.creditnode.v1.NotifyRootResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -71,8 +71,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETROOTREQUEST'].fields_by_name['from_version']._serialized_options = b'\250\324\030\001'
   _globals['_GETROOTRESPONSE'].fields_by_name['roots']._loaded_options = None
   _globals['_GETROOTRESPONSE'].fields_by_name['roots']._serialized_options = b'\250\324\030\001'
-  _globals['_PEERSTATE']._serialized_start=872
-  _globals['_PEERSTATE']._serialized_end=982
+  _globals['_NOTIFYROOTREQUEST'].fields_by_name['version']._loaded_options = None
+  _globals['_NOTIFYROOTREQUEST'].fields_by_name['version']._serialized_options = b'\250\324\030\001'
+  _globals['_NOTIFYROOTRESPONSE'].fields_by_name['held_version']._loaded_options = None
+  _globals['_NOTIFYROOTRESPONSE'].fields_by_name['held_version']._serialized_options = b'\250\324\030\001'
+  _globals['_PEERSTATE']._serialized_start=966
+  _globals['_PEERSTATE']._serialized_end=1076
   _globals['_NODEINFO']._serialized_start=106
   _globals['_NODEINFO']._serialized_end=307
   _globals['_GETINFOREQUEST']._serialized_start=309
@@ -89,6 +93,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETROOTREQUEST']._serialized_end=830
   _globals['_GETROOTRESPONSE']._serialized_start=832
   _globals['_GETROOTRESPONSE']._serialized_end=870
-  _globals['_NODESERVICE']._serialized_start=985
-  _globals['_NODESERVICE']._serialized_end=1226
+  _globals['_NOTIFYROOTREQUEST']._serialized_start=872
+  _globals['_NOTIFYROOTREQUEST']._serialized_end=914
+  _globals['_NOTIFYROOTRESPONSE']._serialized_start=916
+  _globals['_NOTIFYROOTRESPONSE']._serialized_end=964
+  _globals['_NODESERVICE']._serialized_start=1079
+  _globals['_NODESERVICE']._serialized_end=1403
 # @@protoc_insertion_point(module_scope)

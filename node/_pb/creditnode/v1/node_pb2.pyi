@@ -273,3 +273,47 @@ class GetRootResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRootResponse: _TypeAlias = GetRootResponse  # noqa: Y015
+
+@_typing.final
+class NotifyRootRequest(_message.Message):
+    """NotifyRootRequest says which root version the caller now holds as current."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The caller's current root version (a hint: what is fetched is verified, not this)."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyRootRequest: _TypeAlias = NotifyRootRequest  # noqa: Y015
+
+@_typing.final
+class NotifyRootResponse(_message.Message):
+    """NotifyRootResponse answers a notification before the fetch it starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELD_VERSION_FIELD_NUMBER: _builtins.int
+    held_version: _builtins.int
+    """The version of the caller's root this node held when notified (0: it pins none)."""
+    def __init__(
+        self,
+        *,
+        held_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_version", b"held_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyRootResponse: _TypeAlias = NotifyRootResponse  # noqa: Y015

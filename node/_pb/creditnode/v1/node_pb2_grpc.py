@@ -50,6 +50,11 @@ class NodeServiceStub:
                 request_serializer=creditnode_dot_v1_dot_node__pb2.GetRootRequest.SerializeToString,
                 response_deserializer=creditnode_dot_v1_dot_node__pb2.GetRootResponse.FromString,
                 _registered_method=True)
+        self.NotifyRoot = channel.unary_unary(
+                '/creditnode.v1.NodeService/NotifyRoot',
+                request_serializer=creditnode_dot_v1_dot_node__pb2.NotifyRootRequest.SerializeToString,
+                response_deserializer=creditnode_dot_v1_dot_node__pb2.NotifyRootResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -78,6 +83,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NotifyRoot(self, request, context):
+        """NotifyRoot tells this node that the caller published a new root version: it answers at
+        once and fetches the caller's newer versions (GetRoot) in the background.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.GetRoot,
                     request_deserializer=creditnode_dot_v1_dot_node__pb2.GetRootRequest.FromString,
                     response_serializer=creditnode_dot_v1_dot_node__pb2.GetRootResponse.SerializeToString,
+            ),
+            'NotifyRoot': grpc.unary_unary_rpc_method_handler(
+                    servicer.NotifyRoot,
+                    request_deserializer=creditnode_dot_v1_dot_node__pb2.NotifyRootRequest.FromString,
+                    response_serializer=creditnode_dot_v1_dot_node__pb2.NotifyRootResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class NodeService:
             '/creditnode.v1.NodeService/GetRoot',
             creditnode_dot_v1_dot_node__pb2.GetRootRequest.SerializeToString,
             creditnode_dot_v1_dot_node__pb2.GetRootResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NotifyRoot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditnode.v1.NodeService/NotifyRoot',
+            creditnode_dot_v1_dot_node__pb2.NotifyRootRequest.SerializeToString,
+            creditnode_dot_v1_dot_node__pb2.NotifyRootResponse.FromString,
             options,
             channel_credentials,
             insecure,

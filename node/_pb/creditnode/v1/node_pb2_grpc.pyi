@@ -41,6 +41,10 @@ class NodeServiceStub:
     """GetRoot returns this node's root metadata versions after from_version, oldest first,
     exactly as signed (at most 64 at once: ask again from the last one received).
     """
+    NotifyRoot: _grpc.UnaryUnaryMultiCallable[_node_pb2.NotifyRootRequest, _node_pb2.NotifyRootResponse]
+    """NotifyRoot tells this node that the caller published a new root version: it answers at
+    once and fetches the caller's newer versions (GetRoot) in the background.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -54,6 +58,10 @@ class NodeServiceAsyncStub(NodeServiceStub):
     GetRoot: _aio.UnaryUnaryMultiCallable[_node_pb2.GetRootRequest, _node_pb2.GetRootResponse]  # type: ignore[assignment]
     """GetRoot returns this node's root metadata versions after from_version, oldest first,
     exactly as signed (at most 64 at once: ask again from the last one received).
+    """
+    NotifyRoot: _aio.UnaryUnaryMultiCallable[_node_pb2.NotifyRootRequest, _node_pb2.NotifyRootResponse]  # type: ignore[assignment]
+    """NotifyRoot tells this node that the caller published a new root version: it answers at
+    once and fetches the caller's newer versions (GetRoot) in the background.
     """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +91,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_node_pb2.GetRootResponse, _abc.Awaitable[_node_pb2.GetRootResponse]]:
         """GetRoot returns this node's root metadata versions after from_version, oldest first,
         exactly as signed (at most 64 at once: ask again from the last one received).
+        """
+
+    @_abc_1.abstractmethod
+    def NotifyRoot(
+        self,
+        request: _node_pb2.NotifyRootRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.NotifyRootResponse, _abc.Awaitable[_node_pb2.NotifyRootResponse]]:
+        """NotifyRoot tells this node that the caller published a new root version: it answers at
+        once and fetches the caller's newer versions (GetRoot) in the background.
         """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

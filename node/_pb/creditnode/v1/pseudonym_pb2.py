@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node._pb.creditnode.v1 import options_pb2 as creditnode_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63reditnode/v1/pseudonym.proto\x12\rcreditnode.v1\x1a\x1b\x63reditnode/v1/options.proto\"H\n\x0f\x45valuateRequest\x12\x15\n\x07purpose\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10\x62linded_elements\x18\x02 \x03(\x0c\x42\x04\xa8\xd4\x18\x01\"O\n\x10\x45valuateResponse\x12\x19\n\x0bkey_version\x18\x01 \x01(\rB\x04\xa8\xd4\x18\x01\x12 \n\x12\x65valuated_elements\x18\x02 \x03(\x0c\x42\x04\xa8\xd4\x18\x01\x32_\n\x10PseudonymService\x12K\n\x08\x45valuate\x12\x1e.creditnode.v1.EvaluateRequest\x1a\x1f.creditnode.v1.EvaluateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63reditnode/v1/pseudonym.proto\x12\rcreditnode.v1\x1a\x1b\x63reditnode/v1/options.proto\"H\n\x0f\x45valuateRequest\x12\x15\n\x07purpose\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x1e\n\x10\x62linded_elements\x18\x02 \x03(\x0c\x42\x04\xa8\xd4\x18\x01\"j\n\x10\x45valuateResponse\x12\x19\n\x0bkey_version\x18\x01 \x01(\rB\x04\xa8\xd4\x18\x01\x12 \n\x12\x65valuated_elements\x18\x02 \x03(\x0c\x42\x04\xa8\xd4\x18\x01\x12\x19\n\x0b\x61udit_index\x18\x03 \x01(\x04\x42\x04\xa8\xd4\x18\x01\x32_\n\x10PseudonymService\x12K\n\x08\x45valuate\x12\x1e.creditnode.v1.EvaluateRequest\x1a\x1f.creditnode.v1.EvaluateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,10 +40,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATERESPONSE'].fields_by_name['key_version']._serialized_options = b'\250\324\030\001'
   _globals['_EVALUATERESPONSE'].fields_by_name['evaluated_elements']._loaded_options = None
   _globals['_EVALUATERESPONSE'].fields_by_name['evaluated_elements']._serialized_options = b'\250\324\030\001'
+  _globals['_EVALUATERESPONSE'].fields_by_name['audit_index']._loaded_options = None
+  _globals['_EVALUATERESPONSE'].fields_by_name['audit_index']._serialized_options = b'\250\324\030\001'
   _globals['_EVALUATEREQUEST']._serialized_start=77
   _globals['_EVALUATEREQUEST']._serialized_end=149
   _globals['_EVALUATERESPONSE']._serialized_start=151
-  _globals['_EVALUATERESPONSE']._serialized_end=230
-  _globals['_PSEUDONYMSERVICE']._serialized_start=232
-  _globals['_PSEUDONYMSERVICE']._serialized_end=327
+  _globals['_EVALUATERESPONSE']._serialized_end=257
+  _globals['_PSEUDONYMSERVICE']._serialized_start=259
+  _globals['_PSEUDONYMSERVICE']._serialized_end=354
 # @@protoc_insertion_point(module_scope)

@@ -54,8 +54,11 @@ class EvaluateResponse(_message.Message):
 
     KEY_VERSION_FIELD_NUMBER: _builtins.int
     EVALUATED_ELEMENTS_FIELD_NUMBER: _builtins.int
+    AUDIT_INDEX_FIELD_NUMBER: _builtins.int
     key_version: _builtins.int
     """The generation of this node's pseudonym key that evaluated (the pseudonyms' "o{n}.")."""
+    audit_index: _builtins.int
+    """This node's audit log index of this answer: the responder's receipt of the exchange."""
     @_builtins.property
     def evaluated_elements(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Evaluated elements (32 bytes each); only the caller, holding the blinds, can finalize them."""
@@ -65,10 +68,11 @@ class EvaluateResponse(_message.Message):
         *,
         key_version: _builtins.int = ...,
         evaluated_elements: _abc.Iterable[_builtins.bytes] | None = ...,
+        audit_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evaluated_elements", b"evaluated_elements", "key_version", b"key_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_index", b"audit_index", "evaluated_elements", b"evaluated_elements", "key_version", b"key_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from node._pb.creditnode.v1 import feeds_pb2 as creditnode_dot_v1_dot_feeds__pb2
 from node._pb.creditnode.v1 import options_pb2 as creditnode_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63reditnode/v1/query.proto\x12\rcreditnode.v1\x1a\x19\x63reditnode/v1/feeds.proto\x1a\x1b\x63reditnode/v1/options.proto\"\x80\x01\n\rLookupRequest\x12\x15\n\x07purpose\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x14\n\x04uscc\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01H\x00\x12 \n\x10person_pseudonym\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x04H\x00\x42\t\n\x07subjectJ\x04\x08\x04\x10\x05R\x0finclude_removed\"4\n\tFieldForm\x12\x13\n\x05\x66ield\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x12\n\x04\x66orm\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\"\x9e\x01\n\x0cLookupAnswer\x12\x16\n\x08\x65ntry_id\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x18\n\nleaf_index\x18\x02 \x01(\x04\x42\x04\xa8\xd4\x18\x01\x12-\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x18.creditnode.v1.ListEntryB\x04\xa8\xd4\x18\x01\x12-\n\x05\x66orms\x18\x04 \x03(\x0b\x32\x18.creditnode.v1.FieldFormB\x04\xa8\xd4\x18\x01\"v\n\x0eLookupResponse\x12\x32\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1b.creditnode.v1.LookupAnswerB\x04\xa8\xd4\x18\x01\x12\x18\n\nagreements\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x16\n\x08\x64\x65\x63ision\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x01\x32U\n\x0cQueryService\x12\x45\n\x06Lookup\x12\x1c.creditnode.v1.LookupRequest\x1a\x1d.creditnode.v1.LookupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63reditnode/v1/query.proto\x12\rcreditnode.v1\x1a\x19\x63reditnode/v1/feeds.proto\x1a\x1b\x63reditnode/v1/options.proto\"\x80\x01\n\rLookupRequest\x12\x15\n\x07purpose\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x14\n\x04uscc\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01H\x00\x12 \n\x10person_pseudonym\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x04H\x00\x42\t\n\x07subjectJ\x04\x08\x04\x10\x05R\x0finclude_removed\"4\n\tFieldForm\x12\x13\n\x05\x66ield\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x12\n\x04\x66orm\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\"\x9e\x01\n\x0cLookupAnswer\x12\x16\n\x08\x65ntry_id\x18\x01 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x18\n\nleaf_index\x18\x02 \x01(\x04\x42\x04\xa8\xd4\x18\x01\x12-\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x18.creditnode.v1.ListEntryB\x04\xa8\xd4\x18\x01\x12-\n\x05\x66orms\x18\x04 \x03(\x0b\x32\x18.creditnode.v1.FieldFormB\x04\xa8\xd4\x18\x01\"\x91\x01\n\x0eLookupResponse\x12\x32\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1b.creditnode.v1.LookupAnswerB\x04\xa8\xd4\x18\x01\x12\x18\n\nagreements\x18\x02 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x16\n\x08\x64\x65\x63ision\x18\x03 \x01(\tB\x04\xa8\xd4\x18\x01\x12\x19\n\x0b\x61udit_index\x18\x04 \x01(\x04\x42\x04\xa8\xd4\x18\x01\x32U\n\x0cQueryService\x12\x45\n\x06Lookup\x12\x1c.creditnode.v1.LookupRequest\x1a\x1d.creditnode.v1.LookupResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,14 +57,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOOKUPRESPONSE'].fields_by_name['agreements']._serialized_options = b'\250\324\030\001'
   _globals['_LOOKUPRESPONSE'].fields_by_name['decision']._loaded_options = None
   _globals['_LOOKUPRESPONSE'].fields_by_name['decision']._serialized_options = b'\250\324\030\001'
+  _globals['_LOOKUPRESPONSE'].fields_by_name['audit_index']._loaded_options = None
+  _globals['_LOOKUPRESPONSE'].fields_by_name['audit_index']._serialized_options = b'\250\324\030\001'
   _globals['_LOOKUPREQUEST']._serialized_start=101
   _globals['_LOOKUPREQUEST']._serialized_end=229
   _globals['_FIELDFORM']._serialized_start=231
   _globals['_FIELDFORM']._serialized_end=283
   _globals['_LOOKUPANSWER']._serialized_start=286
   _globals['_LOOKUPANSWER']._serialized_end=444
-  _globals['_LOOKUPRESPONSE']._serialized_start=446
-  _globals['_LOOKUPRESPONSE']._serialized_end=564
-  _globals['_QUERYSERVICE']._serialized_start=566
-  _globals['_QUERYSERVICE']._serialized_end=651
+  _globals['_LOOKUPRESPONSE']._serialized_start=447
+  _globals['_LOOKUPRESPONSE']._serialized_end=592
+  _globals['_QUERYSERVICE']._serialized_start=594
+  _globals['_QUERYSERVICE']._serialized_end=679
 # @@protoc_insertion_point(module_scope)

@@ -126,10 +126,13 @@ class LookupResponse(_message.Message):
     ANSWERS_FIELD_NUMBER: _builtins.int
     AGREEMENTS_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    AUDIT_INDEX_FIELD_NUMBER: _builtins.int
     agreements: _builtins.str
     """The agreement(s) that decided the forms ("jinan-lanzhou v3"), empty if none applied."""
     decision: _builtins.str
     """One line: why personal fields were sent or withheld."""
+    audit_index: _builtins.int
+    """This node's audit log index of this answer: the responder's receipt of the exchange."""
     @_builtins.property
     def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___LookupAnswer]:
         """Entries about the subject, newest listing first."""
@@ -140,10 +143,11 @@ class LookupResponse(_message.Message):
         answers: _abc.Iterable[Global___LookupAnswer] | None = ...,
         agreements: _builtins.str = ...,
         decision: _builtins.str = ...,
+        audit_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreements", b"agreements", "answers", b"answers", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreements", b"agreements", "answers", b"answers", "audit_index", b"audit_index", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,550 @@
+"""`creditnode audit`: show, report on, export and reconcile the node's audit log, and
+`creditnode verify-bundle` to check an export offline.
+
+Times (``--from``, ``--to``) are ISO 8601 dates or date-times; without a zone they are
+Asia/Shanghai time, as the alliance counts days. Every command takes ``--format json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from keys import PeerBundle
+from node.api import audit as audit_pb
+from node.api import audit_rpc
+from node.audit.bundle import BundleError, build_bundle, verify_bundle
+from node.audit.entry import (
+    EPOCH,
+    OUTCOMES,
+    AuditEntry,
+    EntryError,
+    check_uscc_or_commitment,
+    officer_id,
+)
+from node.audit.local import AuditSigners, opened_audit, out_entry, record_local
+from node.audit.log import audit_origin, load_secret
+from node.audit.query import Filter, find_entries
+from node.audit.reconcile import Gap, Receipt, reconcile
+from node.audit.wire import new_asker
+from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.errors import InputError, PeerError, VerificationError
+from node.feeds.dates import SHANGHAI
+from node.feeds.logstore import read_cursor
+from node.home import Home, load_home
+from node.keys.store import RootStore
+from node.peers.client import describe_rpc_error
+from node.peers.directory import PeerDirectory
+from node.storage import Store
+
+audit_app = typer.Typer(
+    help="The audit log: every exchange with a peer, recorded before it was answered.",
+    no_args_is_help=True,
+)
+
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Start (ISO date or date-time; Shanghai time).")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End, exclusive (default: now).")]
+RECEIPTS = "/creditnode.v1.AuditService/Receipts"
+SLACK = dt.timedelta(minutes=5)  # clocks and the time between both records differ
+QUERY_KINDS = ("query", "oprf_evaluation")
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in ("table", "json"):
+        raise InputError("--format: table or json")
+    return fmt
+
+
+def parse_time(text: str | None, option: str) -> dt.datetime | None:
+    """An ISO date or date-time; a naive one is Shanghai time. InputError naming *option*."""
+    if text is None:
+        return None
+    try:
+        when = (
+            dt.datetime.combine(dt.date.fromisoformat(text), dt.time())
+            if len(text) == 10
+            else dt.datetime.fromisoformat(text)
+        )
+    except ValueError:
+        raise InputError(f"{option}: not an ISO date or date-time (e.g. 2026-11-23)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=SHANGHAI)
+    return when.astimezone(dt.UTC)
+
+
+_PERIOD = re.compile(r"([1-9][0-9]{0,3})([hdw])")
+
+
+def parse_period(text: str) -> dt.timedelta:
+    """``24h``, ``7d``, ``4w`` (or ``day``, ``week``, ``month`` = 30 days)."""
+    named = {"day": "1d", "week": "7d", "month": "30d"}
+    m = _PERIOD.fullmatch(named.get(text, text))
+    if m is None:
+        raise InputError("--period: a number and h, d or w (e.g. 7d), or day, week, month")
+    n, unit = int(m.group(1)), m.group(2)
+    return (
+        dt.timedelta(hours=n) if unit == "h" else dt.timedelta(days=n * (7 if unit == "w" else 1))
+    )
+
+
+def _us(when: dt.datetime) -> int:
+    return (when - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _shanghai(e: AuditEntry) -> str:
+    return e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def entry_json(idx: int, e: AuditEntry) -> dict[str, Any]:
+    return {"index": idx, **e.to_json(), "at": e.at.isoformat()}
+
+
+def entries_table(title: str, found: Sequence[tuple[int, AuditEntry]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "time (Shanghai)", "dir", "kind", "outcome", "peer", "purpose",
+                "officer", "department", "matter", "subject", "values", "agreement",
+                "exchange", "receipt"):  # fmt: skip
+        table.add_column(col, overflow="fold")
+    for idx, e in found:
+        table.add_row(
+            str(idx), _shanghai(e), e.direction, e.kind, e.outcome, escape(e.peer),
+            escape(e.purpose), e.officer[:8], e.department, escape(e.matter),
+            e.subject[:8], str(e.values), escape(", ".join(e.agreements)),
+            e.exchange[:13], "" if e.remote is None else f"#{e.remote}",
+        )  # fmt: skip
+    if not found:
+        table.add_row("(no entries)", *[""] * 14)
+    return table
+
+
+def _officer(home: Home, officer: str | None) -> str | None:
+    if officer is None:
+        return None
+    if re.fullmatch(r"[0-9a-f]{32}", officer):
+        return officer  # an id as shown (a partner's officer, keyed at the partner)
+    try:
+        return officer_id(load_secret(home.paths.root), officer)
+    except EntryError as exc:
+        raise InputError(f"--officer: {exc}") from None
+
+
+def _subject(home: Home, subject: str | None) -> str | None:
+    if subject is None:
+        return None
+    try:
+        return check_uscc_or_commitment(load_secret(home.paths.root), subject)
+    except EntryError as exc:
+        raise InputError(f"--subject: {exc}") from None
+
+
+@audit_app.command("show")
+def show(
+    home: HomeOpt,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    peer: Annotated[str | None, typer.Option(help="Only exchanges with this peer.")] = None,
+    officer: Annotated[
+        str | None, typer.Option(help="An officer of this node by name, or an id as shown.")
+    ] = None,
+    purpose: Annotated[str | None, typer.Option(help="Only this purpose.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="A USCC, or a subject commitment (64 hex) as recorded.")
+    ] = None,
+    outcome: Annotated[str | None, typer.Option(help=f"One of {', '.join(OUTCOMES)}.")] = None,
+    kind: Annotated[str | None, typer.Option(help="query, feed_range, refusal, ...")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 1000,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Show audit entries, oldest first, filtered. Exit 0, 2 for bad options."""
+    quiet_logs()
+    check_format(fmt)
+    if outcome is not None and outcome not in OUTCOMES:
+        raise InputError(f"--outcome: one of {', '.join(OUTCOMES)}")
+    h = load_home(home)
+    flt = Filter(
+        start=parse_time(start, "--from"), end=parse_time(end, "--to"), peer=peer,
+        officer=_officer(h, officer), purpose=purpose, subject=_subject(h, subject),
+        outcome=outcome, kind=kind,
+    )  # fmt: skip
+
+    async def run() -> list[tuple[int, AuditEntry]]:
+        async with Store.opened(h.database_url) as store:
+            return await find_entries(store, h.identity.uri, flt, limit=max(1, limit))
+
+    found = run_coro(run())
+    if fmt == "json":
+        print(json.dumps([entry_json(i, e) for i, e in found], ensure_ascii=False, indent=2))
+    else:
+        out.print(entries_table(f"{h.settings.name}: audit log ({len(found)} entries)", found))
+
+
+# -------------------------------------------------------------------------------- report
+
+
+def build_report(
+    found: Sequence[tuple[int, AuditEntry]], *, days: float, officer_daily: int, peer_daily: int
+) -> dict[str, Any]:
+    """Queries per officer, purpose and partner (lookups and evaluations, both directions),
+    with unusual volumes flagged against the configured daily averages."""
+    queries = [e for _, e in found if e.kind in QUERY_KINDS]
+    officers = Counter((e.direction, e.peer if e.direction == "in" else "", e.officer or "-")
+                       for e in queries)  # fmt: skip
+    purposes = Counter((e.direction, e.purpose or "-") for e in queries)
+    partners = Counter((e.direction, e.peer) for e in queries)
+    outcomes = Counter(e.outcome for e in queries)
+    officer_limit, peer_limit = officer_daily * days, peer_daily * days
+    return {
+        "days": round(days, 3),
+        "entries": len(found),
+        "queries": len(queries),
+        "outcomes": dict(sorted(outcomes.items())),
+        "refusals": sum(1 for _, e in found if e.outcome == "refused"),
+        "per_officer": [
+            {
+                "direction": d,
+                "partner": p,
+                "officer": o,
+                "queries": n,
+                "flagged": n > officer_limit and o != "-",
+            }
+            for (d, p, o), n in officers.most_common()
+        ],
+        "per_purpose": [
+            {"direction": d, "purpose": p, "queries": n} for (d, p), n in purposes.most_common()
+        ],
+        "per_partner": [
+            {"direction": d, "partner": p, "queries": n, "flagged": n > peer_limit}
+            for (d, p), n in partners.most_common()
+        ],
+        "thresholds": {"officer_per_day": officer_daily, "partner_per_day": peer_daily},
+    }
+
+
+@audit_app.command("report")
+def report(
+    home: HomeOpt,
+    period: Annotated[str, typer.Option(help="How far back: 24h, 7d, 4w, day, week, month.")],
+    fmt: FormatOpt = "table",
+) -> None:
+    """Queries per officer, purpose and partner over the period; volumes above the config's
+    thresholds (audit_officer_daily_queries, audit_peer_daily_queries) are flagged."""
+    quiet_logs()
+    check_format(fmt)
+    span = parse_period(period)
+    h = load_home(home)
+    now = dt.datetime.now(dt.UTC)
+
+    async def run() -> list[tuple[int, AuditEntry]]:
+        async with Store.opened(h.database_url) as store:
+            return await find_entries(store, h.identity.uri, Filter(start=now - span, end=now))
+
+    s = h.settings
+    doc = build_report(
+        run_coro(run()),
+        days=span / dt.timedelta(days=1),
+        officer_daily=s.audit_officer_daily_queries,
+        peer_daily=s.audit_peer_daily_queries,
+    )
+    if fmt == "json":
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    out.print(f"{escape(s.name)}: {doc['queries']} queries in the last {period} "
+              f"({doc['refusals']} refusals of any kind)")  # fmt: skip
+    for key, cols in (
+        ("per_officer", ("direction", "partner", "officer", "queries")),
+        ("per_purpose", ("direction", "purpose", "queries")),
+        ("per_partner", ("direction", "partner", "queries")),
+    ):
+        table = Table(title=key.replace("_", " "), title_justify="left")
+        for col in (*cols, "flag"):
+            table.add_column(col)
+        for row in doc[key]:
+            flag = "[red]unusual volume[/]" if row.get("flagged") else ""
+            table.add_row(*(escape(str(row[c])) for c in cols), flag)
+        out.print(table)
+
+
+# -------------------------------------------------------------------------------- export
+
+
+async def export_bundle(home: Home, store: Store, start: dt.datetime, end: dt.datetime) -> bytes:
+    """The entries of [start, end) with inclusion proofs, the root chain and a statement
+    signed now (see :mod:`node.audit.bundle`)."""
+    origin = audit_origin(home.identity.uri)
+    async with opened_audit(home, store) as log:
+        await log.sign_checkpoint()
+        async with store.engine.connect() as conn:
+            cursor = await read_cursor(conn, origin)
+        assert cursor is not None
+        size = cursor.size
+        found = [
+            (i, e)
+            for i, e in await find_entries(store, home.identity.uri, Filter(start=start, end=end))
+            if i < size
+        ]
+        # An entry's canonical bytes are its leaf (find_entries parsed them strictly).
+        entries = [(i, e.to_bytes(), await log.log.inclusion_proof(size, i)) for i, e in found]
+    roots_store = RootStore(home.paths.root)
+    roots = [roots_store.read(v) for v in roots_store.versions()]
+    now = dt.datetime.now(dt.UTC)
+    # The keys a holder of the peer bundle can check: the audit keys of the root once it lists
+    # any, else the feed key(s) (the bundle's before root-init).
+    keys = AuditSigners(home).signing_keys(now)
+    if not keys:
+        raise VerificationError("no key valid now to sign the bundle with (see keys list)")
+    return build_bundle(
+        origin=origin, start_us=_us(start), end_us=_us(end), size=size, root=cursor.root,
+        entries=entries, roots=roots, keys=keys, now=now,
+    )  # fmt: skip
+
+
+@audit_app.command("export")
+def export(
+    home: HomeOpt,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle.")] = Path(
+        "audit-bundle.json"
+    ),
+    fmt: FormatOpt = "table",
+) -> None:
+    """Write the entries of a time range, their inclusion proofs, the node's root chain and a
+    signed checkpoint to one bundle, checkable offline with `creditnode verify-bundle`."""
+    quiet_logs()
+    check_format(fmt)
+    if start is None:
+        raise InputError("--from: give the start of the range")
+    h = load_home(home)
+    t0 = parse_time(start, "--from")
+    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
+    assert t0 is not None
+    if t1 <= t0:
+        raise InputError("--to must be after --from")
+
+    async def run() -> bytes:
+        async with Store.opened(h.database_url) as store:
+            return await export_bundle(h, store, t0, t1)
+
+    data = run_coro(run())
+    out_file.write_bytes(data)
+    count = len(json.loads(data)["entries"])
+    if fmt == "json":
+        print(json.dumps({"out": str(out_file), "entries": count}))
+    else:
+        out.print(f"{count} entries written to {escape(str(out_file))}")
+
+
+def verify_bundle_command(
+    file: Annotated[Path, typer.Argument(help="The bundle from `creditnode audit export`.")],
+    trust: Annotated[
+        Path,
+        typer.Option(help="The node's peer bundle, as the alliance distributes it (pins root v1)."),
+    ],
+    fmt: FormatOpt = "table",
+) -> None:
+    """Check an audit bundle offline: canonical, signed by the node's audit key as its pinned
+    root says, every entry proved into the signed tree. Exit 0 if it verifies, 7 if not."""
+    check_format(fmt)
+    try:
+        peer = PeerBundle.from_json(trust.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"--trust: {trust}: not a peer bundle ({exc})") from None
+    try:
+        verified = verify_bundle(file.read_bytes(), peer)
+    except BundleError as exc:
+        if fmt == "json":
+            print(json.dumps({"verified": False, "problem": str(exc)}, ensure_ascii=False))
+        raise VerificationError(f"{file}: {exc}") from None
+    doc = {
+        "verified": True, "origin": verified.origin, "tree_size": verified.size,
+        "signed_at": verified.signed_at.isoformat(), "signed_by": verified.role,
+        "root_version": verified.root_version, "entries": len(verified.entries),
+    }  # fmt: skip
+    if fmt == "json":
+        print(json.dumps({**doc, "list": [entry_json(i, e) for i, e in verified.entries]},
+                         ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    out.print(
+        f"verified: {len(verified.entries)} entries of {escape(verified.origin)}, tree size "
+        f"{verified.size}, signed {verified.signed_at.isoformat()} by its {verified.role} key"
+        + ("" if verified.root_version is None else f" (root v{verified.root_version})")
+    )
+
+
+# ------------------------------------------------------------------------------ reconcile
+
+
+def _ours(found: Sequence[tuple[int, AuditEntry]]) -> list[Receipt]:
+    return [
+        Receipt(i, e.exchange, e.seq, e.direction, e.kind, e.outcome, e.at_us, e.response, e.remote)
+        for i, e in found
+    ]
+
+
+def _theirs(receipts: Sequence[audit_pb.Receipt]) -> list[Receipt]:
+    return [
+        Receipt(
+            r.audit_index,
+            r.exchange,
+            r.seq,
+            r.direction,
+            r.kind,
+            r.outcome,
+            r.at_unix_us,
+            r.response_sha256,
+            r.remote_index if r.HasField("remote_index") else None,
+        )
+        for r in receipts
+    ]
+
+
+async def fetch_receipts(
+    home: Home, store: Store, peer_name: str, start: dt.datetime, end: dt.datetime,
+    timeout: float,
+) -> list[audit_pb.Receipt]:  # fmt: skip
+    """The peer's receipts of exchanges with this node in [start, end), every page; each call
+    is an exchange this node records."""
+    directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
+    await directory.refresh()
+    peer = await directory.lookup(peer_name)
+    if peer is None:
+        raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
+    got: list[audit_pb.Receipt] = []
+    request = audit_pb.ReceiptsRequest(from_unix_us=_us(start), to_unix_us=_us(end))
+    async with opened_audit(home, store) as log, peer.channel(home.tls) as channel:
+        stub = audit_rpc.AuditServiceStub(channel)
+        while True:
+            asker = new_asker()
+            try:
+                resp = await stub.Receipts(request, timeout=timeout, metadata=asker.metadata())
+            except grpc.aio.AioRpcError as err:
+                await log.record(out_entry(asker, peer=peer_name, method=RECEIPTS,
+                                           kind="receipts", outcome="refused"))  # fmt: skip
+                raise PeerError(
+                    describe_rpc_error(peer.identity, peer.record.endpoint, err)
+                ) from None
+            await log.record(out_entry(
+                asker, peer=peer_name, method=RECEIPTS, kind="receipts", outcome="received",
+                response=resp.SerializeToString(), remote=resp.audit_index,
+            ))  # fmt: skip
+            got.extend(resp.receipts)
+            if not resp.more:
+                return got
+            request.start_index = resp.next_index
+
+
+def gap_json(g: Gap) -> dict[str, Any]:
+    side = g.here or g.there
+    assert side is not None
+    return {
+        "exchange": g.exchange, "seq": g.seq, "problem": g.problem, "kind": side.kind,
+        "at": (EPOCH + dt.timedelta(microseconds=side.at_us)).isoformat(),
+        "here": None if g.here is None else {"index": g.here.index, "direction": g.here.direction,
+                                              "outcome": g.here.outcome},
+        "there": None if g.there is None else {"index": g.there.index,
+                                                "direction": g.there.direction,
+                                                "outcome": g.there.outcome},
+    }  # fmt: skip
+
+
+@audit_app.command("reconcile")
+def reconcile_command(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Option(help="The partner to reconcile with.")],
+    start: FromOpt = None,
+    end: ToOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per call to the partner.")] = 30.0,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Join this node's receipts of exchanges with PEER and the peer's own, and list the
+    exchanges one side recorded and the other did not (or whose answers differ). Exit 0 if
+    both sides agree, 7 if not, 4 if the peer cannot be asked."""
+    quiet_logs()
+    check_format(fmt)
+    if start is None:
+        raise InputError("--from: give the start of the range")
+    h = load_home(home)
+    t0 = parse_time(start, "--from")
+    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
+    assert t0 is not None
+    if t1 <= t0:
+        raise InputError("--to must be after --from")
+
+    async def run() -> list[Gap]:
+        async with Store.opened(h.database_url) as store:
+            ours = await find_entries(
+                store, h.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
+            )
+            theirs = await fetch_receipts(h, store, peer, t0 - SLACK, t1 + SLACK, timeout)
+        return reconcile(_ours(ours), _theirs(theirs), start_us=_us(t0), end_us=_us(t1))
+
+    gaps = run_coro(run())
+    if fmt == "json":
+        print(json.dumps({"peer": peer, "agree": not gaps, "gaps": [gap_json(g) for g in gaps]},
+                         ensure_ascii=False, indent=2))  # fmt: skip
+    else:
+        table = Table(title=f"exchanges with {escape(peer)} the two sides do not agree on",
+                      title_justify="left")  # fmt: skip
+        for col in ("time", "exchange", "seq", "kind", "problem", "here", "there"):
+            table.add_column(col, overflow="fold")
+        for g in gaps:
+            j = gap_json(g)
+            table.add_row(
+                j["at"][:19], g.exchange, str(g.seq), j["kind"], g.problem,
+                "" if g.here is None else f"#{g.here.index} {g.here.direction}",
+                "" if g.there is None else f"#{g.there.index} {g.there.direction}",
+            )  # fmt: skip
+        if not gaps:
+            table.add_row("(both sides agree)", "", "", "", "", "", "")
+        out.print(table)
+    if gaps:
+        raise VerificationError(f"{len(gaps)} exchanges with {peer} recorded on one side only "
+                                "or differing")  # fmt: skip
+
+
+# ------------------------------------------------------------- operators' commands recorded
+
+
+def record_command(home_root: Path, kind: str, method: str) -> int:
+    """Record an operator's command on this node as a ``local`` entry; its index."""
+    h = load_home(home_root)
+
+    async def run() -> int:
+        async with Store.opened(h.database_url) as store:
+            return await record_local(h, store, kind=kind, method=method)
+
+    return run_coro(run())
+
+
+def record_commands(group: typer.Typer, prefix: str, kind: str, names: set[str]) -> None:
+    """Make each command of *group* named in *names* record itself (once it succeeded) in the
+    audit log of its ``--home``: ``keys rotate --role audit``, say."""
+    for info in group.registered_commands:
+        if info.name in names and info.callback is not None:
+            info.callback = _recording(info.callback, f"{prefix} {info.name}", kind)
+
+
+def _recording(fn: Callable[..., Any], method: str, kind: str) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        home, role = kwargs.get("home"), kwargs.get("role")
+        if isinstance(home, Path):
+            record_command(home, kind, method + (f" --role {role}" if role else ""))
+        return result
+
+    return run

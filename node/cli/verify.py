@@ -1,0 +1,95 @@
+"""`creditnode verify`: re-check everything the node stores and name the first bad index or
+row of each log that fails (exit 7), or say what was checked (exit 0)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from node.errors import InputError, VerificationError
+from node.home import load_home
+from node.storage import Store
+from node.verification.runner import Report, verify_store
+
+FORMATS = ("table", "json")
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    return {
+        "ok": not report.findings,
+        "leaves": report.leaves,
+        "logs": [
+            {
+                "log": r.label,
+                "kind": r.kind,
+                "origin": r.origin,
+                "size": r.size,
+                "leaves": r.leaves,
+                "hashes": r.hashes,
+                "checkpoints": r.checkpoints,
+                "state_rows": r.state_rows,
+                "openings": r.openings,
+                "seconds": round(r.seconds, 3),
+                "first_bad_index": r.first_bad_index,
+                "unchecked": r.unchecked,
+                "findings": [
+                    {"kind": f.kind, "index": f.index, "row": f.row, "detail": f.detail}
+                    for f in r.findings
+                ],
+            }
+            for r in report.logs
+        ],
+    }
+
+
+def print_report(report: Report, console: Console, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("log", "leaves", "hashes", "checkpoints", "state rows", "openings", "result"):
+        table.add_column(col)
+    for r in report.logs:
+        if r.findings:
+            first = r.first_bad_index
+            result = f"[red]{len(r.findings)} finding(s)[/]" + (
+                f", first bad index {first}" if first is not None else ""
+            )
+        else:
+            result = "[green]ok[/]"
+        if r.unchecked:
+            result += f" (not checked: {escape('; '.join(r.unchecked))})"
+        table.add_row(
+            escape(r.label), str(r.leaves), str(r.hashes), str(r.checkpoints),
+            str(r.state_rows), str(r.openings), result,
+        )  # fmt: skip
+    if not report.logs:
+        table.add_row("(no logs yet)", "", "", "", "", "", "")
+    console.print(table)
+    findings = report.findings
+    if findings:
+        ft = Table(title="findings (first bad index or row of each)", title_justify="left")
+        for col in ("log", "kind", "index", "row", "detail"):
+            ft.add_column(col, overflow="fold")
+        for f in findings:
+            ft.add_row(
+                escape(f.log), f.kind, "" if f.index is None else str(f.index), escape(f.row),
+                escape(f.detail),
+            )  # fmt: skip
+        console.print(ft)
+
+
+async def verify_home(root: Path, out: Console, *, fmt: str = "table") -> int:
+    """Run one whole pass; print it; the exit code (0 clean, 7 on any finding)."""
+    if fmt not in FORMATS:
+        raise InputError("--format must be table or json")
+    home = load_home(root)
+    async with Store.opened(home.database_url) as store:
+        report = await verify_store(home, store, parallel=True)
+    if fmt == "json":
+        print(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+    else:
+        print_report(report, out, f"verify {home.identity.uri}")
+    return VerificationError.exit_code if report.findings else 0
