@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit bench-check bench-report
 
 venv: $(STAMP)
 
@@ -73,3 +73,14 @@ bench-oprf: venv
 # `creditnode verify` over a 1,000,000-leaf own log (issue 13): bench/results/verify.json.
 bench-verify: venv
 	$(BIN)/python bench/verify.py $(BENCH_ARGS)
+
+# A federated check over three partners on loopback, one down (issue 14): per-partner p50/p99
+# and the down partner at its deadline: bench/results/check.json.
+bench-check: venv
+	$(BIN)/python bench/check.py $(BENCH_ARGS)
+
+# The report RPC (mTLS, policy, signing, audit) at concurrency 1 and 16 against a bare grpc.aio
+# echo over mTLS in the same run, and p99 at half the maximum rate (issue 14):
+# bench/results/report.json.
+bench-report: venv
+	$(BIN)/python bench/report.py $(BENCH_ARGS)

@@ -189,6 +189,8 @@ def kind_of(method: str, message: Message | None) -> str:
         return "feed_range"
     if name == "Receipts":
         return "receipts"
+    if name == "GetReport":
+        return "report"
     return "other"
 
 

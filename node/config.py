@@ -64,6 +64,11 @@ class NodeSettings(BaseSettings):
     # pseudonym evaluations) over the period exceed this many a day on average.
     audit_officer_daily_queries: int = Field(default=200, ge=1)
     audit_peer_daily_queries: int = Field(default=5_000, ge=1)
+    # Officers' listener (OfficerService, mutual TLS with officer credentials of this node
+    # only): "" serves none. Never the peer port: a peer is never admitted there.
+    officer_listen: str = ""
+    # How long a federated check waits for each partner's report before marking it timed out.
+    check_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("name", "federation")
     @classmethod
@@ -80,6 +85,13 @@ class NodeSettings(BaseSettings):
     @classmethod
     def _listen(cls, v: str) -> str:
         parse_hostport(v)
+        return v
+
+    @field_validator("officer_listen")
+    @classmethod
+    def _officer_listen(cls, v: str) -> str:
+        if v:
+            parse_hostport(v)
         return v
 
     @field_validator("advertise")

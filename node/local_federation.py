@@ -32,6 +32,7 @@ class LocalFederation:
         enroll: bool = True,
         heartbeat: bool = True,
         subscribe: bool = True,
+        officers: bool = False,
     ) -> None:
         self.base = base
         self.cities = list(cities)
@@ -41,6 +42,7 @@ class LocalFederation:
         self.enroll_all = enroll
         self.run_heartbeat = heartbeat
         self.subscribe = subscribe
+        self.officers = officers  # each node also serves an officer listener on 127.0.0.1:0
         self.nodes: dict[str, Node] = {}
 
     @property
@@ -62,6 +64,8 @@ class LocalFederation:
                 listen="127.0.0.1:0",
             )
         set_setting(root, "heartbeat_seconds", self.heartbeat_seconds)
+        if self.officers:
+            set_setting(root, "officer_listen", "127.0.0.1:0")
         node = await Node.open(root, database_url=self.database_url(name))
         await node.start(heartbeat=False, subscribe=self.subscribe)
         set_setting(root, "advertise", node.endpoint)

@@ -29,6 +29,8 @@ from node.api import (
     pseudonyms_rpc,
     query,
     query_rpc,
+    reports,
+    reports_rpc,
     rpc,
     witness,
     witness_rpc,
@@ -44,6 +46,8 @@ from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
 from node.keys.signers import FeedSigners
+from node.officers.check import Checker, own_reports
+from node.officers.listener import start_officer_listener
 from node.peers.certificates import certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
 from node.peers.directory import DirectoryChange, KnownPeer, PeerDirectory
@@ -52,11 +56,13 @@ from node.peers.gate import Caller, GateInterceptor, PeerGate
 from node.peers.heartbeat import Heartbeat
 from node.peers.roots import RootRefresher
 from node.peers.transport import SERVER_OPTIONS, server_credentials
+from node.reports.build import ReportDeps
 from node.services.audit import AuditServicer
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
 from node.services.pseudonym import PseudonymServicer, TokenBuckets
 from node.services.query import QueryServicer
+from node.services.report import ReportServicer
 from node.services.witness import WitnessServicer
 from node.storage import Store
 from node.verification.background import BackgroundVerifier
@@ -72,6 +78,7 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["NodeService"].full_name,
     feeds.DESCRIPTOR.services_by_name["FeedService"].full_name,
     query.DESCRIPTOR.services_by_name["QueryService"].full_name,
+    reports.DESCRIPTOR.services_by_name["ReportService"].full_name,
     pseudonyms.DESCRIPTOR.services_by_name["PseudonymService"].full_name,
     audit.DESCRIPTOR.services_by_name["AuditService"].full_name,
     witness.DESCRIPTOR.services_by_name["WitnessService"].full_name,
@@ -125,9 +132,15 @@ class Node:
             home.tls, store, self.directory.peers, [publisher.origin, audit.origin]
         )
         self.gossip = Gossip(home.tls, store, self.directory.peers, on_fork=self._gossiped_fork)
+        # Signed reports (issue 14): GetReport for peers, build_report for the node's own.
+        self.report_deps = ReportDeps.of(home, publisher)
         self.started_at = dt.datetime.now(dt.UTC)
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        # The officers' own listener (setting officer_listen; issue 14), apart from peers.
+        self.officer_port = 0
+        self._officer_server: grpc.aio.Server | None = None
+        self.checker: Checker | None = None
         self._last_seen_write: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -152,6 +165,14 @@ class Node:
     def endpoint(self) -> str:
         host, _ = parse_hostport(self.home.settings.listen)
         return f"{host}:{self.port}"
+
+    @property
+    def officer_endpoint(self) -> str:
+        """Where officers dial (HOST:PORT of officer_listen as bound); "" if none."""
+        if not self.officer_port:
+            return ""
+        host, _ = parse_hostport(self.home.settings.officer_listen)
+        return f"{host}:{self.officer_port}"
 
     async def start(
         self,
@@ -185,6 +206,7 @@ class Node:
             FeedServicer(self.publisher, self.border, refuse=self.verifier.own_failure), server
         )
         query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
+        reports_rpc.add_ReportServiceServicer_to_server(ReportServicer(self.report_deps), server)
         settings = self.home.settings
         pseudonyms_rpc.add_PseudonymServiceServicer_to_server(
             PseudonymServicer(
@@ -214,6 +236,17 @@ class Node:
             raise ConfigError(f"cannot listen on {listen}: {_bind_problem(listen)}")
         await server.start()
         self._server = server
+        if self.home.settings.officer_listen:
+            try:
+                started = await start_officer_listener(
+                    self.home, self.store, self.directory, self.audit, self.audit_secret,
+                    own_reports(self.report_deps),
+                )  # fmt: skip
+                self._officer_server, self.officer_port, self.checker = started
+            except BaseException:
+                await server.stop(0)
+                self._server = None
+                raise
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._spawn(self.publisher.run(), "publisher")
@@ -333,6 +366,11 @@ class Node:
         for task in [*self._followers.values(), *self._background]:
             if task.get_name() != "seen":
                 task.cancel()
+        if self._officer_server is not None:
+            await self._officer_server.stop(grace)
+            self._officer_server = None
+        if self.checker is not None:
+            await self.checker.close()
         await self._server.stop(grace)
         self._server = None
         await self.roots.close()

@@ -102,6 +102,8 @@ BAD = [
     ('code = "tax-grade-a"', 'code = "tax-major"', 'code = "tax-major"',
      "code repeats list 2"),
     ('code = "tax-grade-a"', 'code = "Tax A"', 'code = "Tax A"', "code must be"),
+    ('code = "tax-grade-a"', 'code = "penalty"', 'code = "penalty"',
+     "code penalty is a data class's"),
     ("repair_after_months = 12\nseverities", "repair_after_month = 12\nseverities",
      "repair_after_month =", "unknown key 'repair_after_month'"),
     ('term = { kind = "window", min_months = 12, max_months = 36 }',

@@ -18,13 +18,16 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from keys import SigningKey
 from node.api import feeds
 from node.feeds import merkle, note, subscriber
+from node.feeds.logstore import LOGS
 from node.feeds.publisher import signing_time
 from node.feeds.verify import (
     MAX_CLOCK_SKEW,
+    CheckpointRefused,
     FeedError,
     ForkError,
     VerifiedCheckpoint,
@@ -283,6 +286,8 @@ def test_validity_at_the_signed_time(case: Case, grows: bool) -> None:
         with pytest.raises(FeedError, match="checkpoint refused") as err:
             verify_checkpoint(signed, ROOT, ORIGIN, previous, now=case.now)
         assert case.refused in str(err.value)
+        # Not the origin's checkpoint (tampered), except a time ahead of this clock (stalled).
+        assert isinstance(err.value, CheckpointRefused) == ("ahead" not in case.refused)
         return
     got = verify_checkpoint(signed, ROOT, ORIGIN, previous, now=case.now)
     assert got.note == bytes(signed.note) and got.size == size
@@ -297,15 +302,19 @@ def test_an_enrolled_key_without_a_root_is_not_judged_by_time() -> None:
     and may not run ahead of the clock or behind the last checkpoint."""
     late = RETIRED + 400 * DAY
     assert verify_checkpoint(signed_at(T0, OLD), OLD.verifying_key, ORIGIN, None, now=late)
-    with pytest.raises(FeedError, match="ahead"):
+    with pytest.raises(FeedError, match="ahead") as ahead:
         verify_checkpoint(signed_at(late, OLD), OLD.verifying_key, ORIGIN, None, now=T0)
-    with pytest.raises(FeedError, match="earlier than"):
+    assert not isinstance(ahead.value, CheckpointRefused)  # a clock problem: stalled
+    with pytest.raises(CheckpointRefused, match="earlier than"):
         verify_checkpoint(
             signed_at(T0, OLD), OLD.verifying_key, ORIGIN, previous_at(T0 + DAY), now=late
         )
     bad = note.sign_checkpoint(note.Checkpoint(ORIGIN, 4, TREE[4], ("time 01",)), OLD)
-    with pytest.raises(FeedError, match="checkpoint refused: checkpoint time"):
+    with pytest.raises(CheckpointRefused, match="checkpoint refused: checkpoint time") as err:
         verify_checkpoint(feeds.SignedCheckpoint(note=bad), OLD.verifying_key, ORIGIN, None, now=T0)
+    assert err.value.note == bad  # the note received, kept as evidence
+    with pytest.raises(CheckpointRefused, match="checkpoint refused"):
+        verify_checkpoint(signed_at(T0, NEW), OLD.verifying_key, ORIGIN, None, now=T0)
 
 
 def test_a_fork_is_evidence_whatever_time_it_claims() -> None:
@@ -391,7 +400,9 @@ async def test_a_revoked_keys_next_checkpoint_is_refused_while_streaming(
     assert at is not None
     # Its signature verifies: only its time, at or after the revocation, refuses it.
     note.open_checkpoint(refused, old_key.verifying_key, origin=old_key.name)
-    _, detail = await state_becomes(lanzhou, jinan, "stalled")
+    # Not the origin's checkpoint: a verification failure, the feed tampered, the note kept.
+    _, detail = await state_becomes(lanzhou, jinan, "tampered")
+    assert detail.startswith("sync: checkpoint refused: ")
     assert f"valid at its signed time {format_time(at)}" in detail
     assert tuf_key(old_key.verifying_key).keyid[:16] in detail and "(revoked)" in detail
     assert await held_version(lanzhou, "jinan") == 3
@@ -406,12 +417,33 @@ async def test_a_revoked_keys_next_checkpoint_is_refused_while_streaming(
         kept = await sub.check_checkpoint(channel, feeds.SignedCheckpoint(note=history), None)
     assert kept.size == size
 
-    # The node signs with the keys its root says again: the follower catches up, ok.
+    [(kind, later)] = await refused_evidence(lanzhou, jinan)
+    assert kind == "refused-checkpoint" and later == refused
+
+    # The node signs with the keys its root says again: the follower catches up, but the
+    # feed stays tampered until the operator clears it; then it is ok.
     jinan.publisher.signers = FeedSigners.of_home(jinan.home)
     await jinan.publisher.sign_checkpoint(resign=True)
     assert signed_by(jinan.publisher.latest_note, new_key)
     await wait_mirrored(lanzhou, jinan, refused_size)
-    assert await state_becomes(lanzhou, jinan, "ok") == ("ok", "")
+    assert (await mirror_state(lanzhou, jinan))[0] == "tampered"
+    cleared = await subscriber.clear_feed_state(lanzhou.store, jinan.home.identity.uri)
+    assert (cleared.state, cleared.evidence) == ("tampered", 1)
+    size = await jinan.publisher.append(adds(2, start=12))
+    await wait_mirrored(lanzhou, jinan, size)
+    assert await mirror_state(lanzhou, jinan) == ("ok", "")
+
+
+async def refused_evidence(node: Node, origin: Node) -> list[tuple[str, bytes]]:
+    """The (kind, received note) of every refused checkpoint *node* kept of *origin*."""
+    async with node.store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(subscriber.EVIDENCE.c.kind, subscriber.EVIDENCE.c.later_note)
+            .select_from(subscriber.EVIDENCE.join(LOGS, LOGS.c.id == subscriber.EVIDENCE.c.log_id))
+            .where(LOGS.c.origin == origin.home.identity.uri)
+            .order_by(subscriber.EVIDENCE.c.id)
+        )
+        return [(str(k), bytes(n)) for k, n in rows]
 
 
 async def state_becomes(node: Node, origin: Node, want: str) -> tuple[str, str]:

@@ -265,6 +265,28 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     assert "in lanzhou's mirror of jinan's feed: jinan:" in out
     assert "after credit repair" in out and "found nowhere in jinan's database" in out
     assert "REMOVE(expiry)" in out and "both holders applied them" in out
+    # The audit scene: every node's stored data verifies; the demo's Jinan–Lanzhou queries
+    # are in both logs under one exchange id; an export verifies offline with the witnesses'
+    # cosignatures; the two sides' receipts reconcile.
+    audit = out[out.index("audit: every exchange is in both sides") :]
+    verified = audit[: audit.index("the demo's Jinan–Lanzhou queries")]
+    assert verified.count("│ none") == 3
+    both = audit[audit.index("the demo's Jinan–Lanzhou queries") : audit.index("audit export")]
+    rows = [line for line in both.splitlines() if line.startswith("│ ")]
+    assert len(rows) == 3 and all(" in " in r and " out " in r for r in rows)
+    assert sum("✓" in r for r in rows) == 2  # the two lookups' answers hash the same
+    assert "offline with only the peer bundles: verified" in audit
+    assert " 0 exchange(s) recorded on one side only" in audit
+    commands = out[out.index("an auditor can run, while the demo runs") :]
+    for command in ("verify --home", "audit show", "audit export", "verify-bundle",
+                    "audit reconcile", "evidence export"):  # fmt: skip
+        assert f"creditnode {command}" in commands
+    # A Jinan officer's check: Lanzhou's black list and its mandatory measure, Taiyuan's red
+    # list, every report saved and verified offline.
+    check = out[out.index("a Jinan officer's credit check") :]
+    assert "serious_dishonesty" in check and "red_lists" in check and "(mandatory)" in check
+    assert "verdict: black-listed (exit code 11)" in check
+    assert check.count("verified offline, issued by") == 3
     assert "federation stopped cleanly" in out
 
 

@@ -17,7 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from node.api import audit, feeds, pb, pseudonyms, query, query_rpc, witness, witness_rpc
+from node.api import (
+    audit,
+    feeds,
+    pb,
+    pseudonyms,
+    query,
+    query_rpc,
+    reports,
+    witness,
+    witness_rpc,
+)
 from node.audit.entry import AuditEntry
 from node.audit.query import Filter, find_entries
 from node.border import ExitCall
@@ -78,6 +88,9 @@ REQUESTS: dict[str, Message] = {
     "/creditnode.v1.FeedService/GetCheckpoint": feeds.GetCheckpointRequest(),
     "/creditnode.v1.FeedService/Disclose": feeds.DiscloseRequest(start=0, end=3),
     "/creditnode.v1.QueryService/Lookup": query.LookupRequest(purpose="enforcement", uscc=USCC),
+    "/creditnode.v1.ReportService/GetReport": reports.GetReportRequest(
+        purpose="enforcement", uscc=USCC
+    ),
     "/creditnode.v1.PseudonymService/Evaluate": pseudonyms.EvaluateRequest(
         purpose="enforcement", blinded_elements=[blind_id(CANARY_IDS[0])[1]]
     ),

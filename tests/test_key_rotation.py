@@ -31,8 +31,8 @@ from node.api import feeds, pb, rpc
 from node.cli import main
 from node.feeds import note, subscriber
 from node.feeds.logstore import LOGS
-from node.feeds.subscriber import Subscriber
-from node.feeds.verify import FeedError
+from node.feeds.subscriber import Subscriber, clear_feed_state
+from node.feeds.verify import CheckpointRefused, FeedError
 from node.home import init_home, load_home
 from node.keys.ceremony import HolderKey, revoke_key, root_init, rotate_key
 from node.keys.roles import FEED, tuf_key
@@ -290,10 +290,10 @@ async def test_a_checkpoint_signed_only_by_a_revoked_key_is_refused(
     revoked_at = revoked.closed[0].window.revoked_at
     assert signed_at is not None and revoked_at is not None and signed_at >= revoked_at
     assert note.open_checkpoint(refused_note, old_key.verifying_key, origin=old_key.name)
-    with pytest.raises(FeedError, match="no feed key that signed it was valid at its signed"):
+    with pytest.raises(CheckpointRefused, match="no feed key that signed it was valid at its"):
         await synced(lanzhou, jinan)
     state, detail = await mirror_state(lanzhou, jinan)
-    assert state == "stalled" and "checkpoint refused" in detail
+    assert state == "tampered" and "checkpoint refused" in detail
     assert old_id[:16] in detail and signed_at.strftime("%Y-%m-%dT%H:%M:%SZ") in detail
     assert await held_version(lanzhou, "jinan") == 3
     assert await mirror_size(lanzhou, jinan) == size < refused_size
@@ -309,13 +309,18 @@ async def test_a_checkpoint_signed_only_by_a_revoked_key_is_refused(
                 channel, feeds.SignedCheckpoint(note=jinan.publisher.latest_note), None
             )
 
-    # Jinan signs with the keys its root says again: the feed verifies and is ok.
+    # Jinan signs with the keys its root says again: the feed verifies and catches up, but
+    # stays tampered (the subscriber never clears it) until the operator does.
     jinan.publisher.signers = FeedSigners.of_home(jinan.home)
     await jinan.publisher.sign_checkpoint(resign=True)
     assert not signed_by(jinan.publisher.latest_note, old_key)
     await synced(lanzhou, jinan)
-    assert await mirror_state(lanzhou, jinan) == ("ok", "")
+    assert (await mirror_state(lanzhou, jinan))[0] == "tampered"
     assert await mirror_size(lanzhou, jinan) == refused_size
+    cleared = await clear_feed_state(lanzhou.store, jinan.home.identity.uri)
+    assert cleared.state == "tampered" and cleared.evidence == 1
+    await synced(lanzhou, jinan)
+    assert await mirror_state(lanzhou, jinan) == ("ok", "")
     record = json.loads((jinan.home.paths.root / "keys" / "revocations.jsonl").read_text())
     assert record["keyid"] == old_id and record["root_version"] == 3
 

@@ -16,6 +16,9 @@ LAYERS: dict[str, int] = {
     "node.runtime": 6,
     "node.local_federation": 6,
     "node.services": 5,
+    # Officers (issue 14): their listener's gate and service, and the federated check that
+    # asks the peers and builds this node's own report.
+    "node.officers": 5,
     "node.border": 5,
     "node.peers.gate": 5,
     "node.peers.heartbeat": 5,
@@ -29,6 +32,9 @@ LAYERS: dict[str, int] = {
     "node.policy": 4,
     # Witnessing: cosigning, gossip and fork evidence, beside the feeds they watch.
     "node.witness": 4,
+    # Signed credit reports: built from the feeds, desensitised by policy, cite cosignatures;
+    # the policy's release rule reads a report's payload to judge it at the exit.
+    "node.reports": 4,
     "adapters": 4,
     # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
     "node.peers": 3,

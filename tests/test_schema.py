@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor
 
-from node.api import audit, feeds, options, pb, pseudonyms, query, witness
+from node.api import audit, feeds, officers, options, pb, pseudonyms, query, witness
 
 
 def _messages_of_services() -> dict[str, Descriptor]:
@@ -18,6 +18,7 @@ def _messages_of_services() -> dict[str, Descriptor]:
             witness.DESCRIPTOR,
             audit.DESCRIPTOR,
             pseudonyms.DESCRIPTOR,
+            officers.DESCRIPTOR,
         )
         for service in file.services_by_name.values()
         for method in service.methods

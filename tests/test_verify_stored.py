@@ -509,6 +509,11 @@ async def test_sync_exits_7_for_a_checkpoint_under_a_wrong_key_and_4_for_an_orig
     assert await asyncio.to_thread(main, ["sync", "--home", root]) == 7
     out = capsys.readouterr().out
     assert "checkpoint refused" in out and "unreachable" not in out
+    # Not jinan's checkpoint: the feed is tampered, the note received kept as evidence.
+    assert "tampered" in out and await _state(lanzhou, jinan) == "tampered"
+    [refused] = await _evidence(lanzhou)
+    assert refused["kind"] == "refused-checkpoint" and refused["later_note"]
+    assert b"\n\n" in refused["later_note"] and refused["detail"].startswith("checkpoint refused")
     await _exec(
         lanzhou,
         update(PEERS)
@@ -527,6 +532,28 @@ async def test_sync_exits_7_for_a_checkpoint_under_a_wrong_key_and_4_for_an_orig
     finally:
         jinan.publisher.log.read_batches = original  # type: ignore[method-assign]
     out = capsys.readouterr().out
-    assert "unreachable" in out and "tampered" not in out
-    assert await _evidence(lanzhou) == []
+    assert "unreachable" in out and "sync: " not in out  # nothing new held against jinan
+    assert len(await _evidence(lanzhou)) == 1
+    # The right key again: the sync verifies (exit 0), the mark stands and is shown until
+    # the operator clears it (`evidence clear`, recorded in the audit log).
     assert await asyncio.to_thread(main, ["sync", "--home", root]) == 0
+    assert "tampered" in capsys.readouterr().out
+    assert (
+        await asyncio.to_thread(main, ["evidence", "clear", "--home", root, "--peer", "jinan"]) == 2
+    )
+    assert (
+        await asyncio.to_thread(
+            main, ["evidence", "clear", "--home", root, "--peer", "jinan", "--confirm"]
+        )
+        == 0
+    )
+    assert "now ok, 1 evidence record(s) kept" in capsys.readouterr().out
+    assert await _state(lanzhou, jinan) == "ok"
+    assert (
+        await asyncio.to_thread(
+            main, ["evidence", "clear", "--home", root, "--peer", "jinan", "--confirm"]
+        )
+        == 2
+    )  # nothing marked now
+    assert await asyncio.to_thread(main, ["sync", "--home", root]) == 0
+    assert "tampered" not in capsys.readouterr().out

@@ -431,6 +431,34 @@ async def test_the_split_view_scenario_is_detected_through_gossip(
     code = main(["evidence", "check", str(path), "--bundle", str(bundle), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ok"] and out["records"][0]["proven"] == "inconsistent"
+    # The cosignatures on the notes are checked: under the trust the export embeds for each
+    # cosigner it holds (taiyuan's; lanzhou's own is listed unchecked), or under the
+    # witnesses' bundles given.
+    statuses = dict(verdict.records[0].cosignatures)
+    assert statuses[taiyuan.home.identity.uri] == evidence.EMBEDDED
+    assert set(statuses.values()) <= {evidence.EMBEDDED, evidence.UNCHECKED}
+    witnesses = []
+    for w in (lanzhou, taiyuan):
+        witnesses += ["--cosigner", str(tmp_path / f"{w.name}.bundle.json")]
+        (tmp_path / f"{w.name}.bundle.json").write_text(
+            export_bundle(load_home(w.home.paths.root)).to_json()
+        )
+    argv = ["evidence", "check", str(path), "--bundle", str(bundle), *witnesses]
+    assert main([*argv, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {c["status"] for r in out["records"] for c in r["cosignatures"]} == {"verified"}
+    # A cosignature that does not verify (taiyuan's name, another key) fails the document.
+    record = doc["evidence"][0]
+    body = cs.note_body(record["earlier_note"].encode())
+    uri = taiyuan.home.identity.uri
+    forged = cosign(body, SigningKey.generate(uri), timestamp=int(time.time()), name=uri).line()
+    bad = dict(doc, evidence=[dict(record, earlier_note=record["earlier_note"] + forged + "\n")])
+    judged = evidence.check(bad, feed_key=jinan.home.signing_key.verifying_key)
+    assert not judged.ok and "cosignature" in judged.records[0].problem
+    path.write_text(json.dumps(bad))
+    assert main([*argv, "--format", "json"]) == 7
+    assert "INVALID" in capsys.readouterr().out
+    path.write_text(json.dumps(doc))
     # Any edit of a note, or of the proof, and it no longer checks.
     record = doc["evidence"][0]
     edits = {

@@ -11,6 +11,14 @@ audit key; the peer bundle's feed key before ``keys root-init``).
 
 Every byte counts: the document must be exactly its canonical spelling, the statement's
 signature covers the digest of everything else, and each leaf is proved into the signed root.
+
+*Witnessed*: the newest audit checkpoint (at most the bundle's size) for which the node holds
+witnesses' cosignatures, as the node signed it, with those cosignature lines, a consistency
+proof from its size to the bundle's, and each cosigner's root versions as the node holds them.
+The checker verifies the checkpoint like the statement and, for each cosigner whose peer
+bundle it is given (pinning the cosigner's root v1), the cosignature under the cosigner's
+witness keys valid at its time (:func:`node.witness.trust.cosigner_keys`): a cosignature that
+fails fails the bundle; one by a cosigner it was not given is reported as not checked.
 """
 
 from __future__ import annotations
@@ -30,6 +38,14 @@ from node.audit.log import ORIGIN_SUFFIX
 from node.feeds import merkle, note
 from node.keys.roles import AUDIT, FEED, ed25519_public
 from node.keys.trusted import RootError, TrustedRoot
+from node.witness.cosignature import (
+    MAX_COSIGNATURES,
+    Cosignature,
+    CosignatureError,
+    note_body,
+    verify_cosignature,
+)
+from node.witness.trust import Trust, cosigner_keys, pinned_trust
 
 FORMAT: Final = "creditnode-audit-bundle/1"
 BUNDLE_EXTENSION: Final = "bundle"
@@ -37,6 +53,9 @@ MAX_BUNDLE_BYTES: Final = 512 * 1024 * 1024
 _FIELDS: Final = frozenset(
     {"format", "origin", "from_us", "to_us", "size", "root", "entries", "roots", "statement"}
 )
+WITNESSED: Final = "witnessed"  # absent in bundles made before cosignatures were carried
+_WITNESSED_FIELDS: Final = frozenset({"note", "cosignatures", "proof", "cosigner_roots"})
+_MAX_COSIGNER_ROOTS: Final = 64  # root versions per cosigner
 
 
 class BundleError(ValueError):
@@ -53,6 +72,36 @@ class Verified:
     entries: tuple[tuple[int, AuditEntry], ...]
     root_version: int | None  # of the node's root the keys were checked in (None: no root)
     role: str  # whose keys signed: audit, or feed
+    witnessed_size: int | None = None  # the cosigned checkpoint's size (None: none carried)
+    # (cosigner URI, True if its cosignature verified, False if no trust for it was given)
+    cosigners: tuple[tuple[str, bool], ...] = ()
+
+    @property
+    def cosigned_by(self) -> int:
+        """How many cosignatures verified."""
+        return sum(1 for _, ok in self.cosigners if ok)
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """What an export carries of witnessing: the cosigned audit checkpoint (the node's signed
+    note), the cosignature lines held for it, a consistency proof from its size to the
+    bundle's, and each cosigner's root versions held (by cosigner URI)."""
+
+    note: bytes
+    cosignatures: Sequence[str]
+    proof: Sequence[bytes]
+    cosigner_roots: dict[str, Sequence[bytes]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "note": self.note.decode("utf-8"),
+            "cosignatures": list(self.cosignatures),
+            "proof": [_b64(p) for p in self.proof],
+            "cosigner_roots": {
+                uri: [_b64(r) for r in roots] for uri, roots in sorted(self.cosigner_roots.items())
+            },
+        }
 
 
 def _b64(data: bytes) -> str:
@@ -93,6 +142,7 @@ def build_bundle(
     roots: Sequence[bytes],
     keys: Sequence[SigningKey],
     now: dt.datetime,
+    witnessed: Witnessed | None = None,
 ) -> bytes:
     """The bundle's bytes: *entries* are (index, leaf, inclusion proof to *size*)."""
     payload: dict[str, Any] = {
@@ -107,6 +157,7 @@ def build_bundle(
             for i, leaf, proof in entries
         ],
         "roots": [_b64(r) for r in roots],
+        WITNESSED: None if witnessed is None else witnessed.to_json(),
     }
     cp = note.timed_checkpoint(
         origin, size, root, now, extensions=[f"{BUNDLE_EXTENSION} {payload_digest(payload)}"]
@@ -115,14 +166,29 @@ def build_bundle(
     return _canonical(payload) + b"\n"
 
 
+@dataclass(frozen=True)
+class NodeTrust:
+    """What a checker holds of the node: the root v1 it pins (None: no root) and its feed key
+    (both from its peer bundle)."""
+
+    root_v1: bytes | None
+    feed_key: VerifyingKey
+
+    @classmethod
+    def of(cls, bundle: PeerBundle) -> NodeTrust:
+        return cls(bundle.root_v1_bytes, bundle.verifying_key)
+
+
 def _verifiers(
-    trust: PeerBundle, roots: list[bytes], node_uri: str, at: dt.datetime
+    trust: PeerBundle | NodeTrust, roots: list[bytes], node_uri: str, at: dt.datetime
 ) -> tuple[list[VerifyingKey], TrustedRoot | None, str]:
-    pinned = trust.root_v1_bytes
+    if isinstance(trust, PeerBundle):
+        trust = NodeTrust.of(trust)
+    pinned = trust.root_v1
     if pinned is None:
         if roots:
             raise BundleError("the bundle carries a root, but the trusted peer bundle pins none")
-        return [trust.verifying_key], None, FEED
+        return [trust.feed_key], None, FEED
     if not roots or roots[0] != pinned:
         raise BundleError("the bundle's root v1 is not the one the peer bundle pins")
     try:
@@ -138,15 +204,18 @@ def _verifiers(
     return keys, held, role
 
 
-def verify_bundle(data: bytes, trust: PeerBundle) -> Verified:
-    """Check a bundle offline against the node's peer bundle; BundleError on any defect."""
+def verify_bundle(
+    data: bytes, trust: PeerBundle, cosigner_bundles: Sequence[PeerBundle] = ()
+) -> Verified:
+    """Check a bundle offline against the node's peer bundle (and the witnesses' cosignatures
+    against *cosigner_bundles*, the cosigners' peer bundles); BundleError on any defect."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError("bundle is too large")
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BundleError("not a JSON document") from None
-    if not isinstance(obj, dict) or set(obj) != _FIELDS:
+    if not isinstance(obj, dict) or set(obj) - {WITNESSED} != _FIELDS:
         raise BundleError("not an audit bundle (unknown or missing fields)")
     if _canonical(obj) + b"\n" != data:
         raise BundleError("not in canonical form: the bundle was edited")
@@ -210,6 +279,12 @@ def verify_bundle(data: bytes, trust: PeerBundle) -> Verified:
         if not obj["from_us"] <= entry.at_us < obj["to_us"]:
             raise BundleError(f"leaf {idx} is outside the bundle's time range")
         entries.append((idx, entry))
+    witnessed_size: int | None = None
+    cosigners: tuple[tuple[str, bool], ...] = ()
+    if obj.get(WITNESSED) is not None:
+        witnessed_size, cosigners = check_witnessed(
+            obj[WITNESSED], trust, roots, node_uri, origin, size, root, cosigner_bundles
+        )
     return Verified(
         origin=origin,
         size=size,
@@ -217,4 +292,92 @@ def verify_bundle(data: bytes, trust: PeerBundle) -> Verified:
         entries=tuple(entries),
         root_version=None if held is None else held.version,
         role=role,
+        witnessed_size=witnessed_size,
+        cosigners=cosigners,
     )
+
+
+def _cosigner_trust(bundle: PeerBundle, chain: list[bytes]) -> Trust:
+    """The cosigner's trust: its pinned root v1 brought forward by the versions the node
+    held, or its feed key without a root."""
+    try:
+        return pinned_trust(bundle.root_v1_bytes, chain, bundle.verifying_key)
+    except RootError as exc:
+        raise BundleError(f"cosigner {bundle.name}'s root chain does not verify: {exc}") from None
+
+
+def check_witnessed(
+    raw: object,
+    trust: PeerBundle | NodeTrust,
+    roots: list[bytes],
+    node_uri: str,
+    origin: str,
+    size: int,
+    root: bytes,
+    cosigner_bundles: Sequence[PeerBundle],
+) -> tuple[int, tuple[tuple[str, bool], ...]]:
+    """Check a bundle's *witnessed* part (JSON) against the node's peer bundle *trust* and
+    root chain *roots*, for a tree of *size* and *root*: the cosigned checkpoint's size and
+    each cosigner (True: verified under the bundle given for it; False: none given).
+    BundleError on any defect. The exporter runs it too, to carry only what verifies."""
+    if not isinstance(raw, dict) or set(raw) != _WITNESSED_FIELDS:
+        raise BundleError("witnessed is malformed")
+    text, lines, proof_raw, croots = (
+        raw["note"], raw["cosignatures"], raw["proof"], raw["cosigner_roots"]
+    )  # fmt: skip
+    if not isinstance(text, str) or not isinstance(lines, list) or not isinstance(proof_raw, list):
+        raise BundleError("witnessed is malformed")
+    if not isinstance(croots, dict) or len(lines) > MAX_COSIGNATURES or len(proof_raw) > 64:
+        raise BundleError("witnessed is malformed")
+    signed = text.encode("utf-8")
+    try:
+        at = note.checkpoint_time(note.stored_checkpoint(signed))
+        body = note_body(signed)
+    except note.NoteError as exc:
+        raise BundleError(f"the witnessed checkpoint is malformed: {exc}") from None
+    if at is None:
+        raise BundleError("the witnessed checkpoint has no signing time")
+    keys, held, role = _verifiers(trust, roots, node_uri, at)
+    try:
+        opened, by = note.open_note_by(signed, keys)
+        cp = note.Checkpoint.parse_body(opened)
+    except note.NoteError as exc:
+        raise BundleError(f"the witnessed checkpoint's signature does not verify: {exc}") from None
+    if held is not None and not any(held.key_valid(role, k, at) for k in by):
+        raise BundleError(f"no {role} key that signed the witnessed checkpoint was valid then")
+    if cp.origin != origin or cp.size > size:
+        raise BundleError("the witnessed checkpoint is not of this log, or beyond the bundle")
+    proof = [_unb64(p, "witnessed proof") for p in proof_raw]
+    try:
+        merkle.verify_consistency(proof, cp.size, cp.root, size, root)
+    except merkle.ProofError as exc:
+        raise BundleError(f"the bundle's tree does not extend the witnessed one: {exc}") from None
+    given = {b.identity.uri: b for b in cosigner_bundles}
+    seen: list[tuple[str, bool]] = []
+    for line in lines:
+        if not isinstance(line, str):
+            raise BundleError("a cosignature is not a line of text")
+        try:
+            cos = Cosignature.parse(line)
+        except CosignatureError as exc:
+            raise BundleError(f"a cosignature is malformed: {exc}") from None
+        if any(name == cos.name for name, _ in seen):
+            raise BundleError(f"two cosignatures by {cos.name}")
+        bundle = given.get(cos.name)
+        if bundle is None:
+            seen.append((cos.name, False))
+            continue
+        chain_raw = croots.get(cos.name, [])
+        if not isinstance(chain_raw, list) or len(chain_raw) > _MAX_COSIGNER_ROOTS:
+            raise BundleError(f"the root versions carried for {cos.name} are malformed")
+        chain = [_unb64(r, f"a root version of {cos.name}") for r in chain_raw]
+        when = dt.datetime.fromtimestamp(min(cos.timestamp, 253402300799), dt.UTC)
+        try:
+            verify_cosignature(
+                cos, body, cosigner_keys(_cosigner_trust(bundle, chain), cos.name, when),
+                name=cos.name,
+            )  # fmt: skip
+        except CosignatureError as exc:
+            raise BundleError(f"the witnessed checkpoint's {exc}") from None
+        seen.append((cos.name, True))
+    return cp.size, tuple(seen)

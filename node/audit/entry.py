@@ -70,6 +70,7 @@ KINDS: Final = (
     "removal",
     "key_operation",
     "refusal",
+    "report",
     "other",
 )
 OUTCOMES: Final = ("hit", "no_hit", "sent", "received", "refused", "error", "ok")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 node home or configuration, 4 peer or
 network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 storage,
-7 verification (a peer's feed or this node's stored data does not verify), 130 interrupted.
+7 verification (a peer's feed or this node's stored data does not verify), 130 interrupted;
+`check` adds its verdicts: 10 red-listed, 11 black-listed, 12 unknown, 13 partial.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
 from node.cli.audit import audit_app, record_commands, verify_bundle_command
 from node.cli.ca import ca_app
+from node.cli.check import check_command
 from node.cli.demo import run_demo
 from node.cli.evidence import evidence_app
 from node.cli.identity import entity, identity_app
 from node.cli.keys import keys_app
 from node.cli.lists import show_lists
+from node.cli.officer import officer_app
 from node.cli.options import (
     PERSON_ID_HINT,
     HomeOpt,
@@ -39,13 +42,17 @@ from node.cli.options import (
 from node.cli.peer import peer_app
 from node.cli.policy import policy_app
 from node.cli.query import ask_peer, check_person_id, lookup_request, print_answer
+from node.cli.records import check_class_import
 from node.cli.remove import home_catalogue, remove, stated_removal
+from node.cli.report import report_app
 from node.cli.status import node_status, remote_status
 from node.cli.sync import sync_peers
 from node.cli.verify import verify_home
 from node.errors import CreditnodeError, InputError, PeerError
+from node.feeds.classes import CLASSES
 from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
 from node.feeds.publisher import Publisher
+from node.feeds.records import import_records
 from node.home import init_home, load_home
 from node.keys.signers import FeedSigners
 from node.logs import configure_logging
@@ -82,6 +89,9 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(policy_app, name="policy")
 app.command("entity")(entity)
 app.command("remove")(remove)
+app.add_typer(officer_app, name="officer")
+app.command("check")(check_command)
+app.add_typer(report_app, name="report")
 
 
 def _version(value: bool) -> None:
@@ -201,8 +211,16 @@ def status(
 def import_(
     home: HomeOpt,
     list_ref: Annotated[
-        str, typer.Option("--list", help="The list: its code or official name (catalogue).")
-    ],
+        str | None,
+        typer.Option("--list", help="The list: its code or official name (catalogue)."),
+    ] = None,
+    record_class: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Instead of a list, a data class of the report: " + ", ".join(CLASSES) + ".",
+        ),
+    ] = None,
     file: Annotated[
         Path | None,
         typer.Argument(help="Canonical list CSV (UTF-8 or GB18030); optional with --removals."),
@@ -251,7 +269,8 @@ def import_(
     ] = False,
     provenance: Annotated[str, typer.Option(help="authoritative or reference.")] = "authoritative",
 ) -> None:
-    """Import a list file: append its adds and updates (and stated removals) to the feed.
+    """Import a list file (or, with --class, a file of a report data class): append its adds
+    and updates (and stated removals) to the feed.
 
     Without --full-export nothing is removed except entries past their 公示截止日期 (expiry)
     and those --removals names. Exit 0 if every row was imported, 2 if some were quarantined
@@ -261,6 +280,10 @@ def import_(
     quiet_logs()
     if provenance not in PROVENANCES:
         raise InputError(f"--provenance must be one of {', '.join(PROVENANCES)}")
+    if (list_ref is None) == (record_class is None):
+        raise InputError("give exactly one of --list and --class")
+    if record_class is not None:
+        check_class_import(record_class, file, removals)
     if file is None and removals is None:
         raise InputError("give the list file, or --removals")
     if full_export and file is None:
@@ -276,13 +299,22 @@ def import_(
         if value is not None and value < 0:
             raise InputError(f"{name} must not be negative")
     loaded = load_home(home)
-    spec = home_catalogue(loaded).resolve(list_ref)
+    spec = home_catalogue(loaded).resolve(list_ref) if list_ref is not None else None
 
     async def run() -> Any:
         async with Store.opened(loaded.database_url) as store:
             publisher = await Publisher.open(
                 store, loaded.identity.uri, FeedSigners.of_home(loaded)
             )
+            if spec is None:
+                assert record_class is not None
+                assert file is not None
+                return await import_records(
+                    publisher, file, record_class, pseudonym_key=loaded.pseudonym_key,
+                    provenance=PROVENANCES[provenance], full_export=full_export,
+                    removal=removal, max_removals=max_removals,
+                    confirm_removals=confirm_removals, dry_run=dry_run,
+                )  # fmt: skip
             with Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -316,7 +348,8 @@ def import_(
     source = file if file is not None else removals
     table = Table(
         title=f"{'dry run (nothing appended): ' if dry_run else ''}import {source} into "
-        f"{spec.name} ({spec.code}{', ' + summary.encoding if summary.encoding else ''})",
+        f"{summary.list_name} ({summary.list_code}"
+        f"{', ' + summary.encoding if summary.encoding else ''})",
         title_justify="left",
     )
     columns = ("read", "added", "updated", "removed", "unchanged", "expired", "withheld",
@@ -459,12 +492,24 @@ def lists_(
     uscc: Annotated[str | None, typer.Option(help="Only this USCC.")] = None,
     removed: Annotated[bool, typer.Option("--removed", help="Include removed entries.")] = False,
     limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Exit 0 even if rows of a tampered or forked feed, or of a log with standing "
+            "`verify` findings, are shown (they are still marked UNVERIFIED).",
+        ),
+    ] = False,
 ) -> None:
-    """Current state of every list this node holds (its own and its peers'), removals applied."""
+    """Current state of every list this node holds (its own and its peers'), removals applied.
+
+    Rows of a log that does not stand verified are marked UNVERIFIED with a warning; exit 7
+    then, unless --allow-unverified.
+    """
 
     quiet_logs()
     refuse_personal_code("--uscc", uscc, hint="persons are looked up with `entity --person-id -`")
-    run_coro(
+    code = run_coro(
         show_lists(
             home,
             out,
@@ -473,8 +518,12 @@ def lists_(
             uscc=uscc,
             include_removed=removed,
             limit=limit,
+            err=err,
+            allow_unverified=allow_unverified,
         )
     )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

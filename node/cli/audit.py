@@ -17,14 +17,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
+import structlog
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
 
-from keys import PeerBundle
+from keys import NodeIdentity, PeerBundle
 from node.api import audit as audit_pb
 from node.api import audit_rpc
-from node.audit.bundle import BundleError, build_bundle, verify_bundle
+from node.audit.bundle import (
+    BundleError,
+    NodeTrust,
+    Verified,
+    Witnessed,
+    build_bundle,
+    check_witnessed,
+    verify_bundle,
+)
 from node.audit.entry import (
     EPOCH,
     OUTCOMES,
@@ -41,12 +51,18 @@ from node.audit.wire import new_asker
 from node.cli.options import HomeOpt, out, quiet_logs, run_coro
 from node.errors import InputError, PeerError, VerificationError
 from node.feeds.dates import SHANGHAI
-from node.feeds.logstore import read_cursor
+from node.feeds.logstore import LogStore, read_cursor
+from node.feeds.note import stored_checkpoint
 from node.home import Home, load_home
 from node.keys.store import RootStore
 from node.peers.client import describe_rpc_error
 from node.peers.directory import PeerDirectory
 from node.storage import Store
+from node.storage.peers import PEER_ROOTS, PeerRepository
+from node.witness.cosignature import Cosignature
+from node.witness.store import cosigned_checkpoints
+
+logger = structlog.get_logger("creditnode.audit")
 
 audit_app = typer.Typer(
     help="The audit log: every exchange with a peer, recorded before it was answered.",
@@ -298,8 +314,9 @@ async def export_bundle(home: Home, store: Store, start: dt.datetime, end: dt.da
         ]
         # An entry's canonical bytes are its leaf (find_entries parsed them strictly).
         entries = [(i, e.to_bytes(), await log.log.inclusion_proof(size, i)) for i, e in found]
-    roots_store = RootStore(home.paths.root)
-    roots = [roots_store.read(v) for v in roots_store.versions()]
+        roots_store = RootStore(home.paths.root)
+        roots = [roots_store.read(v) for v in roots_store.versions()]
+        witnessed = await _witnessed(home, store, log.log, size, cursor.root, roots)
     now = dt.datetime.now(dt.UTC)
     # The keys a holder of the peer bundle can check: the audit keys of the root once it lists
     # any, else the feed key(s) (the bundle's before root-init).
@@ -308,8 +325,47 @@ async def export_bundle(home: Home, store: Store, start: dt.datetime, end: dt.da
         raise VerificationError("no key valid now to sign the bundle with (see keys list)")
     return build_bundle(
         origin=origin, start_us=_us(start), end_us=_us(end), size=size, root=cursor.root,
-        entries=entries, roots=roots, keys=keys, now=now,
+        entries=entries, roots=roots, keys=keys, now=now, witnessed=witnessed,
     )  # fmt: skip
+
+
+async def _witnessed(
+    home: Home, store: Store, log: LogStore, size: int, root: bytes, roots: list[bytes]
+) -> Witnessed | None:
+    """The newest cosigned checkpoint of the audit log up to *size* that a holder of this
+    node's peer bundle can check (one signed under keys it no longer lists is passed over),
+    its cosignatures, the consistency proof to *size*, and the cosigners' root versions."""
+    async with store.engine.connect() as conn:
+        held = await cosigned_checkpoints(conn, log.cursor.origin, log.log_id, size)
+        by_uri = {
+            NodeIdentity(r.federation, r.name).uri: r.name
+            for r in await PeerRepository(store).list()
+        }
+        chains: dict[str, list[bytes]] = {}
+        for uri, name in by_uri.items():
+            chains[uri] = [
+                bytes(d)
+                for (d,) in await conn.execute(
+                    select(PEER_ROOTS.c.data)
+                    .where(PEER_ROOTS.c.peer == name)
+                    .order_by(PEER_ROOTS.c.version)
+                )
+            ]
+    # What a holder of this node's peer bundle holds: root v1 (if any) and the feed key.
+    own = NodeTrust(roots[0] if roots else None, home.signing_key.verifying_key)
+    for signed, lines in held:
+        cosigned = stored_checkpoint(signed).size
+        proof = await log.consistency_proof(cosigned, size) if cosigned < size else []
+        named = {Cosignature.parse(line).name for line in lines}  # verified when kept
+        found = Witnessed(signed, lines, proof, {u: c for u, c in chains.items() if u in named})
+        try:
+            check_witnessed(found.to_json(), own, roots, home.identity.uri,
+                            log.cursor.origin, size, root, ())  # fmt: skip
+        except BundleError as exc:
+            logger.warning("cosigned audit checkpoint not exported", size=cosigned, reason=str(exc))
+            continue
+        return found
+    return None
 
 
 @audit_app.command("export")
@@ -354,17 +410,31 @@ def verify_bundle_command(
         Path,
         typer.Option(help="The node's peer bundle, as the alliance distributes it (pins root v1)."),
     ],
+    cosigner: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A witness's peer bundle (repeatable): its cosignature of the carried "
+            "checkpoint is verified under the witness keys of the root it pins.",
+        ),
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Check an audit bundle offline: canonical, signed by the node's audit key as its pinned
-    root says, every entry proved into the signed tree. Exit 0 if it verifies, 7 if not."""
+    root says, every entry proved into the signed tree, and the witnesses' cosignatures of
+    the carried checkpoint for each --cosigner given (one that fails fails the bundle).
+    Exit 0 if it verifies, 7 if not."""
     check_format(fmt)
+    bundles = []
+    for path in [trust, *(cosigner or [])]:
+        try:
+            bundles.append(PeerBundle.from_json(path.read_text(encoding="utf-8")))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a peer bundle ({exc})") from None
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror}") from None
+    peer = bundles[0]
     try:
-        peer = PeerBundle.from_json(trust.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"--trust: {trust}: not a peer bundle ({exc})") from None
-    try:
-        verified = verify_bundle(file.read_bytes(), peer)
+        verified = verify_bundle(file.read_bytes(), peer, bundles[1:])
     except BundleError as exc:
         if fmt == "json":
             print(json.dumps({"verified": False, "problem": str(exc)}, ensure_ascii=False))
@@ -373,6 +443,8 @@ def verify_bundle_command(
         "verified": True, "origin": verified.origin, "tree_size": verified.size,
         "signed_at": verified.signed_at.isoformat(), "signed_by": verified.role,
         "root_version": verified.root_version, "entries": len(verified.entries),
+        "witnessed_size": verified.witnessed_size, "cosignatures_verified": verified.cosigned_by,
+        "cosigners": [{"cosigner": c, "verified": ok} for c, ok in verified.cosigners],
     }  # fmt: skip
     if fmt == "json":
         print(json.dumps({**doc, "list": [entry_json(i, e) for i, e in verified.entries]},
@@ -382,6 +454,18 @@ def verify_bundle_command(
         f"verified: {len(verified.entries)} entries of {escape(verified.origin)}, tree size "
         f"{verified.size}, signed {verified.signed_at.isoformat()} by its {verified.role} key"
         + ("" if verified.root_version is None else f" (root v{verified.root_version})")
+    )
+    out.print(_witnessing_line(verified), markup=False, highlight=False, soft_wrap=True)
+
+
+def _witnessing_line(verified: Verified) -> str:
+    if verified.witnessed_size is None:
+        return "witnessed: no cosigned checkpoint carried"
+    unchecked = [c for c, ok in verified.cosigners if not ok]
+    return (
+        f"witnessed: checkpoint of size {verified.witnessed_size}, "
+        f"{verified.cosigned_by} of {len(verified.cosigners)} cosignature(s) verified"
+        + (f"; not checked (no --cosigner bundle): {', '.join(unchecked)}" if unchecked else "")
     )
 
 
@@ -447,6 +531,24 @@ async def fetch_receipts(
             request.start_index = resp.next_index
 
 
+async def reconcile_with(
+    home: Home, store: Store, peer: str, t0: dt.datetime, t1: dt.datetime, timeout: float
+) -> tuple[int, int, list[Gap]]:
+    """Both sides' receipts of exchanges with *peer* in [t0, t1) joined: (entries here,
+    receipts there, the gaps)."""
+    ours = await find_entries(
+        store, home.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
+    )
+    theirs = await fetch_receipts(home, store, peer, t0 - SLACK, t1 + SLACK, timeout)
+    gaps = reconcile(_ours(ours), _theirs(theirs), start_us=_us(t0), end_us=_us(t1))
+    inside = range(_us(t0), _us(t1))
+    return (
+        sum(1 for _, e in ours if e.at_us in inside),
+        sum(1 for r in theirs if r.at_unix_us in inside),
+        gaps,
+    )
+
+
 def gap_json(g: Gap) -> dict[str, Any]:
     side = g.here or g.there
     assert side is not None
@@ -486,11 +588,7 @@ def reconcile_command(
 
     async def run() -> list[Gap]:
         async with Store.opened(h.database_url) as store:
-            ours = await find_entries(
-                store, h.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
-            )
-            theirs = await fetch_receipts(h, store, peer, t0 - SLACK, t1 + SLACK, timeout)
-        return reconcile(_ours(ours), _theirs(theirs), start_us=_us(t0), end_us=_us(t1))
+            return (await reconcile_with(h, store, peer, t0, t1, timeout))[2]
 
     gaps = run_coro(run())
     if fmt == "json":

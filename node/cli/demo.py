@@ -16,35 +16,62 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import and_, func, select
 
 from adapters.samples import generate_rows, write_csv
-from node.api import feeds, query, query_rpc
+from keys import OfficerCredential, write_private_file, write_public_file
+from node.api import feeds, officers, query, query_rpc
+from node.audit.bundle import verify_bundle
+from node.audit.local import out_entry
 from node.audit.log import ORIGIN_SUFFIX
 from node.audit.query import Filter, find_entries
-from node.cli.query import answer_table
+from node.audit.reconcile import Gap
+from node.audit.wire import new_asker
+from node.cli.audit import export_bundle as export_audit
+from node.cli.audit import reconcile_with
+from node.cli.check import (
+    EXIT_CODES,
+    VERDICTS,
+    call_check,
+    partners_table,
+    save_reports,
+    view_table,
+)
+from node.cli.query import EVALUATE, LOOKUP, answer_table
 from node.cli.render import peer_rows_from_records, peer_table
+from node.cli.report import load_trust
 from node.errors import PeerError
 from node.feeds import catalogue
-from node.feeds.dates import shanghai_today
+from node.feeds.dates import SHANGHAI, shanghai_today
 from node.feeds.expiry import expire_now
 from node.feeds.importer import Removal, find_held, import_list, remove_entries
 from node.feeds.logstore import LOGS
+from node.feeds.note import stored_checkpoint
+from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES, STATE
 from node.feeds.state import active as active_on
+from node.home import load_home
 from node.identity.codes import court_mask
 from node.identity.oblivious import pseudonyms_at
 from node.identity.registry import entity_by_person
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
+from node.officers.issue import issue_officer
+from node.peers.enrollment import export_bundle
 from node.peers.transport import secure_channel
+from node.reports.envelope import VerifiedReport, verify_report
 from node.runtime import Node
+from node.storage import Store
+from node.verification.runner import verify_store
+from node.witness.store import cosigned_checkpoints
 
 CITIES = (("jinan", "370100"), ("lanzhou", "620100"), ("taiyuan", "140100"))
 SAMPLE_LISTS = {
@@ -279,11 +306,23 @@ async def query_demo(nodes: list[Node], entry_id: str, console: Console) -> None
     for asker in (lanzhou, taiyuan):
         peer = await asker.directory.lookup("jinan")
         assert peer is not None
+        oprf, receipts = new_asker(), list[int]()
         try:
-            [pseud] = await pseudonyms_at(peer, asker.home.tls, [idno], purpose="enforcement")
+            [pseud] = await pseudonyms_at(
+                peer, asker.home.tls, [idno], purpose="enforcement",
+                metadata=oprf.metadata(), receipts=receipts,
+            )  # fmt: skip
         except PeerError as exc:
+            await asker.audit.record(out_entry(
+                oprf, peer="jinan", method=EVALUATE, kind="oprf_evaluation", outcome="refused",
+                purpose="enforcement", remote=receipts[0] if receipts else None,
+            ))  # fmt: skip
             console.print(f"{asker.name} asks jinan for its pseudonym of the person: {exc}")
             continue
+        await asker.audit.record(out_entry(
+            oprf, peer="jinan", method=EVALUATE, kind="oprf_evaluation", outcome="received",
+            purpose="enforcement", remote=receipts[0],
+        ))  # fmt: skip
         found[asker.name] = pseud
         view = await entity_by_person(asker.store, asker.name, {jinan.home.identity.uri: pseud})
         held = ", ".join(f"{m.origin}: {m.list_name}" for m in view.memberships) or "nothing"
@@ -300,10 +339,18 @@ async def query_demo(nodes: list[Node], entry_id: str, console: Console) -> None
         (taiyuan, "enforcement"),
     ):
         request = query.LookupRequest(purpose=purpose, person_pseudonym=found["lanzhou"])
+        exchange = new_asker()  # the asker's receipt joins jinan's entry by this id
         async with secure_channel(
             asker.home.tls, jinan.endpoint, jinan.home.identity, jinan.home.tls.ca_pem
         ) as channel:
-            resp = await query_rpc.QueryServiceStub(channel).Lookup(request, timeout=10)
+            resp = await query_rpc.QueryServiceStub(channel).Lookup(
+                request, timeout=10, metadata=exchange.metadata()
+            )
+        await asker.audit.record(out_entry(
+            exchange, peer="jinan", method=LOOKUP, kind="query",
+            outcome="hit" if resp.answers else "no_hit", purpose=purpose,
+            response=resp.SerializeToString(), remote=resp.audit_index,
+        ))  # fmt: skip
         table = answer_table("jinan", request, resp)
         table.title = f"{asker.name} asks jinan about that person, for {purpose}"
         console.print(table)
@@ -426,7 +473,235 @@ async def lifecycle_demo(base: Path, nodes: list[Node], console: Console) -> Non
     console.print(holdings_table(nodes, seen))
 
 
+AUDIT_KINDS = ("query", "oprf_evaluation")
+
+
+async def audit_demo(base: Path, nodes: list[Node], since: dt.datetime, console: Console) -> None:
+    """What an auditor at Jinan can do once the scenes above ran: verify every node's stored
+    data, show the Jinan–Lanzhou exchanges as both sides recorded them, export them to a
+    bundle and verify it offline, and reconcile Jinan's receipts against Lanzhou's."""
+    jinan, lanzhou = nodes[0], nodes[1]
+    console.print("\n[bold]audit[/]: every exchange is in both sides' tamper-evident logs")
+    table = Table(title="creditnode verify on every node: each log re-checked leaf by leaf "
+                  "against its signed checkpoints, list state against the leaves",
+                  title_justify="left")  # fmt: skip
+    for col in ("node", "logs", "leaves", "checkpoints", "state rows", "findings"):
+        table.add_column(col)
+    for node in nodes:
+        report = await verify_store(node.home, node.store)
+        found = report.findings
+        table.add_row(
+            node.name, str(len(report.logs)), str(sum(r.leaves for r in report.logs)),
+            str(sum(r.checkpoints for r in report.logs)),
+            str(sum(r.state_rows for r in report.logs)),
+            "[green]none[/]" if not found else f"[red]{len(found)}: {escape(found[0].describe())}",
+        )  # fmt: skip
+    console.print(table)
+
+    here = await find_entries(
+        jinan.store, jinan.home.identity.uri, Filter(start=since, peer="lanzhou")
+    )
+    there = {
+        (e.exchange, e.seq): (i, e)
+        for i, e in await find_entries(
+            lanzhou.store, lanzhou.home.identity.uri, Filter(start=since, peer="jinan")
+        )
+    }
+    both = Table(title="the demo's Jinan–Lanzhou queries, as each side recorded them "
+                 "(one exchange id; the answer's SHA-256 on both sides)",
+                 title_justify="left")  # fmt: skip
+    for col in ("exchange", "kind", "purpose", "jinan", "lanzhou", "outcome", "same answer"):
+        both.add_column(col, overflow="fold")
+    for idx, e in here:
+        if e.kind not in AUDIT_KINDS:
+            continue
+        other = there.get((e.exchange, e.seq))
+        side = f"#{idx} {e.direction}"
+        if other is None:
+            both.add_row(e.exchange, e.kind, e.purpose, side, "[red]none[/]", e.outcome, "")
+            continue
+        if not (e.response and other[1].response):
+            same = "(no answer hashed)"  # an evaluation's receipt keeps no hash of it
+        else:
+            same = "✓" if other[1].response == e.response else "[red]differs[/]"
+        both.add_row(e.exchange, e.kind, e.purpose, side, f"#{other[0]} {other[1].direction}",
+                     e.outcome, same)  # fmt: skip
+    console.print(both)
+
+    trust = base / "audit"
+    trust.mkdir(exist_ok=True)
+    bundles = {n.name: export_bundle(n.home, endpoint=n.endpoint) for n in nodes}
+    for name, bundle in bundles.items():
+        write_public_file(trust / f"{name}.peer.json", bundle.to_json().encode())
+    # Witnesses cosign each audit checkpoint moments after it is signed: let them see the
+    # newest (best effort; the export carries the newest cosigned one either way).
+    signed = stored_checkpoint(await jinan.audit.sign_checkpoint()).size
+
+    async def witnessed() -> bool:
+        async with jinan.store.engine.connect() as conn:
+            held = await cosigned_checkpoints(
+                conn, jinan.audit.origin, jinan.audit.log.log_id, signed, limit=1
+            )
+        return bool(held) and stored_checkpoint(held[0][0]).size >= signed
+
+    with contextlib.suppress(TimeoutError):
+        await wait_until(witnessed, timeout=5.0)
+    now = dt.datetime.now(dt.UTC)
+    exported = trust / "jinan-export.json"
+    exported.write_bytes(await export_audit(jinan.home, jinan.store, since, now))
+    witnesses = [b for name, b in bundles.items() if name != "jinan"]
+    v = verify_bundle(exported.read_bytes(), bundles["jinan"], witnesses)
+    cosigned = (
+        "no cosigned checkpoint yet"
+        if v.witnessed_size is None
+        else f"{v.cosigned_by} witness cosignature(s) verified on its checkpoint of size "
+        f"{v.witnessed_size}"
+    )
+    console.print(
+        f"audit export → {exported.name}: {len(v.entries)} entries, each proved into jinan's "
+        f"signed audit tree of size {v.size}; verify-bundle, offline with only the peer "
+        f"bundles: verified, {cosigned}",
+        markup=False, highlight=False,
+    )  # fmt: skip
+
+    gaps: list[Gap] = []
+    for _ in range(5):  # a receipt still in flight lands within moments
+        mine, theirs, gaps = await reconcile_with(
+            jinan.home, jinan.store, "lanzhou", since, now, 10
+        )
+        if not gaps:
+            break
+        await asyncio.sleep(0.5)
+    console.print(
+        f"audit reconcile jinan ↔ lanzhou: {mine} entries at jinan, {theirs} receipts at "
+        f"lanzhou, {len(gaps)} exchange(s) recorded on one side only or differing",
+        markup=False, highlight=False,
+    )  # fmt: skip
+
+
+def auditor_commands(base: Path, since: dt.datetime) -> str:
+    """The commands an auditor can run against the demo's homes while it runs."""
+    home = base / "jinan"
+    start = since.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M:%S")
+    export = base / "audit" / "jinan-export.json"
+    trust = base / "audit"
+    lines = [
+        f"creditnode verify --home {home}",
+        f"creditnode audit show --home {home} --peer lanzhou --from {start}",
+        f"creditnode audit export --home {home} --from {start} --out {export}",
+        f"creditnode verify-bundle {export} --trust {trust / 'jinan.peer.json'} "
+        f"--cosigner {trust / 'lanzhou.peer.json'} --cosigner {trust / 'taiyuan.peer.json'}",
+        f"creditnode audit reconcile --home {home} --peer lanzhou --from {start}",
+        f"creditnode evidence export --home {home} --peer lanzhou   # a fork's evidence, "
+        "if one is recorded (exit 2: none)",
+    ]
+    return "an auditor can run, while the demo runs:\n" + "\n".join(f"  {c}" for c in lines)
+
+
+# Lanzhou and Taiyuan share their signed reports with Jinan for licensing review: the public
+# fields of each item (list, measures, reason, basis, decision, authority), nothing personal.
+REPORTS_FOR_JINAN = """id = "{owner}-jinan-reports"
+version = 1
+peers = ["jinan"]
+purposes = ["licensing_review"]
+basis = "黄河流域省会城市信用报告互认 (示例)"
+
+[[rule]]
+data_class = "list_entry"
+purposes = ["licensing_review"]
+fields = {{}}
+"""
+JINAN_DEPARTMENT = "11370100MB0000174G"  # 济南市行政审批服务局 (示例)
+
+
+def _verified(paths: list[str], trust: Path) -> list[tuple[str, VerifiedReport]]:
+    """Each saved report checked as `creditnode report verify` does: offline, bundles only."""
+    bundles = load_trust(trust)
+    return [(p, verify_report(Path(p).read_bytes(), bundles)) for p in paths]
+
+
+async def check_demo(base: Path, fed: LocalFederation, nodes: list[Node], console: Console) -> None:
+    """A Jinan officer, with a credential issued here, checks an entity Lanzhou black-listed
+    and Taiyuan red-listed, through Jinan's officer listener: Jinan asks both partners in
+    parallel, shows one view with the measures that bind Jinan, saves every signed report and
+    verifies each offline with only the alliance's bundles."""
+    jinan, lanzhou, taiyuan = nodes[0], nodes[1], nodes[2]
+    async with lanzhou.store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(STATE.c.entry)
+                .where(and_(STATE.c.log_id == lanzhou.publisher.log.log_id,
+                            active_on(shanghai_today()), STATE.c.uscc != ""))
+                .order_by(STATE.c.last_idx.desc())
+                .limit(1)
+            )
+        ).first()  # fmt: skip
+    if row is None:
+        return
+    black = feeds.ListEntry.FromString(row.entry)
+    red_spec = catalogue.load(taiyuan.home.catalogue_path).resolve(SAMPLE_LISTS["taiyuan"][0])
+    red = feeds.ListEntry(
+        subject_name=black.subject_name, subject_type=black.subject_type, uscc=black.uscc,
+        list_type=feeds.LIST_TYPE_RED, list_name=red_spec.name, list_code=red_spec.code,
+        reason="纳税信用评价为A级（示例）", legal_basis="《纳税信用管理办法》第二十九条",
+        decision_doc_no="并税信〔2026〕8号（示例）", authority_name="太原市税务局（示例）",
+        listing_date=shanghai_today().isoformat(), decision_date=shanghai_today().isoformat(),
+        measures=[feeds.Measure(code="绿色通道", mandatory=False)],
+        provenance=feeds.PROVENANCE_AUTHORITATIVE, status=feeds.ENTRY_STATUS_ACTIVE,
+    )  # fmt: skip
+    await taiyuan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, red)])
+    await taiyuan.publisher.sign_checkpoint()
+    console.print(
+        f"\n[bold]a Jinan officer's credit check[/]: {escape(black.subject_name)} "
+        f"({black.uscc}) is black-listed in Lanzhou and red-listed in Taiyuan"
+    )
+    # The credential: a client certificate from the federation CA with an officer URI, in a
+    # PKCS#12 file under a passphrase; it opens Jinan's officer listener and nothing else.
+    officer_dir = base / "officers"
+    officer_dir.mkdir(exist_ok=True)
+    passphrase = officer_dir / "jinan-officer.pass"
+    write_private_file(passphrase, b"demo passphrase, not a secret\n")
+    async with Store.opened(jinan.home.database_url) as store:
+        credential, record = await issue_officer(
+            jinan.home, store, name="审批科 张 (示例)", department=JINAN_DEPARTMENT,
+            purposes=("licensing_review",), ca_dir=fed.ca_dir,
+        )  # fmt: skip
+    p12 = officer_dir / f"jinan-officer-{record.id[:8]}.p12"
+    write_private_file(p12, credential.to_pkcs12(b"demo passphrase, not a secret"))
+    console.print(
+        f"`creditnode officer add` issued {p12.name}: {credential.identity.uri} "
+        f"(role officer, department {JINAN_DEPARTMENT}, purpose licensing_review)",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    held = OfficerCredential.from_pkcs12(p12.read_bytes(), b"demo passphrase, not a secret")
+    request = officers.CheckRequest(
+        purpose="licensing_review", matter="济审批〔2026〕0421号（示例）", uscc=black.uscc
+    )
+    start = time.perf_counter()
+    resp = await call_check(held, jinan.officer_endpoint, request, timeout=15)
+    took = time.perf_counter() - start
+    console.print(view_table(resp), markup=False, highlight=False)
+    console.print(partners_table(resp), markup=False, highlight=False)
+    verdict = VERDICTS.get(resp.outcome, "unknown")
+    console.print(
+        f"verdict: {verdict} (exit code {EXIT_CODES.get(resp.outcome)}), one request to jinan, "
+        f"{took * 1000:.0f} ms; measures marked mandatory bind Jinan's approval",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    trust = base / "trust"
+    for node in nodes:
+        bundle = export_bundle(load_home(node.home.paths.root))
+        write_public_file(trust / f"{node.name}.json", bundle.to_json().encode())
+    for path, v in _verified(save_reports(resp, base / "reports"), trust):
+        console.print(
+            f"creditnode report verify {path} --trust {trust}: verified offline, issued by "
+            f"{v.issuer}, {v.items} item(s) proved to its signed checkpoint",
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+
 async def run_demo(directory: Path | None, seconds: float | None, console: Console) -> None:
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the audit scene's window
     base = directory or Path(tempfile.mkdtemp(prefix="creditnode-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     configure_logging("info", base / "demo.log")
@@ -447,14 +722,25 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
     agreements.mkdir(parents=True, exist_ok=True)
     if not (agreements / "lanzhou.toml").exists():
         (agreements / "lanzhou.toml").write_text(JINAN_LANZHOU, encoding="utf-8")
+    for owner in ("lanzhou", "taiyuan"):
+        shared = base / owner / "agreements" / "jinan.toml"
+        if not shared.exists():
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            shared.write_text(REPORTS_FOR_JINAN.format(owner=owner), encoding="utf-8")
     try:
-        async with LocalFederation(base, CITIES, heartbeat_seconds=1.0) as fed:
+        async with LocalFederation(base, CITIES, heartbeat_seconds=1.0, officers=True) as fed:
             nodes = list(fed.nodes.values())
             await lists_demo(base, nodes, console)
             entry_id = await forms_demo(nodes, console)
             if entry_id is not None:
                 await query_demo(nodes, entry_id, console)
             await lifecycle_demo(base, nodes, console)
+            await audit_demo(base, nodes, started, console)
+            await check_demo(base, fed, nodes, console)
+            console.print(
+                "\n" + auditor_commands(base, started), markup=False, highlight=False,
+                soft_wrap=True,
+            )  # fmt: skip
             with Live(
                 Group(await views(nodes), hint),
                 console=console,

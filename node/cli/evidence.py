@@ -1,5 +1,7 @@
 """`creditnode evidence export` and `evidence check`: hand a peer's fork to a third party, who
-checks it offline with only the origin's bundle (its root v1, or its feed key)."""
+checks it offline with only the origin's bundle (its root v1, or its feed key).
+`creditnode evidence clear`: the operator's decision that a ``tampered`` or ``forked`` feed
+may be judged afresh (the only way those states are cleared; the evidence stays)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from keys import PeerBundle
+from keys import NodeIdentity, PeerBundle
+from node.audit.local import record_local
 from node.cli.options import HomeOpt, out, quiet_logs, run_coro
 from node.errors import InputError, VerificationError
+from node.feeds.subscriber import Cleared, clear_feed_state
 from node.home import load_home
 from node.storage import Store
+from node.storage.peers import PeerRepository
 from node.witness import evidence
 from node.witness.export import export_evidence
 
@@ -24,7 +29,8 @@ FORMATS = ("table", "json")
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
 
 evidence_app = typer.Typer(
-    help="Export and check the evidence of a peer's forked log.", no_args_is_help=True
+    help="Export and check the evidence of a peer's forked log; clear a feed's mark.",
+    no_args_is_help=True,
 )
 
 
@@ -78,14 +84,25 @@ def evidence_check(
             "Without it, the trust embedded in the document is used, and named.",
         ),
     ] = None,
+    cosigner: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A witness's peer bundle (repeatable): its cosignatures on the notes are "
+            "verified under the root it pins (else under the trust the document embeds).",
+        ),
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Check an evidence document offline: every note must be signed by the origin (a key
-    valid at its signed time) and the notes and proofs must prove a fork on their own. Exit
-    0 if they do, 7 if a note does not verify or nothing is proven, 2 for a malformed file."""
+    valid at its signed time), the notes and proofs must prove a fork on their own, and every
+    cosignature it can check must verify. Exit 0 if they do, 7 if a note or a cosignature
+    does not verify or nothing is proven, 2 for a malformed file."""
     _format(fmt)
     quiet_logs()
     try:
+        witnesses = [
+            PeerBundle.from_json(path.read_text(encoding="utf-8")) for path in cosigner or []
+        ]
         doc = evidence.parse(file.read_bytes())
         root_v1, key = evidence.embedded_trust(doc)
         source = "embedded in the document (compare it with the origin's bundle)"
@@ -95,7 +112,7 @@ def evidence_check(
                 raise InputError(f"{bundle}: the bundle is {peer.identity.uri}, not the origin")
             root_v1, key = peer.root_v1_bytes, peer.verifying_key
             source = f"from {bundle}"
-        verdict = evidence.check(doc, root_v1=root_v1, feed_key=key)
+        verdict = evidence.check(doc, root_v1=root_v1, feed_key=key, cosigner_bundles=witnesses)
     except OSError as exc:
         raise InputError(f"{exc.filename}: {exc.strerror}") from None
     except (evidence.EvidenceError, ValueError) as exc:
@@ -110,10 +127,62 @@ def evidence_check(
             table.add_row(
                 str(r.index), escape(r.kind), f"{r.sizes[0]} / {r.sizes[1]}",
                 "yes" if r.verified else "[red]NO[/]", escape(r.proven or "-"),
-                escape(", ".join(r.cosigners)), escape(r.problem),
+                escape(", ".join(f"{c} ({st})" for c, st in r.cosignatures)), escape(r.problem),
             )  # fmt: skip
         out.print(table)
         out.print(f"signatures judged by {escape(verdict.trust)}, {escape(source)}")
         out.print("[green]fork proven[/]" if verdict.ok else "[red]fork NOT proven[/]")
     if not verdict.ok:
         raise typer.Exit(VerificationError.exit_code)
+
+
+@evidence_app.command("clear")
+def evidence_clear(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Option("--peer", help="The peer whose feed to clear.")],
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm", help="Required: you have read the evidence (`status`, `evidence export`)."
+        ),
+    ] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Set PEER's feed from ``tampered`` or ``forked`` back to ``ok`` after you have dealt
+    with the cause (the peer re-signed with a valid key, was re-enrolled, or the fork was
+    settled with it). The evidence is kept; the next sync (or a `serve` restart, for a fork)
+    verifies the feed again from the checkpoint held, so a fork or a bad checkpoint still
+    served is marked again. Recorded in the audit log. Exit 2 if nothing is marked."""
+    _format(fmt)
+    quiet_logs()
+    loaded = load_home(home)
+    if not confirm:
+        raise InputError("--confirm: clearing a tampered or forked feed is an operator decision")
+
+    async def run() -> Cleared:
+        async with Store.opened(loaded.database_url) as store:
+            record = await PeerRepository(store).get(peer)
+            if record is None:
+                raise InputError(f"{peer!r} is not an enrolled peer")
+            try:
+                done = await clear_feed_state(
+                    store, NodeIdentity(record.federation, record.name).uri
+                )
+            except ValueError as exc:
+                raise InputError(f"{peer}: {exc}") from None
+            await record_local(
+                loaded, store, kind="other", method="evidence clear", peer=peer,
+                reason=f"cleared {done.state}",
+            )  # fmt: skip
+            return done
+
+    done = run_coro(run())
+    if fmt == "json":
+        print(json.dumps({"peer": peer, "was": done.state, "detail": done.detail,
+                          "evidence_kept": done.evidence}, ensure_ascii=False))  # fmt: skip
+        return
+    out.print(
+        f"{escape(peer)}: feed was {done.state} ({escape(done.detail)}); now ok, "
+        f"{done.evidence} evidence record(s) kept",
+        soft_wrap=True,
+    )

@@ -54,6 +54,7 @@ from node.keys.ceremony import DEFAULT_DAYS
 from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
+from node.verification.standing import Unverified, unverified_logs
 
 identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, this "
                            "node's pseudonym key.", no_args_is_help=True)  # fmt: skip
@@ -196,14 +197,17 @@ def rotate_pseudonym_key_alias(
     rotate_pseudonym_key(home, overlap_hours, days, holder_key, passphrase_file)
 
 
-def entity_table(title: str, view: EntityView) -> Table:
+def entity_table(
+    title: str, view: EntityView, unverified: dict[str, Unverified] | None = None
+) -> Table:
+    """The memberships; an origin whose log does not stand verified is marked UNVERIFIED."""
     table = Table(title=title, title_justify="left")
     for col in ("origin", "list", "type", "severity", "listed", "until", "status", "name"):
         table.add_column(col, overflow="fold")
     for m in view.memberships:
         status = "active" if m.status == 1 else f"removed ({REASON.get(m.removal_reason, '?')})"
         table.add_row(
-            m.origin,
+            f"{m.origin} (UNVERIFIED)" if unverified and m.origin in unverified else m.origin,
             m.list_name,
             TYPE.get(m.list_type, "?"),
             SEVERITY.get(m.severity, ""),
@@ -280,9 +284,13 @@ def entity(
                         err.print(f"warning: not matched at {exc}", markup=False, soft_wrap=True)
                 view = await entity_by_person(store, own, found)
                 asked = ", ".join(sorted(u.rsplit("/", 1)[-1] for u in found))
+                flagged = await unverified_logs(store, own)
                 out.print(
-                    entity_table(f"person {classify(idno).display()} (matched at {asked})", view)
+                    entity_table(
+                        f"person {classify(idno).display()} (matched at {asked})", view, flagged
+                    )
                 )
+                _warn_unverified(view, flagged)
             else:
                 text = uscc or org_code or reg_no or tax_no or ""
                 res = await resolve(store, text)
@@ -300,9 +308,20 @@ def entity(
                         title += " — names: " + "; ".join(
                             f"{o}: {'/'.join(sorted(n))}" for o, n in sorted(view.names.items())
                         )
-                    out.print(entity_table(title, view))
+                    flagged = await unverified_logs(store, own)
+                    out.print(entity_table(title, view, flagged))
+                    _warn_unverified(view, flagged)
 
     run_coro(run())
+
+
+def _warn_unverified(view: EntityView, flagged: dict[str, Unverified]) -> None:
+    for name in sorted({m.origin for m in view.memberships if m.origin in flagged}):
+        err.print(
+            f"warning: {name}: {flagged[name].why()}: what it holds here is not verified "
+            "(see `creditnode status`, `creditnode verify`)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 async def _by_name(store: Store, query: str) -> None:

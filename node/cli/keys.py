@@ -142,20 +142,9 @@ def keys_root_init(
     quiet_logs()
     names = [n.strip() for n in holders.split(",") if n.strip()]
     check_holders(names, threshold=threshold, days=days)
-    files: dict[str, Path] = {}
-    for item in passphrase_file or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--passphrase-file {item!r}: expected HOLDER=FILE")
-        if name not in names:
-            raise InputError(f"--passphrase-file {item!r}: {name} is not one of --holders")
-        files[name] = Path(path)
-    passphrases = {
-        name: _read_passphrase_file(files[name], "--passphrase-file")
-        if name in files
-        else _prompt(f"holder {name}", confirm=True)
-        for name in names
-    }
+    passphrases = _new_passphrases(
+        passphrase_file, names, "--passphrase-file", "holder", "is not one of --holders"
+    )
     result = root_init(
         home,
         holders=names,
@@ -593,14 +582,10 @@ def _rotate_root(
         raise InputError(f"{store.pending_path} exists; publish it or delete it first")
     held = {current.holder_name(k) for k in current.holders}
     new_names = [n for n in names if n not in held]
-    files = _passphrase_files(new_passphrase_file, new_names, "--new-passphrase-file")
+    passphrases = _new_passphrases(
+        new_passphrase_file, new_names, "--new-passphrase-file", "new holder", "is not a new holder"
+    )
     signers = _holder_keys(holder_key, passphrase_file)
-    passphrases = {
-        name: _read_passphrase_file(files[name], "--new-passphrase-file")
-        if name in files
-        else _prompt(f"new holder {name}", confirm=True)
-        for name in new_names
-    }
     proposal = rotate_holders(
         home,
         holders=names,
@@ -634,16 +619,25 @@ def _rotate_root(
     _report(home, proposal)
 
 
-def _passphrase_files(items: list[str] | None, names: list[str], option: str) -> dict[str, Path]:
+def _new_passphrases(
+    items: list[str] | None, names: list[str], option: str, who: str, unknown: str
+) -> dict[str, str]:
+    """The passphrase of each holder in *names* whose key is made now: from ``HOLDER=FILE``
+    items of *option*, else prompted (twice)."""
     files: dict[str, Path] = {}
     for item in items or []:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError(f"{option} {item!r}: expected HOLDER=FILE")
         if name not in names:
-            raise InputError(f"{option} {item!r}: {name} is not a new holder")
+            raise InputError(f"{option} {item!r}: {name} {unknown}")
         files[name] = Path(path)
-    return files
+    return {
+        name: _read_passphrase_file(files[name], option)
+        if name in files
+        else _prompt(f"{who} {name}", confirm=True)
+        for name in names
+    }
 
 
 @keys_app.command("revoke")

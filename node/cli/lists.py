@@ -2,7 +2,11 @@
 
 An entry past its disclosure end is not shown as active on its day, even before its origin's
 REMOVE arrives. A peer's removed entry is a bare row (id, list, reason): its holder keeps
-nothing of what it said."""
+nothing of what it said.
+
+Rows of a log that does not stand verified (marked ``tampered`` or ``forked``, or with
+standing ``creditnode verify`` findings) are marked ``UNVERIFIED``, a ``warning:`` line says
+why, and the command exits 7 unless ``--allow-unverified``."""
 
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ from rich.table import Table
 from sqlalchemy import and_, func, select
 
 from node.api import feeds
+from node.errors import VerificationError
 from node.feeds.dates import is_expired, shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE, active
 from node.home import load_home
 from node.storage import Store
+from node.verification.standing import Unverified, unverified_logs
 
 TYPE: dict[int, str] = {
     feeds.LIST_TYPE_BLACK: "black",
@@ -48,7 +54,11 @@ async def show_lists(
     uscc: str | None,
     include_removed: bool,
     limit: int,
+    err: Console | None = None,
+    allow_unverified: bool = False,
 ) -> int:
+    """Print the lists; return the exit code (7 if rows of an unverified log were matched,
+    unless *allow_unverified*)."""
     home = load_home(root)
     async with Store.opened(home.database_url) as store:
         conds = []
@@ -84,6 +94,19 @@ async def show_lists(
                 .mappings()
                 .all()
             )
+            flagged = await unverified_logs(store, home.settings.name)
+            matched: list[tuple[Unverified, int]] = []
+            for bad in flagged.values():
+                n = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+                        .where(and_(where, LOGS.c.id == bad.log_id))
+                    )
+                ).scalar_one()
+                if n:
+                    matched.append((bad, int(n)))
+    marked = {bad.name for bad, _ in matched}
     table = Table(
         title=f"lists held by {home.identity.uri}: {len(rows)} of {total}", title_justify="left"
     )
@@ -108,8 +131,9 @@ async def show_lists(
             if is_expired(r["disclosure_end"], today) or not r["entry"]
             else "active"
         )
+        origin_name = r["peer"] or home.settings.name
         table.add_row(
-            r["peer"] or home.settings.name,
+            f"{origin_name} (UNVERIFIED)" if origin_name in marked else origin_name,
             r["list_name"],
             "(natural person)" if person else r["subject_name"],
             r["uscc"],
@@ -120,4 +144,18 @@ async def show_lists(
             status,
         )
     out.print(table)
-    return int(total)
+    warn = err if err is not None else out
+    for bad, n in matched:
+        warn.print(
+            f"warning: {bad.name}: {bad.why()}: its {n} matching row(s) are not verified "
+            "(see `creditnode status`, `creditnode verify`)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if matched and not allow_unverified:
+        warn.print(
+            "error: rows of an unverified origin were shown; pass --allow-unverified to "
+            "accept them (exit 0)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        return VerificationError.exit_code
+    return 0

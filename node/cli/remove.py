@@ -12,11 +12,14 @@ from rich.table import Table
 
 from adapters.list_csv import parse_date
 from node.cli.options import HomeOpt, out, quiet_logs, refuse_personal_code, run_coro
+from node.cli.records import check_class
 from node.errors import InputError
 from node.feeds import catalogue
+from node.feeds.classes import CLASSES
 from node.feeds.dates import shanghai_today
 from node.feeds.importer import REMOVAL_REASONS, Removal, find_held, remove_entries
 from node.feeds.publisher import Publisher
+from node.feeds.records import find_records, remove_records
 from node.home import Home, load_home
 from node.keys.signers import FeedSigners
 from node.storage import Store
@@ -59,9 +62,6 @@ def stated_removal(
 
 def remove(
     home: HomeOpt,
-    list_ref: Annotated[
-        str, typer.Option("--list", help="The list: its code or official name (catalogue).")
-    ],
     reason: Annotated[
         str,
         typer.Option(help="Why: repair, correction, revocation, fulfilled or expiry."),
@@ -71,6 +71,17 @@ def remove(
     uscc: Annotated[str, typer.Option(help="Remove this organisation's active entries.")] = "",
     entry: Annotated[str, typer.Option(help="Remove the entry with this id.")] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    list_ref: Annotated[
+        str | None,
+        typer.Option("--list", help="The list: its code or official name (catalogue)."),
+    ] = None,
+    record_class: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Instead of a list, a data class: penalty, licence, evaluation, commitment.",
+        ),
+    ] = None,
 ) -> None:
     """Remove one entry (or an organisation's entries) from a list of this node, for a stated
     reason, and publish the removal to every peer.
@@ -79,6 +90,10 @@ def remove(
     refused by the list's rule, or not confirmed.
     """
     quiet_logs()
+    if (list_ref is None) == (record_class is None):
+        raise InputError("give exactly one of --list and --class")
+    if record_class is not None:
+        check_class(record_class)
     if bool(uscc) == bool(entry):
         raise InputError("give exactly one of --uscc and --entry")
     refuse_personal_code(
@@ -90,19 +105,26 @@ def remove(
     )
     assert removal is not None
     loaded = load_home(home)
-    spec = home_catalogue(loaded).resolve(list_ref)
+    spec = home_catalogue(loaded).resolve(list_ref) if list_ref is not None else None
+    name, code = (
+        (spec.name, spec.code) if spec else (CLASSES[str(record_class)].label, record_class)
+    )
 
     async def run() -> int:
         async with Store.opened(loaded.database_url) as store:
             publisher = await Publisher.open(
                 store, loaded.identity.uri, FeedSigners.of_home(loaded)
             )
-            held = await find_held(publisher, spec, uscc=uscc.strip().upper(), entry_id=entry)
+            code_ = uscc.strip().upper()
+            if spec is not None:
+                held = await find_held(publisher, spec, uscc=code_, entry_id=entry)
+            else:
+                held = await find_records(publisher, str(code), uscc=code_, entry_id=entry)
             if not held:
                 what = f"USCC {uscc}" if uscc else f"entry {entry}"
-                raise InputError(f"no active entry of {spec.name} for {what}")
+                raise InputError(f"no active entry of {name} for {what}")
             table = Table(
-                title=f"to remove from {spec.name} ({spec.code}): {removal.reason}, "
+                title=f"to remove from {name} ({code}): {removal.reason}, "
                 f"{removal.date.isoformat()}, {removal.doc_no}",
                 title_justify="left",
             )
@@ -121,7 +143,10 @@ def remove(
                     raise InputError("removing needs confirmation: run it again with --yes")
                 if not typer.confirm(f"Remove {len(held)} entr{'y' if len(held) == 1 else 'ies'}?"):
                     raise InputError("not confirmed: nothing removed")
-            removed = await remove_entries(publisher, spec, held, removal)
+            if spec is not None:
+                removed = await remove_entries(publisher, spec, held, removal)
+            else:
+                removed = await remove_records(publisher, str(code), held, removal)
             out.print(f"removed {removed}; log size {publisher.log.frontier.size}")
             return removed
 

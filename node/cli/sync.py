@@ -1,4 +1,8 @@
-"""`creditnode sync`: one catch-up pass over peers' feeds, with progress and a result table."""
+"""`creditnode sync`: one catch-up pass over peers' feeds, with progress and a result table.
+
+Each batch received (and each disclosure) is recorded in this node's audit log as the running
+subscriber records it (the requester's receipts, ``feed_range`` / ``disclosure`` entries);
+the log's checkpoint is signed before the command returns."""
 
 from __future__ import annotations
 
@@ -8,14 +12,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
+from node.audit.local import opened_audit
 from node.errors import InputError, PeerError, VerificationError
-from node.feeds.subscriber import FeedUnavailable, ForkedPeer, Subscriber, SyncProgress
-from node.feeds.verify import FeedError, ForkError, Tampered
+from node.feeds.subscriber import (
+    STICKY,
+    FeedUnavailable,
+    ForkedPeer,
+    Subscriber,
+    SyncProgress,
+)
+from node.feeds.verify import CheckpointRefused, FeedError, ForkError, Tampered
 from node.home import load_home
 from node.peers.directory import PeerDirectory
 from node.storage import Store
 
 VERIFY_FAILED = VerificationError.exit_code
+CLEAR = "standing until `creditnode evidence clear --peer NAME --confirm`"
 
 
 async def sync_peers(
@@ -28,7 +40,7 @@ async def sync_peers(
     disclose: bool = False,
 ) -> int:
     home = load_home(root)
-    async with Store.opened(home.database_url) as store:
+    async with Store.opened(home.database_url) as store, opened_audit(home, store) as audit:
         directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
         await directory.refresh()
         peers = directory.peers()
@@ -54,25 +66,31 @@ async def sync_peers(
                     bar.update(task, completed=p.size, total=max(p.target, p.size))
 
                 try:
-                    sub = await Subscriber.open(home.tls, store, peer)
+                    sub = await Subscriber.open(home.tls, store, peer, audit=audit)
                     status = await sub.sync(follow=False, progress=report, timeout=timeout)
                     added = None
                     if disclose:
                         bar.update(task, description=f"disclose {name}", completed=0)
                         added = await sub.disclose(progress=report, timeout=timeout)
-                    results.append((name, status, "ok", "", added))
+                    c = sub.log.cursor
+                    if c.state in STICKY:  # this pass verified; an earlier mark still stands
+                        results.append((name, status, c.state, f"{c.state_detail} ({CLEAR})",
+                                        added))  # fmt: skip
+                    else:
+                        results.append((name, status, "ok", "", added))
                 except (ForkError, ForkedPeer) as exc:
                     results.append((name, None, "forked", str(exc), None))
                     code = VERIFY_FAILED
-                except Tampered as exc:  # evidence kept, the feed marked (see `status`)
+                except (Tampered, CheckpointRefused) as exc:
+                    # Evidence kept, the feed marked `tampered` (see `status`, `evidence clear`).
                     results.append((name, None, "tampered", str(exc), None))
                     code = VERIFY_FAILED
                 except FeedError as exc:
-                    # Not asked at all, or asked and what came back did not verify ("checkpoint
-                    # refused: …" is the latter, whatever its words).
+                    # Not asked at all (unreachable), or what came back cannot be verified now
+                    # (a time ahead of this clock, a root update refused): stalled, exit 7.
                     unreachable = isinstance(exc, FeedUnavailable)
                     results.append(
-                        (name, None, "unreachable" if unreachable else "refused", str(exc), None)
+                        (name, None, "unreachable" if unreachable else "stalled", str(exc), None)
                     )
                     code = max(code, PeerError.exit_code if unreachable else VERIFY_FAILED)
         table = Table(title=f"sync {home.identity.uri}", title_justify="left")

@@ -91,6 +91,7 @@ from typing import Any, Literal, cast
 
 from node.api import feeds
 from node.errors import ConfigError, InputError
+from node.feeds.classes import RECORD_CODES
 from node.feeds.leaf import COMMITTED_FIELDS
 from node.policy.agreement import SourceMap
 
@@ -447,6 +448,9 @@ class _Reader:
                 f"{what}: code must be 1-40 characters of a-z, 0-9, '.', '-' (starting with a "
                 "letter or digit)",
             )
+        elif code in RECORD_CODES:
+            # The report's data classes use these as list codes in the same feed (issue 14).
+            self.problem((*path, "code"), f"{what}: code {code} is a data class's, not a list's")
         name = self.text(spec, "name", path, what)
         kind = spec.get("kind")
         if kind not in KINDS:

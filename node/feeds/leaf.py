@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from node.api import feeds, options
+from node.feeds.classes import body_problem
 
 SALT_BYTES = 16
 DIGEST_BYTES = 32
@@ -207,6 +208,9 @@ def _open_body(leaf: feeds.LeafEntry, body: feeds.EntryBody) -> feeds.ListEntry:
         raise LeafError("body says a status; only the log says that")
     if entry.list_code != leaf.list_code:
         raise LeafError("body and leaf name different lists")
+    problem = body_problem(entry)
+    if problem:
+        raise LeafError(problem)
     return entry
 
 

@@ -12,7 +12,14 @@ The held root is brought up to date (``NodeService.GetRoot``, verified by
 ``TrustedRoot.update_chain``, each new version kept in one transaction) before streaming,
 before a checkpoint when the last check is more than :data:`ROOT_REFRESH_SECONDS` old, and
 whenever a checkpoint does not verify under the root held. A refused root update stalls the
-feed, like a checkpoint that does not verify.
+feed.
+
+A checkpoint that does not verify as the origin's (a malformed note, a bad signature, a key
+not valid at its signed time, a backdated time: :class:`CheckpointRefused`) even under the
+newest root the origin serves marks the feed ``tampered`` and keeps the note as evidence; a
+time ahead of this node's clock, or a stream out of order, only stalls it. ``tampered`` and
+``forked`` are never cleared by the subscriber: only an operator's ``creditnode evidence
+clear`` (:func:`clear_feed_state`) does, after which the next sync judges the feed afresh.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from node.feeds.state import (
     apply_leaves,
 )
 from node.feeds.verify import (
+    CheckpointRefused,
     FeedError,
     ForkError,
     Tampered,
@@ -93,9 +101,21 @@ class FeedUnavailable(FeedError):
     was received that failed verification."""
 
 
-# A feed whose stream does not verify (a checkpoint not signed by the enrolled feed key, say)
-# is marked so in its log's state, for `status`, until a checkpoint verifies again.
+# A feed whose stream cannot be verified now (a checkpoint signed ahead of this node's clock,
+# a root update refused, a stream out of order) is marked so in its log's state, for
+# `status`, until a checkpoint verifies again.
 STALLED = "stalled"
+TAMPERED = "tampered"
+FORKED = "forked"
+# States only an operator clears (`creditnode evidence clear`), never the subscriber.
+STICKY = (TAMPERED, FORKED)
+# Refused checkpoints kept as evidence per feed: the first ones (a key that goes on signing
+# adds one per checkpoint; the log names the rest).
+MAX_REFUSED_RECORDS = 16
+MAX_NOTE_BYTES = 64 * 1024
+REFUSED_KIND = "refused-checkpoint"
+# Evidence kinds that are not forks (`evidence export` hands forks only to a third party).
+NOT_FORKS = ("tampered-leaf", "stored-mismatch", REFUSED_KIND)
 
 
 @dataclass
@@ -357,6 +377,10 @@ class Subscriber:
         except Tampered as exc:  # evidence kept, the feed marked; nothing of it applied
             await record_tampered(self.store, self.origin, exc, verified.note if verified else b"")
             raise
+        except CheckpointRefused as exc:  # not the origin's checkpoint: evidence, tampered
+            await record_refused(self.store, self.origin, exc, verified.note if verified else b"")
+            await self.log.reload()
+            raise
         except FeedError as exc:  # what the peer sent does not verify: nothing of it applied
             await self._set_state(STALLED, str(exc))
             raise
@@ -498,7 +522,9 @@ class Subscriber:
             log.exception("cosignatures not kept", peer=self.peer.identity.node)
 
     async def _set_state(self, state: str, detail: str) -> None:
-        """Mark the mirror stalled (with why) or ok again; a fork is never overwritten."""
+        """Mark the mirror stalled (with why) or ok again. A ``forked`` or ``tampered`` mark
+        (kept in the database, perhaps set meanwhile by another process) is never
+        overwritten: only an operator clears it (:func:`clear_feed_state`)."""
         if self.log.cursor.state == state and self.log.cursor.state_detail == detail[:500]:
             return
         if state == STALLED:
@@ -506,9 +532,14 @@ class Subscriber:
         async with self.store.begin() as conn:
             await conn.execute(
                 update(LOGS)
-                .where(and_(LOGS.c.id == self.log.log_id, LOGS.c.state != "forked"))
+                .where(and_(LOGS.c.id == self.log.log_id, LOGS.c.state.not_in(STICKY)))
                 .values(state=state, state_detail=detail[:500], updated_at=utcnow())
             )
+            state, detail = (
+                await conn.execute(
+                    select(LOGS.c.state, LOGS.c.state_detail).where(LOGS.c.id == self.log.log_id)
+                )
+            ).one()
         self.log.cursor = dataclasses.replace(
             self.log.cursor, state=state, state_detail=detail[:500]
         )
@@ -571,9 +602,6 @@ async def follow_forever(
         delay = min(delay * 2, max_delay)
 
 
-TAMPERED = "tampered"
-
-
 async def record_tampered(store: Store, origin: str, found: Tampered, note: bytes = b"") -> None:
     """Keep evidence that a feed does not verify (the verified checkpoint it was checked
     against, and the leaf bytes received, which carry commitments only) and mark the feed
@@ -605,3 +633,86 @@ async def record_tampered(store: Store, origin: str, found: Tampered, note: byte
             .where(and_(LOGS.c.id == row.id, LOGS.c.state != "forked"))
             .values(state=TAMPERED, state_detail=detail, updated_at=utcnow())
         )
+
+
+async def record_refused(
+    store: Store, origin: str, refused: CheckpointRefused, verified: bytes = b""
+) -> None:
+    """Keep a checkpoint that does not verify as the origin's (the note received, beside the
+    last verified one, and why) and mark the feed ``tampered`` (a fork is never overwritten).
+    The same note twice keeps one record; at most :data:`MAX_REFUSED_RECORDS` per feed."""
+    detail = f"sync: {refused}"[:500]
+    note = refused.note if len(refused.note) <= MAX_NOTE_BYTES else b""
+    log.error("peer checkpoint does not verify", origin=origin, detail=str(refused))
+    async with store.begin() as conn:
+        row = (
+            await conn.execute(select(LOGS.c.id, LOGS.c.state).where(LOGS.c.origin == origin))
+        ).first()
+        if row is None:
+            return
+        kept = (
+            await conn.execute(
+                select(EVIDENCE.c.later_note).where(
+                    and_(EVIDENCE.c.log_id == row.id, EVIDENCE.c.kind == REFUSED_KIND)
+                )
+            )
+        ).all()
+        if len(kept) < MAX_REFUSED_RECORDS and all(bytes(k) != note for (k,) in kept):
+            await conn.execute(
+                insert(EVIDENCE).values(
+                    log_id=row.id,
+                    kind=REFUSED_KIND,
+                    detail=str(refused)[:500],
+                    earlier_note=verified,
+                    later_note=note,
+                    proof=b"",
+                    recorded_at=utcnow(),
+                )
+            )
+        await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == row.id, LOGS.c.state != FORKED))
+            .values(state=TAMPERED, state_detail=detail, updated_at=utcnow())
+        )
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """What :func:`clear_feed_state` changed."""
+
+    origin: str
+    state: str  # the state it had
+    detail: str
+    evidence: int  # records kept (never deleted)
+
+
+async def clear_feed_state(store: Store, origin: str) -> Cleared:
+    """The operator's decision that a ``tampered`` or ``forked`` feed may be judged afresh:
+    its state goes back to ``ok`` (the evidence stays). The next sync re-verifies from the
+    checkpoint held, so a fork or a bad checkpoint still served is found, and marked, again.
+    Raises ValueError if the feed is not marked, or a standing ``verify`` finding marks it
+    (a clean pass of ``creditnode verify`` clears that)."""
+    async with store.begin() as conn:
+        row = (
+            await conn.execute(
+                select(LOGS.c.id, LOGS.c.state, LOGS.c.state_detail).where(LOGS.c.origin == origin)
+            )
+        ).first()
+        if row is None:
+            raise ValueError("no feed of it is held")
+        if row.state not in STICKY:
+            raise ValueError(f"its feed is {row.state}, not tampered or forked: nothing to clear")
+        if str(row.state_detail).startswith("verify: "):
+            raise ValueError(
+                "its stored data has standing `creditnode verify` findings; a clean pass of "
+                "`creditnode verify` clears them"
+            )
+        count = len(
+            (await conn.execute(select(EVIDENCE.c.id).where(EVIDENCE.c.log_id == row.id))).all()
+        )
+        await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == row.id, LOGS.c.state == row.state))
+            .values(state="ok", state_detail="", updated_at=utcnow())
+        )
+    return Cleared(origin, str(row.state), str(row.state_detail), count)

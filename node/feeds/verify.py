@@ -56,6 +56,18 @@ class ForkError(FeedError):
         self.proof = proof
 
 
+class CheckpointRefused(FeedError):
+    """A checkpoint that is not the origin's: a malformed note, a signature by no key the
+    origin holds, by a key not valid at the signed time, or a signed time earlier than one
+    already verified. Verification failed (the subscriber marks the feed ``tampered`` and
+    keeps the note); a time merely ahead of this node's clock is a plain FeedError (stalled).
+    *note*: the note received."""
+
+    def __init__(self, detail: str, note: bytes = b"") -> None:
+        super().__init__(detail)
+        self.note = note
+
+
 class Tampered(FeedError):
     """What was received, or what this node stored of the feed, does not verify against a
     validly signed checkpoint: a leaf that fails its commitment or does not lead to the
@@ -135,14 +147,16 @@ def open_signed_checkpoint(
         if root is not None:
             keys = root_feed_keys(root, origin)
             if not keys:
-                raise FeedError(f"checkpoint refused: root v{root.version} lists no feed key")
+                raise CheckpointRefused(
+                    f"checkpoint refused: root v{root.version} lists no feed key", note
+                )
             cp, signers = open_checkpoint_by(note, keys, origin=origin)
         else:
             assert not isinstance(key, TrustedRoot)
             cp, signers = open_checkpoint_by(note, key, origin=origin)
         at = checkpoint_time(cp)
     except NoteError as exc:
-        raise FeedError(f"checkpoint refused: {exc}") from None
+        raise CheckpointRefused(f"checkpoint refused: {exc}", note) from None
     if at is not None and at > now + MAX_CLOCK_SKEW:
         raise FeedError(
             f"checkpoint refused: signed at {format_time(at)} by key {_key_ids(signers, root)}, "
@@ -158,9 +172,10 @@ def open_signed_checkpoint(
                 else f"at its signed time {format_time(at)}"
             )
             details = ", ".join(f"{_key_id(k, root)} (window {_windows(root, k)})" for k in signers)
-            raise FeedError(
+            raise CheckpointRefused(
                 f"checkpoint refused: no feed key that signed it was valid {when} in "
-                f"root v{root.version}: {details}"
+                f"root v{root.version}: {details}",
+                note,
             )
     return OpenedCheckpoint(cp, at, _key_ids(signers, root))
 
@@ -227,9 +242,10 @@ def _not_backdated(
     whatever times they claim."""
     at, before = opened.signed_at, previous.signed_at
     if at is not None and before is not None and at < before:
-        raise FeedError(
+        raise CheckpointRefused(
             f"checkpoint refused: signed at {format_time(at)} by key {opened.signers}, "
-            f"earlier than the checkpoint already verified (signed at {format_time(before)})"
+            f"earlier than the checkpoint already verified (signed at {format_time(before)})",
+            new.note,
         )
     return new
 

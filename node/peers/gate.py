@@ -39,7 +39,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from keys import NodeIdentity, certificate_fingerprint, identity_from_certificate, issued_by
+from keys import (
+    NodeIdentity,
+    certificate_fingerprint,
+    identity_from_certificate,
+    is_officer_certificate,
+    issued_by,
+)
 from node.api import pb
 from node.keys.roles import TRANSPORT
 from node.peers.directory import DirectoryChange, HeldRoot, PeerDirectory
@@ -132,6 +138,13 @@ class PeerGate:
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
         cert = x509.load_pem_x509_certificate(pems[0])
         fingerprint = certificate_fingerprint(cert)
+        if is_officer_certificate(cert):
+            # An officer talks to its own node's officer listener only, never as a peer.
+            log.warning("refused caller", reason="officer credential", address=address)
+            raise Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "an officer credential is never admitted as a peer",
+            )
         try:
             ident = identity_from_certificate(cert)
         except ValueError as exc:

@@ -12,6 +12,8 @@ for the disclosure record. The rule, by the classification each field carries in
 * a ``FieldDisclosure`` (the opening of a feed commitment) stays only if the decision opens
   that committed field in clear; the masked ID and the pseudonym are committed fields of their
   own, so their openings are what "masked" and "pseudonym" mean on a feed;
+* a ``GetReportResponse`` (a signed report, which cannot be rewritten) leaves only if every
+  personal value in its payload is of a field the decision opens, and says their forms;
 * any other personal or trade-secret value is cleared;
 * a field without a classification, or a field the schema does not know, raises
   :class:`Unreleasable`: the caller sends nothing.
@@ -43,6 +45,8 @@ A decision of ``None`` withholds every personal value (the fail-closed case).
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -50,11 +54,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from node.api import feeds, options, query
+from node.api import feeds, options, query, reports
 from node.feeds.leaf import COMMITTED_FIELDS
 from node.identity.pseudonym_key import PseudonymKey
 from node.policy.agreement import form_problem
 from node.policy.decide import Decision, apply
+from node.reports.payload import personal_values
 
 __all__ = [
     "FOREIGN_PUBLIC",
@@ -86,6 +91,7 @@ _BATCH = feeds.LeafBatch.DESCRIPTOR.full_name
 _DISCLOSED_LEAF = feeds.DisclosedLeaf.DESCRIPTOR.full_name
 _FEED_LEAF = feeds.FeedLeaf.DESCRIPTOR.full_name
 _FEED_LEAF_OPENINGS = feeds.FeedLeaf.DESCRIPTOR.fields_by_name["disclosures"]
+_REPORT = reports.GetReportResponse.DESCRIPTOR.full_name
 
 
 class Unreleasable(Exception):
@@ -125,7 +131,7 @@ def _plain(d: Descriptor) -> bool:
         if m.full_name in seen:
             continue
         seen.add(m.full_name)
-        if m.full_name in (_LIST_ENTRY, _DISCLOSURE, _ANSWER, _RESPONSE):
+        if m.full_name in (_LIST_ENTRY, _DISCLOSURE, _ANSWER, _RESPONSE, _REPORT):
             return False
         for fd in m.fields:
             if sensitivity_of(fd) not in _PASS:
@@ -173,6 +179,9 @@ class _Walker:
             return
         if d.full_name == _ANSWER:
             self.answer(m)
+            return
+        if d.full_name == _REPORT:
+            self.report(m)
             return
         if d.full_name == _FEED_LEAF:
             # The hot path of every feed: the leaf bytes are public, only the openings are not.
@@ -226,6 +235,28 @@ class _Walker:
             query.FieldForm(field=n, form=f) for n, f in sorted(forms.items())
         )
 
+    def report(self, m: Message) -> None:
+        """A signed report: its bytes cannot be rewritten, so it leaves only if every personal
+        value in its payload is of a field the decision opens; else nothing is sent."""
+        for fd, _ in m.ListFields():
+            if sensitivity_of(fd) not in _PASS:
+                raise Unreleasable(f"{fd.full_name} is not public")
+        counts = report_personal_values(bytes(m.envelope))  # type: ignore[attr-defined]
+        decision = self.decision
+        opened = {} if decision is None or decision.refused else decision.opened()
+        denied = sorted(n for n in counts if n not in opened)
+        if denied:
+            raise Unreleasable(f"the report carries withheld fields: {', '.join(denied)}")
+        forms = {n: str(opened[n]) for n in counts}
+        self.out.forms.update(forms)
+        self.out.values += sum(counts.values())
+        del m.forms[:]  # type: ignore[attr-defined]
+        m.forms.extend(  # type: ignore[attr-defined]
+            query.FieldForm(field=n, form=f) for n, f in sorted(forms.items())
+        )
+        m.agreements = "" if decision is None else ", ".join(map(str, decision.agreements))  # type: ignore[attr-defined]
+        m.decision = "no decision" if decision is None else decision.reason  # type: ignore[attr-defined]
+
     def openings(self, m: Message, fd: FieldDescriptor, leaf: int | None) -> None:
         held = getattr(m, fd.name)
         for o in held:
@@ -273,6 +304,21 @@ class _Walker:
         if forms and leaf is not None:
             self.out.leaves.add(leaf)
         return forms
+
+
+def report_personal_values(envelope: bytes) -> dict[str, int]:
+    """Field name -> personal values in a report envelope's payload (empty envelope: none).
+    Raises :class:`Unreleasable` for an envelope that cannot be read."""
+    if not envelope:
+        return {}
+    try:
+        env = json.loads(envelope)
+        payload = json.loads(base64.b64decode(env["payload"], validate=True))
+        return personal_values(payload)
+    except Exception as exc:  # anything unreadable is not sent
+        raise Unreleasable(
+            f"a report envelope that cannot be read ({type(exc).__name__})"
+        ) from None
 
 
 def _repeated(fd: FieldDescriptor) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -121,7 +123,18 @@ async def bulk_insert(
         # SQLAlchemy begins its asyncpg transaction lazily, at its first statement: make sure
         # these rows are inside it, not autocommitted beside it.
         await conn.exec_driver_sql("SELECT 1")
-    await driver.executemany(sql, rows)
+    try:
+        await driver.executemany(sql, rows)
+    except Exception as exc:
+        # The driver's own error bypasses SQLAlchemy: a duplicate key (another process
+        # appended the same leaf index first) must still read as IntegrityError to callers.
+        if _integrity_error(exc):
+            raise IntegrityError(sql, None, exc) from exc
+        raise
+
+
+def _integrity_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.IntegrityError | asyncpg.IntegrityConstraintViolationError)
 
 
 async def fetch_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:

@@ -131,7 +131,10 @@ class ListStateRecord(SQLModel, table=True):
     A holder keeps of a removed entry only its id, list and removal; the origin keeps it all."""
 
     __tablename__ = "list_state"
-    __table_args__ = (Index("ix_list_state_last_idx", "log_id", "last_idx"),)
+    __table_args__ = (
+        Index("ix_list_state_last_idx", "log_id", "last_idx"),
+        Index("ix_list_state_code", "log_id", "list_code", "status"),  # issue 14's classes
+    )
 
     log_id: int = Field(primary_key=True)
     entry_id: str = Field(primary_key=True, max_length=64)

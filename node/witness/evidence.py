@@ -9,6 +9,11 @@ when both notes verify under the origin's keys (valid at their signed times) and
 and proof on their own prove the fork (:func:`proven_fork`): one size with two roots; a
 proof leading to the larger root from a different root at the smaller size; or a smaller
 tree signed at a later time. A record whose notes do not verify fails the whole document.
+
+Cosignatures on the notes are checked when the checker can: under the cosigner's peer bundle
+given to it (its root v1, brought forward by the cosigner's root versions the exporter held,
+carried in ``cosigners``), else under the trust embedded for that cosigner (and said so), else
+listed unchecked. A cosignature that does not verify fails the document.
 """
 
 from __future__ import annotations
@@ -18,16 +23,22 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keys import VerifyingKey
+from keys import PeerBundle, VerifyingKey
 from node.feeds.note import Checkpoint, NoteError
 from node.keys.roles import FEED
 from node.keys.trusted import RootError, TrustedRoot
-from node.witness.cosignature import Cosignature, CosignatureError, proven_fork
-from node.witness.trust import Trust, open_origin_checkpoint
+from node.witness.cosignature import (
+    Cosignature,
+    CosignatureError,
+    note_body,
+    proven_fork,
+    verify_cosignature,
+)
+from node.witness.trust import Trust, cosigner_keys, open_origin_checkpoint, pinned_trust
 
 FORMAT = "creditnode-fork-evidence/v1"
 MAX_RECORDS = 1000
@@ -75,9 +86,15 @@ def build(
     feed_key: str,
     records: Sequence[Record],
     exported_at: dt.datetime,
+    cosigners: Mapping[str, tuple[Sequence[bytes], str]] | None = None,
 ) -> dict[str, Any]:
-    """The evidence document (JSON-ready)."""
+    """The evidence document (JSON-ready). *cosigners*: for each cosigner URI named on the
+    notes, its root versions and feed key as the exporter held them."""
     return {
+        "cosigners": {
+            uri: {"roots": [base64.b64encode(r).decode() for r in rs], "feed_key": key}
+            for uri, (rs, key) in sorted((cosigners or {}).items())
+        },
         "format": FORMAT,
         "origin": origin,
         "peer": peer,
@@ -98,7 +115,9 @@ class RecordVerdict:
     problem: str = ""  # why it proves nothing, or why it does not verify
     verified: bool = True  # both notes verify under the origin's keys
     sizes: tuple[int, int] = (0, 0)
-    cosigners: list[str] = field(default_factory=list)  # names on cosignature lines (unchecked)
+    cosigners: list[str] = field(default_factory=list)  # names on cosignature lines
+    # (cosigner, "verified" | "verified (embedded trust)" | "unchecked") per cosignature
+    cosignatures: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +128,7 @@ class RecordVerdict:
             "problem": self.problem,
             "sizes": list(self.sizes),
             "cosigners": self.cosigners,
+            "cosignatures": [{"cosigner": c, "status": st} for c, st in self.cosignatures],
         }
 
 
@@ -217,12 +237,81 @@ def _cosigners(note: bytes) -> list[str]:
     return names
 
 
+def _cosigner_trusts(
+    doc: dict[str, Any], bundles: Sequence[PeerBundle]
+) -> dict[str, tuple[Trust, str]]:
+    """Each cosigner's trust (and how it is known): from its bundle given, else embedded."""
+    carried = doc.get("cosigners", {})
+    if not isinstance(carried, dict):
+        raise EvidenceError("'cosigners' must be an object")
+    chains: dict[str, tuple[list[bytes], VerifyingKey | None]] = {}
+    for uri, raw in carried.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("roots", []), list):
+            raise EvidenceError(f"cosigners[{uri!r}] is malformed")
+        chain = [_b64(r, f"cosigners[{uri!r}].roots[]") for r in raw.get("roots", [])[:64]]
+        key_text = raw.get("feed_key")
+        try:
+            key = (
+                VerifyingKey.from_text(key_text) if isinstance(key_text, str) and key_text else None
+            )
+        except ValueError as exc:
+            raise EvidenceError(f"cosigners[{uri!r}].feed_key: {exc}") from None
+        chains[str(uri)] = (chain, key)
+    out: dict[str, tuple[Trust, str]] = {}
+    try:
+        for uri, (chain, key) in chains.items():
+            if key is not None:
+                out[uri] = (pinned_trust(chain[0] if chain else None, chain, key), EMBEDDED)
+        for b in bundles:
+            uri = b.identity.uri
+            out[uri] = (pinned_trust(b.root_v1_bytes, chains.get(uri, ([], None))[0],
+                                     b.verifying_key), VERIFIED)  # fmt: skip
+    except RootError as exc:
+        raise EvidenceError(f"a cosigner's root versions: {exc}") from None
+    return out
+
+
+VERIFIED, EMBEDDED, UNCHECKED = "verified", "verified (embedded trust)", "unchecked"
+
+
+def _check_cosignatures(
+    note: bytes, trusts: dict[str, tuple[Trust, str]], verdict: RecordVerdict
+) -> None:
+    """Check the cosignature lines of *note* it can; a bad one marks *verdict* failed."""
+    body = note_body(note)
+    for line in note.decode("utf-8", "replace").split("\n\n", 1)[-1].splitlines():
+        try:
+            cos = Cosignature.parse(line)
+        except CosignatureError:
+            continue  # the origin's own signature line, or another signer's
+        known = trusts.get(cos.name)
+        if known is None:
+            verdict.cosignatures.append((cos.name, UNCHECKED))
+            continue
+        trust, how = known
+        when = dt.datetime.fromtimestamp(min(cos.timestamp, 253402300799), dt.UTC)
+        try:
+            verify_cosignature(cos, body, cosigner_keys(trust, cos.name, when), name=cos.name)
+        except CosignatureError as exc:
+            verdict.verified = False
+            verdict.problem = f"a cosignature does not verify: {exc}"
+            verdict.cosignatures.append((cos.name, "INVALID"))
+            continue
+        verdict.cosignatures.append((cos.name, how))
+
+
 def check(
-    doc: dict[str, Any], *, root_v1: bytes | None = None, feed_key: VerifyingKey | None = None
+    doc: dict[str, Any],
+    *,
+    root_v1: bytes | None = None,
+    feed_key: VerifyingKey | None = None,
+    cosigner_bundles: Sequence[PeerBundle] = (),
 ) -> Verdict:
-    """Judge every record of *doc* under the origin's trust (see the module docstring)."""
+    """Judge every record of *doc* under the origin's trust, and the cosignatures on its
+    notes under the cosigners' (see the module docstring)."""
     origin = _text(doc, "origin", 200)
     trust, described = _trust(doc, root_v1, feed_key)
+    cosigner_trusts = _cosigner_trusts(doc, cosigner_bundles)
     verdicts = []
     for i, raw in enumerate(doc["evidence"]):
         if not isinstance(raw, dict):
@@ -254,6 +343,10 @@ def check(
             continue
         verdict.sizes = (cps[0].size, cps[1].size)
         verdict.cosigners = sorted({c for n in notes for c in _cosigners(n)})
+        for n in notes:
+            _check_cosignatures(n, cosigner_trusts, verdict)
+        if not verdict.verified:
+            continue
         if any(len(h) != _HASH for h in proof):
             verdict.problem = "the proof holds a hash that is not 32 bytes"
             continue

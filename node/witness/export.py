@@ -10,10 +10,12 @@ from sqlalchemy import select
 from keys import NodeIdentity
 from node.errors import InputError
 from node.feeds.logstore import LOGS
+from node.feeds.subscriber import NOT_FORKS
 from node.storage import Store
 from node.storage.models import EvidenceRecord
 from node.storage.peers import PEER_ROOTS, PeerRepository
 from node.witness import evidence
+from node.witness.cosignature import Cosignature, CosignatureError
 
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
@@ -37,7 +39,11 @@ async def export_evidence(store: Store, peer: str, *, now: dt.datetime) -> dict[
             if log_id is None
             else (
                 await conn.execute(
-                    select(EVIDENCE).where(EVIDENCE.c.log_id == log_id).order_by(EVIDENCE.c.id)
+                    # Forks only: a refused checkpoint or a tampered leaf proves nothing
+                    # about the origin to a third party (`status` shows those).
+                    select(EVIDENCE)
+                    .where(EVIDENCE.c.log_id == log_id, EVIDENCE.c.kind.not_in(NOT_FORKS))
+                    .order_by(EVIDENCE.c.id)
                 )
             )
             .mappings()
@@ -64,6 +70,22 @@ async def export_evidence(store: Store, peer: str, *, now: dt.datetime) -> dict[
         )
         for r in rows[: evidence.MAX_RECORDS]
     ]
+    named = {c for r in records for n in (r.earlier_note, r.later_note) for c in _named(n)}
+    cosigners: dict[str, tuple[list[bytes], str]] = {}
+    async with store.engine.connect() as conn:
+        for other in await PeerRepository(store).list():
+            uri = NodeIdentity(other.federation, other.name).uri
+            if uri not in named:
+                continue
+            chain = [
+                bytes(data)
+                for (data,) in await conn.execute(
+                    select(PEER_ROOTS.c.data)
+                    .where(PEER_ROOTS.c.peer == other.name)
+                    .order_by(PEER_ROOTS.c.version)
+                )
+            ]
+            cosigners[uri] = (chain, other.feed_key)
     return evidence.build(
         origin=origin,
         peer=peer,
@@ -71,4 +93,16 @@ async def export_evidence(store: Store, peer: str, *, now: dt.datetime) -> dict[
         feed_key=record.feed_key,
         records=records,
         exported_at=now,
+        cosigners=cosigners,
     )
+
+
+def _named(note: bytes) -> list[str]:
+    """The cosigners named on *note*'s cosignature lines."""
+    found = []
+    for line in note.decode("utf-8", "replace").split("\n\n", 1)[-1].splitlines():
+        try:
+            found.append(Cosignature.parse(line).name)
+        except CosignatureError:
+            continue
+    return found

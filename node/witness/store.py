@@ -9,9 +9,11 @@ from collections.abc import Iterable
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.feeds.logstore import CHECKPOINTS
+from node.feeds.note import NoteError
 from node.storage import Store, dialect
 from node.storage.models import CosignatureRecord, WitnessedRecord, utcnow
-from node.witness.cosignature import MAX_COSIGNATURES, Held
+from node.witness.cosignature import MAX_COSIGNATURES, Held, note_body
 
 WITNESSED = WitnessedRecord.__table__  # type: ignore[attr-defined]
 COSIGNATURES = CosignatureRecord.__table__  # type: ignore[attr-defined]
@@ -111,3 +113,38 @@ async def cosignatures_of(conn: AsyncConnection, origin: str, body: bytes) -> li
         .limit(MAX_COSIGNATURES)
     )
     return [str(line) for (line,) in rows]
+
+
+async def cosigned_checkpoints(
+    conn: AsyncConnection, origin: str, log_id: int, max_size: int, *, limit: int = 16
+) -> list[tuple[bytes, list[str]]]:
+    """The newest checkpoints (at most *limit*) of this node's log *log_id* (origin *origin*)
+    of at most *max_size* for which cosignatures are held, newest first: each signed note
+    (from ``checkpoints``) and its cosignature lines."""
+    sizes = (
+        await conn.execute(
+            select(COSIGNATURES.c.size, COSIGNATURES.c.body_sha256)
+            .where(and_(COSIGNATURES.c.origin == origin, COSIGNATURES.c.size <= max_size))
+            .distinct()
+            .order_by(COSIGNATURES.c.size.desc())
+            .limit(limit)
+        )
+    ).all()
+    found: list[tuple[bytes, list[str]]] = []
+    for size, digest in sizes:
+        signed = (
+            await conn.execute(
+                select(CHECKPOINTS.c.note).where(
+                    and_(CHECKPOINTS.c.log_id == log_id, CHECKPOINTS.c.size == size)
+                )
+            )
+        ).scalar()
+        if signed is None:
+            continue
+        try:
+            body = note_body(bytes(signed))
+        except NoteError:
+            continue
+        if body_sha256(body) == digest:
+            found.append((bytes(signed), await cosignatures_of(conn, origin, body)))
+    return found

@@ -16,7 +16,7 @@ from keys import VerifyingKey
 from node.feeds.note import Checkpoint, NoteError, checkpoint_time, open_checkpoint_by
 from node.feeds.verify import MAX_CLOCK_SKEW
 from node.keys.roles import AUDIT, FEED, WITNESS, ed25519_public, format_time
-from node.keys.trusted import TrustedRoot
+from node.keys.trusted import RootError, TrustedRoot
 
 Trust = TrustedRoot | VerifyingKey
 """A peer's root held here, or its enrolled feed key (a peer enrolled without a root)."""
@@ -72,3 +72,21 @@ def cosigner_keys(trust: Trust, name: str, at: dt.datetime) -> list[VerifyingKey
         return [VerifyingKey(name, trust.public)]
     used = _role_entries(trust, WITNESS)
     return [VerifyingKey(name, ed25519_public(o.key)) for o in trust.valid_keys(used, at)]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def pinned_trust(root_v1: bytes | None, chain: list[bytes], feed_key: VerifyingKey) -> Trust:
+    """A node's trust for checking offline: its pinned *root_v1* brought forward by *chain*
+    (its root versions as some holder kept them, v1 first; each signed by its predecessor's
+    threshold; judged by signatures only, so what was signed under a root since expired stays
+    checkable), or its *feed_key* if it pins no root. Raises RootError."""
+    if root_v1 is None:
+        return feed_key
+    if chain and chain[0] != root_v1:
+        raise RootError("the root v1 carried is not the pinned one")
+    held = TrustedRoot(root_v1)
+    if len(chain) > 1:
+        held.update_chain(chain[1:], now=_EPOCH)
+    return held

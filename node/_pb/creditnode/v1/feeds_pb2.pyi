@@ -252,6 +252,98 @@ ID_TYPE_TAIWAN_RESIDENCE_PERMIT: IdType.ValueType  # 4
 """台湾居民居住证: residence permit of a Taiwan resident (830000)."""
 Global___IdType: _TypeAlias = IdType  # noqa: Y015
 
+class _LicenceStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LicenceStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LicenceStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LICENCE_STATUS_UNSPECIFIED: _LicenceStatus.ValueType  # 0
+    """Not set."""
+    LICENCE_STATUS_VALID: _LicenceStatus.ValueType  # 1
+    """有效."""
+    LICENCE_STATUS_INVALID: _LicenceStatus.ValueType  # 2
+    """无效 (revoked, cancelled or withdrawn)."""
+
+class LicenceStatus(_LicenceStatus, metaclass=_LicenceStatusEnumTypeWrapper):
+    """LicenceStatus is a licence's 当前状态."""
+
+LICENCE_STATUS_UNSPECIFIED: LicenceStatus.ValueType  # 0
+"""Not set."""
+LICENCE_STATUS_VALID: LicenceStatus.ValueType  # 1
+"""有效."""
+LICENCE_STATUS_INVALID: LicenceStatus.ValueType  # 2
+"""无效 (revoked, cancelled or withdrawn)."""
+Global___LicenceStatus: _TypeAlias = LicenceStatus  # noqa: Y015
+
+class _EvaluationScheme:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EvaluationSchemeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EvaluationScheme.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVALUATION_SCHEME_UNSPECIFIED: _EvaluationScheme.ValueType  # 0
+    """Not set."""
+    EVALUATION_SCHEME_COMPREHENSIVE: _EvaluationScheme.ValueType  # 1
+    """综合 (public credit comprehensive evaluation)."""
+    EVALUATION_SCHEME_TAX: _EvaluationScheme.ValueType  # 2
+    """纳税 (tax credit rating: A, B, M, C, D)."""
+    EVALUATION_SCHEME_ENVIRONMENT: _EvaluationScheme.ValueType  # 3
+    """环境 (environmental credit)."""
+    EVALUATION_SCHEME_CONSTRUCTION: _EvaluationScheme.ValueType  # 4
+    """建筑 (construction market credit)."""
+    EVALUATION_SCHEME_OTHER: _EvaluationScheme.ValueType  # 5
+    """Another sector's scheme, named in scheme_name."""
+
+class EvaluationScheme(_EvaluationScheme, metaclass=_EvaluationSchemeEnumTypeWrapper):
+    """EvaluationScheme is the scheme a credit evaluation is made under."""
+
+EVALUATION_SCHEME_UNSPECIFIED: EvaluationScheme.ValueType  # 0
+"""Not set."""
+EVALUATION_SCHEME_COMPREHENSIVE: EvaluationScheme.ValueType  # 1
+"""综合 (public credit comprehensive evaluation)."""
+EVALUATION_SCHEME_TAX: EvaluationScheme.ValueType  # 2
+"""纳税 (tax credit rating: A, B, M, C, D)."""
+EVALUATION_SCHEME_ENVIRONMENT: EvaluationScheme.ValueType  # 3
+"""环境 (environmental credit)."""
+EVALUATION_SCHEME_CONSTRUCTION: EvaluationScheme.ValueType  # 4
+"""建筑 (construction market credit)."""
+EVALUATION_SCHEME_OTHER: EvaluationScheme.ValueType  # 5
+"""Another sector's scheme, named in scheme_name."""
+Global___EvaluationScheme: _TypeAlias = EvaluationScheme  # noqa: Y015
+
+class _CommitmentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CommitmentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CommitmentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMMITMENT_STATUS_UNSPECIFIED: _CommitmentStatus.ValueType  # 0
+    """Not set."""
+    COMMITMENT_STATUS_IN_FORCE: _CommitmentStatus.ValueType  # 1
+    """有效: in force, not yet due."""
+    COMMITMENT_STATUS_FULFILLED: _CommitmentStatus.ValueType  # 2
+    """已履约: kept."""
+    COMMITMENT_STATUS_BREACHED: _CommitmentStatus.ValueType  # 3
+    """未履约: breached."""
+    COMMITMENT_STATUS_FALSE: _CommitmentStatus.ValueType  # 4
+    """虚假承诺: the commitment was false."""
+
+class CommitmentStatus(_CommitmentStatus, metaclass=_CommitmentStatusEnumTypeWrapper):
+    """CommitmentStatus is where a credit commitment stands."""
+
+COMMITMENT_STATUS_UNSPECIFIED: CommitmentStatus.ValueType  # 0
+"""Not set."""
+COMMITMENT_STATUS_IN_FORCE: CommitmentStatus.ValueType  # 1
+"""有效: in force, not yet due."""
+COMMITMENT_STATUS_FULFILLED: CommitmentStatus.ValueType  # 2
+"""已履约: kept."""
+COMMITMENT_STATUS_BREACHED: CommitmentStatus.ValueType  # 3
+"""未履约: breached."""
+COMMITMENT_STATUS_FALSE: CommitmentStatus.ValueType  # 4
+"""虚假承诺: the commitment was false."""
+Global___CommitmentStatus: _TypeAlias = CommitmentStatus  # noqa: Y015
+
 @_typing.final
 class Measure(_message.Message):
     """Measure is one punishment or reward measure to apply."""
@@ -280,8 +372,12 @@ Global___Measure: _TypeAlias = Measure  # noqa: Y015
 
 @_typing.final
 class ListEntry(_message.Message):
-    """ListEntry is one list membership. Personal fields never appear in clear inside a log leaf:
-    the leaf carries their salted commitments instead.
+    """ListEntry is one list membership, or one record of a report data class (issue 14: `record`
+    set). A record uses the common fields for what it shares with a listing: the subject,
+    decision_doc_no, reason, legal_basis, authority_name/uscc, decision_date and listing_date
+    (its decision date) and disclosure_end (where its publication or validity ends); list_code
+    and list_name name its class. Personal fields never appear in clear inside a log leaf: the
+    leaf carries their salted commitments instead. A record's own fields are all public.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -314,6 +410,10 @@ class ListEntry(_message.Message):
     PERSON_ID_TYPE_FIELD_NUMBER: _builtins.int
     LEGAL_REP_ID_TYPE_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    PENALTY_FIELD_NUMBER: _builtins.int
+    LICENCE_FIELD_NUMBER: _builtins.int
+    EVALUATION_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
     subject_name: _builtins.str
     """Name of an organisation or sole trader; empty for a natural person."""
     subject_type: Global___SubjectType.ValueType
@@ -376,6 +476,22 @@ class ListEntry(_message.Message):
         Never a personal value.
         """
 
+    @_builtins.property
+    def penalty(self) -> Global___AdministrativePenalty:
+        """双公示 administrative penalty (行政处罚)."""
+
+    @_builtins.property
+    def licence(self) -> Global___AdministrativeLicence:
+        """双公示 administrative licence (行政许可)."""
+
+    @_builtins.property
+    def evaluation(self) -> Global___CreditEvaluation:
+        """Credit evaluation result (信用评价)."""
+
+    @_builtins.property
+    def commitment(self) -> Global___CreditCommitment:
+        """Credit commitment (信用承诺)."""
+
     def __init__(
         self,
         *,
@@ -407,14 +523,217 @@ class ListEntry(_message.Message):
         person_id_type: Global___IdType.ValueType = ...,
         legal_rep_id_type: Global___IdType.ValueType = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        penalty: Global___AdministrativePenalty | None = ...,
+        licence: Global___AdministrativeLicence | None = ...,
+        evaluation: Global___CreditEvaluation | None = ...,
+        commitment: Global___CreditCommitment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "evaluation", b"evaluation", "licence", b"licence", "penalty", b"penalty", "record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "commitment", b"commitment", "decision_date", b"decision_date", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "evaluation", b"evaluation", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_id_type", b"legal_rep_id_type", "legal_rep_name", b"legal_rep_name", "licence", b"licence", "list_code", b"list_code", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "penalty", b"penalty", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_id_type", b"person_id_type", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "record", b"record", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "uscc", b"uscc", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["penalty", "licence", "evaluation", "commitment"]  # noqa: Y015
+    _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
+
+Global___ListEntry: _TypeAlias = ListEntry  # noqa: Y015
+
+@_typing.final
+class AdministrativePenalty(_message.Message):
+    """AdministrativePenalty is a 双公示 penalty decision (national layout). In ListEntry:
+    决定书文号 decision_doc_no, 违法事实 reason, 处罚依据 legal_basis, 处罚机关 authority_name and
+    authority_uscc, 处罚决定日期 decision_date, 公示截止期 disclosure_end, 行政相对人代码_1 uscc.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIOLATION_TYPE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FINE_AMOUNT_FIELD_NUMBER: _builtins.int
+    CONFISCATED_AMOUNT_FIELD_NUMBER: _builtins.int
+    LICENCE_SUSPENDED_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    DATA_SOURCE_FIELD_NUMBER: _builtins.int
+    DATA_SOURCE_USCC_FIELD_NUMBER: _builtins.int
+    COUNTERPARTY_CODES_FIELD_NUMBER: _builtins.int
+    violation_type: _builtins.str
+    """违法行为类型."""
+    category: _builtins.str
+    """处罚类别 (警告, 罚款, 没收违法所得…), as published."""
+    content: _builtins.str
+    """处罚内容."""
+    fine_amount: _builtins.str
+    """罚款金额（万元）: a canonical decimal string ("" if none)."""
+    confiscated_amount: _builtins.str
+    """没收违法所得、没收非法财物的金额（万元）: a canonical decimal string ("" if none)."""
+    licence_suspended: _builtins.str
+    """暂扣或吊销证照名称及编号."""
+    valid_until: _builtins.str
+    """处罚有效期, YYYY-MM-DD ("" if none)."""
+    data_source: _builtins.str
+    """数据来源单位."""
+    data_source_uscc: _builtins.str
+    """数据来源单位统一社会信用代码."""
+    @_builtins.property
+    def counterparty_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """行政相对人代码_2 to _6 of an organisation: 工商注册号, 组织机构代码, 税务登记号,
+        事业单位证书号, 社会组织登记证号, in that order ("" where not given).
+        """
+
+    def __init__(
+        self,
+        *,
+        violation_type: _builtins.str = ...,
+        category: _builtins.str = ...,
+        content: _builtins.str = ...,
+        fine_amount: _builtins.str = ...,
+        confiscated_amount: _builtins.str = ...,
+        licence_suspended: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+        data_source: _builtins.str = ...,
+        data_source_uscc: _builtins.str = ...,
+        counterparty_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "decision_date", b"decision_date", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_id_type", b"legal_rep_id_type", "legal_rep_name", b"legal_rep_name", "list_code", b"list_code", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_id_type", b"person_id_type", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "uscc", b"uscc", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "confiscated_amount", b"confiscated_amount", "content", b"content", "counterparty_codes", b"counterparty_codes", "data_source", b"data_source", "data_source_uscc", b"data_source_uscc", "fine_amount", b"fine_amount", "licence_suspended", b"licence_suspended", "valid_until", b"valid_until", "violation_type", b"violation_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListEntry: _TypeAlias = ListEntry  # noqa: Y015
+Global___AdministrativePenalty: _TypeAlias = AdministrativePenalty  # noqa: Y015
+
+@_typing.final
+class AdministrativeLicence(_message.Message):
+    """AdministrativeLicence is a 双公示 licence decision. In ListEntry: 许可文书 decision_doc_no,
+    许可机关 authority_name and authority_uscc, 决定日期 decision_date, 有效期至 disclosure_end.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NAME_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NO_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    """类别 (普通, 特许, 认可, 核准, 登记, 其他)."""
+    certificate_name: _builtins.str
+    """证书名称."""
+    certificate_no: _builtins.str
+    """证书编号."""
+    content: _builtins.str
+    """内容."""
+    valid_from: _builtins.str
+    """有效期自, YYYY-MM-DD."""
+    valid_until: _builtins.str
+    """有效期至, YYYY-MM-DD ("" for 长期)."""
+    status: Global___LicenceStatus.ValueType
+    """当前状态."""
+    def __init__(
+        self,
+        *,
+        category: _builtins.str = ...,
+        certificate_name: _builtins.str = ...,
+        certificate_no: _builtins.str = ...,
+        content: _builtins.str = ...,
+        valid_from: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+        status: Global___LicenceStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "certificate_name", b"certificate_name", "certificate_no", b"certificate_no", "content", b"content", "status", b"status", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdministrativeLicence: _TypeAlias = AdministrativeLicence  # noqa: Y015
+
+@_typing.final
+class CreditEvaluation(_message.Message):
+    """CreditEvaluation is one credit evaluation result. In ListEntry: the evaluator in
+    authority_name and authority_uscc, issued in decision_date, valid until in disclosure_end.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEME_FIELD_NUMBER: _builtins.int
+    SCHEME_NAME_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    ISSUED_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    scheme: Global___EvaluationScheme.ValueType
+    """The scheme."""
+    scheme_name: _builtins.str
+    """The scheme's name as published (e.g. 纳税信用等级评价)."""
+    grade: _builtins.str
+    """The grade (A, B, M, C, D for tax; the scheme's own otherwise)."""
+    period: _builtins.str
+    """The period evaluated (e.g. 2025, 2025Q1)."""
+    issued: _builtins.str
+    """Issued, YYYY-MM-DD."""
+    valid_until: _builtins.str
+    """Valid until, YYYY-MM-DD."""
+    def __init__(
+        self,
+        *,
+        scheme: Global___EvaluationScheme.ValueType = ...,
+        scheme_name: _builtins.str = ...,
+        grade: _builtins.str = ...,
+        period: _builtins.str = ...,
+        issued: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grade", b"grade", "issued", b"issued", "period", b"period", "scheme", b"scheme", "scheme_name", b"scheme_name", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditEvaluation: _TypeAlias = CreditEvaluation  # noqa: Y015
+
+@_typing.final
+class CreditCommitment(_message.Message):
+    """CreditCommitment is one 信用承诺. In ListEntry: the authority it was made to in
+    authority_name and authority_uscc, made in decision_date.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    MATTER_NO_FIELD_NUMBER: _builtins.int
+    MADE_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """承诺类型 (审批替代型, 主动型, 行业自律型, 信用修复型…)."""
+    matter_no: _builtins.str
+    """事项编号: the matter the commitment was made for."""
+    made: _builtins.str
+    """Made, YYYY-MM-DD."""
+    due: _builtins.str
+    """Due, YYYY-MM-DD ("" if none)."""
+    status: Global___CommitmentStatus.ValueType
+    """Where it stands."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        matter_no: _builtins.str = ...,
+        made: _builtins.str = ...,
+        due: _builtins.str = ...,
+        status: Global___CommitmentStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "made", b"made", "matter_no", b"matter_no", "status", b"status", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditCommitment: _TypeAlias = CreditCommitment  # noqa: Y015
 
 @_typing.final
 class FieldCommitment(_message.Message):
