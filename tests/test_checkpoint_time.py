@@ -24,9 +24,8 @@ from keys import SigningKey
 from node.api import feeds
 from node.feeds import merkle, note, subscriber
 from node.feeds.logstore import LOGS
-from node.feeds.publisher import signing_time
+from node.feeds.note import MAX_CLOCK_SKEW, signing_time
 from node.feeds.verify import (
-    MAX_CLOCK_SKEW,
     CheckpointRefused,
     FeedError,
     ForkError,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,13 +38,13 @@ from node.feeds.logstore import (
     LogStore,
     PendingAppend,
     StaleCursor,
+    keep_checkpoint,
     read_cursor,
     read_hashes,
-    record_checkpoint,
 )
 from node.keys.signers import RoleSigners
 from node.storage import Store
-from node.storage.models import AuditEntryRecord, utcnow
+from node.storage.models import AuditEntryRecord
 
 log = structlog.get_logger("creditnode.audit")
 
@@ -244,8 +244,8 @@ class AuditLog:
 
     # ---------------------------------------------------------------- checkpoints
 
-    def _keys(self) -> tuple[SigningKey, ...]:
-        keys = self.signers.signing_keys(dt.datetime.now(dt.UTC))
+    def _keys(self, at: dt.datetime) -> tuple[SigningKey, ...]:
+        keys = self.signers.signing_keys(at)
         if not keys and not self._unsigned_logged:
             log.error("no audit key valid now that this node holds: audit checkpoints are "
                       "not signed until one is", origin=self.origin)  # fmt: skip
@@ -260,19 +260,14 @@ class AuditLog:
         assert cursor is not None
         if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
             return cursor.checkpoint_note
-        keys = self._keys()
+        # Never earlier than the stored checkpoint's time: witnesses refuse a backdated one.
+        at = note.signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note,))
+        keys = self._keys(at)
         if not keys:
             return cursor.checkpoint_note
-        now = dt.datetime.now(dt.UTC)
-        cp = note.timed_checkpoint(self.origin, cursor.size, cursor.root, now)
+        cp = note.timed_checkpoint(self.origin, cursor.size, cursor.root, at)
         signed = note.sign_checkpoint(cp, keys)
-        async with self.store.begin() as conn:
-            await conn.execute(
-                update(LOGS)
-                .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))
-                .values(checkpoint_size=cursor.size, checkpoint_note=signed, updated_at=utcnow())
-            )
-            await record_checkpoint(conn, cursor.log_id, cursor.size, signed)
+        await keep_checkpoint(self.store, cursor, signed)
         return signed
 
     async def run(self) -> None:

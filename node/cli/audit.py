@@ -167,6 +167,17 @@ def _subject(home: Home, subject: str | None) -> str | None:
         raise InputError(f"--subject: {exc}") from None
 
 
+def _time_range(start: str | None, end: str | None) -> tuple[dt.datetime, dt.datetime]:
+    """``--from`` (required) and ``--to`` (default now), the one after the other."""
+    t0 = parse_time(start, "--from")
+    if t0 is None:
+        raise InputError("--from: give the start of the range")
+    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
+    if t1 <= t0:
+        raise InputError("--to must be after --from")
+    return t0, t1
+
+
 @audit_app.command("show")
 def show(
     home: HomeOpt,
@@ -382,14 +393,8 @@ def export(
     signed checkpoint to one bundle, checkable offline with `creditnode verify-bundle`."""
     quiet_logs()
     check_format(fmt)
-    if start is None:
-        raise InputError("--from: give the start of the range")
+    t0, t1 = _time_range(start, end)
     h = load_home(home)
-    t0 = parse_time(start, "--from")
-    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
-    assert t0 is not None
-    if t1 <= t0:
-        raise InputError("--to must be after --from")
 
     async def run() -> bytes:
         async with Store.opened(h.database_url) as store:
@@ -577,14 +582,8 @@ def reconcile_command(
     both sides agree, 7 if not, 4 if the peer cannot be asked."""
     quiet_logs()
     check_format(fmt)
-    if start is None:
-        raise InputError("--from: give the start of the range")
+    t0, t1 = _time_range(start, end)
     h = load_home(home)
-    t0 = parse_time(start, "--from")
-    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
-    assert t0 is not None
-    if t1 <= t0:
-        raise InputError("--to must be after --from")
 
     async def run() -> list[Gap]:
         async with Store.opened(h.database_url) as store:

@@ -240,6 +240,18 @@ class LogStore:
         ]  # fmt: skip
 
 
+async def keep_checkpoint(store: Store, cursor: Cursor, signed: bytes) -> None:
+    """Make *signed* (a checkpoint of *cursor*'s committed tree) the log's newest, unless a
+    larger one was kept meanwhile, and add it to the log's checkpoint history."""
+    async with store.begin() as conn:
+        await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))
+            .values(checkpoint_size=cursor.size, checkpoint_note=signed, updated_at=utcnow())
+        )
+        await record_checkpoint(conn, cursor.log_id, cursor.size, signed)
+
+
 async def record_checkpoint(conn: AsyncConnection, log_id: int, size: int, signed: bytes) -> None:
     """Keep a signed checkpoint (made or verified) in the log's history; once per size."""
     await conn.execute(

@@ -50,6 +50,9 @@ __all__ = [
 
 MAX_SIGNATURES = 100  # same cap as Go's note.Open; the spec requires accepting >= 16
 MAX_TREE_SIZE = 2**63 - 1  # sizes are stored as signed 64-bit integers
+# How far ahead of a verifier's clock a checkpoint's signed time may be (the origin's clock
+# may run a little fast); beyond it the time is a lie or a broken clock, and refused.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 _SIG_PREFIX = "\u2014 "  # EM DASH, space
 _ED25519_SIG_SIZE = 64
@@ -335,3 +338,23 @@ def checkpoint_time(cp: Checkpoint) -> dt.datetime | None:
     if not _SIZE.fullmatch(value) or int(value) > _MAX_UNIX:
         raise NoteError("checkpoint time is not a canonical decimal number of seconds")
     return dt.datetime.fromtimestamp(int(value), dt.UTC)
+
+
+def signing_time(now: dt.datetime, newest: Iterable[bytes]) -> dt.datetime:
+    """The time a checkpoint signed at *now* states: *now* in whole seconds, but not earlier
+    than the signed time of the *newest* checkpoints (the stored one, the one served):
+    subscribers refuse a time earlier than one they verified, so a clock stepped back a little
+    must not stall them. A time further ahead than subscribers accept was a broken clock that
+    no subscriber took: it is not carried on."""
+    now = now.astimezone(dt.UTC).replace(microsecond=0)
+    at = now
+    for signed in newest:
+        if not signed:
+            continue
+        try:
+            before = checkpoint_time(stored_checkpoint(signed))
+        except NoteError:
+            continue
+        if before is not None and at < before <= now + MAX_CLOCK_SKEW:
+            at = before
+    return at

@@ -7,11 +7,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import and_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keys import SigningKey
@@ -19,17 +18,14 @@ from node.api import feeds
 from node.feeds import note
 from node.feeds.leaf import build_leaf, open_leaf
 from node.feeds.logstore import (
-    LOGS,
     LogStore,
     StaleCursor,
+    keep_checkpoint,
     read_cursor,
-    record_checkpoint,
 )
 from node.feeds.state import AppliedLeaf, apply_leaves
-from node.feeds.verify import MAX_CLOCK_SKEW
 from node.keys.signers import FeedSigners, describe_keys
 from node.storage import Store
-from node.storage.models import utcnow
 
 log = structlog.get_logger("creditnode.feeds")
 
@@ -52,26 +48,6 @@ class Event:
 
 
 ExtraWrite = Callable[[AsyncConnection], Awaitable[None]]
-
-
-def signing_time(now: dt.datetime, newest: Iterable[bytes]) -> dt.datetime:
-    """The time a checkpoint signed at *now* states: *now* in whole seconds, but not earlier
-    than the signed time of the *newest* checkpoints (the stored one, the one served):
-    subscribers refuse a time earlier than one they verified, so a clock stepped back a little
-    must not stall them. A time further ahead than subscribers accept was a broken clock that
-    no subscriber took: it is not carried on."""
-    now = now.astimezone(dt.UTC).replace(microsecond=0)
-    at = now
-    for signed in newest:
-        if not signed:
-            continue
-        try:
-            before = note.checkpoint_time(note.stored_checkpoint(signed))
-        except note.NoteError:
-            continue
-        if before is not None and at < before <= now + MAX_CLOCK_SKEW:
-            at = before
-    return at
 
 
 class Publisher:
@@ -170,7 +146,7 @@ class Publisher:
         if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note and not resign:
             self._publish(cursor.checkpoint_size, cursor.checkpoint_note)
             return cursor.checkpoint_note
-        at = signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note, self.latest_note))
+        at = note.signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note, self.latest_note))
         # The keys valid at the very time the checkpoint states, so a verifier judging them
         # at that time reaches the same answer.
         keys = self._keys(at)
@@ -179,13 +155,7 @@ class Publisher:
         # cursor.size/root were read after their transaction committed: the tree is durable.
         cp = note.timed_checkpoint(self.origin, cursor.size, cursor.root, at)
         signed = note.sign_checkpoint(cp, keys)
-        async with self.store.begin() as conn:
-            await conn.execute(
-                update(LOGS)
-                .where(and_(LOGS.c.id == cursor.log_id, LOGS.c.checkpoint_size <= cursor.size))
-                .values(checkpoint_size=cursor.size, checkpoint_note=signed, updated_at=utcnow())
-            )
-            await record_checkpoint(conn, cursor.log_id, cursor.size, signed)
+        await keep_checkpoint(self.store, cursor, signed)
         self._publish(cursor.size, signed)
         return signed
 

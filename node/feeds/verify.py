@@ -25,6 +25,7 @@ from node.api import feeds
 from node.feeds import merkle
 from node.feeds.leaf import LeafError, OpenedLeaf, open_leaf
 from node.feeds.note import (
+    MAX_CLOCK_SKEW,
     Checkpoint,
     NoteError,
     Verifiers,
@@ -34,9 +35,6 @@ from node.feeds.note import (
 from node.keys.roles import FEED, ed25519_public, format_time, tuf_key
 from node.keys.trusted import TrustedRoot
 
-# How far ahead of this node's clock a checkpoint's signed time may be (the origin's clock
-# may run a little fast); beyond it the time is a lie or a broken clock, and refused.
-MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 _KEYID_CHARS = 16  # of a key id in a refusal
 
 

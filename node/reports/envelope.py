@@ -32,6 +32,7 @@ from keys import PeerBundle, SigningKey, VerifyingKey
 from node.api import feeds
 from node.feeds import merkle, note
 from node.feeds.leaf import LeafError, open_leaf
+from node.feeds.note import MAX_CLOCK_SKEW
 from node.keys.roles import FEED, REPORT, ed25519_public, tuf_key
 from node.keys.trusted import RootError, TrustedRoot
 from node.reports.payload import (
@@ -55,7 +56,6 @@ from node.witness.trust import cosigner_keys, open_origin_checkpoint
 
 FILE_FORMAT: Final = "creditnode-report-file/1"
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
-MAX_CLOCK_SKEW: Final = dt.timedelta(minutes=5)
 _FILE_FIELDS: Final = frozenset({"format", "envelope", "roots"})
 
 

@@ -13,8 +13,13 @@ from __future__ import annotations
 import datetime as dt
 
 from keys import VerifyingKey
-from node.feeds.note import Checkpoint, NoteError, checkpoint_time, open_checkpoint_by
-from node.feeds.verify import MAX_CLOCK_SKEW
+from node.feeds.note import (
+    MAX_CLOCK_SKEW,
+    Checkpoint,
+    NoteError,
+    checkpoint_time,
+    open_checkpoint_by,
+)
 from node.keys.roles import AUDIT, FEED, WITNESS, ed25519_public, format_time
 from node.keys.trusted import RootError, TrustedRoot
 
