@@ -34,8 +34,9 @@ Values (surrounding whitespace is stripped from every cell):
 
 惩戒措施 (measures) format: items separated by ``;`` or ``；``, each one of::
 
-    CODE            recommended (建议) -- the default when unmarked
+    CODE            unmarked: the measures catalogue's default (recommended when parsed alone)
     CODE:建议       recommended; ``：`` (full-width colon) also accepted
+    CODE:推荐       recommended (推荐性措施, the Beijing opinions' word), the same as 建议
     CODE:强制       mandatory
     CODE(强制)      the same with ASCII or full-width brackets: CODE（建议）
 
@@ -74,7 +75,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -154,7 +155,7 @@ _DATE_FORMATS = (
 )
 _MEASURE_SEP = re.compile(r"[;；]")
 _MEASURE = re.compile(
-    r"([A-Za-z0-9._-]{1,32})(?:\s*[:：]\s*(强制|建议)|\s*[(（]\s*(强制|建议)\s*[)）])?"
+    r"([A-Za-z0-9._-]{1,32})(?:\s*[:：]\s*(强制|建议|推荐)|\s*[(（]\s*(强制|建议|推荐)\s*[)）])?"
 )
 # Lone surrogates are undecodable bytes (surrogateescape); C0 controls other than tab/LF/CR.
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -167,10 +168,13 @@ class CsvError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class Measure:
-    """A measure to apply: a code from the measures list, mandatory (强制) or recommended (建议)."""
+    """A measure to apply: a code from the measures list, mandatory (强制) or recommended (建议
+    or 推荐). ``marked`` is False when the cell left it unmarked: the measures catalogue's
+    default then decides (node.feeds.measures)."""
 
     code: str
     mandatory: bool
+    marked: bool = field(default=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +246,13 @@ def parse_measures(text: str) -> tuple[Measure, ...] | str:
             continue
         m = _MEASURE.fullmatch(item)
         if m is None:
-            return f"item {n} is malformed (expected CODE, CODE:强制 or CODE:建议)"
+            return f"item {n} is malformed (expected CODE, CODE:强制, CODE:建议 or CODE:推荐)"
         code = m[1]
         if code in seen:
             return f"item {n} repeats a measure code"
         seen.add(code)
-        measures.append(Measure(code, (m[2] or m[3]) == "强制"))
+        mark = m[2] or m[3]
+        measures.append(Measure(code, mark == "强制", marked=mark is not None))
     return tuple(measures)
 
 

@@ -7,7 +7,8 @@ GB/T 2260 codes of the region's prefecture, plausible birth dates and correct ch
 Names carry 示例 ("example") so nobody mistakes them for real entities. Resident IDs are random,
 so one may coincide with a real person's number: never publish samples as real data.
 
-Measure codes are illustrative (this module's own catalogue, ``MEASURES``), not an official list.
+Measure codes are the example measures catalogue's (deploy/measures.toml; ``MEASURES`` names
+them), and a row only names measures that catalogue applies to its list.
 
 >>> rows = list(generate_rows(2, seed=1, list_name="示例名单", list_type="red", region="370100"))
 >>> [r["名单类型"] for r in rows], rows[0]["统一社会信用代码"][2:8]
@@ -31,6 +32,7 @@ from pathlib import Path
 from adapters.list_csv import COLUMNS, OPTIONAL_COLUMNS
 from node.feeds.catalogue import ListSpec, add_months
 from node.feeds.catalogue import load as load_catalogue
+from node.feeds.measures import packaged as packaged_measures
 from node.home import CATALOGUE_EXAMPLE
 from node.identity.codes import USCC_ALPHABET
 from node.regions import lookup_region, validate_region
@@ -235,6 +237,11 @@ def _disclosure_end(
     return add_months(decision, months) - datetime.timedelta(days=1)
 
 
+def _applies(code: str, list_code: str) -> bool:
+    measure = packaged_measures().find(code)
+    return measure is not None and list_code in measure.lists
+
+
 def _theme(list_name: str) -> _Theme:
     if "采购" in list_name:
         return _THEMES["procurement"]
@@ -349,6 +356,9 @@ def generate_rows(
     if spec is not None and spec.severities:
         severities = tuple(_SEVERITY_CN[s] for s in spec.severities)
     catalogue = incentives if red else punishments
+    if spec is not None:
+        # Only measures the measures catalogue applies to this list (限制高消费 is a court's).
+        catalogue = [c for c in catalogue if _applies(c, spec.code)]
     measures = [
         ";".join(p) if red else ";".join([p[0] + ":强制", *(c + ":建议" for c in p[1:])])
         for k in (1, 2, 3)

@@ -7,12 +7,16 @@
 and servicers; ``options`` the field-classification extension.
 """
 
+from node._pb.creditnode.v1 import actions_pb2 as actions
+from node._pb.creditnode.v1 import actions_pb2_grpc as actions_rpc
 from node._pb.creditnode.v1 import audit_pb2 as audit
 from node._pb.creditnode.v1 import audit_pb2_grpc as audit_rpc
 from node._pb.creditnode.v1 import feeds_pb2 as feeds
 from node._pb.creditnode.v1 import feeds_pb2_grpc as feeds_rpc
 from node._pb.creditnode.v1 import node_pb2 as pb
 from node._pb.creditnode.v1 import node_pb2_grpc as rpc
+from node._pb.creditnode.v1 import objection_pb2 as objections
+from node._pb.creditnode.v1 import objection_pb2_grpc as objections_rpc
 from node._pb.creditnode.v1 import officer_pb2 as officers
 from node._pb.creditnode.v1 import officer_pb2_grpc as officers_rpc
 from node._pb.creditnode.v1 import options_pb2 as options
@@ -26,10 +30,14 @@ from node._pb.creditnode.v1 import witness_pb2 as witness
 from node._pb.creditnode.v1 import witness_pb2_grpc as witness_rpc
 
 __all__ = [
+    "actions",
+    "actions_rpc",
     "audit",
     "audit_rpc",
     "feeds",
     "feeds_rpc",
+    "objections",
+    "objections_rpc",
     "officers",
     "officers_rpc",
     "options",

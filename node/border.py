@@ -191,6 +191,8 @@ def kind_of(method: str, message: Message | None) -> str:
         return "receipts"
     if name == "GetReport":
         return "report"
+    if method.startswith("/creditnode.v1.ObjectionService/"):
+        return "objection"
     return "other"
 
 

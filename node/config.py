@@ -69,11 +69,26 @@ class NodeSettings(BaseSettings):
     officer_listen: str = ""
     # How long a federated check waits for each partner's report before marking it timed out.
     check_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Responses (issue 15): how often a serving node pulls each partner's actions log, and the
+    # days a partner has after an entry's listing date to respond to each of its measures
+    # before `creditnode actions --overdue` flags it: per list code ([response_days] table),
+    # else response_days_default.
+    actions_pull_seconds: float = Field(default=30.0, gt=0)
+    response_days_default: int = Field(default=15, ge=0, le=3650)
+    response_days: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("name", "federation")
     @classmethod
     def _label(cls, v: str) -> str:
         return validate_label("name", v)
+
+    @field_validator("response_days")
+    @classmethod
+    def _response_days(cls, v: dict[str, int]) -> dict[str, int]:
+        for code, days in v.items():
+            if not 1 <= len(code) <= 40 or not 0 <= days <= 3650:
+                raise ValueError("response_days maps a list code to 0..3650 days")
+        return v
 
     @field_validator("region")
     @classmethod

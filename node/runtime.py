@@ -19,11 +19,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
+from node.actions.log import ActionsLog
+from node.actions.pull import ActionsError, pull_actions
 from node.api import (
+    actions,
+    actions_rpc,
     audit,
     audit_rpc,
     feeds,
     feeds_rpc,
+    objections,
+    objections_rpc,
     pb,
     pseudonyms,
     pseudonyms_rpc,
@@ -57,9 +63,11 @@ from node.peers.heartbeat import Heartbeat
 from node.peers.roots import RootRefresher
 from node.peers.transport import SERVER_OPTIONS, server_credentials
 from node.reports.build import ReportDeps
+from node.services.actions import ActionsServicer
 from node.services.audit import AuditServicer
 from node.services.feed import FeedServicer
 from node.services.info import NodeServicer
+from node.services.objection import ObjectionServicer
 from node.services.pseudonym import PseudonymServicer, TokenBuckets
 from node.services.query import QueryServicer
 from node.services.report import ReportServicer
@@ -81,6 +89,8 @@ SERVICE_NAMES = (
     reports.DESCRIPTOR.services_by_name["ReportService"].full_name,
     pseudonyms.DESCRIPTOR.services_by_name["PseudonymService"].full_name,
     audit.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    actions.DESCRIPTOR.services_by_name["ActionsService"].full_name,
+    objections.DESCRIPTOR.services_by_name["ObjectionService"].full_name,
     witness.DESCRIPTOR.services_by_name["WitnessService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
@@ -141,6 +151,8 @@ class Node:
         self.officer_port = 0
         self._officer_server: grpc.aio.Server | None = None
         self.checker: Checker | None = None
+        # The actions log (issue 15): opened at start; responses, hits, lifted measures.
+        self.actions: ActionsLog | None = None
         self._last_seen_write: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -193,6 +205,10 @@ class Node:
             log.info("old shared alliance key deleted", file=str(old_key))
         await self.directory.refresh()
         await self.verifier.load()  # a finding kept from before: the own feed stays refused
+        if self.actions is None:
+            self.actions = await ActionsLog.open(
+                self.store, self.home.identity.uri, FeedSigners.of_home(self.home)
+            )
         # The gate admits the caller; then every response passes the border's one exit.
         server = grpc.aio.server(
             interceptors=[GateInterceptor(self.gate), BorderInterceptor(self.exit)],
@@ -220,6 +236,10 @@ class Node:
         audit_rpc.add_AuditServiceServicer_to_server(
             AuditServicer(self.audit, self.home.identity.uri), server
         )
+        actions_rpc.add_ActionsServiceServicer_to_server(ActionsServicer(self.actions), server)
+        objections_rpc.add_ObjectionServiceServicer_to_server(
+            ObjectionServicer(self.publisher), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         if extra_handlers:
@@ -243,6 +263,7 @@ class Node:
                     own_reports(self.report_deps),
                 )  # fmt: skip
                 self._officer_server, self.officer_port, self.checker = started
+                self.checker.actions = self.actions  # a check's hits on partners' entries
             except BaseException:
                 await server.stop(0)
                 self._server = None
@@ -253,6 +274,7 @@ class Node:
         if verify:
             self._spawn(self.verifier.run(), "verify")
         self._spawn(self.audit.run(), "audit")
+        self._spawn(self.actions.run(), "actions")
         # Enrollment changes made by any process reach this node within WATCH_SECONDS.
         self._spawn(self.directory.watch(), "enrollment")
         if expire:
@@ -263,6 +285,7 @@ class Node:
         if subscribe:
             self._spawn(self._supervise_followers(), "followers")
             self._spawn(self.gossip.run(), "gossip")
+            self._spawn(self._pull_actions_forever(), "actions-pull")
         log.info(
             "node serving",
             node=self.home.identity.uri,
@@ -273,6 +296,30 @@ class Node:
         records = [p.record for p in self.directory.peers()]
         for expiring in expiry_warnings(certificate_expiries(self.home.tls, records)):
             log.warning("certificate expiry", detail=expiring.describe())
+
+    async def pull_actions(self) -> dict[str, str]:
+        """Pull every enrolled partner's actions log once (:mod:`node.actions.pull`); per
+        partner, "" or why its pull failed (nothing of a failing answer is kept)."""
+        failed: dict[str, str] = {}
+        for peer in self.directory.peers():
+            try:
+                await pull_actions(
+                    self.home.tls, self.store, peer, self.home.identity.uri, audit=self.audit
+                )
+                failed[peer.identity.node] = ""
+            except ActionsError as exc:
+                failed[peer.identity.node] = str(exc)
+        return failed
+
+    async def _pull_actions_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.home.settings.actions_pull_seconds)
+            try:
+                for name, problem in (await self.pull_actions()).items():
+                    if problem:
+                        log.warning("partner actions not pulled", peer=name, reason=problem)
+            except Exception:  # a busy database must not end the loop
+                log.exception("actions pull failed")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -382,6 +429,11 @@ class Node:
             log.warning("tasks still running at stop", tasks=sorted(t.get_name() for t in stuck))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.directory.settle(), STOP_TASKS_SECONDS)
+        if self.actions is not None:
+            try:  # the last responses and hits get their signed checkpoint
+                await asyncio.wait_for(self.actions.sign_checkpoint(), STOP_TASKS_SECONDS)
+            except Exception:
+                log.exception("actions checkpoint not signed at stop")
         try:  # the last entries get their signed checkpoint
             await asyncio.wait_for(self.audit.close(), STOP_TASKS_SECONDS)
         except Exception:

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from node.api import (
+    actions,
     audit,
     feeds,
+    objections,
     pb,
     pseudonyms,
     query,
@@ -33,11 +35,13 @@ from node.audit.query import Filter, find_entries
 from node.border import ExitCall
 from node.feeds.note import stored_checkpoint
 from node.feeds.publisher import Event
-from node.feeds.state import DISCLOSURES
+from node.feeds.state import DISCLOSURES, STATE
 from node.feeds.subscriber import Subscriber
 from node.home import load_home
 from node.identity.codes import resident_id_check_char
 from node.identity.pseudonym import blind_id, own_pseudonym
+from node.objections.core import Objection
+from node.objections.wire import to_message
 from node.peers.enrollment import export_bundle
 from node.peers.transport import client_interceptors
 from node.policy.masks import SHAPES
@@ -95,6 +99,10 @@ REQUESTS: dict[str, Message] = {
         purpose="enforcement", blinded_elements=[blind_id(CANARY_IDS[0])[1]]
     ),
     "/creditnode.v1.AuditService/Receipts": audit.ReceiptsRequest(),
+    "/creditnode.v1.ActionsService/GetActions": actions.GetActionsRequest(),
+    # Filled per test with an objection to one of Jinan's entries.
+    "/creditnode.v1.ObjectionService/Raise": objections.RaiseRequest(),
+    "/creditnode.v1.ObjectionService/Status": objections.StatusRequest(),
     # Filled per test with the caller's own checkpoint (a witness cosigns nothing else).
     "/creditnode.v1.WitnessService/AddCheckpoint": witness.AddCheckpointRequest(),
     "/creditnode.v1.WitnessService/GetWitnessed": witness.GetWitnessedRequest(
@@ -139,6 +147,27 @@ async def _synced(node: Node, origin: str) -> Subscriber:
     sub = await Subscriber.open(node.home.tls, node.store, peer)
     await sub.sync(follow=False)
     return sub
+
+
+async def _objection_to(jinan: Node) -> Message:
+    """A raise request for one of *jinan*'s entries, from lanzhou."""
+    async with jinan.store.engine.connect() as conn:
+        entry_id = (
+            (
+                await conn.execute(
+                    select(STATE.c.entry_id).where(STATE.c.log_id == jinan.publisher.log.log_id)
+                )
+            )
+            .scalars()
+            .first()
+        )
+    assert entry_id is not None
+    o = Objection.raise_(
+        origin=jinan.home.identity.uri, entry_id=entry_id, grounds="content_error",
+        evidence_sha256="0" * 64, due=dt.date.today() + dt.timedelta(days=30),
+        raised_by="lanzhou", at=dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    return objections.RaiseRequest(objection=to_message(o))
 
 
 async def _reflected_methods(channel: grpc.aio.Channel) -> dict[str, tuple[bool, bool]]:
@@ -232,6 +261,7 @@ async def test_every_rpc_of_every_service_passes_the_exit(federation: Federation
         requests["/creditnode.v1.WitnessService/AddCheckpoint"] = await _own_checkpoint(
             channel, lanzhou
         )
+        requests["/creditnode.v1.ObjectionService/Raise"] = await _objection_to(jinan)
         received: dict[str, bytes | None] = {}
         for method, kind in sorted(methods.items()):
             received[method] = await _call_raw(channel, method, kind, requests[method])

@@ -35,6 +35,11 @@ LAYERS: dict[str, int] = {
     # Signed credit reports: built from the feeds, desensitised by policy, cite cosignatures;
     # the policy's release rule reads a report's payload to judge it at the exit.
     "node.reports": 4,
+    # Objections (issue 15): the pure state machine, its table, and marking the entry.
+    "node.objections": 4,
+    # Responses, hits and lifted acknowledgements (issue 15): a second signed log per node on
+    # the feeds' machinery, pulled and verified by origins like a feed.
+    "node.actions": 4,
     "adapters": 4,
     # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
     "node.peers": 3,

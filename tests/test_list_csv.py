@@ -541,7 +541,7 @@ def test_several_problems_are_all_reported(tmp_path: Path) -> None:
     assert q.column is None
     assert q.reason == (
         "名单类型: must be 黑名单, 红名单 or 重点关注名单; 列入日期: must not be empty; "
-        "惩戒措施: item 1 is malformed (expected CODE, CODE:强制 or CODE:建议)"
+        "惩戒措施: item 1 is malformed (expected CODE, CODE:强制, CODE:建议 or CODE:推荐)"
     )
 
 

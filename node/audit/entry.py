@@ -71,6 +71,7 @@ KINDS: Final = (
     "key_operation",
     "refusal",
     "report",
+    "objection",
     "other",
 )
 OUTCOMES: Final = ("hit", "no_hit", "sent", "received", "refused", "error", "ok")

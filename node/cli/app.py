@@ -19,6 +19,7 @@ from rich.table import Table
 
 from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
+from node.cli.actions import actions_command, respond_command
 from node.cli.audit import audit_app, record_commands, verify_bundle_command
 from node.cli.ca import ca_app
 from node.cli.check import check_command
@@ -27,6 +28,8 @@ from node.cli.evidence import evidence_app
 from node.cli.identity import entity, identity_app
 from node.cli.keys import keys_app
 from node.cli.lists import show_lists
+from node.cli.measures import load_measures, measures_app
+from node.cli.objection import objection_app
 from node.cli.officer import officer_app
 from node.cli.options import (
     PERSON_ID_HINT,
@@ -90,8 +93,12 @@ app.add_typer(policy_app, name="policy")
 app.command("entity")(entity)
 app.command("remove")(remove)
 app.add_typer(officer_app, name="officer")
+app.add_typer(objection_app, name="objection")
 app.command("check")(check_command)
+app.command("respond")(respond_command)
+app.command("actions")(actions_command)
 app.add_typer(report_app, name="report")
+app.add_typer(measures_app, name="measures")
 
 
 def _version(value: bool) -> None:
@@ -300,6 +307,8 @@ def import_(
             raise InputError(f"{name} must not be negative")
     loaded = load_home(home)
     spec = home_catalogue(loaded).resolve(list_ref) if list_ref is not None else None
+    # The measures catalogue in force at this home: rows are checked by it (fail closed).
+    in_force = load_measures(home) if spec is not None else None
 
     async def run() -> Any:
         async with Store.opened(loaded.database_url) as store:
@@ -342,6 +351,7 @@ def import_(
                     confirm_removals=confirm_removals,
                     dry_run=dry_run,
                     progress=report,
+                    measures=in_force,
                 )
 
     summary = run_coro(run())

@@ -31,7 +31,6 @@ from keys import OfficerCredential, write_private_file, write_public_file
 from node.api import feeds, officers, query, query_rpc
 from node.audit.bundle import verify_bundle
 from node.audit.local import out_entry
-from node.audit.log import ORIGIN_SUFFIX
 from node.audit.query import Filter, find_entries
 from node.audit.reconcile import Gap
 from node.audit.wire import new_asker
@@ -53,7 +52,7 @@ from node.feeds import catalogue
 from node.feeds.dates import SHANGHAI, shanghai_today
 from node.feeds.expiry import expire_now
 from node.feeds.importer import Removal, find_held, import_list, remove_entries
-from node.feeds.logstore import LOGS
+from node.feeds.logstore import LOGS, list_feeds
 from node.feeds.note import stored_checkpoint
 from node.feeds.publisher import Event
 from node.feeds.state import DISCLOSURES, STATE
@@ -103,7 +102,7 @@ async def holdings(node: Node) -> dict[str, tuple[int, int, int]]:
         rows = await conn.execute(
             select(LOGS.c.peer, LOGS.c.size, LOGS.c.checkpoint_size, func.coalesce(active.c.n, 0))
             .select_from(LOGS.outerjoin(active, active.c.log_id == LOGS.c.id))
-            .where(~LOGS.c.origin.endswith(ORIGIN_SUFFIX))  # lists only, not the audit log
+            .where(list_feeds())
         )
         return {(p or node.name): (s, c, a) for p, s, c, a in rows}
 

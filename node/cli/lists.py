@@ -131,6 +131,8 @@ async def show_lists(
             if is_expired(r["disclosure_end"], today) or not r["entry"]
             else "active"
         )
+        if status == "active" and feeds.ListEntry.FromString(r["entry"]).under_objection:
+            status = "active, 异议处理中"  # an objection is open at the origin (issue 15)
         origin_name = r["peer"] or home.settings.name
         table.add_row(
             f"{origin_name} (UNVERIFIED)" if origin_name in marked else origin_name,

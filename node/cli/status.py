@@ -13,12 +13,12 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from keys import NodeIdentity
-from node.audit.log import ORIGIN_SUFFIX, audit_origin
+from node.audit.log import audit_origin
 from node.audit.query import released_per_peer
 from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
 from node.errors import ConfigError, InputError, PeerError
 from node.feeds.dates import shanghai_today
-from node.feeds.logstore import LOGS, read_cursor
+from node.feeds.logstore import LOGS, list_feeds, read_cursor
 from node.feeds.state import STATE
 from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE
@@ -139,7 +139,7 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
                     evidence, evidence.c.log_id == LOGS.c.id
                 )
             )
-            .where(~LOGS.c.origin.endswith(ORIGIN_SUFFIX))  # the audit log: its own line
+            .where(list_feeds())  # the audit and actions logs: lines of their own
             .order_by(LOGS.c.peer.is_not(None), LOGS.c.peer)
         )
         return [dict(r) for r in result.mappings()]

@@ -13,9 +13,12 @@ licence's or an evaluation's valid-until).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from node.api import feeds, options
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,15 @@ def class_of(entry: feeds.ListEntry) -> str:
 
 
 def body_problem(entry: feeds.ListEntry) -> str:
-    """Why a body's record and list code disagree ("" if they agree)."""
+    """Why a body's record and list code disagree, or its measures catalogue reference is
+    malformed ("" if all is well)."""
     kind = class_of(entry)
+    if entry.HasField("measures_catalogue"):
+        ref = entry.measures_catalogue
+        if kind:
+            return "a record has no measures catalogue"
+        if not _SHA256.fullmatch(ref.sha256) or not 0 < len(ref.label) <= 400:
+            return "measures catalogue: needs a label of 1-400 characters and a SHA-256 in hex"
     if kind:
         if entry.list_code != kind:
             return f"a {kind} record must carry list code {kind!r}"

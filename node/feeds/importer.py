@@ -33,6 +33,7 @@ from node.api import feeds
 from node.errors import InputError
 from node.feeds.catalogue import KIND_LABELS, SEVERITY_NAMES, ListSpec
 from node.feeds.dates import shanghai_today
+from node.feeds.measures import MeasureCatalogue, packaged
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
 from node.identity.codes import court_mask, normalise_code
@@ -144,6 +145,14 @@ def natural_key_hash(row: ListRow) -> str:
 
 
 def content_hash(entry: feeds.ListEntry) -> str:
+    """What decides whether a row changed. The measures catalogue the entry was checked by is
+    left out: a new catalogue version alone republishes nothing (the entry keeps naming the
+    version it was published under)."""
+    if entry.HasField("measures_catalogue"):
+        bare = feeds.ListEntry()
+        bare.CopyFrom(entry)
+        bare.ClearField("measures_catalogue")
+        entry = bare
     return hashlib.sha256(entry.SerializeToString(deterministic=True)).hexdigest()
 
 
@@ -196,6 +205,8 @@ class ImportSummary:
     stated_removals: int = 0  # removals other than expiry: what --confirm-removals confirms
     changes: list[Change] = field(default_factory=list)  # a dry run's plan
     refused: str = ""  # a dry run: why the import would be refused ("" if it would not)
+    measures: str = ""  # the measures catalogue the rows were checked by ("national v1 + …")
+    measures_sha256: str = ""  # its documents' digest
 
 
 @dataclass(frozen=True)
@@ -277,6 +288,20 @@ def check_row(row: ListRow, spec: ListSpec) -> Quarantined | None:
     return None
 
 
+def check_measures(
+    row: ListRow, spec: ListSpec, measures: MeasureCatalogue, provenance: int
+) -> Quarantined | None:
+    """The measures catalogue's checks of one row's 惩戒措施: every code known and applicable to
+    the list, and no 强制 on an entry given for reference."""
+    problem = measures.problem(
+        ((m.code, m.marked and m.mandatory) for m in row.measures),
+        list_code=spec.code,
+        list_kind=spec.kind,
+        reference=provenance == feeds.PROVENANCE_REFERENCE,
+    )
+    return Quarantined(row.row, "惩戒措施", problem) if problem else None
+
+
 def _decided(row: ListRow) -> dt.date:
     return row.decision_date or row.listing_date
 
@@ -301,8 +326,10 @@ class _Import:
         pseudonym_key: PseudonymKey | None,
         provenance: int,
         progress: ProgressFn | None,
+        measures: MeasureCatalogue,
     ) -> None:
         self.publisher = publisher
+        self.measures = measures
         self.spec = spec
         self.csv = csv
         self.known = known
@@ -323,6 +350,15 @@ class _Import:
         entry.decision_date = _decided(row).isoformat()
         if entry.person_id:
             entry.person_id_masked = _masked(self.spec, entry.person_id)
+        # An unmarked measure takes the catalogue's default; a reference entry none mandatory.
+        reference = self.provenance == feeds.PROVENANCE_REFERENCE
+        for out, m in zip(entry.measures, row.measures, strict=True):
+            marked = m.mandatory if m.marked else None
+            out.mandatory = self.measures.mandatory(m.code, marked, reference=reference)
+        # Published with the entry (committed in its leaf): subscribers see what it was
+        # checked by.
+        entry.measures_catalogue.label = self.measures.label
+        entry.measures_catalogue.sha256 = self.measures.sha256
         return entry
 
     def _walk(self) -> Iterator[tuple[ListRow | Quarantined, str, str]]:
@@ -334,7 +370,9 @@ class _Import:
             if isinstance(item, Quarantined):
                 yield item, "quarantined", ""
                 continue
-            refused = check_row(item, self.spec)
+            refused = check_row(item, self.spec) or check_measures(
+                item, self.spec, self.measures, self.provenance
+            )
             if refused is not None:
                 yield refused, "quarantined", ""
                 continue
@@ -543,6 +581,7 @@ async def import_list(
     dry_run: bool = False,
     today: dt.date | None = None,
     progress: ProgressFn | None = None,
+    measures: MeasureCatalogue | None = None,
 ) -> ImportSummary:
     """Import *path* (a list CSV; None: removals only) into *spec*'s list; sign a checkpoint.
 
@@ -553,8 +592,10 @@ async def import_list(
     the plan in ``summary.changes``.
 
     *pseudonym_key* is this origin's key in force: each person's pseudonym is part of the
-    entry (None only in tests that import no person).
+    entry (None only in tests that import no person). *measures* is the measures catalogue
+    rows are checked by (None: the packaged national one; every row is checked).
     """
+    measures = measures or packaged()
     if full_export and path is None:
         raise InputError("a full export needs the exported file")
     today = today or shanghai_today()
@@ -564,6 +605,8 @@ async def import_list(
         list_name=spec.name,
         list_code=spec.code,
         encoding=csv.encoding if csv else "",
+        measures=measures.label,
+        measures_sha256=measures.sha256,
     )
     explicit: dict[str, tuple[str, Removal]] = {}
     problems: list[str] = []
@@ -572,7 +615,7 @@ async def import_list(
     known = await _known_entries(publisher, spec.name)
     run = _Import(
         publisher, spec, csv, known, summary, today=today, pseudonym_key=pseudonym_key,
-        provenance=provenance, progress=progress,
+        provenance=provenance, progress=progress, measures=measures,
     )  # fmt: skip
     two_pass = csv is not None and not dry_run and (full_export or bool(explicit))
     digest = ""
@@ -818,7 +861,7 @@ async def remove_entries(
     summary = ImportSummary(file="", list_name=spec.name, list_code=spec.code)
     run = _Import(
         publisher, spec, None, {}, summary, today=today, pseudonym_key=None,
-        provenance=feeds.PROVENANCE_AUTHORITATIVE, progress=None,
+        provenance=feeds.PROVENANCE_AUTHORITATIVE, progress=None, measures=packaged(),
     )  # fmt: skip
     await run.remove(outs)
     await run.flush()

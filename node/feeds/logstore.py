@@ -8,7 +8,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.feeds import merkle
@@ -19,6 +19,20 @@ LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 LEAVES = LogLeaf.__table__  # type: ignore[attr-defined]
 HASHES = LogHash.__table__  # type: ignore[attr-defined]
 CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
+
+
+# A node's logs beside its list feed, by the suffix of their origin: the audit log and the
+# actions log. Views of the lists leave them out.
+SIDE_LOG_SUFFIXES: tuple[str, ...] = ("/audit", "/actions")
+
+
+def is_side_log(origin: str) -> bool:
+    return origin.endswith(SIDE_LOG_SUFFIXES)
+
+
+def list_feeds() -> ColumnElement[bool]:
+    """A clause on ``logs`` selecting list feeds only (own and mirrored), no side logs."""
+    return and_(*(~LOGS.c.origin.endswith(s) for s in SIDE_LOG_SUFFIXES))
 
 
 class StaleCursor(Exception):

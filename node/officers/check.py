@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
+from keys import NodeIdentity
+from node.actions.log import ActionsLog
+from node.actions.record import Hit
 from node.api import officers, reports, reports_rpc
 from node.audit.entry import (
     AuditEntry,
@@ -115,6 +118,9 @@ class Checker:
     secret: bytes
     own_report: OwnReport
     deadline: float
+    # This node's actions log (issue 15): a check matching a partner's active entry records
+    # a hit there; None records none (a checker without a running node).
+    actions: ActionsLog | None = None
     # One channel per partner, reused across checks (a TLS handshake per partner per check
     # would cost more than the report); rebuilt when the partner's endpoint or CA, or this
     # node's own certificate, changes.
@@ -203,7 +209,33 @@ class Checker:
             reason=_states_line(response),
         )  # fmt: skip
         response.audit_index = await self.audit.record(entry)
+        await self._record_hits(response, purpose, matter, officer.department)
         return response
+
+    async def _record_hits(
+        self, response: officers.CheckResponse, purpose: str, matter: str, department: str
+    ) -> None:
+        """A hit per partner entry the check matched, in this node's actions log: the node
+        that holds the entry and was asked is where the match happened. Bookkeeping only: a
+        failure is logged and the officer still gets the answer (the check itself is audited)."""
+        if self.actions is None:
+            return
+        own = self.home.identity
+        at = now_us()
+        try:
+            found = {
+                (NodeIdentity(own.federation, i.origin).uri, i.entry_id)
+                for i in response.items
+                if i.origin and i.entry_id and i.origin != own.node
+            }
+            hits = [
+                Hit(origin=o, entry=e, purpose=purpose, matter=matter, department=department,
+                    at_us=at)
+                for o, e in sorted(found)
+            ]  # fmt: skip
+            await self.actions.append(hits)
+        except Exception as exc:
+            log.error("hits not recorded", error=type(exc).__name__)
 
     def _subject(self, request: officers.CheckRequest) -> Subject:
         kind = request.WhichOneof("subject")

@@ -338,3 +338,47 @@ class CosignatureRecord(SQLModel, table=True):
     received_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class ActionFeedRecord(SQLModel, table=True):
+    """A partner's actions log (issue 15) as this node verified it: the newest verified
+    checkpoint and the tree's right edge at the size kept (its perfect-subtree hashes,
+    largest first), so that the next pull is checked against both; ``state`` is ``tampered``
+    once something it sent did not verify (only an operator clears it)."""
+
+    __tablename__ = "action_feeds"
+
+    peer: str = Field(primary_key=True, max_length=63)
+    origin: str = Field(max_length=200)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    checkpoint_note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(max_length=20)
+    state_detail: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ActionRecordRow(SQLModel, table=True):
+    """A verified response or hit a partner recorded about one of this node's entries (its
+    leaf index in the partner's actions log, and the leaf's fields)."""
+
+    __tablename__ = "action_records"
+
+    peer: str = Field(primary_key=True, max_length=63)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    __table_args__ = (Index("ix_action_records_entry", "entry"),)
+
+    kind: str = Field(max_length=10)
+    entry: str = Field(max_length=64)
+    measure: str = Field(max_length=32)
+    action: str = Field(max_length=24)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    department: str = Field(max_length=18)
+    date: str = Field(max_length=10)
+    officer: str = Field(max_length=32)
+    purpose: str = Field(max_length=40)
+    matter: str = Field(sa_column=Column(Text, nullable=False))
+    at_us: int = Field(sa_column=Column(BigInteger, nullable=False))

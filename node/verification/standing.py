@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from node.feeds.logstore import LOGS
+from node.feeds.logstore import LOGS, is_side_log
 from node.storage import Store
 from node.storage.models import VerificationFinding
 
@@ -57,7 +57,7 @@ async def unverified_logs(store: Store, own_name: str) -> dict[str, Unverified]:
         if state not in MARKED and not n:
             continue
         name = str(peer) if peer else own_name
-        if str(origin).endswith("/audit"):
+        if is_side_log(str(origin)):
             name = str(origin)
         found[name] = Unverified(int(log_id), name, str(origin), str(state), n)
     return found

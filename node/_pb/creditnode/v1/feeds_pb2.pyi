@@ -414,6 +414,8 @@ class ListEntry(_message.Message):
     LICENCE_FIELD_NUMBER: _builtins.int
     EVALUATION_FIELD_NUMBER: _builtins.int
     COMMITMENT_FIELD_NUMBER: _builtins.int
+    UNDER_OBJECTION_FIELD_NUMBER: _builtins.int
+    MEASURES_CATALOGUE_FIELD_NUMBER: _builtins.int
     subject_name: _builtins.str
     """Name of an organisation or sole trader; empty for a natural person."""
     subject_type: Global___SubjectType.ValueType
@@ -466,6 +468,10 @@ class ListEntry(_message.Message):
     """Kind of the person's identity document."""
     legal_rep_id_type: Global___IdType.ValueType
     """Kind of the legal representative's identity document."""
+    under_objection: _builtins.bool
+    """异议处理中: a holder's objection to the entry is open at the origin (issue 15). Set and
+    cleared by the origin with an UPDATE; holders show it and may suspend measures.
+    """
     @_builtins.property
     def measures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Measure]:
         """Measures to apply."""
@@ -491,6 +497,12 @@ class ListEntry(_message.Message):
     @_builtins.property
     def commitment(self) -> Global___CreditCommitment:
         """Credit commitment (信用承诺)."""
+
+    @_builtins.property
+    def measures_catalogue(self) -> Global___MeasuresCatalogueRef:
+        """The measures catalogue (node/feeds/measures.py) the entry's measures were validated
+        against when the origin published it; unset on records.
+        """
 
     def __init__(
         self,
@@ -527,16 +539,44 @@ class ListEntry(_message.Message):
         licence: Global___AdministrativeLicence | None = ...,
         evaluation: Global___CreditEvaluation | None = ...,
         commitment: Global___CreditCommitment | None = ...,
+        under_objection: _builtins.bool = ...,
+        measures_catalogue: Global___MeasuresCatalogueRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "evaluation", b"evaluation", "licence", b"licence", "penalty", b"penalty", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "evaluation", b"evaluation", "licence", b"licence", "measures_catalogue", b"measures_catalogue", "penalty", b"penalty", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "commitment", b"commitment", "decision_date", b"decision_date", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "evaluation", b"evaluation", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_id_type", b"legal_rep_id_type", "legal_rep_name", b"legal_rep_name", "licence", b"licence", "list_code", b"list_code", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "penalty", b"penalty", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_id_type", b"person_id_type", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "record", b"record", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "uscc", b"uscc", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_name", b"authority_name", "authority_uscc", b"authority_uscc", "commitment", b"commitment", "decision_date", b"decision_date", "decision_doc_no", b"decision_doc_no", "disclosure_end", b"disclosure_end", "evaluation", b"evaluation", "legacy_code", b"legacy_code", "legal_basis", b"legal_basis", "legal_rep_id", b"legal_rep_id", "legal_rep_id_type", b"legal_rep_id_type", "legal_rep_name", b"legal_rep_name", "licence", b"licence", "list_code", b"list_code", "list_name", b"list_name", "list_type", b"list_type", "listing_date", b"listing_date", "measures", b"measures", "measures_catalogue", b"measures_catalogue", "penalty", b"penalty", "person_id", b"person_id", "person_id_masked", b"person_id_masked", "person_id_type", b"person_id_type", "person_name", b"person_name", "person_pseudonym", b"person_pseudonym", "provenance", b"provenance", "reason", b"reason", "record", b"record", "severity", b"severity", "status", b"status", "subject_name", b"subject_name", "subject_type", b"subject_type", "under_objection", b"under_objection", "uscc", b"uscc", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["penalty", "licence", "evaluation", "commitment"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
 
 Global___ListEntry: _TypeAlias = ListEntry  # noqa: Y015
+
+@_typing.final
+class MeasuresCatalogueRef(_message.Message):
+    """MeasuresCatalogueRef names a version of the measures catalogue: a base and its supplements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    """"national v1 + jinan v1": each document's name and version, base first."""
+    sha256: _builtins.str
+    """SHA-256 (lowercase hex) over the documents' exact bytes, each length-prefixed, base first."""
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasuresCatalogueRef: _TypeAlias = MeasuresCatalogueRef  # noqa: Y015
 
 @_typing.final
 class AdministrativePenalty(_message.Message):

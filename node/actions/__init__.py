@@ -1,0 +1,1 @@
+"""Joint reward and punishment: responses, hits and lifted measures (issue 15)."""
