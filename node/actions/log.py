@@ -32,9 +32,8 @@ from keys import SigningKey
 from node.actions.record import ActionRecord, Response, parse_record
 from node.api import feeds
 from node.audit.entry import now_us
-from node.feeds import note
 from node.feeds.dates import shanghai_today
-from node.feeds.logstore import LOGS, LogStore, StaleCursor, keep_checkpoint, read_cursor
+from node.feeds.logstore import LOGS, LogStore, StaleCursor, sign_grown
 from node.feeds.state import STATE
 from node.storage import Store
 
@@ -195,21 +194,14 @@ class ActionsLog:
     async def sign_checkpoint(self) -> bytes:
         """Sign the committed tree if it grew since the last checkpoint; the newest signed note
         (b"" if none could be signed: no feed key valid now)."""
-        async with self.store.engine.connect() as conn:
-            cursor = await read_cursor(conn, self.origin)
-        assert cursor is not None
-        if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
-            return cursor.checkpoint_note
-        at = note.signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note,))
+        signed, _ = await sign_grown(self.store, self.origin, self._keys)
+        return signed
+
+    def _keys(self, at: dt.datetime) -> tuple[SigningKey, ...]:
         keys = self.signers.signing_keys(at)
         if not keys:
             log.error("no feed key valid now: actions checkpoints are not signed")
-            return cursor.checkpoint_note
-        signed = note.sign_checkpoint(
-            note.timed_checkpoint(self.origin, cursor.size, cursor.root, at), keys
-        )
-        await keep_checkpoint(self.store, cursor, signed)
-        return signed
+        return keys
 
     async def run(self) -> None:
         """Acknowledge removals and sign a checkpoint about every :data:`CHECKPOINT_SECONDS`."""

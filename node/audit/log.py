@@ -38,9 +38,9 @@ from node.feeds.logstore import (
     LogStore,
     PendingAppend,
     StaleCursor,
-    keep_checkpoint,
     read_cursor,
     read_hashes,
+    sign_grown,
 )
 from node.keys.signers import RoleSigners
 from node.storage import Store
@@ -255,19 +255,7 @@ class AuditLog:
     async def sign_checkpoint(self) -> bytes:
         """Sign the committed tree if it grew since the last audit checkpoint; the newest
         signed note (b"" if none could be signed)."""
-        async with self.store.engine.connect() as conn:
-            cursor = await read_cursor(conn, self.origin)
-        assert cursor is not None
-        if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
-            return cursor.checkpoint_note
-        # Never earlier than the stored checkpoint's time: witnesses refuse a backdated one.
-        at = note.signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note,))
-        keys = self._keys(at)
-        if not keys:
-            return cursor.checkpoint_note
-        cp = note.timed_checkpoint(self.origin, cursor.size, cursor.root, at)
-        signed = note.sign_checkpoint(cp, keys)
-        await keep_checkpoint(self.store, cursor, signed)
+        signed, _ = await sign_grown(self.store, self.origin, self._keys)
         return signed
 
     async def run(self) -> None:

@@ -93,7 +93,7 @@ from node.api import feeds
 from node.errors import ConfigError, InputError
 from node.feeds.classes import RECORD_CODES
 from node.feeds.leaf import COMMITTED_FIELDS
-from node.policy.agreement import SourceMap
+from node.policy.agreement import SourceMap, toml_error_line
 
 __all__ = [
     "ID_MASKS",
@@ -539,16 +539,11 @@ class _Reader:
         return Catalogue(version, alliance, title, disclosure, tuple(lists), self.source)
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
-
-
 def _read(text: str, source: str) -> tuple[Catalogue | None, list[str]]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = _TOML_POSITION.search(str(exc))
-        line = int(m[1]) if m else max(1, len(text.splitlines()))
-        return None, [f"{source}:{line}: not valid TOML: {exc}"]
+        return None, [f"{source}:{toml_error_line(exc, text)}: not valid TOML: {exc}"]
     reader = _Reader(doc, source, SourceMap(text))
     catalogue = reader.catalogue()
     return catalogue, [f"{source}:{line}: {message}" for line, message in sorted(reader.problems)]

@@ -5,13 +5,15 @@ hashes between it and storage, in O(log n) reads per append or proof."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.feeds import merkle
+from keys import SigningKey
+from node.feeds import merkle, note
 from node.storage import Store, dialect
 from node.storage.models import CheckpointRecord, LogHash, LogLeaf, LogRecord, utcnow
 
@@ -252,6 +254,29 @@ class LogStore:
              merkle.consistency_proof(b, size, hashes) if b < size else [])
             for a, b in cuts
         ]  # fmt: skip
+
+
+async def sign_grown(
+    store: Store,
+    origin: str,
+    keys_at: Callable[[dt.datetime], Sequence[SigningKey]],
+) -> tuple[bytes, bool]:
+    """Sign *origin*'s committed tree if it grew since its kept checkpoint, with the keys
+    *keys_at* gives for the signing time, and keep the note. Returns the newest note (b"" if
+    none) and whether a new one was signed (False too when no key is valid)."""
+    async with store.engine.connect() as conn:
+        cursor = await read_cursor(conn, origin)
+    assert cursor is not None
+    if cursor.size == cursor.checkpoint_size and cursor.checkpoint_note:
+        return cursor.checkpoint_note, False
+    # Never earlier than the kept checkpoint's time: verifiers refuse a backdated one.
+    at = note.signing_time(dt.datetime.now(dt.UTC), (cursor.checkpoint_note,))
+    keys = keys_at(at)
+    if not keys:
+        return cursor.checkpoint_note, False
+    signed = note.sign_checkpoint(note.timed_checkpoint(origin, cursor.size, cursor.root, at), keys)
+    await keep_checkpoint(store, cursor, signed)
+    return signed, True
 
 
 async def keep_checkpoint(store: Store, cursor: Cursor, signed: bytes) -> None:

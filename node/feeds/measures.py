@@ -68,7 +68,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from node.errors import ConfigError
-from node.policy.agreement import SourceMap
+from node.policy.agreement import SourceMap, toml_error_line
 
 __all__ = [
     "CATEGORIES",
@@ -346,16 +346,11 @@ class _Reader:
         return _Doc(names[0], version, title, names[1], tuple(measures), text, self.source)
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
-
-
 def _read(text: str, source: str) -> tuple[_Doc | None, list[str]]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = _TOML_POSITION.search(str(exc))
-        line = int(m[1]) if m else max(1, len(text.splitlines()))
-        return None, [f"{source}:{line}: not valid TOML: {exc}"]
+        return None, [f"{source}:{toml_error_line(exc, text)}: not valid TOML: {exc}"]
     reader = _Reader(doc, source, SourceMap(text))
     read = reader.document(text)
     return read, [f"{source}:{line}: {message}" for line, message in sorted(reader.problems)]

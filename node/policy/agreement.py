@@ -689,11 +689,15 @@ def _reidentifying(agreements: Sequence[Agreement], threshold: int) -> list[Prob
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
 
-def _toml_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Problem:
+def toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
+    """The line tomllib stopped at in *text* (it reports it only inside its message)."""
     m = _TOML_POSITION.search(str(exc))
     # "(at end of document)" has no number: the last line is where the reader gave up.
-    line = int(m[1]) if m else max(1, len(text.splitlines()))
-    return Problem(source, line, f"not valid TOML: {exc}")
+    return int(m[1]) if m else max(1, len(text.splitlines()))
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Problem:
+    return Problem(source, toml_error_line(exc, text), f"not valid TOML: {exc}")
 
 
 def _strings(value: object) -> list[str] | None:
