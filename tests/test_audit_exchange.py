@@ -16,7 +16,7 @@ from node.audit.bundle import BundleError, verify_bundle
 from node.audit.entry import AuditEntry, officer_id, subject_commitment
 from node.audit.log import load_secret, verify_audit_log
 from node.audit.query import Filter, find_entries
-from node.audit.reconcile import reconcile
+from node.audit.reconcile import Receipt, reconcile
 from node.cli.app import main
 from node.cli.audit import _ours, _theirs, _us, export_bundle, fetch_receipts
 from node.cli.query import ask_peer
@@ -135,9 +135,15 @@ async def test_reconcile_catches_a_responder_that_answered_without_logging(
 
     # The command says so too, with exit 7 and the exchange named.
     args = ["audit", "reconcile", "--home", str(home.paths.root), "--peer", "jinan",
-            "--from", start.isoformat(), "--format", "json"]  # fmt: skip
+            "--from", start.isoformat(), "--in-flight-seconds", "0",
+            "--format", "json"]  # fmt: skip
     code = await asyncio.to_thread(main, args)
     assert code == 7
+    # Within the in-flight window the same one-sided entry is not a gap yet (the answer may
+    # still be on its way to the requester).
+    args = [*args[: args.index("--in-flight-seconds") + 1], "3600", "--format", "json"]
+    code = await asyncio.to_thread(main, args)
+    assert code == 0
 
 
 async def test_an_exported_bundle_verifies_offline_and_fails_after_any_edit(
@@ -238,4 +244,21 @@ def test_operators_commands_write_local_entries(tmp_path: Path) -> None:
         ("enrollment", "peer add", "lanzhou", "ok"),
         ("removal", "peer remove", "lanzhou", "ok"),
         ("key_operation", "keys prune", "", "ok"),
+    ]
+
+
+def test_a_one_sided_entry_is_a_gap_only_once_it_is_no_longer_in_flight() -> None:
+    """The responder records before it answers and the requester after the answer arrives, so
+    between the two an exchange is one-sided without anything being wrong."""
+    done = Receipt(1, "e1", 0, "out", "query", "hit", at_us=1_000)
+    peer_done = Receipt(7, "e1", 0, "in", "query", "hit", at_us=1_001)
+    answering = Receipt(8, "e2", 0, "in", "query", "hit", at_us=5_000)
+    lost = Receipt(9, "e3", 0, "in", "query", "hit", at_us=2_000)
+    here, there = [done], [peer_done, answering, lost]
+    gaps = reconcile(here, there, start_us=0, end_us=10_000, in_flight_from_us=4_000)
+    assert [(g.exchange, g.problem) for g in gaps] == [("e3", "only at peer")]
+    gaps = reconcile(here, there, start_us=0, end_us=10_000)
+    assert [(g.exchange, g.problem) for g in gaps] == [
+        ("e3", "only at peer"),
+        ("e2", "only at peer"),
     ]

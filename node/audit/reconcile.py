@@ -50,18 +50,30 @@ class Gap:
 
 
 def reconcile(
-    here: Iterable[Receipt], there: Iterable[Receipt], *, start_us: int, end_us: int
+    here: Iterable[Receipt],
+    there: Iterable[Receipt],
+    *,
+    start_us: int,
+    end_us: int,
+    in_flight_from_us: int | None = None,
 ) -> list[Gap]:
     """The exchanges with a problem whose entry (on either side) falls in [start, end).
 
     Both inputs should cover a wider window than [start, end) (clocks and the time between
     the two records differ a little); only gaps inside it are reported. Entries that are not
-    exchanges (``local``) are ignored."""
+    exchanges (``local``) are ignored. An entry recorded on one side only at or after
+    *in_flight_from_us* is an exchange still in flight (the responder records before it
+    answers, the requester once the answer is in), not a gap."""
     ours = {(r.exchange, r.seq): r for r in here if r.direction in OPPOSITE}
     theirs = {(r.exchange, r.seq): r for r in there if r.direction in OPPOSITE}
     gaps: list[Gap] = []
     for key in sorted(ours.keys() | theirs.keys()):
         a, b = ours.get(key), theirs.get(key)
+        one = a or b
+        if (a is None or b is None) and in_flight_from_us is not None:
+            assert one is not None
+            if one.at_us >= in_flight_from_us:
+                continue
         if a is None:
             assert b is not None
             gap = Gap(key[0], key[1], "only at peer", None, b)

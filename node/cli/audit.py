@@ -76,6 +76,7 @@ FromOpt = Annotated[
 ToOpt = Annotated[str | None, typer.Option("--to", help="End, exclusive (default: now).")]
 RECEIPTS = "/creditnode.v1.AuditService/Receipts"
 SLACK = dt.timedelta(minutes=5)  # clocks and the time between both records differ
+IN_FLIGHT = dt.timedelta(seconds=10)  # a one-sided entry younger than this may be mid-exchange
 QUERY_KINDS = ("query", "oprf_evaluation")
 
 
@@ -537,15 +538,29 @@ async def fetch_receipts(
 
 
 async def reconcile_with(
-    home: Home, store: Store, peer: str, t0: dt.datetime, t1: dt.datetime, timeout: float
+    home: Home,
+    store: Store,
+    peer: str,
+    t0: dt.datetime,
+    t1: dt.datetime,
+    timeout: float,
+    in_flight: dt.timedelta = IN_FLIGHT,
 ) -> tuple[int, int, list[Gap]]:
     """Both sides' receipts of exchanges with *peer* in [t0, t1) joined: (entries here,
-    receipts there, the gaps)."""
+    receipts there, the gaps). An entry one side recorded less than *in_flight* ago is not a
+    gap yet: its exchange may still be under way."""
+    in_flight_from = dt.datetime.now(dt.UTC) - in_flight
     ours = await find_entries(
         store, home.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
     )
     theirs = await fetch_receipts(home, store, peer, t0 - SLACK, t1 + SLACK, timeout)
-    gaps = reconcile(_ours(ours), _theirs(theirs), start_us=_us(t0), end_us=_us(t1))
+    gaps = reconcile(
+        _ours(ours),
+        _theirs(theirs),
+        start_us=_us(t0),
+        end_us=_us(t1),
+        in_flight_from_us=_us(in_flight_from),
+    )
     inside = range(_us(t0), _us(t1))
     return (
         sum(1 for _, e in ours if e.at_us in inside),
@@ -575,11 +590,20 @@ def reconcile_command(
     start: FromOpt = None,
     end: ToOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds per call to the partner.")] = 30.0,
+    in_flight_seconds: Annotated[
+        float,
+        typer.Option(
+            help="An entry recorded on one side only less than this many seconds ago is an "
+            "exchange still under way, not a gap."
+        ),
+    ] = IN_FLIGHT.total_seconds(),
     fmt: FormatOpt = "table",
 ) -> None:
     """Join this node's receipts of exchanges with PEER and the peer's own, and list the
     exchanges one side recorded and the other did not (or whose answers differ). Exit 0 if
     both sides agree, 7 if not, 4 if the peer cannot be asked."""
+    if in_flight_seconds < 0:
+        raise InputError("--in-flight-seconds must not be negative")
     quiet_logs()
     check_format(fmt)
     t0, t1 = _time_range(start, end)
@@ -587,7 +611,8 @@ def reconcile_command(
 
     async def run() -> list[Gap]:
         async with Store.opened(h.database_url) as store:
-            return (await reconcile_with(h, store, peer, t0, t1, timeout))[2]
+            in_flight = dt.timedelta(seconds=in_flight_seconds)
+            return (await reconcile_with(h, store, peer, t0, t1, timeout, in_flight))[2]
 
     gaps = run_coro(run())
     if fmt == "json":
