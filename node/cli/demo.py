@@ -376,6 +376,20 @@ def _in_files(node: Node, base: Path, *values: str) -> bool:
     return any(v.encode() in data for v in values if v)
 
 
+async def _gone_from_files(node: Node, base: Path, *values: str) -> str:
+    """Whether *values* are still in the node's files 5 s after a removal ("found") or gone
+    ("found nowhere"). The wipe's WAL checkpoint runs just after the removal commits."""
+
+    async def gone() -> bool:
+        return not _in_files(node, base, *values)
+
+    try:
+        await wait_until(gone, timeout=5.0)
+    except TimeoutError:
+        return "found"
+    return "found nowhere"
+
+
 async def lifecycle_demo(base: Path, nodes: list[Node], console: Console) -> None:
     """A repair at Lanzhou and an expiry at Jinan, each gone from every other city on its day,
     and nothing of either left in their files."""
@@ -406,7 +420,7 @@ async def lifecycle_demo(base: Path, nodes: list[Node], console: Console) -> Non
                 return await entry_status(other, origin, entry_id) == feeds.ENTRY_STATUS_REMOVED
 
             await wait_until(removed)
-            found = "found" if _in_files(other, base, name, uscc) else "found nowhere"
+            found = await _gone_from_files(other, base, name, uscc)
             console.print(
                 f"lanzhou removed {name} ({uscc}) after credit repair (信用修复): the removal "
                 f"reached {other.name} in {(time.perf_counter() - start) * 1000:.0f} ms; its "
@@ -443,7 +457,7 @@ async def lifecycle_demo(base: Path, nodes: list[Node], console: Console) -> Non
             ).scalar_one()
         own, purged = await expire_now(holder.publisher, day)
         await holder.publisher.sign_checkpoint()
-        found = "found" if _in_files(holder, base, name, uscc) else "found nowhere"
+        found = await _gone_from_files(holder, base, name, uscc)
         console.print(
             f"  {holder.name}, before any word from jinan: shows it as active: "
             f"{'yes' if shown else 'no'}; its 00:00 run ended {own} own and {purged} peers' "

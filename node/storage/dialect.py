@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, cast
 
 import asyncpg
+import structlog
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -55,6 +57,12 @@ def configure(engine: AsyncEngine) -> None:
         cur.close()
 
 
+log = structlog.get_logger("creditnode.storage")
+
+_ERASE_ATTEMPTS = 50
+_ERASE_RETRY_SECONDS = 0.05
+
+
 async def erase_freed(engine: AsyncEngine) -> None:
     """Make deleted data unrecoverable from the files now, not at some later checkpoint.
 
@@ -64,8 +72,16 @@ async def erase_freed(engine: AsyncEngine) -> None:
     """
     if engine.url.get_backend_name() != "sqlite":
         return
-    async with engine.connect() as conn:
-        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(_ERASE_ATTEMPTS):
+        async with engine.connect() as conn:
+            # (busy, frames in the WAL, frames copied): busy when a reader that began before
+            # the checkpoint still needs the old frames; they are gone only once it is done.
+            row = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+        if row is None or not row[0]:
+            return
+        await asyncio.sleep(_ERASE_RETRY_SECONDS)
+    log.warning("WAL not truncated: a reader kept it; deleted rows stay in it until the next "
+                "checkpoint")  # fmt: skip
 
 
 def journal_mode_sql(url: URL) -> str | None:
