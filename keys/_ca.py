@@ -20,6 +20,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keys._files import read_private_file, write_private_file, write_public_file
 from keys._identity import NodeIdentity, validate_label
 
+# A node's or an officer's certificate: it signs the TLS handshake and nothing else.
+LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 
@@ -162,17 +174,7 @@ class FederationCA:
                 critical=False,
             )
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                LEAF_KEY_USAGE,
                 critical=True,
             )
             .add_extension(
