@@ -27,6 +27,7 @@ from node.feeds.importer import (
     Removal,
     find_held,
     import_list,
+    mass_removal_problems,
     read_removals,
     remove_entries,
 )
@@ -509,3 +510,27 @@ def test_removals_problems_never_repeat_a_cell(tmp_path: Path, cells: list[str])
         for cell in cells:
             if cell.strip() and len(cell.strip()) >= 4:
                 assert cell.strip() not in body, (cell, problem)
+
+
+@pytest.mark.parametrize(
+    ("removing", "active", "confirm", "limit", "refused"),
+    [
+        (0, 1000, None, None, ""),
+        (50, 1000, None, None, ""),  # 5% of 1000
+        (51, 1000, None, None, "more than --max-removals 50"),
+        (10, 20, None, None, ""),  # at least 10
+        (11, 20, None, None, "more than --max-removals 10"),
+        (11, 20, None, 11, ""),
+        (11, 20, 11, None, ""),
+        (11, 20, 12, None, "not the 12 confirmed"),
+        (3, 1000, 4, None, "not the 4 confirmed"),  # a confirmation is for one number
+    ],
+)
+def test_mass_removals_need_confirming(
+    removing: int, active: int, confirm: int | None, limit: int | None, refused: str
+) -> None:
+    """Lists and report records share one guard: a wrong file must not empty a list."""
+    problems = mass_removal_problems(
+        removing, active, what="entries", of=None, confirm_removals=confirm, max_removals=limit
+    )
+    assert (refused in problems[0]) if refused else problems == []

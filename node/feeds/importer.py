@@ -311,6 +311,38 @@ def max_removals_default(active: int) -> int:
     return max(10, active * 5 // 100)
 
 
+def mass_removal_problems(
+    removing: int,
+    active: int,
+    *,
+    what: str,
+    of: str | None,
+    confirm_removals: int | None,
+    max_removals: int | None,
+) -> list[str]:
+    """Why an import that would remove *removing* of *active* *what* (entries, records) of
+    *of* must not go ahead unconfirmed: a confirmation for another number, or more than the
+    limit without one. A wrong file must not empty a list."""
+    if not removing:
+        return []
+    if confirm_removals is not None:
+        if confirm_removals == removing:
+            return []
+        return [
+            f"the import would remove {removing} {what}, not the {confirm_removals} "
+            "confirmed (--confirm-removals)"
+        ]
+    limit = max_removals if max_removals is not None else max_removals_default(active)
+    if removing <= limit:
+        return []
+    return [
+        f"the import would remove {removing} of {active} active {what}"
+        f"{'' if of is None else f' of {of}'}, more than "
+        f"--max-removals {limit}; check with --dry-run, then confirm with "
+        f"--confirm-removals {removing}"
+    ]
+
+
 class _Import:
     """One import of one file into one list: scanning, planning, appending."""
 
@@ -645,19 +677,11 @@ async def import_list(
         problems += found
     summary.stated_removals = len(stated)
     active = sum(1 for v in known.values() if v.active)
-    if not problems and stated:
-        if confirm_removals is not None and confirm_removals != len(stated):
-            problems.append(
-                f"the import would remove {len(stated)} entries, not the {confirm_removals} "
-                "confirmed (--confirm-removals)"
-            )
-        limit = max_removals if max_removals is not None else max_removals_default(active)
-        if confirm_removals is None and len(stated) > limit:
-            problems.append(
-                f"the import would remove {len(stated)} of {active} active entries of "
-                f"{spec.name}, more than --max-removals {limit}; check with --dry-run, then "
-                f"confirm with --confirm-removals {len(stated)}"
-            )
+    if not problems:
+        problems += mass_removal_problems(
+            len(stated), active, what="entries", of=spec.name,
+            confirm_removals=confirm_removals, max_removals=max_removals,
+        )  # fmt: skip
     if dry_run:
         for out in (*expiry, *stated):
             r = out.removal

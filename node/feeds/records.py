@@ -46,7 +46,7 @@ from node.feeds.importer import (
     _record,
     _refusal,
     content_hash,
-    max_removals_default,
+    mass_removal_problems,
 )
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
@@ -190,20 +190,11 @@ async def import_records(
         if r.reason and h.entry.decision_date and r.date.isoformat() < h.entry.decision_date
     ]
     summary.stated_removals = len(stated)
-    if not problems and stated:
-        n_active = len(active)
-        if confirm_removals is not None and confirm_removals != len(stated):
-            problems.append(
-                f"the import would remove {len(stated)} records, not the {confirm_removals} "
-                "confirmed (--confirm-removals)"
-            )
-        limit = max_removals if max_removals is not None else max_removals_default(n_active)
-        if confirm_removals is None and len(stated) > limit:
-            problems.append(
-                f"the import would remove {len(stated)} of {n_active} active {cls.label} records, "
-                f"more than --max-removals {limit}; check with --dry-run, then confirm with "
-                f"--confirm-removals {len(stated)}"
-            )
+    if not problems:
+        problems += mass_removal_problems(
+            len(stated), len(active), what=f"{cls.label} records", of=None,
+            confirm_removals=confirm_removals, max_removals=max_removals,
+        )  # fmt: skip
     outs += stated
     summary.removed = len(outs)
     if dry_run:
