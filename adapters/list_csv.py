@@ -99,6 +99,7 @@ __all__ = [
     "ListRow",
     "Measure",
     "Quarantined",
+    "UsccTally",
     "parse_date",
     "parse_measures",
     "sniff_encoding",
@@ -212,6 +213,16 @@ class ListRow:
         return (self.list_name, self.uscc or self.person_id, self.decision_doc_no)
 
 
+@dataclass(slots=True)
+class UsccTally:
+    """The subject USCCs one pass over a file checked: how many, how many failed validation,
+    how many passed only leniently (the pre-2016 check-character defect). Counts, no codes."""
+
+    checked: int = 0
+    invalid: int = 0
+    lenient: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Quarantined:
     """A row that was not accepted, and why (never containing a personal value)."""
@@ -270,6 +281,7 @@ class ListCsv:
         self._size = size
         self._stream: BinaryIO | None = None
         self._done = 0
+        self.uscc = UsccTally()  # of the newest rows() pass
 
     @classmethod
     def open(cls, path: Path) -> ListCsv:
@@ -313,7 +325,8 @@ class ListCsv:
 
     def rows(self) -> Iterator[ListRow | Quarantined]:
         """Every data row, in file order, as a ListRow or a Quarantined (streaming)."""
-        checker = _RowChecker(self.encoding)
+        self.uscc = UsccTally()
+        checker = _RowChecker(self.encoding, self.uscc)
         self._done = 0
         try:
             raw = self.path.open("rb", buffering=_READ_BUFFER)
@@ -409,8 +422,9 @@ def _header_index(path: Path, header: tuple[str, ...]) -> tuple[int, ...]:
 class _RowChecker:
     """Validation state for one pass over a file: column positions, keys seen so far."""
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, encoding: str, uscc: UsccTally | None = None) -> None:
         self._encoding_name = "GB18030" if encoding == "gb18030" else "UTF-8"
+        self._uscc = uscc if uscc is not None else UsccTally()
         self._today = datetime.date.today()
         self._index: tuple[int, ...] = ()
         self._width = 0
@@ -453,6 +467,19 @@ class _RowChecker:
         if checked.status == WARNING:
             warnings.append(f"{column}: {checked.reason}")
         return True
+
+    def _count_uscc(self, text: str, checked: CodeCheck | None) -> None:
+        """Count one subject USCC (the 重错码 rate): invalid, or accepted only leniently,
+        i.e. valid with a warning that the strict check refuses."""
+        tally = self._uscc
+        tally.checked += 1
+        if checked is None:
+            tally.invalid += 1
+        elif (
+            checked.status == WARNING
+            and check_expecting(text, EXPECT_USCC, strict=True, today=self._today).status == INVALID
+        ):
+            tally.lenient += 1
 
     def _date(self, text: str) -> datetime.date | str | None:
         try:
@@ -522,6 +549,7 @@ class _RowChecker:
         else:
             checked = self._code("统一社会信用代码", uscc_text, EXPECT_USCC, problems, warnings)
             uscc = checked.normalised if checked is not None else uscc
+            self._count_uscc(uscc_text, checked)
 
         legal_rep_id = legal_rep_id_type = ""
         if normalise_code(legal_rep_id_text):

@@ -29,7 +29,7 @@ import contextvars
 import inspect
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,7 +46,7 @@ from node.audit.wire import Asker, read_asker
 from node.identity.pseudonym_key import PseudonymKey
 from node.peers.gate import Refused, current_caller
 from node.peers.interceptors import Behaviour, Handler, WrappingInterceptor, rebuild
-from node.policy.agreement import PURPOSES, Agreement, load_agreements
+from node.policy.agreement import PURPOSES, Agreement, Problem, load_agreements
 from node.policy.decide import Decision, decide
 from node.policy.reidentify import DEFAULT_THRESHOLD
 from node.policy.release import Release, Unreleasable, granted_openings, release
@@ -66,8 +66,11 @@ class Border:
         *,
         pseudonym_key: Callable[[], PseudonymKey] | None = None,
         reidentification_threshold: int = DEFAULT_THRESHOLD,
+        check: Callable[[Sequence[Agreement]], list[Problem]] | None = None,
     ) -> None:
         self.directory = directory
+        # Problems the node finds against what it holds (the measures an agreement names).
+        self.check = check
         # Candidates every ID and name must keep across all a peer receives (node config).
         self.threshold = reidentification_threshold
         self.pseudonym_key = pseudonym_key  # the key in force, asked per response
@@ -107,7 +110,7 @@ class Border:
                 )
                 self._agreements, self._problems = (), 1
                 return
-        loaded = load_agreements(texts, threshold=self.threshold)
+        loaded = load_agreements(texts, threshold=self.threshold, check=self.check)
         for p in loaded.problems:
             log.error("agreement problem: sharing nothing personal", problem=str(p))
         self._agreements, self._problems = tuple(loaded.agreements), len(loaded.problems)
@@ -185,7 +188,7 @@ def kind_of(method: str, message: Message | None) -> str:
         return "oprf_evaluation"
     if name == "Disclose":
         return "disclosure"
-    if name == "Subscribe":
+    if name in ("Subscribe", "GetActions"):  # a partner's puller records GetActions so too
         return "feed_range"
     if name == "Receipts":
         return "receipts"

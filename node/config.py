@@ -76,6 +76,9 @@ class NodeSettings(BaseSettings):
     actions_pull_seconds: float = Field(default=30.0, gt=0)
     response_days_default: int = Field(default=15, ge=0, le=3650)
     response_days: dict[str, int] = Field(default_factory=dict)
+    # Holders suspend the measures they applied to a partner's entry while its origin marks it
+    # under objection (recorded in the actions log), and apply them again when the mark clears.
+    suspend_on_objection: bool = True
 
     @field_validator("name", "federation")
     @classmethod

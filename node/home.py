@@ -19,6 +19,7 @@ Layout::
     HOME/ca/                 only when the node made its own CA (no --ca given)
     HOME/node.db             the SQLite database, unless database_url says otherwise
     HOME/lists.toml          the alliance's list catalogue (setting ``catalogue``)
+    HOME/measures.toml       the measures catalogue's national base (node.feeds.measures)
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ EXTRA_SIGNING_ROLES = ("audit", "report", "witness")
 
 # The packaged example catalogue (the same text as deploy/lists.yellow-river.toml).
 CATALOGUE_EXAMPLE = Path(__file__).parent / "feeds" / "lists.yellow-river.toml"
+# The packaged national measures base (node.feeds.measures.MEASURES_EXAMPLE).
+MEASURES_EXAMPLE = Path(__file__).parent / "feeds" / "measures.toml"
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,9 @@ def init_home(
         write_private_file(paths.role_key(role), SigningKey.generate(identity.uri).to_pem())
     PseudonymKey.generate().save(paths.pseudonym_key)
     write_public_file(paths.catalogue, CATALOGUE_EXAMPLE.read_bytes())
+    measures = root / "measures.toml"
+    if not measures.exists():  # an operator's catalogue (or supplement) is never replaced
+        write_public_file(measures, MEASURES_EXAMPLE.read_bytes())
     values: dict[str, str | float] = {
         "name": name,
         "federation": ca.federation,

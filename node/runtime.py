@@ -46,7 +46,9 @@ from node.audit.log import AuditLog, load_secret
 from node.border import Border, BorderInterceptor, Exit
 from node.config import parse_hostport
 from node.errors import ConfigError
+from node.feeds.catalogue import list_kinds
 from node.feeds.expiry import run_expiry
+from node.feeds.measures import agreement_check
 from node.feeds.publisher import Publisher
 from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
@@ -124,6 +126,7 @@ class Node:
             home.paths.root / "agreements",
             pseudonym_key=home.pseudonym_keys.current,
             reidentification_threshold=home.settings.reidentification_threshold,
+            check=agreement_check(home.paths.root, lambda: list_kinds(home.catalogue_path)),
         )
         self.audit_secret = load_secret(home.paths.root)
         self.exit = Exit(self.border, audit, self.audit_secret)
@@ -138,6 +141,7 @@ class Node:
         )
         # Witnessing (issue 13): cosign peers' checkpoints, have ours cosigned, gossip.
         self.witness = Witness(home, store, on_fork=self._witnessed_fork)
+        # Never the per-partner actions logs: a witness (a third city) would learn their sizes.
         self.cosigning = CosignRequester.for_origins(
             home.tls, store, self.directory.peers, [publisher.origin, audit.origin]
         )
@@ -153,6 +157,7 @@ class Node:
         self.checker: Checker | None = None
         # The actions log (issue 15): opened at start; responses, hits, lifted measures.
         self.actions: ActionsLog | None = None
+        self._pulling = asyncio.Lock()
         self._last_seen_write: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -207,8 +212,9 @@ class Node:
         await self.verifier.load()  # a finding kept from before: the own feed stays refused
         if self.actions is None:
             self.actions = await ActionsLog.open(
-                self.store, self.home.identity.uri, FeedSigners.of_home(self.home)
-            )
+                self.store, self.home.identity.uri, FeedSigners.of_home(self.home),
+                suspend_on_objection=self.home.settings.suspend_on_objection,
+            )  # fmt: skip
         # The gate admits the caller; then every response passes the border's one exit.
         server = grpc.aio.server(
             interceptors=[GateInterceptor(self.gate), BorderInterceptor(self.exit)],
@@ -300,6 +306,10 @@ class Node:
     async def pull_actions(self) -> dict[str, str]:
         """Pull every enrolled partner's actions log once (:mod:`node.actions.pull`); per
         partner, "" or why its pull failed (nothing of a failing answer is kept)."""
+        async with self._pulling:  # the periodic pull and an explicit one never interleave
+            return await self._pull_actions_once()
+
+    async def _pull_actions_once(self) -> dict[str, str]:
         failed: dict[str, str] = {}
         for peer in self.directory.peers():
             try:
@@ -410,9 +420,8 @@ class Node:
         grace = self.home.settings.shutdown_grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.heartbeat.stop()
-        for task in [*self._followers.values(), *self._background]:
-            if task.get_name() != "seen":
-                task.cancel()
+        # In-flight calls drain first, with the node's machinery (publisher, audit, actions)
+        # still running under them; the background tasks end after.
         if self._officer_server is not None:
             await self._officer_server.stop(grace)
             self._officer_server = None
@@ -420,6 +429,9 @@ class Node:
             await self.checker.close()
         await self._server.stop(grace)
         self._server = None
+        for task in [*self._followers.values(), *self._background]:
+            if task.get_name() != "seen":
+                task.cancel()
         await self.roots.close()
         # Bounded: a task that does not end on cancellation (a database call that never
         # returns) must not keep the process from exiting; it is named in the log instead.

@@ -287,6 +287,21 @@ def test_demo_runs_three_cities_and_stops(tmp_path: Path) -> None:
     assert "serious_dishonesty" in check and "red_lists" in check and "(mandatory)" in check
     assert "verdict: black-listed (exit code 11)" in check
     assert check.count("verified offline, issued by") == 3
+    # Joint punishment: Lanzhou's check matches the ban (a hit), Taiyuan's objection is
+    # rejected with a reason it sees, and the repair comes back as lifted from both cities.
+    loop = out[out.index("joint punishment across cities") :]
+    assert "black-listed; jinan's entry matched (GP.BAN (mandatory)" in loop
+    assert "taiyuan sees 异议不成立 (rejected): 经复核" in loop
+    assert 'sees "measures lifted" from lanzhou and taiyuan' in loop
+    for lifted in ("lanzhou lifted GP.BAN on", "taiyuan lifted GP.BAN on",
+                   "taiyuan lifted BID.LIMIT on"):  # fmt: skip
+        assert lifted in loop
+    assert "lanzhou lifted BID.LIMIT" not in loop  # not applicable there: nothing to lift
+    objections = loop[loop.index("objections to that entry at jinan: 1") :]
+    assert "异议不成立 (rejected)" in objections and "on time" in objections
+    for command in ("import", "respond", "check", "objection raise", "objection resolve",
+                    "remove", "actions"):  # fmt: skip
+        assert f"$ creditnode {command} --" in loop
     assert "federation stopped cleanly" in out
 
 

@@ -40,6 +40,9 @@ LAYERS: dict[str, int] = {
     # Responses, hits and lifted acknowledgements (issue 15): a second signed log per node on
     # the feeds' machinery, pulled and verified by origins like a feed.
     "node.actions": 4,
+    # Statistics (issue 15): counted from the feeds, actions, objections and imports, signed
+    # like reports.
+    "node.stats": 4,
     "adapters": 4,
     # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
     "node.peers": 3,

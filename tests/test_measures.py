@@ -4,7 +4,10 @@ databases through the fixtures) and `creditnode measures list|check`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,24 +16,34 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from structlog.testing import capture_logs
 
 from adapters.list_csv import CsvError, ListCsv, ListRow, parse_measures
 from adapters.samples import MEASURES as SAMPLE_MEASURES
 from adapters.samples import generate_rows, write_csv
 from keys import SigningKey
 from node.api import feeds
+from node.audit.query import Filter, find_entries
+from node.border import Border
 from node.cli import main
-from node.feeds import catalogue, measures
+from node.feeds import catalogue, measures, measures_store
 from node.feeds.importer import check_measures, import_list
 from node.feeds.leaf import LeafError, build_leaf, open_leaf
 from node.feeds.logstore import LOGS
 from node.feeds.measures import CATEGORIES, INCENTIVE_CATEGORIES, MeasuresError
+from node.feeds.measures_store import MEASURES_CATALOGUES
 from node.feeds.publisher import Publisher
 from node.feeds.state import STATE
+from node.feeds.subscriber import Subscriber
+from node.home import set_setting
 from node.identity.pseudonym_key import PseudonymKey
+from node.peers.directory import PeerDirectory
+from node.policy.agreement import check_agreement, dump_agreement, parse_agreement
+from node.runtime import Node
 from node.storage import Store
 from tests.conftest import FederationFactory
-from tests.feedutil import wait_mirrored
+from tests.feedutil import active_entries, mirror_size, wait_mirrored
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -446,6 +459,28 @@ async def test_mandatory_is_refused_on_reference_entries(pub: Publisher, tmp_pat
     assert list(stored.values()) == [[("GP.BAN", False), ("BID.LIMIT", False)]]
 
 
+async def test_recommended_marks_import_alike_and_override_the_default(
+    pub: Publisher, tmp_path: Path
+) -> None:
+    rows = sample_rows(2)
+    rows[0]["惩戒措施"] = "GP.BAN:推荐;BID.LIMIT：建议"  # GP.BAN is mandatory by default
+    rows[1]["惩戒措施"] = "GP.BAN（推荐）;BID.LIMIT(强制)"
+    path = tmp_path / "t.csv"
+    write_csv(path, rows)
+    summary = await run_import(pub, path)
+    assert (summary.added, summary.quarantined) == (2, [])  # type: ignore[attr-defined]
+    stored = sorted((await stored_measures(pub)).values())
+    assert stored == [
+        [("GP.BAN", False), ("BID.LIMIT", False)],
+        [("GP.BAN", False), ("BID.LIMIT", True)],
+    ]
+    # 推荐 on a reference entry is fine (only 强制 is refused there).
+    ref = tmp_path / "ref.csv"
+    write_csv(ref, [rows[0]])
+    again = await run_import(pub, ref, provenance=feeds.PROVENANCE_REFERENCE)
+    assert again.quarantined == []  # type: ignore[attr-defined]
+
+
 def test_recommended_marks_parse_alike() -> None:
     for mark in ("建议", "推荐"):
         for form in (f"GP.BAN:{mark}", f"GP.BAN：{mark}", f"GP.BAN({mark})", f"GP.BAN（{mark}）"):
@@ -535,6 +570,8 @@ async def test_subscriber_sees_the_catalogue_an_entry_was_checked_by(
     for entry in bodies:
         assert entry.measures_catalogue.label == "national v1 + jinan v1"
         assert entry.measures_catalogue.sha256 == in_force.sha256
+    # The running follower fetches the catalogue the entries cite, and verifies it.
+    await _wait_held(lanzhou, in_force.sha256)
     # A later catalogue version alone republishes nothing: the entries keep their version.
     again = await import_list(
         jinan.publisher, path, PROCUREMENT, pseudonym_key=jinan.home.pseudonym_key, today=DAY,
@@ -571,3 +608,281 @@ def test_a_malformed_catalogue_reference_is_refused_with_the_leaf(
         return
     with pytest.raises(LeafError, match=problem):
         open_leaf(data, [], openings.body)
+
+
+# --- the catalogue text: served by digest, fetched and verified by holders -------------------
+
+
+async def _sync_once(node: Node, origin: str) -> None:
+    """One `creditnode sync`-like pass of *node* over *origin*'s feed (no follower running)."""
+    directory = PeerDirectory(node.store, node.home.settings.federation, node.home.tls.ca_pem)
+    await directory.refresh()
+    [peer] = [p for p in directory.peers() if p.identity.node == origin]
+    sub = await Subscriber.open(node.home.tls, node.store, peer, audit=node.audit)
+    await sub.sync(follow=False, timeout=20)
+
+
+async def _wait_held(node: Node, digest: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if digest in [d for d, _, _ in await _held_catalogues(node)]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{node.name} did not fetch measures catalogue {digest[:16]}")
+
+
+async def _held_catalogues(node: Node) -> list[tuple[str, str, bytes]]:
+    async with node.store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                MEASURES_CATALOGUES.c.sha256,
+                MEASURES_CATALOGUES.c.fetched_from,
+                MEASURES_CATALOGUES.c.documents,
+            )
+        )
+        return [(d, f, bytes(b)) for d, f, b in rows]
+
+
+async def _jinan_publishes(jinan: Node, tmp_path: Path) -> measures.MeasureCatalogue:
+    in_force = measures.load(
+        DEPLOY / "measures.toml", [DEPLOY / "measures.jinan.toml"], list_kinds=KINDS
+    )
+    rows = sample_rows(3)
+    rows[0]["惩戒措施"] = "GP.BAN:强制;JN.PRT.LIMIT:推荐"  # a Jinan supplement measure
+    path = tmp_path / "jinan.csv"
+    write_csv(path, rows)
+    summary = await import_list(
+        jinan.publisher, path, PROCUREMENT, pseudonym_key=jinan.home.pseudonym_key, today=DAY,
+        measures=in_force,
+    )  # fmt: skip
+    assert summary.added == 3
+    return in_force
+
+
+async def test_a_partner_fetches_and_verifies_the_catalogue_its_entries_cite(
+    federation: FederationFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one row a line: the cell is read whole
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    in_force = await _jinan_publishes(jinan, tmp_path)
+    # The origin kept the catalogue it checked the import by, under its digest.
+    assert [(d, f) for d, f, _ in await _held_catalogues(jinan)] == [(in_force.sha256, "")]
+    assert await _held_catalogues(lanzhou) == []
+    await _sync_once(lanzhou, "jinan")
+    [(digest, source, blob)] = await _held_catalogues(lanzhou)
+    assert (digest, source) == (in_force.sha256, "jinan")
+    assert hashlib.sha256(blob).hexdigest() == digest == in_force.sha256
+    async with lanzhou.store.engine.connect() as conn:
+        held = await measures_store.load_held(conn, [digest])
+    partner = held[digest]
+    assert partner.label == "national v1 + jinan v1"
+    limit = partner.find("JN.PRT.LIMIT")
+    assert limit is not None and limit.name == in_force.find("JN.PRT.LIMIT").name  # type: ignore[union-attr]
+    assert [m.code for m in partner.measures] == [m.code for m in in_force.measures]
+    # The fetch is an exchange like any other: recorded on both sides.
+    mine = [e for _, e in await find_entries(lanzhou.store, lanzhou.home.identity.uri, Filter())]
+    assert any(e.method.endswith("/GetMeasuresCatalogue") for e in mine)
+    # A second sync asks nothing again and keeps one copy.
+    await _sync_once(lanzhou, "jinan")
+    assert len(await _held_catalogues(lanzhou)) == 1
+    # `lists --measures` names the measures by the partner's verified catalogue.
+    url = fed.database_url("lanzhou")
+    if url:
+        set_setting(lanzhou.home.paths.root, "database_url", url)
+    capsys.readouterr()
+    args = ["lists", "--home", str(lanzhou.home.paths.root), "--origin", "jinan", "--measures"]
+    assert await asyncio.to_thread(main, [*args, "--limit", "1"]) == 0
+    shown = "".join(capsys.readouterr().out.split())  # the table folds long cells
+    assert "catalogue" in shown and "nationalv1+jinanv1" in shown
+    assert "notheldhere" not in shown
+    assert "GP.BAN强制限制参加政府采购活动(减损权益或增加义务)" in shown
+    # Without the catalogue held, codes alone, and the label marked as not held.
+    async with lanzhou.store.begin() as conn:
+        await conn.execute(MEASURES_CATALOGUES.delete())
+    assert await asyncio.to_thread(main, [*args, "--limit", "1"]) == 0
+    shown = "".join(capsys.readouterr().out.split())
+    assert "notheldhere" in shown and "限制参加政府采购活动" not in shown
+
+
+async def test_a_tampered_catalogue_is_refused_and_nothing_kept(
+    federation: FederationFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    in_force = await _jinan_publishes(jinan, tmp_path)
+    real = measures_store.documents
+
+    async def tampered(conn: AsyncConnection, sha256: str) -> bytes | None:
+        data = await real(conn, sha256)
+        assert data is not None
+        # Still well-formed documents, one measure's default flipped: only the digest tells.
+        return measures.pack_documents(
+            [t.replace("mandatory = true", "mandatory = false", 1)
+             for t in measures.unpack_documents(data)]
+        )  # fmt: skip
+
+    monkeypatch.setattr(measures_store, "documents", tampered)
+    with capture_logs() as logs:
+        await _sync_once(lanzhou, "jinan")
+    assert await _held_catalogues(lanzhou) == []
+    [refused] = [e for e in logs if e["event"] == "measures catalogue refused: nothing kept"]
+    assert refused["reason"] == "digest mismatch" and refused["peer"] == "jinan"
+    # The feed itself is unaffected: the entries are held, their catalogue just unknown.
+    assert len(await active_entries(lanzhou, jinan)) == 3
+    assert (await mirror_size(lanzhou, jinan)) > 0
+    # Once the origin serves the true text, the next sync (a new subscriber) keeps it.
+    monkeypatch.setattr(measures_store, "documents", real)
+    await _sync_once(lanzhou, "jinan")
+    assert [d for d, _, _ in await _held_catalogues(lanzhou)] == [in_force.sha256]
+
+
+def test_from_documents_checks_digest_and_packing() -> None:
+    cat = measures.parse(BASE, source="b.toml", supplements=[(SUPPLEMENT, "s.toml")])
+    again = measures.from_documents(cat.documents, cat.sha256, source="peer")
+    assert (again.label, again.sha256) == (cat.label, cat.sha256)
+    with pytest.raises(MeasuresError, match="does not hash to the digest"):
+        measures.from_documents(cat.documents + b"x", cat.sha256, source="peer")
+    for blob in (b"", b"\x00" * 7, (99).to_bytes(8, "big") + b"short"):
+        with pytest.raises(MeasuresError, match=r"malformed|no documents"):
+            measures.from_documents(blob, hashlib.sha256(blob).hexdigest(), source="peer")
+    bad = measures.pack_documents([BASE.replace("version = 3", "version = 0")])
+    with pytest.raises(MeasuresError, match="version must be"):
+        measures.from_documents(bad, hashlib.sha256(bad).hexdigest(), source="peer")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_give_a_catalogue_or_an_error_never_a_crash(blob: bytes) -> None:
+    with contextlib.suppress(MeasuresError):
+        measures.from_documents(blob, hashlib.sha256(blob).hexdigest(), source="peer")
+
+
+# --- agreements: the measures the receiving city commits to -----------------------------------
+
+AGREEMENT = """id = "jinan-lanzhou"
+version = 1
+peers = ["lanzhou"]
+purposes = ["procurement"]
+
+[measures]
+procurement-serious = ["GP.BAN", "BID.LIMIT"]
+court-defaulter = ["CONS.HIGH"]
+"""
+
+
+def test_an_agreement_names_the_measures_it_commits_to() -> None:
+    a = parse_agreement(AGREEMENT, source="lanzhou.toml")
+    assert dict(a.measures) == {
+        "procurement-serious": ("GP.BAN", "BID.LIMIT"),
+        "court-defaulter": ("CONS.HIGH",),
+    }
+    assert parse_agreement(dump_agreement(a), source="lanzhou.toml") == a
+    assert measures.agreement_problems([a], NATIONAL, KINDS) == []
+    # Optional: an agreement without it is as valid as before.
+    plain = parse_agreement(AGREEMENT.split("[measures]")[0], source="x.toml")
+    assert dict(plain.measures) == {} and measures.agreement_problems([plain], NATIONAL) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('"BID.LIMIT"]', '"NO.SUCH"]',
+         "lanzhou.toml:7: measures.procurement-serious: measure NO.SUCH is not in the measures "
+         "catalogue national v1"),
+        ('["CONS.HIGH"]', '["TAX.STRICT"]',
+         "lanzhou.toml:8: measures.court-defaulter: measure TAX.STRICT does not apply to "
+         "court-defaulter (measures catalogue national v1)"),
+        ("court-defaulter =", "no-such-list =",
+         "lanzhou.toml:8: measures.no-such-list: no list no-such-list in the list catalogue"),
+    ],
+)  # fmt: skip
+def test_agreement_measures_are_checked_against_the_catalogues(
+    old: str, new: str, expected: str
+) -> None:
+    a = parse_agreement(AGREEMENT.replace(old, new), source="lanzhou.toml")
+    assert [str(p) for p in measures.agreement_problems([a], NATIONAL, KINDS)] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('court-defaulter = ["CONS.HIGH"]', 'court-defaulter = "CONS.HIGH"',
+         "x.toml:8: measures.court-defaulter must be a non-empty list of measure codes"),
+        ('court-defaulter = ["CONS.HIGH"]', "court-defaulter = []",
+         "x.toml:8: measures.court-defaulter must be a non-empty list of measure codes"),
+        ('["CONS.HIGH"]', '["CONS HIGH"]',
+         "x.toml:8: measures.court-defaulter must be a non-empty list of measure codes"),
+        ('["CONS.HIGH"]', '["CONS.HIGH", "CONS.HIGH"]',
+         "x.toml:8: measures.court-defaulter repeats a measure code"),
+        ("court-defaulter =", '"Court" =', "x.toml:8: measures: a key must be a list code"),
+        ("[measures]\nprocurement-serious", "measures = 3\n[x]\nprocurement-serious",
+         "x.toml:6: measures must be a table"),
+    ],
+)  # fmt: skip
+def test_malformed_agreement_measures_name_their_line(old: str, new: str, expected: str) -> None:
+    problems = [str(p) for p in check_agreement(AGREEMENT.replace(old, new), source="x.toml")]
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_policy_check_refuses_an_unknown_measure_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "jinan"
+    assert main(["init", "--home", str(home), "--name", "jinan", "--region", "370100"]) == 0
+    (home / "agreements").mkdir()
+    path = home / "agreements" / "lanzhou.toml"
+    path.write_text(AGREEMENT, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["policy", "check", "--home", str(home)]) == 0
+    path.write_text(AGREEMENT.replace('"BID.LIMIT"', '"JN.PRT.LIMIT"'), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["policy", "check", "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{path}:7: measures.procurement-serious: measure JN.PRT.LIMIT is not in the "
+        "measures catalogue national v1" in err
+    )
+    assert "Traceback" not in err
+    # With Jinan's supplement in force the same agreement is good.
+    (home / "measures.supplement.toml").write_bytes((DEPLOY / "measures.jinan.toml").read_bytes())
+    assert main(["policy", "check", "--home", str(home)]) == 0
+    # A broken catalogue in force fails the agreements that name measures, closed.
+    (home / "measures.toml").write_text("version = 0\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["policy", "check", "--home", str(home)]) == 2
+    assert "the measures catalogue in force cannot be read" in capsys.readouterr().err
+
+
+def test_the_border_shares_nothing_while_an_agreement_names_an_unknown_measure(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "agreements").mkdir()
+    (tmp_path / "agreements" / "lanzhou.toml").write_text(
+        AGREEMENT.replace('"BID.LIMIT"', '"NO.SUCH"'), encoding="utf-8"
+    )
+    border = Border(tmp_path / "agreements", check=measures.agreement_check(tmp_path))
+    assert border.decision("lanzhou", None) is None  # fail closed
+    (tmp_path / "agreements" / "lanzhou.toml").write_text(AGREEMENT, encoding="utf-8")
+    border.refresh(force=True)
+    assert border._problems == 0 and len(border._agreements) == 1
+
+
+# --- init: a fresh home has the national base --------------------------------------------------
+
+
+def test_init_copies_the_measures_catalogue_and_never_overwrites(tmp_path: Path) -> None:
+    home = tmp_path / "jinan"
+    assert main(["init", "--home", str(home), "--name", "jinan", "--region", "370100"]) == 0
+    assert (home / "measures.toml").read_bytes() == (DEPLOY / "measures.toml").read_bytes()
+    assert measures.home_files(home)[0] == home / "measures.toml"
+    # An existing file is kept as the operator wrote it.
+    other = tmp_path / "other"
+    other.mkdir()
+    mine = BASE.encode()
+    (other / "measures.toml").write_bytes(mine)
+    assert main(["init", "--home", str(other), "--name", "lanzhou", "--region", "620100"]) == 0
+    assert (other / "measures.toml").read_bytes() == mine

@@ -233,3 +233,33 @@ def test_wire_round_trip() -> None:
     o = raised().acknowledge(T0).uphold(T0, outcome="correction", doc_no="D", reason="更正")
     assert from_message(to_message(o), origin=ORIGIN, raised_by="taiyuan") == o
     assert history_from_json(history_json(o.history)) == o.history
+
+
+def test_a_withdrawal_follows_the_lists_rule_and_any_entrys_decision_date() -> None:
+    from pathlib import Path
+
+    from node.api import feeds
+    from node.feeds import catalogue
+    from node.feeds.importer import Removal
+    from node.objections.origin import withdrawal_problems
+
+    root = Path(__file__).resolve().parent.parent
+    spec = catalogue.load(root / "deploy" / "lists.yellow-river.toml").resolve(
+        "procurement-serious"
+    )
+    entry = feeds.ListEntry(
+        uscc="91350100M000100Y43", decision_doc_no="D", decision_date="2026-11-01",
+        listing_date="2026-11-01", severity=feeds.SEVERITY_SERIOUS,
+    )  # fmt: skip
+    day = dt.date(2026, 11, 30)
+    [early] = withdrawal_problems(spec, entry, "e1", Removal("repair", day, "X"))
+    assert "repair is possible from 2027-11-01" in early
+    assert withdrawal_problems(spec, entry, "e1", Removal("correction", day, "X")) == []
+    # Not a listing of the catalogue (a report record, an entry added otherwise): only the
+    # decision date binds.
+    record = feeds.ListEntry(list_code="penalty", decision_date="2026-12-01")
+    assert withdrawal_problems(None, record, "e1", Removal("repair", day, "X")) == [
+        "the removal date precedes the decision date"
+    ]
+    later = Removal("repair", dt.date(2026, 12, 2), "X")
+    assert withdrawal_problems(None, record, "e1", later) == []

@@ -3,9 +3,12 @@ responded, what it last did (applied, not applicable, pending, suspended, lifted
 hits it recorded, and whether its response is overdue.
 
 A measure is *responded* once the city recorded any response other than ``pending`` for it;
-it is *overdue* when the entry is active, it is not responded, and today is past the entry's
-listing date plus the list's deadline in days (``response_days`` per list code, else the
-default). The newest record (by its recording time, then its leaf index) decides the state.
+it is *overdue* when the entry is active, it is not responded, and today is past the day the
+entry was published in this node's feed (Shanghai) plus the list's deadline in days
+(``response_days`` per list code, else the default): a partner cannot respond before it could
+receive the entry, and an entry listed years ago but published today is not overdue today.
+Without a known publication time the clock starts at the listing date. The newest record (by
+its recording time, then its leaf index) decides the state.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+from zoneinfo import ZoneInfo
 
 NONE: Final = "none"  # no response recorded
+SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class OwnEntry:
     listing_date: dt.date | None
     measures: tuple[str, ...]
     active: bool
+    published: dt.datetime | None = None  # the signed time of the feed's first checkpoint
+    # holding its ADD leaf (None: not known)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,8 @@ class Status:
     responded: bool = False
     lifted: bool = False
     hits: int = 0
-    due: str = ""  # YYYY-MM-DD ("" without a listing date)
+    due: str = ""  # YYYY-MM-DD ("" without a publication time or listing date)
+    clock: str = ""  # what the deadline runs from: published | listed | "" (nothing known)
     overdue: bool = False
     history: list[str] = field(default_factory=list)  # every action, oldest first
 
@@ -70,15 +78,28 @@ class Status:
             "entry": self.entry, "list": self.list_code, "measure": self.measure,
             "city": self.peer, "action": self.action, "reason": self.reason,
             "department": self.department, "date": self.date, "responded": self.responded,
-            "lifted": self.lifted, "hits": self.hits, "due": self.due, "overdue": self.overdue,
-            "history": list(self.history),
+            "lifted": self.lifted, "hits": self.hits, "due": self.due, "clock": self.clock,
+            "overdue": self.overdue, "history": list(self.history),
         }  # fmt: skip
 
 
+def clock_start(entry: OwnEntry) -> tuple[dt.date | None, str]:
+    """The day the response deadline runs from, and which: the Shanghai day the entry was
+    published in this node's feed, else its listing date."""
+    if entry.published is not None:
+        if entry.published.tzinfo is None:
+            raise ValueError("a publication time without a time zone")
+        return entry.published.astimezone(SHANGHAI).date(), "published"
+    if entry.listing_date is not None:
+        return entry.listing_date, "listed"
+    return None, ""
+
+
 def deadline(entry: OwnEntry, days: Mapping[str, int], default_days: int) -> dt.date | None:
-    if entry.listing_date is None:
+    start, _ = clock_start(entry)
+    if start is None:
         return None
-    return entry.listing_date + dt.timedelta(days=days.get(entry.list_code, default_days))
+    return start + dt.timedelta(days=days.get(entry.list_code, default_days))
 
 
 def follow_up(
@@ -103,10 +124,12 @@ def follow_up(
     out: list[Status] = []
     for e in sorted(entries, key=lambda x: x.entry):
         due = deadline(e, days, default_days)
+        _, clock = clock_start(e)
         for measure in sorted(set(e.measures)):
             for peer in sorted(set(peers)):
                 st = Status(e.entry, e.list_code, measure, peer, hits=hits.get((e.entry, peer), 0))
                 st.due = due.isoformat() if due is not None else ""
+                st.clock = clock
                 mine = sorted(
                     (r for r in by_key.get((e.entry, peer), ()) if r.measure == measure),
                     key=lambda r: (r.at_us, r.idx),

@@ -1,14 +1,17 @@
 """The origin's side of feedback: pull a partner's actions log (``ActionsService.GetActions``),
 verify it like any feed, and keep the responses and hits about this node's own entries.
 
-What is accepted: a checkpoint of ``<partner uri>/actions`` signed by a feed key the partner's
+What is accepted: a checkpoint of ``<partner uri>/actions/<own name>`` (the log the partner
+keeps for this node alone) signed by a feed key the partner's
 root held here lists as valid at its signed time (or its enrolled feed key), not earlier than
 the last one verified, consistent with it (RFC 6962 proof); and leaves that extend the tree
 kept here and lead to that checkpoint (a consistency proof from their end), each a record in
 canonical form. Anything else (a forged or edited record, a leaf from another log, a replayed
 or rolled-back checkpoint) is refused: nothing of the answer is kept, and the partner's
 actions feed is marked ``tampered`` with the reason (an unreachable partner only fails the
-pull). Records about other origins' entries are verified and skipped.
+pull). A record about another origin's entries is a protocol violation (the partner must
+serve this node only its own log): refused like a forged one. A partner that recorded nothing
+about this node yet serves its empty log, signed.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from typing import Any
 import grpc
 import structlog
 from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from keys import VerifyingKey
+from keys import NodeIdentity, VerifyingKey
 from node.actions.log import actions_origin
 from node.actions.record import Hit, RecordError, Response, parse_record
 from node.api import actions, actions_rpc
+from node.audit.entry import EntryError, check_matter
 from node.audit.local import out_entry
 from node.audit.log import AuditLog
 from node.audit.wire import new_asker
@@ -105,7 +110,7 @@ async def read_held(store: Store, peer: str) -> Held | None:
 
 
 def _verify_checkpoint(
-    resp: actions.GetActionsResponse, trust: Trust, peer_uri: str, held: Held
+    resp: actions.GetActionsResponse, trust: Trust, peer_uri: str, held: Held, own_name: str
 ) -> tuple[merkle.Frontier, bytes, int, bytes]:
     """Verify the answer's checkpoint against *held*: the frontier to extend (a copy), the
     checkpoint's root, size and note."""
@@ -113,7 +118,7 @@ def _verify_checkpoint(
     note = bytes(signed.note)
     try:
         cp = open_origin_checkpoint(
-            note, trust, origin=actions_origin(peer_uri), key_name=peer_uri, role=FEED,
+            note, trust, origin=actions_origin(peer_uri, own_name), key_name=peer_uri, role=FEED,
             now=dt.datetime.now(dt.UTC),
         )  # fmt: skip
         at = checkpoint_time(cp)
@@ -159,10 +164,11 @@ def _verify_checkpoint(
 
 
 def _records(
-    resp: actions.GetActionsResponse, frontier: merkle.Frontier, root: bytes, size: int
-) -> list[tuple[int, Response | Hit]]:
+    resp: actions.GetActionsResponse, frontier: merkle.Frontier, root: bytes, size: int,
+    own_uri: str,
+) -> list[tuple[int, Response | Hit]]:  # fmt: skip
     """Extend *frontier* (in place) with the batch, prove it leads to the checkpoint (root,
-    size) and parse each leaf strictly."""
+    size) and parse each leaf strictly; each must be about *own_uri*'s entries."""
     if not resp.HasField("batch") or not resp.batch.leaves:
         if frontier.size < size:
             raise ActionsRefused("the partner sent no leaves for its checkpoint")
@@ -180,9 +186,15 @@ def _records(
         data = bytes(leaf.entry)
         frontier.append(merkle.leaf_hash(data))
         try:
-            out.append((batch.start + i, parse_record(data)))
+            record = parse_record(data)
         except RecordError as exc:
             raise ActionsRefused(f"actions leaf {batch.start + i}: {exc}") from None
+        if record.origin != own_uri:
+            raise ActionsRefused(
+                f"actions leaf {batch.start + i} is about another node's entries: "
+                "the partner serves a log that is not ours"
+            )
+        out.append((batch.start + i, record))
     try:
         merkle.verify_consistency(list(batch.proof_to_checkpoint), end, frontier.root(), size, root)
     except merkle.ProofError as exc:
@@ -190,6 +202,14 @@ def _records(
             f"actions leaves [{batch.start}, {end}) do not lead to the checkpoint: {exc}"
         ) from None
     return out
+
+
+def _reason(text: str) -> str:
+    """A refusal's description, if an audit entry can hold it (else only that it failed)."""
+    try:
+        return check_matter(text[:200])
+    except EntryError:
+        return "refused"
 
 
 def _row(peer: str, idx: int, r: Response | Hit) -> dict[str, Any]:
@@ -214,6 +234,16 @@ async def _keep(
         "origin": origin, "size": frontier.size, "root": frontier.root(),
         "frontier": _pack(frontier), "checkpoint_note": note, "updated_at": utcnow(),
     }  # fmt: skip
+    try:
+        await _store(store, peer, before, values, rows)
+    except IntegrityError:  # another pull (another process) stored the same leaves first
+        raise ActionsError(f"{peer}: actions feed moved under this pull; pull again") from None
+
+
+async def _store(
+    store: Store, peer: str, before: Held | None, values: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:  # fmt: skip
     async with store.begin() as conn:
         if before is None:
             await conn.execute(
@@ -268,7 +298,8 @@ async def pull_actions(
 ) -> PullResult:
     """Bring the partner's actions log up to its newest checkpoint (see the module docstring)."""
     name, peer_uri = peer.identity.node, peer.identity.uri
-    origin = actions_origin(peer_uri)
+    own_name = NodeIdentity.parse(own_uri).node
+    origin = actions_origin(peer_uri, own_name)
     repo = PeerRepository(store)
     try:
         trusted = await load_held_root(repo, peer.identity)
@@ -294,9 +325,13 @@ async def pull_actions(
                     metadata=asker.metadata(),
                 )
             except grpc.aio.AioRpcError as err:
-                raise ActionsUnavailable(
-                    describe_rpc_error(peer.identity, peer.record.endpoint, err)
-                ) from None
+                problem = describe_rpc_error(peer.identity, peer.record.endpoint, err)
+                if audit is not None:  # a refusal the partner recorded has its receipt here
+                    await audit.record(out_entry(
+                        asker, peer=name, method=GET_ACTIONS, kind="feed_range",
+                        outcome="refused", reason=_reason(problem),
+                    ))  # fmt: skip
+                raise ActionsUnavailable(problem) from None
             if audit is not None:
                 n = len(resp.batch.leaves)
                 await audit.record(out_entry(
@@ -306,7 +341,9 @@ async def pull_actions(
                 ))  # fmt: skip
             try:
                 try:
-                    frontier, root, size, note = _verify_checkpoint(resp, trust, peer_uri, base)
+                    frontier, root, size, note = _verify_checkpoint(
+                        resp, trust, peer_uri, base, own_name
+                    )
                 except ActionsRefused:
                     if trusted is None:
                         raise
@@ -315,13 +352,15 @@ async def pull_actions(
                     if not update_.accepted or update_.trusted is None:
                         raise
                     trusted = trust = update_.trusted
-                    frontier, root, size, note = _verify_checkpoint(resp, trust, peer_uri, base)
-                records = _records(resp, frontier, root, size)
+                    frontier, root, size, note = _verify_checkpoint(
+                        resp, trust, peer_uri, base, own_name
+                    )
+                records = _records(resp, frontier, root, size, own_uri)
             except ActionsRefused as exc:
                 await mark_tampered(store, name, origin, str(exc))
                 log.error("partner actions refused", peer=name, reason=str(exc))
                 raise
-            rows = [_row(name, i, r) for i, r in records if r.origin == own_uri]
+            rows = [_row(name, i, r) for i, r in records]
             await _keep(store, name, origin, held, frontier, note, rows)
             kept += len(rows)
             if frontier.size >= size:
@@ -331,3 +370,38 @@ async def pull_actions(
         raise ActionsError(str(exc)) from None
     finally:
         await channel.close()
+
+
+async def actions_mark(store: Store, peer: str) -> str | None:
+    """Why *peer*'s actions feed is marked ``tampered`` (its detail), or None if it is not."""
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(FEEDS.c.state, FEEDS.c.state_detail).where(FEEDS.c.peer == peer)
+            )
+        ).first()
+    if row is None or row.state != TAMPERED:
+        return None
+    return str(row.state_detail)
+
+
+async def clear_tampered(store: Store, peer: str) -> str | None:
+    """The operator's decision that *peer*'s ``tampered`` actions feed may be judged afresh:
+    back to ``ok``, so the next pull verifies again from the checkpoint held (a bad answer
+    still served is marked again). The detail it had, or None if it was not marked."""
+    async with store.begin() as conn:
+        row = (
+            await conn.execute(
+                select(FEEDS.c.state_detail).where(
+                    and_(FEEDS.c.peer == peer, FEEDS.c.state == TAMPERED)
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        await conn.execute(
+            update(FEEDS)
+            .where(and_(FEEDS.c.peer == peer, FEEDS.c.state == TAMPERED))
+            .values(state="ok", state_detail="", updated_at=utcnow())
+        )
+    return str(row.state_detail)

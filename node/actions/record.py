@@ -5,8 +5,10 @@ A :class:`Response` says, for one entry (its origin's URI and entry id) and one 
 the city did: ``applied``, ``not_applicable`` (with the reason), ``pending``,
 ``suspended_objection`` or ``lifted`` (the measure ended after the origin removed the entry),
 which department implements it (its USCC), on what date, and which officer recorded it (the
-node's keyed pseudonymous id, never a name). A :class:`Hit` says that a check or lookup at this
-node matched an active entry, for which purpose and matter, on whose behalf.
+node's keyed pseudonymous id, never a name; none for the node's own records: ``lifted``, and a
+suspension on objection and its end, see :data:`NODE_REASONS`). A :class:`Hit` says that a
+check or lookup at this node matched an active entry, for which purpose and matter, on whose
+behalf.
 
 The leaf is canonical JSON (sorted keys, no spaces, UTF-8). :func:`parse_record` accepts exactly
 the bytes ``to_bytes`` makes: an unknown, missing or repeated key, a wrong type, an
@@ -37,6 +39,7 @@ from node.policy.agreement import PURPOSES
 __all__ = [
     "ACTIONS",
     "MAX_RECORD_BYTES",
+    "NODE_REASONS",
     "ActionRecord",
     "Hit",
     "RecordError",
@@ -54,6 +57,13 @@ MAX_INT: Final = 2**63 - 1
 
 ACTIONS: Final = ("applied", "not_applicable", "pending", "suspended_objection", "lifted")
 """What a city did about one measure of an entry; ``lifted`` ends an ``applied`` one."""
+
+NODE_REASONS: Final = {
+    "suspended_objection": "the origin marked the entry under objection",
+    "applied": "objection resolved",
+}
+"""The node's own (officer-less) records besides ``lifted``: each only with exactly this
+reason, so an officer's response can never pass as one."""
 
 _ENTRY_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")
 _MEASURE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
@@ -168,7 +178,9 @@ class Response:
             self.officer and not _OFFICER.fullmatch(self.officer)
         ):
             raise RecordError("officer must be a keyed id (32 hex)")
-        if not self.officer and self.action != "lifted":
+        if not self.officer and not (
+            self.action == "lifted" or NODE_REASONS.get(self.action) == self.reason
+        ):
             raise RecordError("a response names the officer who recorded it")
         _check_int(self.at_us, "at_us")
 

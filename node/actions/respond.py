@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import and_, select
 
 from keys import NodeIdentity
-from node.actions.log import ActionsLog, held_entry
+from node.actions.log import ActionsLog, held_entry, partner_of
 from node.actions.record import RecordError, Response, check_entry_id
 from node.api import feeds
 from node.audit.entry import EntryError, now_us, officer_id
@@ -87,6 +87,6 @@ async def respond(
     )  # fmt: skip
     log = await ActionsLog.open(store, home.identity.uri, FeedSigners.of_home(home))
     (idx,) = await log.append([record])
-    await log.sign_checkpoint()
+    await log.checkpoint(partner_of(record))
     await record_local(home, store, kind="other", method=RESPOND, reason=f"actions leaf {idx}")
     return idx

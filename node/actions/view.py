@@ -1,6 +1,6 @@
-"""What the origin shows (``creditnode actions``): its own entries and the verified records
-partners sent about them, read from storage and judged by
-:func:`node.actions.followup.follow_up`."""
+"""What the origin shows (``creditnode actions``): its own entries (with when its feed
+published each, :mod:`node.actions.published`) and the verified records partners sent about
+them, read from storage and judged by :func:`node.actions.followup.follow_up`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import and_, select
 
 from node.actions.followup import OwnEntry, Seen, Status, follow_up
+from node.actions.published import publication_times
 from node.actions.pull import RECORDS
 from node.api import feeds
 from node.feeds.logstore import LOGS
@@ -27,7 +28,8 @@ def _date(text: str) -> dt.date | None:
 async def own_entries(
     store: Store, own_uri: str, *, entry: str | None = None, list_code: str | None = None
 ) -> list[OwnEntry]:
-    """This node's own entries (active and removed) with their measures."""
+    """This node's own entries (active and removed) with their measures and, where known,
+    when its feed published them."""
     where = [LOGS.c.origin == own_uri, LOGS.c.peer.is_(None)]
     if entry is not None:
         where.append(STATE.c.entry_id == entry)
@@ -42,6 +44,9 @@ async def own_entries(
                 .where(and_(*where))
             )
         ).all()  # fmt: skip
+    published = await publication_times(
+        store, own_uri, None if entry is None else [str(r[0]) for r in rows]
+    )
     out = []
     for entry_id, code, listed, status, data in rows:
         measures: tuple[str, ...] = ()
@@ -51,6 +56,7 @@ async def own_entries(
             OwnEntry(
                 str(entry_id), str(code or ""), _date(str(listed or "")), measures,
                 active=int(status) == feeds.ENTRY_STATUS_ACTIVE,
+                published=published.get(str(entry_id)),
             )
         )  # fmt: skip
     return out

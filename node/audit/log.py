@@ -206,6 +206,9 @@ class AuditLog:
                 if not p.future.done():
                     p.future.set_result(idx)
             return
+        # Every attempt lost the race: the waiters fail (their answers are not sent) rather
+        # than wait for a future nobody will ever settle.
+        raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
 
     def _plan(self, batch: list[_Pending], existing: dict[tuple[str, str, int], int]) -> _Plan:
         """Indexes, leaves and rows for *batch* on top of the tree held."""
@@ -239,8 +242,6 @@ class AuditLog:
             plan.rows.append(entry_row(idx, entry))
         plan.pending = self.log.prepare(plan.leaves)
         return plan
-
-        raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
 
     # ---------------------------------------------------------------- checkpoints
 

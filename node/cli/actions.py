@@ -77,7 +77,8 @@ def _table(rows: list[Status]) -> Table:
         action = s.action + (f" ({s.reason})" if s.reason and s.action != "lifted" else "")
         table.add_row(
             escape(s.entry), escape(s.list_code), escape(s.measure), escape(s.peer),
-            escape(action), "yes" if s.responded else "no", str(s.hits), s.due,
+            escape(action), "yes" if s.responded else "no", str(s.hits),
+            s.due + (" (from listing)" if s.clock == "listed" else ""),
             "[red]overdue[/red]" if s.overdue else "",
         )  # fmt: skip
     return table
@@ -96,7 +97,8 @@ def actions_command(
 ) -> None:
     """What each partner did about each measure of this node's entries: responded or not,
     applied / not applicable / lifted, hits, and overdue past the list's deadline
-    (settings response_days / response_days_default). Exit 7 if a partner's actions log
+    (settings response_days / response_days_default), counted from the day this node's feed
+    published the entry (its listing date if that is not known). Exit 7 if a partner's actions log
     does not verify (nothing of it kept)."""
     quiet_logs()
     if fmt not in ("table", "json"):

@@ -48,6 +48,7 @@ from node.cli.query import ask_peer, check_person_id, lookup_request, print_answ
 from node.cli.records import check_class_import
 from node.cli.remove import home_catalogue, remove, stated_removal
 from node.cli.report import report_app
+from node.cli.stats import stats_app
 from node.cli.status import node_status, remote_status
 from node.cli.sync import sync_peers
 from node.cli.verify import verify_home
@@ -99,6 +100,7 @@ app.command("respond")(respond_command)
 app.command("actions")(actions_command)
 app.add_typer(report_app, name="report")
 app.add_typer(measures_app, name="measures")
+app.add_typer(stats_app, name="stats")
 
 
 def _version(value: bool) -> None:
@@ -510,6 +512,14 @@ def lists_(
             "`verify` findings, are shown (they are still marked UNVERIFIED).",
         ),
     ] = False,
+    measures: Annotated[
+        bool,
+        typer.Option(
+            "--measures",
+            help="Add each entry's measures (name and category from the measures catalogue "
+            "it cites) and that catalogue's version.",
+        ),
+    ] = False,
 ) -> None:
     """Current state of every list this node holds (its own and its peers'), removals applied.
 
@@ -530,6 +540,7 @@ def lists_(
             limit=limit,
             err=err,
             allow_unverified=allow_unverified,
+            measures=measures,
         )
     )
     if code:

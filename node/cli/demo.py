@@ -44,6 +44,7 @@ from node.cli.check import (
     save_reports,
     view_table,
 )
+from node.cli.demo_actions import actions_demo
 from node.cli.query import EVALUATE, LOOKUP, answer_table
 from node.cli.render import peer_rows_from_records, peer_table
 from node.cli.report import load_trust
@@ -750,6 +751,7 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
             await lifecycle_demo(base, nodes, console)
             await audit_demo(base, nodes, started, console)
             await check_demo(base, fed, nodes, console)
+            await actions_demo(base, fed, nodes, console)
             console.print(
                 "\n" + auditor_commands(base, started), markup=False, highlight=False,
                 soft_wrap=True,

@@ -1,7 +1,8 @@
 """`creditnode evidence export` and `evidence check`: hand a peer's fork to a third party, who
 checks it offline with only the origin's bundle (its root v1, or its feed key).
-`creditnode evidence clear`: the operator's decision that a ``tampered`` or ``forked`` feed
-may be judged afresh (the only way those states are cleared; the evidence stays)."""
+`creditnode evidence clear`: the operator's decision that a ``tampered`` or ``forked`` feed, or
+a ``tampered`` actions feed, may be judged afresh (the only way those states are cleared; the
+evidence stays)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from keys import NodeIdentity, PeerBundle
+from node.actions.pull import TAMPERED, actions_mark, clear_tampered
 from node.audit.local import record_local
 from node.cli.options import HomeOpt, out, quiet_logs, run_coro
 from node.errors import InputError, VerificationError
-from node.feeds.subscriber import Cleared, clear_feed_state
+from node.feeds.logstore import read_cursor
+from node.feeds.subscriber import STICKY, Cleared, clear_feed_state
 from node.home import load_home
 from node.storage import Store
 from node.storage.peers import PeerRepository
@@ -148,41 +151,77 @@ def evidence_clear(
     ] = False,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Set PEER's feed from ``tampered`` or ``forked`` back to ``ok`` after you have dealt
-    with the cause (the peer re-signed with a valid key, was re-enrolled, or the fork was
-    settled with it). The evidence is kept; the next sync (or a `serve` restart, for a fork)
-    verifies the feed again from the checkpoint held, so a fork or a bad checkpoint still
-    served is marked again. Recorded in the audit log. Exit 2 if nothing is marked."""
+    """Set PEER's feed from ``tampered`` or ``forked``, and its actions feed from
+    ``tampered``, back to ``ok`` after you have dealt with the cause (the peer re-signed with a
+    valid key, was re-enrolled, or the fork was settled with it). Without --confirm, shows what
+    would be cleared. The evidence is kept; the next sync or pull (or a `serve` restart, for a
+    fork) verifies again from the checkpoint held, so a fork or a bad answer still served is
+    marked again. Recorded in the audit log. Exit 2 if nothing is marked."""
     _format(fmt)
     quiet_logs()
     loaded = load_home(home)
-    if not confirm:
-        raise InputError("--confirm: clearing a tampered or forked feed is an operator decision")
 
-    async def run() -> Cleared:
+    async def run() -> tuple[Cleared | None, str | None]:
         async with Store.opened(loaded.database_url) as store:
             record = await PeerRepository(store).get(peer)
             if record is None:
                 raise InputError(f"{peer!r} is not an enrolled peer")
-            try:
-                done = await clear_feed_state(
-                    store, NodeIdentity(record.federation, record.name).uri
+            origin = NodeIdentity(record.federation, record.name).uri
+            async with store.engine.connect() as conn:
+                cursor = await read_cursor(conn, origin)
+            feed = cursor.state if cursor is not None and cursor.state in STICKY else None
+            actions_detail = await actions_mark(store, record.name)
+            if feed is None and actions_detail is None:
+                state = cursor.state if cursor is not None else "not held"
+                raise InputError(
+                    f"{peer}: its feed is {state} and its actions feed is not tampered: "
+                    "nothing to clear"
                 )
-            except ValueError as exc:
-                raise InputError(f"{peer}: {exc}") from None
-            await record_local(
-                loaded, store, kind="other", method="evidence clear", peer=peer,
-                reason=f"cleared {done.state}",
-            )  # fmt: skip
-            return done
+            if not confirm:
+                marked = [f"feed {feed}"] if feed else []
+                marked += ["actions feed tampered"] if actions_detail is not None else []
+                raise InputError(
+                    f"{peer}: would clear {' and '.join(marked)}; clearing is an operator "
+                    "decision: read the evidence, then add --confirm"
+                )
+            done: Cleared | None = None
+            if feed is not None:
+                try:
+                    done = await clear_feed_state(store, origin)
+                except ValueError as exc:
+                    raise InputError(f"{peer}: {exc}") from None
+                await record_local(
+                    loaded, store, kind="other", method="evidence clear", peer=peer,
+                    reason=f"cleared {done.state}",
+                )  # fmt: skip
+            cleared_actions = await clear_tampered(store, record.name)
+            if cleared_actions is not None:
+                await record_local(
+                    loaded, store, kind="other", method="evidence clear", peer=peer,
+                    reason="cleared actions feed tampered",
+                )  # fmt: skip
+            return done, cleared_actions
 
-    done = run_coro(run())
+    done, actions_was = run_coro(run())
     if fmt == "json":
-        print(json.dumps({"peer": peer, "was": done.state, "detail": done.detail,
-                          "evidence_kept": done.evidence}, ensure_ascii=False))  # fmt: skip
+        doc: dict[str, Any] = {
+            "peer": peer,
+            "was": done.state if done else None,
+            "detail": done.detail if done else None,
+            "evidence_kept": done.evidence if done else 0,
+            "actions_was": TAMPERED if actions_was is not None else None,
+            "actions_detail": actions_was,
+        }
+        print(json.dumps(doc, ensure_ascii=False))
         return
-    out.print(
-        f"{escape(peer)}: feed was {done.state} ({escape(done.detail)}); now ok, "
-        f"{done.evidence} evidence record(s) kept",
-        soft_wrap=True,
-    )
+    if done is not None:
+        out.print(
+            f"{escape(peer)}: feed was {done.state} ({escape(done.detail)}); now ok, "
+            f"{done.evidence} evidence record(s) kept",
+            soft_wrap=True,
+        )
+    if actions_was is not None:
+        out.print(
+            f"{escape(peer)}: actions feed was tampered ({escape(actions_was)}); now ok",
+            soft_wrap=True,
+        )

@@ -10,9 +10,11 @@ why, and the command exits 7 unless ``--allow-unverified``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import and_, func, select
 
@@ -20,6 +22,8 @@ from node.api import feeds
 from node.errors import VerificationError
 from node.feeds.dates import is_expired, shanghai_today
 from node.feeds.logstore import LOGS
+from node.feeds.measures import CATEGORY_LABELS, MeasureCatalogue
+from node.feeds.measures_store import cited_by, load_held
 from node.feeds.state import STATE, active
 from node.home import load_home
 from node.storage import Store
@@ -45,6 +49,23 @@ REASON: dict[int, str] = {
 }
 
 
+def measures_cell(entry: feeds.ListEntry, held: Mapping[str, MeasureCatalogue]) -> str:
+    """An entry's measures, one a line (code, 强制/推荐, and the name and category where the
+    catalogue it cites is held), then that catalogue's label. Partner text, escaped."""
+    ref = entry.measures_catalogue if entry.HasField("measures_catalogue") else None
+    cat = held.get(ref.sha256) if ref is not None else None
+    lines = []
+    for m in entry.measures:
+        line = f"{m.code} {'强制' if m.mandatory else '推荐'}"
+        found = cat.find(m.code) if cat is not None else None
+        if found is not None:
+            line += f" {found.name} ({CATEGORY_LABELS.get(found.category, found.category)})"
+        lines.append(line)
+    if ref is not None:
+        lines.append(f"catalogue {ref.label}" + ("" if cat is not None else " (not held here)"))
+    return escape("\n".join(lines)) if lines else "-"
+
+
 async def show_lists(
     root: Path,
     out: Console,
@@ -56,9 +77,11 @@ async def show_lists(
     limit: int,
     err: Console | None = None,
     allow_unverified: bool = False,
+    measures: bool = False,
 ) -> int:
     """Print the lists; return the exit code (7 if rows of an unverified log were matched,
-    unless *allow_unverified*)."""
+    unless *allow_unverified*). With *measures*, a column gives each active entry's measures
+    by name and category, from the catalogue its origin cites (held here once verified)."""
     home = load_home(root)
     async with Store.opened(home.database_url) as store:
         conds = []
@@ -106,6 +129,10 @@ async def show_lists(
                 ).scalar_one()
                 if n:
                     matched.append((bad, int(n)))
+            held: dict[str, MeasureCatalogue] = {}
+            if measures:
+                digests = {cited_by(bytes(r["entry"])) for r in rows if r["entry"]}
+                held = await load_held(conn, digests - {""})
     marked = {bad.name for bad, _ in matched}
     table = Table(
         title=f"lists held by {home.identity.uri}: {len(rows)} of {total}", title_justify="left"
@@ -120,6 +147,7 @@ async def show_lists(
         "listed",
         "until",
         "status",
+        *(("measures",) if measures else ()),
     ):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -134,6 +162,13 @@ async def show_lists(
         if status == "active" and feeds.ListEntry.FromString(r["entry"]).under_objection:
             status = "active, 异议处理中"  # an objection is open at the origin (issue 15)
         origin_name = r["peer"] or home.settings.name
+        extra = (
+            (measures_cell(feeds.ListEntry.FromString(r["entry"]), held),)
+            if measures and status.startswith("active")
+            else ("",)
+            if measures
+            else ()
+        )
         table.add_row(
             f"{origin_name} (UNVERIFIED)" if origin_name in marked else origin_name,
             r["list_name"],
@@ -144,6 +179,7 @@ async def show_lists(
             r["listing_date"],
             r["disclosure_end"],
             status,
+            *extra,
         )
     out.print(table)
     warn = err if err is not None else out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +26,15 @@ from node.feeds.publisher import Publisher
 from node.home import load_home
 from node.keys.signers import FeedSigners
 from node.objections import store
-from node.objections.core import GROUNDS, LABELS, OUTCOMES, Objection, ObjectionError
+from node.objections.core import (
+    GROUNDS,
+    LABELS,
+    OUTCOMES,
+    Objection,
+    ObjectionError,
+    OnTime,
+    on_time_tally,
+)
 from node.objections.origin import read_correction, resolve
 from node.objections.raiser import (
     evidence_digest,
@@ -108,36 +117,31 @@ def _on_time(value: bool | None) -> str:
     return "-" if value is None else ("on time" if value else "LATE")
 
 
-@objection_app.command("list")
-def objection_list(
-    home: HomeOpt,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    no_refresh: Annotated[
-        bool, typer.Option("--no-refresh", help="Do not ask origins for news first.")
-    ] = False,
-) -> None:
-    """Objections this node raised (their state fetched from each origin first) and those
-    raised to its entries: state, history, on time against the due date."""
-    quiet_logs()
-    if fmt not in ("table", "json"):
-        raise InputError("--format is table or json")
-    loaded = load_home(home)
+def on_time_tallies(held: Sequence[store.Held], today: dt.date) -> dict[str, OnTime]:
+    """Each side's on-time tally: resolutions by the due date, open ones past it."""
+    return {
+        side: on_time_tally([h.objection for h in held if h.side == side], today)
+        for side in (store.RAISED, store.RECEIVED)
+    }
 
-    async def run() -> tuple[list[store.Held], list[str]]:
-        async with Store.opened(loaded.database_url) as st:
-            problems: list[str] = []
-            if not no_refresh:
-                _, problems = await refresh(loaded, st)
-            return await store.find(st), problems
 
-    held, problems = run_coro(run())
-    today = shanghai_today()
-    for p in problems:
-        err.print(Text(f"warning: {p}"))
-    if fmt == "json":
-        out.print_json(json.dumps([_json(h, today) for h in held], ensure_ascii=False))
-        return
-    table = Table(title=f"objections at {loaded.identity.uri}: {len(held)}", title_justify="left")
+def _tally_json(t: OnTime) -> dict[str, Any]:
+    return {"resolved": t.resolved, "on_time": t.on_time, "open": t.open,
+            "overdue": t.overdue, "rate": t.rate}  # fmt: skip
+
+
+def on_time_line(side: str, t: OnTime) -> str:
+    rate = "-" if t.rate is None else f"{t.rate:.0%}"
+    who = "raised by this node" if side == store.RAISED else "raised to this node's entries"
+    return (
+        f"{who}: {t.resolved} resolved, {t.on_time} on time (on-time rate {rate}); "
+        f"{t.open} open, {t.overdue} past due"
+    )
+
+
+def objections_table(held: Sequence[store.Held], today: dt.date, title: str) -> Table:
+    """Objections with their side, state, on-time mark and history (every value as text)."""
+    table = Table(title=title, title_justify="left")
     for col in ("id", "side", "entry", "grounds", "due", "state", "on time", "history"):
         table.add_column(col, overflow="fold")
     for h in held:
@@ -157,7 +161,47 @@ def objection_list(
             Text(f"{LABELS[o.state]} ({o.state.value})"), Text(_on_time(o.on_time(today))),
             Text(steps),
         )  # fmt: skip
-    out.print(table)
+    return table
+
+
+@objection_app.command("list")
+def objection_list(
+    home: HomeOpt,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    no_refresh: Annotated[
+        bool, typer.Option("--no-refresh", help="Do not ask origins for news first.")
+    ] = False,
+) -> None:
+    """Objections this node raised (their state fetched from each origin first) and those
+    raised to its entries: state, history, on time against the due date, and each side's
+    on-time rate."""
+    quiet_logs()
+    if fmt not in ("table", "json"):
+        raise InputError("--format is table or json")
+    loaded = load_home(home)
+
+    async def run() -> tuple[list[store.Held], list[str]]:
+        async with Store.opened(loaded.database_url) as st:
+            problems: list[str] = []
+            if not no_refresh:
+                _, problems = await refresh(loaded, st)
+            return await store.find(st), problems
+
+    held, problems = run_coro(run())
+    today = shanghai_today()
+    for p in problems:
+        err.print(Text(f"warning: {p}"))
+    tallies = on_time_tallies(held, today)
+    if fmt == "json":
+        doc = {
+            "objections": [_json(h, today) for h in held],
+            "on_time": {side: _tally_json(t) for side, t in tallies.items()},
+        }
+        out.print_json(json.dumps(doc, ensure_ascii=False))
+        return
+    out.print(objections_table(held, today, f"objections at {loaded.identity.uri}: {len(held)}"))
+    for side, t in tallies.items():
+        out.print(Text(on_time_line(side, t)))
 
 
 @objection_app.command("resolve")

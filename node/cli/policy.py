@@ -14,6 +14,8 @@ from rich.table import Table
 from node.api import feeds, options
 from node.cli.options import err, out
 from node.errors import InputError
+from node.feeds.catalogue import list_kinds
+from node.feeds.measures import agreement_check
 from node.home import load_home
 from node.policy.agreement import PURPOSES, Loaded, load_agreements
 from node.policy.decide import decide
@@ -36,7 +38,8 @@ def agreements_dir(home: Path) -> Path:
 
 def read_agreements(home: Path) -> Loaded:
     """The agreements of *home*, checked against its ``reidentification_threshold``."""
-    threshold = load_home(home).settings.reidentification_threshold
+    at = load_home(home)
+    threshold = at.settings.reidentification_threshold
     directory = agreements_dir(home)
     texts = {}
     for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
@@ -44,7 +47,9 @@ def read_agreements(home: Path) -> Loaded:
             texts[str(path)] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot read ({exc})") from None
-    return load_agreements(texts, threshold=threshold)
+    # The measures an agreement commits to are checked against this home's catalogues.
+    check = agreement_check(home, lambda: list_kinds(at.catalogue_path))
+    return load_agreements(texts, threshold=threshold, check=check)
 
 
 @policy_app.command("check")
@@ -89,7 +94,8 @@ def explain(
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
 
-    threshold = load_home(home).settings.reidentification_threshold
+    at = load_home(home)
+    threshold = at.settings.reidentification_threshold
     loaded = read_agreements(home)
     request = None if purpose == "feed" else purpose
     decision = decide(loaded.agreements, peer, request, "list_entry", threshold=threshold)

@@ -573,3 +573,8 @@ def load(path: Path) -> Catalogue:
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogueError([f"{path}: cannot read ({exc})"]) from None
     return parse(text, source=str(path))
+
+
+def list_kinds(path: Path) -> dict[str, str]:
+    """List code → kind of the catalogue at *path* (what the measures catalogue checks by)."""
+    return {s.code: s.kind for s in load(path).lists}

@@ -34,11 +34,13 @@ from node.errors import InputError
 from node.feeds.catalogue import KIND_LABELS, SEVERITY_NAMES, ListSpec
 from node.feeds.dates import shanghai_today
 from node.feeds.measures import MeasureCatalogue, packaged
+from node.feeds.measures_store import keep as keep_measures_catalogue
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
 from node.identity.codes import court_mask, normalise_code
 from node.identity.pseudonym import own_pseudonym
 from node.identity.pseudonym_key import PseudonymKey
+from node.objections import store as objections_store
 from node.policy.masks import PATTERNS
 from node.storage import dialect
 from node.storage.models import ImportRecord, OwnEntryRecord, QuarantineRecord, utcnow
@@ -207,6 +209,18 @@ class ImportSummary:
     refused: str = ""  # a dry run: why the import would be refused ("" if it would not)
     measures: str = ""  # the measures catalogue the rows were checked by ("national v1 + …")
     measures_sha256: str = ""  # its documents' digest
+    # Subject USCCs checked / failed / passed only leniently (adapters.list_csv.UsccTally).
+    uscc_checked: int = 0
+    uscc_invalid: int = 0
+    uscc_lenient: int = 0
+
+    def count_usccs(self, csv: ListCsv | None) -> None:
+        """Take the USCC counters of *csv*'s newest pass over the file."""
+        if csv is not None:
+            t = csv.uscc
+            self.uscc_checked, self.uscc_invalid, self.uscc_lenient = (
+                t.checked, t.invalid, t.lenient,
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -359,9 +373,11 @@ class _Import:
         provenance: int,
         progress: ProgressFn | None,
         measures: MeasureCatalogue,
+        objected: frozenset[str] = frozenset(),
     ) -> None:
         self.publisher = publisher
         self.measures = measures
+        self.objected = objected  # entry ids with an objection open: their mark stays
         self.spec = spec
         self.csv = csv
         self.known = known
@@ -468,6 +484,9 @@ class _Import:
                 s.changes.append(Change(action, display, f"{why} (row {item.row})"))
                 continue
             kind = feeds.EVENT_TYPE_UPDATE if action == "update" else feeds.EVENT_TYPE_ADD
+            # After the content hash: the mark is the objection's, not the file's, so the
+            # same file again stays unchanged.
+            keep_mark(entry, entry_id, self.objected)
             self.events.append(Event(entry_id, kind, entry))
             self.own_rows.append((self.spec.name, key, entry_id, content, True))
             if len(self.events) >= CHUNK:
@@ -545,6 +564,13 @@ class _Import:
             self.summary.removed += 1
             if len(self.events) >= CHUNK:
                 await self.flush()
+
+
+def keep_mark(entry: feeds.ListEntry, entry_id: str, objected: frozenset[str]) -> None:
+    """Set the under-objection mark on an UPDATE of an entry with an objection open: a changed
+    row must not clear it (only the objection's resolution does)."""
+    if entry_id in objected:
+        entry.under_objection = True
 
 
 def _expiry(entry: feeds.ListEntry, today: dt.date) -> Removal:
@@ -645,9 +671,14 @@ async def import_list(
     if removals is not None:
         explicit, problems = read_removals(removals, spec, removal, today=today)
     known = await _known_entries(publisher, spec.name)
+    if not dry_run:
+        # Kept before any entry citing it is published: partners fetch it by its digest.
+        async with publisher.store.begin() as conn:
+            await keep_measures_catalogue(conn, measures)
     run = _Import(
         publisher, spec, csv, known, summary, today=today, pseudonym_key=pseudonym_key,
         provenance=provenance, progress=progress, measures=measures,
+        objected=await objected_entries(publisher),
     )  # fmt: skip
     two_pass = csv is not None and not dry_run and (full_export or bool(explicit))
     digest = ""
@@ -682,6 +713,7 @@ async def import_list(
             len(stated), active, what="entries", of=spec.name,
             confirm_removals=confirm_removals, max_removals=max_removals,
         )  # fmt: skip
+    summary.count_usccs(csv)
     if dry_run:
         for out in (*expiry, *stated):
             r = out.removal
@@ -713,6 +745,7 @@ async def import_list(
         else:
             await run.scan(append=True)
             expiry, _, _ = await run.plan_removals({}, None, full_export=False)
+    summary.count_usccs(csv)
     await run.remove(expiry)
     await run.remove(stated)
     await run.flush()
@@ -806,6 +839,12 @@ def read_removals(
             continue
         found[key] = (where, Removal(reason, date, doc_no))
     return found, problems
+
+
+async def objected_entries(publisher: Publisher) -> frozenset[str]:
+    """This node's entries with an objection open (node.objections.store)."""
+    async with publisher.store.engine.connect() as conn:
+        return await objections_store.objected_entries(conn, publisher.origin)
 
 
 async def _known_entries(publisher: Publisher, list_name: str) -> dict[str, _Known]:
@@ -926,6 +965,9 @@ async def _record(publisher: Publisher, s: ImportSummary) -> None:
                 removed=s.removed,
                 unchanged=s.unchanged,
                 quarantined=len(s.quarantined),
+                uscc_checked=s.uscc_checked,
+                uscc_invalid=s.uscc_invalid,
+                uscc_lenient=s.uscc_lenient,
                 finished_at=utcnow(),
             )
         )

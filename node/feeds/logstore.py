@@ -24,17 +24,23 @@ CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
 
 
 # A node's logs beside its list feed, by the suffix of their origin: the audit log and the
-# actions log. Views of the lists leave them out.
+# actions log of a version before per-partner ones. Views of the lists leave them out.
 SIDE_LOG_SUFFIXES: tuple[str, ...] = ("/audit", "/actions")
+# ... and by a path segment: the per-partner actions logs ``<uri>/actions/<partner>``. A list
+# feed's origin is a bare node URI, whose node name cannot hold a "/".
+SIDE_LOG_SEGMENTS: tuple[str, ...] = ("/actions/",)
 
 
 def is_side_log(origin: str) -> bool:
-    return origin.endswith(SIDE_LOG_SUFFIXES)
+    return origin.endswith(SIDE_LOG_SUFFIXES) or any(s in origin for s in SIDE_LOG_SEGMENTS)
 
 
 def list_feeds() -> ColumnElement[bool]:
     """A clause on ``logs`` selecting list feeds only (own and mirrored), no side logs."""
-    return and_(*(~LOGS.c.origin.endswith(s) for s in SIDE_LOG_SUFFIXES))
+    return and_(
+        *(~LOGS.c.origin.endswith(s) for s in SIDE_LOG_SUFFIXES),
+        *(~LOGS.c.origin.contains(s, autoescape=True) for s in SIDE_LOG_SEGMENTS),
+    )
 
 
 class StaleCursor(Exception):

@@ -61,14 +61,14 @@ import hashlib
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from node.errors import ConfigError
-from node.policy.agreement import SourceMap, toml_error_line
+from node.errors import ConfigError, CreditnodeError
+from node.policy.agreement import Agreement, Problem, SourceMap, toml_error_line
 
 __all__ = [
     "CATEGORIES",
@@ -78,12 +78,17 @@ __all__ = [
     "Measure",
     "MeasureCatalogue",
     "MeasuresError",
+    "agreement_check",
+    "agreement_problems",
     "check",
+    "from_documents",
     "home_files",
     "load",
     "load_home",
+    "pack_documents",
     "packaged",
     "parse",
+    "unpack_documents",
 ]
 
 # The packaged national base (the same text as deploy/measures.toml).
@@ -107,6 +112,8 @@ _PUNISHED_KINDS = frozenset({"black", "watch", "abnormal"})
 
 _CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")  # as adapters.list_csv reads a 惩戒措施 item
 _NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,39}")  # document names and list codes
+MAX_DOCUMENTS = 16  # a base and its supplements
+MAX_CATALOGUE_BYTES = 4 << 20  # what a node fetches from a partner at most
 _MAX_TEXT = 400  # names, bases and departments are short; a longer one is a mistake
 _TOP_KEYS = frozenset({"version", "name", "title", "extends", "measure"})
 _MEASURE_KEYS = frozenset({"code", "name", "category", "basis", "department", "lists", "mandatory"})
@@ -156,6 +163,9 @@ class MeasureCatalogue:
     supplements: tuple[tuple[str, int], ...]  # (name, version) of each supplement merged
     sha256: str  # of the documents' bytes, base first: what a subscriber compares
     source: str
+    # The documents' bytes as hashed (each length-prefixed, base first): what a partner
+    # fetches and checks against ``sha256`` (see :func:`from_documents`).
+    documents: bytes = b""
 
     @property
     def label(self) -> str:
@@ -362,11 +372,7 @@ def _merge(base: _Doc, supplements: Sequence[_Doc]) -> tuple[MeasureCatalogue, l
         problems.append(f"{base.source}:1: measures: a base document must not extend another")
     merged: dict[str, Measure] = {m.code: m for m in base.measures}
     names = {base.name}
-    digest = hashlib.sha256()
-    for doc in (base, *supplements):
-        data = doc.text.encode()
-        # Length-prefixed so that no two sequences of documents hash alike.
-        digest.update(len(data).to_bytes(8, "big") + data)
+    blob = pack_documents([d.text for d in (base, *supplements)])
     for doc in supplements:
         if doc.extends != base.name:
             problems.append(
@@ -387,7 +393,7 @@ def _merge(base: _Doc, supplements: Sequence[_Doc]) -> tuple[MeasureCatalogue, l
         name=base.name, version=base.version, title=base.title,
         measures=tuple(merged.values()),
         supplements=tuple((d.name, d.version) for d in supplements),
-        sha256=digest.hexdigest(), source=base.source,
+        sha256=hashlib.sha256(blob).hexdigest(), source=base.source, documents=blob,
     )  # fmt: skip
     return catalogue, problems
 
@@ -454,6 +460,49 @@ def parse(
     return catalogue
 
 
+def pack_documents(texts: Sequence[str]) -> bytes:
+    """Documents as hashed and published: each one's UTF-8 bytes after its length (8 bytes,
+    big-endian), base first; length-prefixed so that no two sequences of documents hash alike."""
+    return b"".join(len(b).to_bytes(8, "big") + b for b in (t.encode() for t in texts))
+
+
+def unpack_documents(blob: bytes) -> list[str]:
+    """The documents of :func:`pack_documents` (MeasuresError if *blob* is not such a packing)."""
+    texts: list[str] = []
+    pos = 0
+    while pos < len(blob):
+        size = int.from_bytes(blob[pos : pos + 8], "big")
+        if len(blob) < pos + 8 or size > len(blob) - pos - 8 or len(texts) >= MAX_DOCUMENTS:
+            raise MeasuresError(["measures catalogue: malformed document packing"])
+        try:
+            texts.append(blob[pos + 8 : pos + 8 + size].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MeasuresError(["measures catalogue: a document is not UTF-8"]) from None
+        pos += 8 + size
+    if not texts:
+        raise MeasuresError(["measures catalogue: no documents"])
+    return texts
+
+
+def from_documents(blob: bytes, sha256: str, *, source: str) -> MeasureCatalogue:
+    """The catalogue a partner published under *sha256*, from the documents it served: the
+    bytes must hash to the digest (the one committed in its signed leaves) and parse.
+    MeasuresError otherwise; *source* names where they came from in problems."""
+    if len(blob) > MAX_CATALOGUE_BYTES:
+        raise MeasuresError(
+            [f"{source}: measures catalogue larger than {MAX_CATALOGUE_BYTES} bytes"]
+        )
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise MeasuresError([f"{source}: measures catalogue does not hash to the digest asked for"])
+    texts = unpack_documents(blob)
+    names = [f"{source}#{i}" for i in range(len(texts))]
+    supplements = list(zip(texts[1:], names[1:], strict=True))
+    catalogue = parse(texts[0], source=names[0], supplements=supplements)
+    if catalogue.sha256 != sha256:  # the same packing hashed: a bug, never accepted
+        raise MeasuresError([f"{source}: measures catalogue digest differs once parsed"])
+    return catalogue
+
+
 def _text(path: Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -499,3 +548,56 @@ def load_home(root: Path, *, list_kinds: Mapping[str, str] | None = None) -> Mea
     """The measures catalogue in force at the node home *root* (see :func:`home_files`)."""
     base, supplements = home_files(root)
     return load(base, supplements, list_kinds=list_kinds)
+
+
+def agreement_problems(
+    agreements: Sequence[Agreement],
+    catalogue: MeasureCatalogue,
+    list_codes: Iterable[str] | None = None,
+) -> list[Problem]:
+    """Every measure an agreement's ``[measures]`` names that the catalogue in force does not
+    have, or that does not apply to the list it is named for; with *list_codes* (the list
+    catalogue's), every list named must be one of them. One line each, naming file and field."""
+    lists = None if list_codes is None else frozenset(list_codes)
+    out: list[Problem] = []
+    for a in agreements:
+        for list_code, codes in a.measures.items():
+            where = ("measures", list_code)
+            if lists is not None and list_code not in lists:
+                out.append(a.problem(where, f"measures.{list_code}: no list {list_code} in the "
+                                            "list catalogue"))  # fmt: skip
+                continue
+            for code in codes:
+                found = catalogue.find(code)
+                if found is None:
+                    reason = f"is not in the measures catalogue {catalogue.label}"
+                elif list_code not in found.lists:
+                    reason = f"does not apply to {list_code} (measures catalogue {catalogue.label})"
+                else:
+                    continue
+                out.append(a.problem(where, f"measures.{list_code}: measure {code} {reason}",
+                                     value=code))  # fmt: skip
+    return out
+
+
+def agreement_check(
+    root: Path, list_kinds: Callable[[], Mapping[str, str]] | None = None
+) -> Callable[[Sequence[Agreement]], list[Problem]]:
+    """The check :func:`node.policy.agreement.load_agreements` runs at the node home *root*:
+    the catalogue in force is read only when an agreement names measures, and one that cannot
+    be read is a problem of that agreement (fail closed). *list_kinds* gives the list
+    catalogue's codes (None: list codes are not checked)."""
+
+    def check(agreements: Sequence[Agreement]) -> list[Problem]:
+        naming = [a for a in agreements if a.measures]
+        if not naming:
+            return []
+        try:
+            kinds = list_kinds() if list_kinds is not None else None
+            catalogue = load_home(root, list_kinds=kinds)
+        except CreditnodeError as exc:
+            return [a.problem(("measures",), f"measures: the measures catalogue in force cannot "
+                              f"be read: {exc}") for a in naming]  # fmt: skip
+        return agreement_problems(naming, catalogue, None if kinds is None else kinds.keys())
+
+    return check

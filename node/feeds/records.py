@@ -46,7 +46,9 @@ from node.feeds.importer import (
     _record,
     _refusal,
     content_hash,
+    keep_mark,
     mass_removal_problems,
+    objected_entries,
 )
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import STATE
@@ -120,6 +122,7 @@ async def import_records(
         file=str(path), list_name=cls.label, list_code=code, encoding=csv.encoding
     )
     known = await _known_entries(publisher, cls.label)
+    objected = await objected_entries(publisher)
     seen: set[str] = set()
     expired: set[str] = set()
     planned: list[_Planned] = []
@@ -154,6 +157,7 @@ async def import_records(
             action, entry_id, kind = "add", uuid.uuid4().hex, feeds.EVENT_TYPE_ADD
             why = "again" if prior is not None else "new"
             summary.added += 1
+        keep_mark(entry, entry_id, objected)  # after the content hash, as for the lists
         planned.append(
             _Planned(
                 Change(action, item.display, f"{why} (row {item.row})"),

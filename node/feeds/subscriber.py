@@ -45,7 +45,7 @@ from node.api import feeds, feeds_rpc
 from node.audit.local import out_entry
 from node.audit.log import AuditLog
 from node.audit.wire import Asker, new_asker
-from node.feeds import merkle
+from node.feeds import measures_store, merkle
 from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
 from node.feeds.logstore import LEAVES, LOGS, LogStore, PendingAppend, record_checkpoint
@@ -148,6 +148,10 @@ class Subscriber:
         # This node's audit log: each batch received and each disclosure is recorded (the
         # requester's receipts); None records nothing (a test's bare subscriber).
         self.audit: AuditLog | None = None
+        # Measures catalogue digests the mirrored bodies cite, and those held or refused
+        # already: a new one is fetched by digest once its leaves are applied (issue 15).
+        self.cited: set[str] = set()
+        self.catalogues_done: set[str] = set()
 
     @classmethod
     async def open(
@@ -303,6 +307,8 @@ class Subscriber:
         try:
             await self.load_root()
             await self.update_root(channel)
+            async with self.store.engine.connect() as conn:
+                self.cited |= await measures_store.cited(conn, self.log.log_id)
             asker = new_asker()
             call = feeds_rpc.FeedServiceStub(channel).Subscribe(
                 request, timeout=timeout, metadata=asker.metadata()
@@ -335,6 +341,7 @@ class Subscriber:
                     if frontier.size == new.size:
                         await settle()
                         await self._store_checkpoint(new)
+                        await self._fetch_catalogues(channel)
                         if progress:
                             progress(status)
                         if not follow:
@@ -347,6 +354,8 @@ class Subscriber:
                 opened, hashes = verify_batch(frontier, target, msg.batch, self.origin)
                 for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
                     group.append((bytes(leaf.entry), AppliedLeaf(start + i, o, leaf.disclosures)))
+                    if o.body is not None and o.entry.HasField("measures_catalogue"):
+                        self.cited.add(o.entry.measures_catalogue.sha256)
                 group_hashes.extend(hashes)
                 if msg.batch.leaves:
                     await self._received(
@@ -360,6 +369,9 @@ class Subscriber:
                         write(snapshot.size - len(group), group, group_hashes, snapshot, target)
                     )
                     group, group_hashes = [], []
+                    if frontier.size == target.size and self.cited - self.catalogues_done:
+                        await settle()  # the citing entries first, then their catalogue
+                        await self._fetch_catalogues(channel)
                     if frontier.size == target.size and not follow:
                         await settle()
                         call.cancel()
@@ -390,6 +402,24 @@ class Subscriber:
                     await inflight
             await channel.close()
         return status
+
+    async def _fetch_catalogues(self, channel: grpc.aio.Channel) -> None:
+        """Fetch and verify the measures catalogues newly cited. Never stalls the feed; each
+        digest is asked for at most once per subscriber (the next sync or reconnection asks
+        again for one still not held)."""
+        wanted = self.cited - self.catalogues_done
+        if not wanted:
+            return
+        try:
+            fetched = await measures_store.fetch_missing(
+                channel, self.store, wanted, peer=self.peer.identity.node, audit=self.audit
+            )
+        except Exception:
+            log.exception("measures catalogues not fetched", peer=self.peer.identity.node)
+            return
+        self.catalogues_done.update(
+            fetched.held, fetched.kept, fetched.refused, fetched.unavailable
+        )
 
     async def disclose(
         self, *, progress: ProgressFn | None = None, timeout: float | None = 60.0

@@ -8,15 +8,24 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
 from node.api import objections as pb
 from node.errors import InputError
-from node.feeds.catalogue import Catalogue
+from node.feeds.catalogue import Catalogue, ListSpec
 from node.feeds.dates import shanghai_today
-from node.feeds.importer import STATED_REASONS, Removal, find_held, remove_entries
-from node.feeds.publisher import Publisher
+from node.feeds.importer import (
+    OWN,
+    REMOVAL_REASONS,
+    STATED_REASONS,
+    Held,
+    Removal,
+    _Out,
+    removal_problems,
+)
+from node.feeds.publisher import Event, Publisher
 from node.objections import store
 from node.objections.core import Objection, ObjectionError, State, check_text
 from node.objections.wire import from_message
@@ -156,12 +165,21 @@ async def resolve(
         raise InputError(str(exc)) from None
 
     async def write(conn: AsyncConnection) -> None:
-        await store.save(conn, done, store.RECEIVED)
+        try:
+            await store.save_resolution(conn, done)
+        except ObjectionError as exc:
+            raise InputError(str(exc)) from None
 
     if action == "withdraw":
-        await _withdraw(publisher, catalogue, o, reason, doc_no, now)
-        async with publisher.store.begin() as conn:
+        event = await _withdrawal(publisher, catalogue, o, reason, doc_no, now)
+
+        async def write_both(conn: AsyncConnection) -> None:
+            # The REMOVE and the resolution commit together or not at all.
+            await conn.execute(update(OWN).where(OWN.c.entry_id == o.entry_id).values(active=False))
             await write(conn)
+
+        await publisher.append([event], extra=write_both)
+        await publisher.sign_checkpoint()
         return done
     try:
         event = await store.mark_event(
@@ -169,16 +187,23 @@ async def resolve(
             correction=correction if action == "correct" else None,
         )  # fmt: skip
     except ObjectionError:
-        raise InputError("the entry is no longer active here: withdraw or reject") from None
+        if action != "reject":
+            raise InputError("the entry is no longer active here: reject instead") from None
+        # Removed meanwhile (another objection's withdrawal, a repair): no mark to clear.
+        async with publisher.store.begin() as conn:
+            await write(conn)
+        return done
     await publisher.append([event], extra=write)
     await publisher.sign_checkpoint()
     return done
 
 
-async def _withdraw(
+async def _withdrawal(
     publisher: Publisher, catalogue: Catalogue, o: Objection, reason: str, doc_no: str,
     now: dt.datetime,
-) -> None:  # fmt: skip
+) -> Event:  # fmt: skip
+    """The REMOVE withdrawing *o*'s entry: any active entry of this node (a listing, a report
+    record, one added otherwise), checked against its list's rule when it is a listing."""
     why = reason or WITHDRAWAL_REASON[o.grounds]
     if why not in STATED_REASONS:
         raise InputError(f"a withdrawal's --reason is one of {', '.join(STATED_REASONS)}")
@@ -187,10 +212,26 @@ async def _withdraw(
             entry = await store.own_entry(conn, publisher, o.entry_id)
         except ObjectionError:
             raise InputError("the entry is no longer active here") from None
-    spec = catalogue.resolve(entry.list_code or entry.list_name)
-    held = await find_held(publisher, spec, entry_id=o.entry_id)
-    if not held:
-        raise InputError("the entry is no longer active here")
-    await remove_entries(
-        publisher, spec, held, Removal(why, shanghai_today(now), doc_no), today=shanghai_today(now)
-    )
+    today = shanghai_today(now)
+    removal = Removal(why, today, doc_no)
+    problems = withdrawal_problems(catalogue.find(entry.list_code or entry.list_name), entry,
+                                   o.entry_id, removal)  # fmt: skip
+    if problems:
+        raise InputError(f"{problems[0]}: nothing removed")
+    return Event(
+        o.entry_id, feeds.EVENT_TYPE_REMOVE, feeds.ListEntry(list_code=entry.list_code),
+        REMOVAL_REASONS[why], removal_date=today.isoformat(), removal_doc_no=doc_no,
+    )  # fmt: skip
+
+
+def withdrawal_problems(
+    spec: ListSpec | None, entry: feeds.ListEntry, entry_id: str, removal: Removal
+) -> list[str]:
+    """What forbids withdrawing *entry* by *removal*: the list's rule for a listing of the
+    catalogue (a repair before its minimum period, a date before the decision); for any
+    other entry (a report record), a date before its decision."""
+    if spec is not None:
+        return removal_problems(spec, [_Out(Held(entry_id, "", "", entry), removal)])
+    if entry.decision_date and removal.date.isoformat() < entry.decision_date:
+        return ["the removal date precedes the decision date"]
+    return []

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -14,6 +16,10 @@ from sqlalchemy import and_, select
 
 from node.api import feeds, objections_rpc
 from node.api import objections as pb
+from node.audit.entry import EntryError, check_matter
+from node.audit.local import opened_audit, out_entry
+from node.audit.log import AuditLog
+from node.audit.wire import new_asker
 from node.errors import InputError, PeerError
 from node.feeds.logstore import LOGS
 from node.feeds.state import STATE
@@ -26,6 +32,8 @@ from node.peers.directory import KnownPeer, PeerDirectory
 from node.storage import Store
 
 TIMEOUT = 10.0
+RAISE = "/creditnode.v1.ObjectionService/Raise"
+STATUS = "/creditnode.v1.ObjectionService/Status"
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 
 
@@ -81,6 +89,24 @@ async def holds_entry(st: Store, peer: str, entry_id: str) -> bool:
     return row is not None
 
 
+@asynccontextmanager
+async def _audit(home: Home, st: Store, audit: AuditLog | None) -> AsyncIterator[AuditLog]:
+    """*audit*, or the home's audit log opened for the call (a command outside `serve`)."""
+    if audit is not None:
+        yield audit
+        return
+    async with opened_audit(home, st) as log:
+        yield log
+
+
+def _reason(text: str) -> str:
+    """A refusal's description, if an audit entry can hold it (else only that it was)."""
+    try:
+        return check_matter(text[:200])
+    except EntryError:
+        return "refused"
+
+
 def _same(sent: Objection, got: Objection) -> bool:
     fixed = ("id", "origin", "entry_id", "grounds", "evidence_sha256", "due", "raised_by",
              "officer")  # fmt: skip
@@ -90,9 +116,12 @@ def _same(sent: Objection, got: Objection) -> bool:
 
 
 async def raise_objection(
-    home: Home, st: Store, peer_name: str, o: Objection, *, timeout: float = TIMEOUT
-) -> Objection:
-    """Send *o* to its origin and store what it recorded (under objection)."""
+    home: Home, st: Store, peer_name: str, o: Objection, *, timeout: float = TIMEOUT,
+    audit: AuditLog | None = None,
+) -> Objection:  # fmt: skip
+    """Send *o* to its origin and store what it recorded (under objection). The call is
+    recorded in the audit log (*audit*, else the home's) as this node's receipt, answered
+    or refused, under the exchange id the origin records it by."""
     peer = await _peer(home, st, peer_name)
     if peer.identity.uri != o.origin:
         raise InputError("the objection names another origin than the peer")
@@ -101,13 +130,22 @@ async def raise_objection(
             f"this node holds no active entry {o.entry_id} of {peer.identity.node} "
             "(see `creditnode lists`)"
         )
-    async with peer.channel(home.tls) as channel:
+    name = peer.identity.node
+    asker = new_asker(o.officer)
+    async with _audit(home, st, audit) as log, peer.channel(home.tls) as channel:
         try:
             resp = await objections_rpc.ObjectionServiceStub(channel).Raise(
-                pb.RaiseRequest(objection=to_message(o)), timeout=timeout
-            )
+                pb.RaiseRequest(objection=to_message(o)), timeout=timeout,
+                metadata=asker.metadata(),
+            )  # fmt: skip
         except grpc.aio.AioRpcError as err:
-            raise PeerError(describe_rpc_error(peer.identity, peer.record.endpoint, err)) from None
+            problem = describe_rpc_error(peer.identity, peer.record.endpoint, err)
+            await log.record(out_entry(asker, peer=name, method=RAISE, kind="objection",
+                                       outcome="refused", reason=_reason(problem)))  # fmt: skip
+            raise PeerError(problem) from None
+        answer = resp.SerializeToString()
+        await log.record(out_entry(asker, peer=name, method=RAISE, kind="objection",
+                                   outcome="received", response=answer))  # fmt: skip
     got = _checked(resp.objection, o)
     async with st.begin() as conn:
         await store.save(conn, got, store.RAISED)
@@ -125,11 +163,21 @@ def _checked(m: pb.Objection, sent: Objection) -> Objection:
 
 
 async def refresh(
-    home: Home, st: Store, *, timeout: float = TIMEOUT
+    home: Home, st: Store, *, timeout: float = TIMEOUT, audit: AuditLog | None = None
 ) -> tuple[list[Objection], list[str]]:
     """Ask each origin for the state of the open objections this node raised; store what
-    changed. Returns the updated objections and one line per origin that could not answer."""
+    changed. Returns the updated objections and one line per origin that could not answer.
+    Each call is recorded in the audit log, as :func:`raise_objection`'s is."""
     held = await store.find(st, side=store.RAISED, open_only=True)
+    if not held:
+        return [], []
+    async with _audit(home, st, audit) as log:
+        return await _refresh(home, st, held, timeout, log)
+
+
+async def _refresh(
+    home: Home, st: Store, held: list[store.Held], timeout: float, log: AuditLog
+) -> tuple[list[Objection], list[str]]:
     by_origin: dict[str, list[Objection]] = {}
     for h in held:
         by_origin.setdefault(h.objection.origin, []).append(h.objection)
@@ -137,20 +185,27 @@ async def refresh(
     problems: list[str] = []
     for origin, mine in sorted(by_origin.items()):
         name = origin.rsplit("/", 1)[-1]
+        asker = new_asker()
         try:
             peer = await _peer(home, st, name)
-            async with peer.channel(home.tls) as channel:
-                resp = await objections_rpc.ObjectionServiceStub(channel).Status(
-                    pb.StatusRequest(ids=[o.id for o in mine[:100]]), timeout=timeout
-                )
-        except grpc.aio.AioRpcError as err:
-            problems.append(
-                f"{name}: {describe_rpc_error(peer.identity, peer.record.endpoint, err)}"
-            )
-            continue
         except InputError as exc:
             problems.append(f"{name}: {exc}")
             continue
+        try:
+            async with peer.channel(home.tls) as channel:
+                resp = await objections_rpc.ObjectionServiceStub(channel).Status(
+                    pb.StatusRequest(ids=[o.id for o in mine[:100]]), timeout=timeout,
+                    metadata=asker.metadata(),
+                )  # fmt: skip
+        except grpc.aio.AioRpcError as err:
+            problem = describe_rpc_error(peer.identity, peer.record.endpoint, err)
+            await log.record(out_entry(asker, peer=name, method=STATUS, kind="objection",
+                                       outcome="refused", reason=_reason(problem)))  # fmt: skip
+            problems.append(f"{name}: {problem}")
+            continue
+        answer = resp.SerializeToString()
+        await log.record(out_entry(asker, peer=name, method=STATUS, kind="objection",
+                                   outcome="received", response=answer))  # fmt: skip
         wanted = {o.id: o for o in mine}
         for m in resp.objections:
             sent = wanted.pop(m.id, None)

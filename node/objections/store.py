@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     select,
     true,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -81,6 +82,29 @@ async def save(conn: AsyncConnection, o: Objection, side: str) -> None:
     )  # fmt: skip
 
 
+async def save_resolution(conn: AsyncConnection, done: Objection) -> None:
+    """Store *done*, the resolution of an objection this node received, only if it is still
+    open as read: ObjectionError otherwise (resolved meanwhile by another command), so the
+    transaction publishing its UPDATE or REMOVE rolls back with it."""
+    result = await conn.execute(
+        update(OBJECTIONS)
+        .where(
+            and_(
+                OBJECTIONS.c.id == done.id,
+                OBJECTIONS.c.side == RECEIVED,
+                OBJECTIONS.c.state == State.UNDER_OBJECTION.value,
+            )
+        )
+        .values(
+            state=done.state.value,
+            history=history_json(done.history),
+            updated_at=done.history[-1].at,
+        )
+    )
+    if result.rowcount != 1:
+        raise ObjectionError("the objection was resolved meanwhile: nothing published")
+
+
 def _row(r: Any) -> Held:
     try:
         o = Objection(
@@ -125,6 +149,23 @@ async def find(
         async with store.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
     return [_row(r) for r in rows]
+
+
+async def objected_entries(conn: AsyncConnection, origin: str) -> frozenset[str]:
+    """Ids of *origin*'s entries with an objection open here (received, not yet resolved):
+    the entries whose UPDATEs must keep the under-objection mark."""
+    rows = await conn.execute(
+        select(OBJECTIONS.c.entry_id)
+        .where(
+            and_(
+                OBJECTIONS.c.side == RECEIVED,
+                OBJECTIONS.c.origin == origin,
+                OBJECTIONS.c.state.in_([State.RAISED.value, State.UNDER_OBJECTION.value]),
+            )
+        )
+        .distinct()
+    )
+    return frozenset(str(r[0]) for r in rows)
 
 
 async def own_entry(conn: AsyncConnection, publisher: Publisher, entry_id: str) -> feeds.ListEntry:

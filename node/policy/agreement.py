@@ -31,6 +31,10 @@ know is a problem, never silently ignored, because a misspelt key (``purpose`` f
     [feed.list_entry]                 # the feed: what leaves with every published entry
     person_pseudonym = "clear"
 
+    [measures]                        # optional: per shared list code, the measures (codes
+    procurement-serious = ["GP.BAN"]  # of the measures catalogue) the receiving city commits
+                                      # to implement (issue 15)
+
 Forms: ``clear``; ``mask:<pattern>`` (:data:`node.policy.masks.PATTERNS`); ``pseudonym`` (the
 alliance pseudonym of a resident ID); ``generalise:<date_month|date_year|amount_band>``;
 ``withhold``. **Anything not named is withheld**, so ``withhold`` only documents intent.
@@ -95,7 +99,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
@@ -195,7 +199,10 @@ GENERALISER_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
 PSEUDONYM_KINDS: frozenset[str] = frozenset({"resident_id"})
 """The alliance pseudonym is computed from a resident ID, so only ID fields can take it."""
 
-_TOP_KEYS = ("id", "version", "peers", "profile", "basis", "purposes", "rule", "feed")
+_TOP_KEYS = ("id", "version", "peers", "profile", "basis", "purposes", "rule", "feed", "measures")
+# A list code and a measure code, as the list and measures catalogues write them.
+_LIST_CODE = re.compile(r"[a-z0-9][a-z0-9.-]{0,39}")
+_MEASURE_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _RULE_KEYS = ("data_class", "purposes", "fields")
 # Names that go into logs, file names and audit records: keep them plain.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -497,11 +504,17 @@ class Agreement:
     basis: str | None = None
     source: str = "<agreement>"
     lines: SourceMap | None = field(default=None, compare=False, repr=False)
+    measures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """List code → the measure codes the receiving city commits to implement for it (checked
+    against the catalogues in force by the caller of :func:`load_agreements`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "peers", frozenset(self.peers))
         object.__setattr__(self, "purposes", frozenset(self.purposes))
         object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(
+            self, "measures", MappingProxyType({k: tuple(v) for k, v in self.measures.items()})
+        )
 
     def line(self, path: Path) -> int:
         return 0 if self.lines is None else self.lines.line(path)
@@ -751,7 +764,32 @@ class _Builder:
             basis=basis,
             source=self.source,
             lines=self.lines,
+            measures=self.measures(),
         )
+
+    def measures(self) -> dict[str, tuple[str, ...]]:
+        raw = self.doc.get("measures", {})
+        if not isinstance(raw, dict):
+            self.report(("measures",), "measures must be a table: [measures] list-code = [codes]")
+            return {}
+        out: dict[str, tuple[str, ...]] = {}
+        for list_code, codes in raw.items():
+            where: Path = ("measures", list_code)
+            if not _LIST_CODE.fullmatch(list_code):
+                self.report(where, "measures: a key must be a list code (a-z, 0-9, '.', '-')")
+                continue
+            values = _strings(codes)
+            if not values or not all(_MEASURE_CODE.fullmatch(v) for v in values):
+                self.report(
+                    where, f"measures.{list_code} must be a non-empty list of measure codes "
+                    "(1-32 of A-Z, a-z, 0-9, '.', '_', '-')",
+                )  # fmt: skip
+                continue
+            if len(set(values)) != len(values):
+                self.report(where, f"measures.{list_code} repeats a measure code")
+                continue
+            out[list_code] = tuple(values)
+        return out
 
     def optional_string(self, key: str) -> str | None:
         value = self.doc.get(key)
@@ -853,10 +891,15 @@ class Loaded:
 
 
 def load_agreements(
-    texts: Mapping[str, str], *, threshold: int = reidentify.DEFAULT_THRESHOLD
+    texts: Mapping[str, str],
+    *,
+    threshold: int = reidentify.DEFAULT_THRESHOLD,
+    check: Callable[[Sequence[Agreement]], list[Problem]] | None = None,
 ) -> Loaded:
     """Parse and cross-check every agreement file (*texts*: source name → text); *threshold*
-    is the node's ``reidentification_threshold`` (see :func:`validate`).
+    is the node's ``reidentification_threshold`` (see :func:`validate`); *check* adds the
+    problems the caller finds against what it holds (the measures an agreement names against
+    the node's measures and list catalogues: :func:`node.feeds.measures.agreement_check`).
 
     Fail closed: if any file has any problem, no agreement is returned, so the node shares
     nothing personal with anyone until an operator fixes it (a broken file may be the one that
@@ -870,6 +913,8 @@ def load_agreements(
         if agreement is not None and not found:
             parsed.append(agreement)
     problems += [p for p in validate(parsed, threshold=threshold) if p not in problems]
+    if check is not None and parsed:
+        problems += [p for p in check(parsed) if p not in problems]
     if problems:
         return Loaded((), tuple(sorted(problems)))
     return Loaded(tuple(parsed), ())
@@ -900,6 +945,9 @@ def dump_agreement(a: Agreement) -> str:
     if a.basis is not None:
         out.append(f"basis = {_string(a.basis)}")
     out.append(f"purposes = {_array(a.purposes)}")
+    if a.measures:
+        out += ["", "[measures]"]
+        out += [f"{_key(k)} = [{', '.join(_string(c) for c in v)}]" for k, v in a.measures.items()]
     feed: dict[str, dict[str, Form]] = {}
     for rule in a.rules:
         if rule.feed:

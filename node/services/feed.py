@@ -15,6 +15,7 @@ import structlog
 
 from node.api import feeds, feeds_rpc
 from node.border import Border
+from node.feeds import measures_store
 from node.feeds.dates import shanghai_today
 from node.feeds.note import NoteError
 from node.feeds.publisher import Publisher
@@ -151,6 +152,24 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
                 if o
             ]
         )
+
+    async def GetMeasuresCatalogue(
+        self,
+        request: feeds.GetMeasuresCatalogueRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> feeds.GetMeasuresCatalogueResponse:
+        """The documents of a measures catalogue this node kept, by digest: public text, which
+        the caller checks against the digest its verified leaves commit to."""
+        await self._refuse_tampered(context)
+        if not measures_store.SHA256.fullmatch(request.sha256):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "sha256: 64 lowercase hexadecimal digits"
+            )
+        async with self._pub.store.engine.connect() as conn:
+            data = await measures_store.documents(conn, request.sha256)
+        if data is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no measures catalogue with that digest")
+        return feeds.GetMeasuresCatalogueResponse(documents=data)
 
     async def Subscribe(
         self, request: feeds.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -182,6 +182,10 @@ class ImportRecord(SQLModel, table=True):
     finished_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    # Subject USCCs checked, failed, and accepted only as the pre-2016 defect (migration 0017).
+    uscc_checked: int = 0
+    uscc_invalid: int = 0
+    uscc_lenient: int = 0
 
 
 class QuarantineRecord(SQLModel, table=True):

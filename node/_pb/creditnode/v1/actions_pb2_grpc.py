@@ -26,10 +26,13 @@ if _version_not_supported:
 
 
 class ActionsServiceStub:
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     def __init__(self, channel):
@@ -46,15 +49,19 @@ class ActionsServiceStub:
 
 
 class ActionsServiceServicer:
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     def GetActions(self, request, context):
-        """GetActions returns the newest signed checkpoint of the actions log, a consistency proof
-        from the caller's verified size, and up to 1000 leaves from from_size.
+        """GetActions returns the newest signed checkpoint of the caller's actions log, a
+        consistency proof from the caller's verified size, and up to 1000 leaves from from_size.
+        Nothing recorded for the caller yet: its empty log, signed. PERMISSION_DENIED: no peer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,10 +84,13 @@ def add_ActionsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ActionsService:
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     @staticmethod

@@ -27,10 +27,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ActionsServiceStub:
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     @_typing.overload
@@ -38,29 +41,37 @@ class ActionsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ActionsServiceAsyncStub: ...
     GetActions: _grpc.UnaryUnaryMultiCallable[_actions_pb2.GetActionsRequest, _actions_pb2.GetActionsResponse]
-    """GetActions returns the newest signed checkpoint of the actions log, a consistency proof
-    from the caller's verified size, and up to 1000 leaves from from_size.
+    """GetActions returns the newest signed checkpoint of the caller's actions log, a
+    consistency proof from the caller's verified size, and up to 1000 leaves from from_size.
+    Nothing recorded for the caller yet: its empty log, signed. PERMISSION_DENIED: no peer.
     """
 
 @_typing.type_check_only
 class ActionsServiceAsyncStub(ActionsServiceStub):
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetActions: _aio.UnaryUnaryMultiCallable[_actions_pb2.GetActionsRequest, _actions_pb2.GetActionsResponse]  # type: ignore[assignment]
-    """GetActions returns the newest signed checkpoint of the actions log, a consistency proof
-    from the caller's verified size, and up to 1000 leaves from from_size.
+    """GetActions returns the newest signed checkpoint of the caller's actions log, a
+    consistency proof from the caller's verified size, and up to 1000 leaves from from_size.
+    Nothing recorded for the caller yet: its empty log, signed. PERMISSION_DENIED: no peer.
     """
 
 class ActionsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """ActionsService serves this node's actions log (issue 15: its responses to partners'
-    entries, its hits and its "measures lifted" acknowledgements) to an enrolled partner, which
-    verifies it like any feed and keeps the records about its own entries. The records hold no
-    personal data: entry ids, measure codes, department USCCs and keyed officer ids.
+    """ActionsService serves an enrolled partner the actions log this node keeps for it alone
+    (issue 15: its responses to the partner's entries, its hits on them and its node-derived
+    records: "measures lifted", suspended on objection and resumed), origin
+    "<node uri>/actions/<partner name>". The caller is the peer admitted by mutual TLS, never a
+    name in the request; no other partner's records are ever served to it. The partner verifies
+    the log like any feed and refuses a record about another node's entries. The records hold
+    no personal data: entry ids, measure codes, department USCCs and keyed officer ids.
     """
 
     @_abc_1.abstractmethod
@@ -69,8 +80,9 @@ class ActionsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _actions_pb2.GetActionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_actions_pb2.GetActionsResponse, _abc.Awaitable[_actions_pb2.GetActionsResponse]]:
-        """GetActions returns the newest signed checkpoint of the actions log, a consistency proof
-        from the caller's verified size, and up to 1000 leaves from from_size.
+        """GetActions returns the newest signed checkpoint of the caller's actions log, a
+        consistency proof from the caller's verified size, and up to 1000 leaves from from_size.
+        Nothing recorded for the caller yet: its empty log, signed. PERMISSION_DENIED: no peer.
         """
 
 def add_ActionsServiceServicer_to_server(servicer: ActionsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1220,3 +1220,49 @@ class DiscloseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DiscloseResponse: _TypeAlias = DiscloseResponse  # noqa: Y015
+
+@_typing.final
+class GetMeasuresCatalogueRequest(_message.Message):
+    """GetMeasuresCatalogueRequest names a measures catalogue by its digest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    """SHA-256 (lowercase hex) as in MeasuresCatalogueRef.sha256."""
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMeasuresCatalogueRequest: _TypeAlias = GetMeasuresCatalogueRequest  # noqa: Y015
+
+@_typing.final
+class GetMeasuresCatalogueResponse(_message.Message):
+    """GetMeasuresCatalogueResponse carries the catalogue's documents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    documents: _builtins.bytes
+    """Each document's UTF-8 bytes after its length (uint64, big-endian), base first: the exact
+    bytes whose SHA-256 is the digest asked for.
+    """
+    def __init__(
+        self,
+        *,
+        documents: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMeasuresCatalogueResponse: _TypeAlias = GetMeasuresCatalogueResponse  # noqa: Y015

@@ -50,6 +50,11 @@ class FeedServiceStub:
                 request_serializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.SerializeToString,
                 response_deserializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.FromString,
                 _registered_method=True)
+        self.GetMeasuresCatalogue = channel.unary_unary(
+                '/creditnode.v1.FeedService/GetMeasuresCatalogue',
+                request_serializer=creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueRequest.SerializeToString,
+                response_deserializer=creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueResponse.FromString,
+                _registered_method=True)
 
 
 class FeedServiceServicer:
@@ -81,6 +86,15 @@ class FeedServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMeasuresCatalogue(self, request, context):
+        """GetMeasuresCatalogue returns the documents of a measures catalogue this node's entries
+        cite, by the SHA-256 committed in their signed leaves: the subscriber checks the bytes
+        hash to it, so the text is as verified as the leaves (issue 15).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +112,11 @@ def add_FeedServiceServicer_to_server(servicer, server):
                     servicer.Disclose,
                     request_deserializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.FromString,
                     response_serializer=creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.SerializeToString,
+            ),
+            'GetMeasuresCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMeasuresCatalogue,
+                    request_deserializer=creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueRequest.FromString,
+                    response_serializer=creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +201,33 @@ class FeedService:
             '/creditnode.v1.FeedService/Disclose',
             creditnode_dot_v1_dot_feeds__pb2.DiscloseRequest.SerializeToString,
             creditnode_dot_v1_dot_feeds__pb2.DiscloseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMeasuresCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditnode.v1.FeedService/GetMeasuresCatalogue',
+            creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueRequest.SerializeToString,
+            creditnode_dot_v1_dot_feeds__pb2.GetMeasuresCatalogueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,11 @@ class FeedServiceStub:
     agreement allows now: for entries published before an agreement opened more. Each
     opening verifies against the commitment in the leaf the subscriber already holds.
     """
+    GetMeasuresCatalogue: _grpc.UnaryUnaryMultiCallable[_feeds_pb2.GetMeasuresCatalogueRequest, _feeds_pb2.GetMeasuresCatalogueResponse]
+    """GetMeasuresCatalogue returns the documents of a measures catalogue this node's entries
+    cite, by the SHA-256 committed in their signed leaves: the subscriber checks the bytes
+    hash to it, so the text is as verified as the leaves (issue 15).
+    """
 
 @_typing.type_check_only
 class FeedServiceAsyncStub(FeedServiceStub):
@@ -62,6 +67,11 @@ class FeedServiceAsyncStub(FeedServiceStub):
     """Disclose opens committed fields of leaves already sent, as far as the subscriber's
     agreement allows now: for entries published before an agreement opened more. Each
     opening verifies against the commitment in the leaf the subscriber already holds.
+    """
+    GetMeasuresCatalogue: _aio.UnaryUnaryMultiCallable[_feeds_pb2.GetMeasuresCatalogueRequest, _feeds_pb2.GetMeasuresCatalogueResponse]  # type: ignore[assignment]
+    """GetMeasuresCatalogue returns the documents of a measures catalogue this node's entries
+    cite, by the SHA-256 committed in their signed leaves: the subscriber checks the bytes
+    hash to it, so the text is as verified as the leaves (issue 15).
     """
 
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +105,17 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
         """Disclose opens committed fields of leaves already sent, as far as the subscriber's
         agreement allows now: for entries published before an agreement opened more. Each
         opening verifies against the commitment in the leaf the subscriber already holds.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMeasuresCatalogue(
+        self,
+        request: _feeds_pb2.GetMeasuresCatalogueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feeds_pb2.GetMeasuresCatalogueResponse, _abc.Awaitable[_feeds_pb2.GetMeasuresCatalogueResponse]]:
+        """GetMeasuresCatalogue returns the documents of a measures catalogue this node's entries
+        cite, by the SHA-256 committed in their signed leaves: the subscriber checks the bytes
+        hash to it, so the text is as verified as the leaves (issue 15).
         """
 
 def add_FeedServiceServicer_to_server(servicer: FeedServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
