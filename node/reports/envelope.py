@@ -128,7 +128,9 @@ def _trust(
     return held
 
 
-def _report_keys(trust: TrustedRoot | VerifyingKey) -> tuple[list[Key], str]:
+def report_keys(trust: TrustedRoot | VerifyingKey) -> tuple[list[Key], str]:
+    """The keys *trust* signs reports (and statistics) with, and their role: its report keys,
+    its feed keys for a root without report keys, the key itself for a bare feed key."""
     if isinstance(trust, VerifyingKey):
         return [tuf_key(trust.public)], FEED
     role = REPORT if trust.content.online_keys(REPORT) else FEED
@@ -150,18 +152,23 @@ def _parse_time(text: object) -> dt.datetime:
     return at
 
 
-def load_file(data: bytes) -> tuple[Envelope, dict[str, Any], dict[str, list[bytes]]]:
-    """Parse a report file strictly: (envelope, payload, roots). Raises ReportError."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ReportError("report file is too large")
+def open_signed_file(
+    data: bytes, *, what: str, file_format: str, payload_type: str, payload_format: str,
+    max_bytes: int,
+) -> tuple[Envelope, dict[str, Any], object]:  # fmt: skip
+    """Parse a signed file strictly: a canonical ``{"format", "envelope", "roots"}`` document
+    holding a canonical DSSE envelope of a canonical JSON payload. (envelope, payload, the
+    document's ``roots`` as found). Raises ReportError naming *what* the file should be."""
+    if len(data) > max_bytes:
+        raise ReportError(f"{what} file is too large")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ReportError("not a JSON document") from None
-    if not isinstance(doc, dict) or set(doc) != _FILE_FIELDS or doc["format"] != FILE_FORMAT:
-        raise ReportError("not a report file (unknown or missing fields)")
+    if not isinstance(doc, dict) or set(doc) != _FILE_FIELDS or doc["format"] != file_format:
+        raise ReportError(f"not a {what} file (unknown or missing fields)")
     if canonical(doc) + b"\n" != data:
-        raise ReportError("not in canonical form: the report file was edited")
+        raise ReportError(f"not in canonical form: the {what} file was edited")
     raw = doc["envelope"]
     if (
         not isinstance(raw, dict)
@@ -176,17 +183,25 @@ def load_file(data: bytes) -> tuple[Envelope, dict[str, Any], dict[str, list[byt
         raise ReportError("the envelope is not a DSSE envelope") from None
     if canonical(env.to_dict()) != canonical(raw) or len(env.signatures) != len(raw["signatures"]):
         raise ReportError("the envelope is not in canonical form")
-    if env.payload_type != PAYLOAD_TYPE:
-        raise ReportError(f"payload type is not {PAYLOAD_TYPE}")
+    if env.payload_type != payload_type:
+        raise ReportError(f"payload type is not {payload_type}")
     try:
         payload = json.loads(env.payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ReportError("the payload is not JSON") from None
     if not isinstance(payload, dict) or canonical(payload) != env.payload:
         raise ReportError("the payload is not in canonical form")
-    if payload.get("format") != FORMAT:
-        raise ReportError(f"payload format is not {FORMAT}")
-    roots_doc = doc["roots"]
+    if payload.get("format") != payload_format:
+        raise ReportError(f"payload format is not {payload_format}")
+    return env, payload, doc["roots"]
+
+
+def load_file(data: bytes) -> tuple[Envelope, dict[str, Any], dict[str, list[bytes]]]:
+    """Parse a report file strictly: (envelope, payload, roots). Raises ReportError."""
+    env, payload, roots_doc = open_signed_file(
+        data, what="report", file_format=FILE_FORMAT, payload_type=PAYLOAD_TYPE,
+        payload_format=FORMAT, max_bytes=MAX_FILE_BYTES,
+    )  # fmt: skip
     if not isinstance(roots_doc, dict):
         raise ReportError("roots is not a map")
     roots: dict[str, list[bytes]] = {}
@@ -215,7 +230,7 @@ def verify_report(
     if at > now + MAX_CLOCK_SKEW:
         raise ReportError("the report is dated in the future")
     trust = _trust(by_uri, roots, issuer, at)
-    keys, role = _report_keys(trust)
+    keys, role = report_keys(trust)
     if not keys:
         raise ReportError(f"the issuer's root lists no {role} key")
     try:

@@ -10,9 +10,7 @@ follows the chain to the keys valid at signing time. Any byte changed fails veri
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,15 +22,15 @@ from securesystemslib.signer import CryptoSigner, Key
 from keys import PeerBundle, SigningKey
 from node.errors import ConfigError, VerificationError
 from node.feeds.note import MAX_CLOCK_SKEW
-from node.keys.roles import FEED, REPORT, ed25519_public, tuf_key
+from node.keys.roles import FEED, tuf_key
 from node.keys.trusted import RootError, TrustedRoot
+from node.reports.envelope import open_signed_file, report_keys
 from node.reports.payload import ReportError, b64, canonical, unb64
 
 FORMAT: Final = "creditnode-stats/1"
 FILE_FORMAT: Final = "creditnode-stats-file/1"
 PAYLOAD_TYPE: Final = "application/vnd.creditnode.stats+json"
 MAX_FILE_BYTES: Final = 16 * 1024 * 1024
-_FILE_FIELDS: Final = frozenset({"format", "envelope", "roots"})
 
 
 class StatsVerificationError(VerificationError):
@@ -75,41 +73,13 @@ def _fail(message: str) -> StatsVerificationError:
 
 def load_file(data: bytes) -> tuple[Envelope, dict[str, Any], list[bytes]]:
     """Parse a statistics file strictly: (envelope, payload, issuer's root chain)."""
-    if len(data) > MAX_FILE_BYTES:
-        raise _fail("the statistics file is too large")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _fail("not a JSON document") from None
-    if not isinstance(doc, dict) or set(doc) != _FILE_FIELDS or doc["format"] != FILE_FORMAT:
-        raise _fail("not a statistics file (unknown or missing fields)")
-    if canonical(doc) + b"\n" != data:
-        raise _fail("not in canonical form: the statistics file was edited")
-    raw = doc["envelope"]
-    if (
-        not isinstance(raw, dict)
-        or set(raw) != {"payload", "payloadType", "signatures"}
-        or not isinstance(raw["signatures"], list)
-        or not all(isinstance(x, dict) and set(x) == {"keyid", "sig"} for x in raw["signatures"])
-    ):
-        raise _fail("the envelope is not a DSSE envelope (unknown or missing fields)")
-    try:
-        env = Envelope.from_dict(copy.deepcopy(raw))  # from_dict rewrites what it is given
-    except Exception:
-        raise _fail("the envelope is not a DSSE envelope") from None
-    if canonical(env.to_dict()) != canonical(raw) or len(env.signatures) != len(raw["signatures"]):
-        raise _fail("the envelope is not in canonical form")
-    if env.payload_type != PAYLOAD_TYPE:
-        raise _fail(f"payload type is not {PAYLOAD_TYPE}")
-    try:
-        payload = json.loads(env.payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _fail("the payload is not JSON") from None
-    if not isinstance(payload, dict) or canonical(payload) != env.payload:
-        raise _fail("the payload is not in canonical form")
-    if payload.get("format") != FORMAT:
-        raise _fail(f"payload format is not {FORMAT}")
-    roots = doc["roots"]
+        env, payload, roots = open_signed_file(
+            data, what="statistics", file_format=FILE_FORMAT, payload_type=PAYLOAD_TYPE,
+            payload_format=FORMAT, max_bytes=MAX_FILE_BYTES,
+        )  # fmt: skip
+    except ReportError as exc:
+        raise _fail(str(exc)) from None
     if not isinstance(roots, dict) or not set(roots) <= {payload.get("issuer")}:
         raise _fail("the file carries root chains of nodes other than the issuer")
     chain: object = next(iter(roots.values()), [])
@@ -141,12 +111,7 @@ def _issuer_keys(
             held.update_chain(chain[1:], now=at)
     except RootError as exc:
         raise _fail(f"the issuer's root chain does not verify: {exc}") from None
-    role = REPORT if held.content.online_keys(REPORT) else FEED
-    keys: list[Key] = []
-    for o in held.content.online_keys(role):
-        k = tuf_key(ed25519_public(o.key))
-        k.keyid = o.keyid
-        keys.append(k)
+    keys, role = report_keys(held)
     return keys, role, held
 
 
