@@ -127,6 +127,12 @@ class Border:
         if self._stat() != self._signature:
             self._load()
 
+    def reload(self) -> None:
+        """Re-read every agreement now, changed or not (SIGHUP): a file replaced with the same
+        size and modification time is not missed."""
+        self._checked = time.monotonic()
+        self._load()
+
     def decision(self, peer: str, purpose: str | None) -> Decision | None:
         """What *peer* receives of a list entry for *purpose* (None: the feed); None when the
         agreements have a problem or the policy fails: nothing personal."""

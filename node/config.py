@@ -8,12 +8,18 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from keys import validate_label
 from node.errors import ConfigError
@@ -35,7 +41,11 @@ def parse_hostport(value: str, *, allow_zero: bool = True) -> tuple[str, int]:
 class NodeSettings(BaseSettings):
     """Everything a node reads at start."""
 
-    model_config = SettingsConfigDict(env_prefix="CREDITNODE_", extra="forbid")
+    # Every number is finite and bounded (a negative or NaN interval busy-loops or never
+    # wakes), every string bounded: a bad value stops the node at start with one line.
+    model_config = SettingsConfigDict(
+        env_prefix="CREDITNODE_", extra="forbid", allow_inf_nan=False, str_max_length=4096
+    )
 
     name: str
     federation: str
@@ -45,37 +55,40 @@ class NodeSettings(BaseSettings):
     database_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: str = ""
-    heartbeat_seconds: float = 10.0
-    shutdown_grace_seconds: float = 10.0
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=3600)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     catalogue: str = ""  # the list catalogue; default HOME/lists.toml, relative to HOME
     # Candidates every resident ID and name must keep, given all the forms one peer receives
     # (node.policy.reidentify.DEFAULT_THRESHOLD); at least 2, so no clear name or recoverable ID.
-    reidentification_threshold: int = Field(default=10_000, ge=2)
+    reidentification_threshold: int = Field(default=10_000, ge=2, le=10**12)
     # Oblivious pseudonym evaluations each peer may ask for: a token bucket refilled at this
     # many per second, holding at most pseudonym_burst (over it: RESOURCE_EXHAUSTED).
-    pseudonym_rate: float = Field(default=2.0, gt=0)
-    pseudonym_burst: int = Field(default=64, ge=1)
+    pseudonym_rate: float = Field(default=2.0, gt=0, le=1_000_000)
+    pseudonym_burst: int = Field(default=64, ge=1, le=1_000_000)
     # Background re-verification of stored data while serving: the share of the time it may
     # keep the database busy (it sleeps in proportion between chunks), and the pause between
     # whole passes over every log.
     verify_io_share: float = Field(default=0.1, gt=0, le=1)
-    verify_interval_seconds: float = Field(default=3600.0, ge=0)
+    verify_interval_seconds: float = Field(default=3600.0, ge=0, le=30 * 86_400)
     # `creditnode audit report` flags an officer, or a partner, whose queries (lookups and
     # pseudonym evaluations) over the period exceed this many a day on average.
-    audit_officer_daily_queries: int = Field(default=200, ge=1)
-    audit_peer_daily_queries: int = Field(default=5_000, ge=1)
+    audit_officer_daily_queries: int = Field(default=200, ge=1, le=10**9)
+    audit_peer_daily_queries: int = Field(default=5_000, ge=1, le=10**9)
     # Officers' listener (OfficerService, mutual TLS with officer credentials of this node
     # only): "" serves none. Never the peer port: a peer is never admitted there.
     officer_listen: str = ""
+    # Prometheus metrics, /healthz and /readyz over plain HTTP (no data values, no client
+    # certificates): localhost unless set otherwise; "" serves none.
+    metrics_listen: str = "127.0.0.1:9464"
     # How long a federated check waits for each partner's report before marking it timed out.
     check_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
     # Responses (issue 15): how often a serving node pulls each partner's actions log, and the
     # days a partner has after an entry's listing date to respond to each of its measures
     # before `creditnode actions --overdue` flags it: per list code ([response_days] table),
     # else response_days_default.
-    actions_pull_seconds: float = Field(default=30.0, gt=0)
+    actions_pull_seconds: float = Field(default=30.0, gt=0, le=86_400)
     response_days_default: int = Field(default=15, ge=0, le=3650)
-    response_days: dict[str, int] = Field(default_factory=dict)
+    response_days: dict[str, int] = Field(default_factory=dict, max_length=1000)
     # Holders suspend the measures they applied to a partner's entry while its origin marks it
     # under objection (recorded in the actions log), and apply them again when the mark clears.
     suspend_on_objection: bool = True
@@ -105,7 +118,7 @@ class NodeSettings(BaseSettings):
         parse_hostport(v)
         return v
 
-    @field_validator("officer_listen")
+    @field_validator("officer_listen", "metrics_listen")
     @classmethod
     def _officer_listen(cls, v: str) -> str:
         if v:
@@ -149,7 +162,20 @@ def load_settings(home: Path) -> NodeSettings:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{path}: {field}: {msg}") from None
+        raise ConfigError(f"{_source(path, field)}: {msg}") from None
+    except SettingsError as exc:  # a variable holding a dict or list that is not JSON
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        raise ConfigError(f"{_source(path, field)}: not valid JSON") from None
+
+
+def _source(path: Path, field: str) -> str:
+    """Where a bad setting came from: its CREDITNODE_* variable (which overrides the file),
+    else the file and field."""
+    variable = f"CREDITNODE_{field.split('.')[0]}".upper()
+    # pydantic-settings matches variable names case-insensitively.
+    if any(name.upper() == variable for name in os.environ):
+        return f"environment variable {variable}"
+    return f"{path}: {field}"
 
 
 def dump_settings(values: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from keys import (
@@ -153,6 +154,11 @@ class TlsMaterial:
                 return ()
             stamps.append((st.st_mtime_ns, st.st_ino))
         return tuple(stamps)
+
+    def reload(self) -> None:
+        """Check the files now rather than within TLS_RELOAD_SECONDS (SIGHUP)."""
+        self._checked = float("-inf")
+        self.current()
 
     def current(self) -> tuple[bytes, bytes]:
         """The (certificate, key) PEM pair in force; the same object until the files change."""
@@ -306,6 +312,18 @@ def set_setting(root: Path, key: str, value: str | float) -> None:
     write_public_file(paths.config, dump_settings(data).encode())
 
 
+def _check_tls_key(paths: HomePaths, key_pem: bytes, cert: x509.Certificate) -> None:
+    """Refuse a TLS key that does not parse or does not match the certificate, naming the
+    file (gRPC would only fail to listen, and the cause would read "address not available")."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(f"{paths.tls_key}: not a valid private key (PEM)") from None
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise ConfigError(f"{paths.tls_key}: does not match the certificate {paths.tls_cert}")
+
+
 def load_home(root: Path) -> Home:
     """Load configuration and key material, checking they belong together."""
     settings = load_settings(root)
@@ -327,6 +345,7 @@ def load_home(root: Path) -> Home:
         raise ConfigError(f"{exc.filename}: missing from node home") from None
     except (PermissionError, ValueError) as exc:
         raise ConfigError(f"{root}: {exc}") from None
+    _check_tls_key(paths, tls.key_pem, cert)
     try:
         ident = identity_from_certificate(cert)
     except ValueError as exc:

@@ -10,6 +10,7 @@ Used by ``creditnode demo`` and by the tests' multi-node fixture::
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +19,23 @@ from keys import FederationCA
 from node.home import HomePaths, init_home, load_home, set_setting
 from node.peers.enrollment import enroll, export_bundle
 from node.runtime import Node
+
+
+def recorded_port(advertise: str) -> int | None:
+    """The loopback port a node advertised on its last start, if no one listens there now."""
+    host, _, port = advertise.rpartition(":")
+    if host != "127.0.0.1" or not (port.isascii() and port.isdigit()) or port.startswith("0"):
+        return None
+    if not 0 < int(port) < 65536:
+        return None
+    with socket.socket() as s:
+        # As the server will bind it: a port left in TIME_WAIT by the last run is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return None
+    return int(port)
 
 
 class LocalFederation:
@@ -63,9 +81,16 @@ class LocalFederation:
                 ca_dir=self.ca_dir,
                 listen="127.0.0.1:0",
             )
+        else:
+            # A restart: the port it had, if still free, so that its partners' enrollment of
+            # it stays true from the first call (otherwise a new one, re-enrolled below).
+            port = recorded_port(load_home(root).settings.advertise)
+            set_setting(root, "listen", f"127.0.0.1:{port or 0}")
         set_setting(root, "heartbeat_seconds", self.heartbeat_seconds)
         if self.officers:
             set_setting(root, "officer_listen", "127.0.0.1:0")
+        # Several nodes on one machine: each its own metrics port (the default is one port).
+        set_setting(root, "metrics_listen", "127.0.0.1:0")
         node = await Node.open(root, database_url=self.database_url(name))
         await node.start(heartbeat=False, subscribe=self.subscribe)
         set_setting(root, "advertise", node.endpoint)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.handlers
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -16,10 +20,23 @@ _LEVELS = {
 }
 
 
+# JSON escapes C0 itself; with ensure_ascii off (Chinese names stay readable) DEL, C1 and the
+# bidi controls would reach a terminal tailing the log raw. A JSON \u escape decodes the same.
+_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _json_line(obj: Any, **kwargs: Any) -> str:
+    """One log object as JSON with no character a terminal would act on."""
+    return _RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, **kwargs))
+
+
 def configure_logging(level: str = "info", file: Path | None = None) -> None:
     """Route structlog and stdlib logging to stderr (or *file*) as JSON lines."""
+    # A log file is reopened when logrotate moves it away (no copytruncate needed).
     handler: logging.Handler = (
-        logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+        logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+        if file
+        else logging.StreamHandler(sys.stderr)
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -33,7 +50,7 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(ensure_ascii=False),
+                structlog.processors.JSONRenderer(_json_line, ensure_ascii=False),
             ],
             foreign_pre_chain=shared,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import signal
 import socket
 import time
@@ -15,10 +16,11 @@ from typing import Any
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keys import PeerBundle
+from node import sdnotify
 from node.actions.log import ActionsLog
 from node.actions.pull import ActionsError, pull_actions
 from node.api import (
@@ -54,10 +56,15 @@ from node.feeds.rederive import rederive_pseudonyms
 from node.feeds.subscriber import follow_forever
 from node.home import Home, load_home
 from node.keys.signers import FeedSigners
+from node.metrics import NodeMetrics
+from node.metrics.collect import ScrapeCollector, Snapshot, store_answers, take_snapshot
+from node.metrics.http import MetricsListener, health_app
+from node.metrics.interceptor import MetricsInterceptor
 from node.officers.check import Checker, own_reports
 from node.officers.listener import start_officer_listener
 from node.peers.certificates import certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
+from node.peers.contact import InboundContacts, RunInfo, remove_run_info, write_run_info
 from node.peers.directory import DirectoryChange, KnownPeer, PeerDirectory
 from node.peers.enrollment import enroll
 from node.peers.gate import Caller, GateInterceptor, PeerGate
@@ -68,6 +75,7 @@ from node.reports.build import ReportDeps
 from node.services.actions import ActionsServicer
 from node.services.audit import AuditServicer
 from node.services.feed import FeedServicer
+from node.services.health import StoppingHealth
 from node.services.info import NodeServicer
 from node.services.objection import ObjectionServicer
 from node.services.pseudonym import PseudonymServicer, TokenBuckets
@@ -121,7 +129,10 @@ class Node:
             on_admit=self._seen,
             on_stale_root=self.roots.schedule,
         )
-        self.health = health.aio.HealthServicer()
+        # Set as the stop begins: open streams (Subscribe, health Watch) end instead of
+        # holding the stop for the whole grace period (peers resume from their cursors).
+        self.stopping = asyncio.Event()
+        self.health = StoppingHealth(self.stopping)
         self.border = Border(
             home.paths.root / "agreements",
             pseudonym_key=home.pseudonym_keys.current,
@@ -131,6 +142,14 @@ class Node:
         self.audit_secret = load_secret(home.paths.root)
         self.exit = Exit(self.border, audit, self.audit_secret)
         self.gate.on_refuse = self.exit.refused_at_gate
+        # Metrics (issue 16): this node's own registry; disclosures counted as they leave.
+        self.metrics = NodeMetrics()
+        self.exit.observers.append(
+            lambda call, _message, out: self.metrics.released(call.peer, out.forms, out.values)
+        )
+        self.metrics_port = 0
+        self._metrics_listener: MetricsListener | None = None
+        self._metrics_collecting = False
         self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
         # Stored data re-checked in the background; the own feed is not served while it fails.
         self.verifier = BackgroundVerifier(
@@ -159,8 +178,11 @@ class Node:
         self.actions: ActionsLog | None = None
         self._pulling = asyncio.Lock()
         self._last_seen_write: dict[str, float] = {}
+        # Inbound calls are shown apart ("last called us"): reachability is outbound only.
+        self.inbound = InboundContacts(home.paths.root)
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+        self._reloading = asyncio.Lock()
 
     @classmethod
     async def open(cls, root: Path, *, database_url: str | None = None) -> Node:
@@ -216,8 +238,13 @@ class Node:
                 suspend_on_objection=self.home.settings.suspend_on_objection,
             )  # fmt: skip
         # The gate admits the caller; then every response passes the border's one exit.
+        # Metrics outermost: a call the gate refuses is counted too.
         server = grpc.aio.server(
-            interceptors=[GateInterceptor(self.gate), BorderInterceptor(self.exit)],
+            interceptors=[
+                MetricsInterceptor(self.metrics),
+                GateInterceptor(self.gate),
+                BorderInterceptor(self.exit),
+            ],
             options=SERVER_OPTIONS,
         )
         rpc.add_NodeServiceServicer_to_server(
@@ -225,7 +252,13 @@ class Node:
             server,
         )
         feeds_rpc.add_FeedServiceServicer_to_server(
-            FeedServicer(self.publisher, self.border, refuse=self.verifier.own_failure), server
+            FeedServicer(
+                self.publisher,
+                self.border,
+                refuse=self.verifier.own_failure,
+                stopping=self.stopping,
+            ),
+            server,
         )
         query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
         reports_rpc.add_ReportServiceServicer_to_server(ReportServicer(self.report_deps), server)
@@ -262,6 +295,9 @@ class Node:
             raise ConfigError(f"cannot listen on {listen}: {_bind_problem(listen)}")
         await server.start()
         self._server = server
+        # Where `status` (another process) finds the listener to check `serving`.
+        since = self.started_at.isoformat(timespec="seconds")
+        write_run_info(self.home.paths.root, RunInfo(os.getpid(), self.port, listen, since))
         if self.home.settings.officer_listen:
             try:
                 started = await start_officer_listener(
@@ -271,6 +307,16 @@ class Node:
                 self._officer_server, self.officer_port, self.checker = started
                 self.checker.actions = self.actions  # a check's hits on partners' entries
             except BaseException:
+                await server.stop(0)
+                self._server = None
+                raise
+        if self.home.settings.metrics_listen:
+            try:
+                self._start_metrics()
+            except BaseException:
+                if self._officer_server is not None:
+                    await self._officer_server.stop(0)
+                    self._officer_server = None
                 await server.stop(0)
                 self._server = None
                 raise
@@ -298,10 +344,49 @@ class Node:
             endpoint=self.endpoint,
             database=self.store.backend,
             peers=len(self.directory.peers()),
+            metrics=self.metrics_endpoint or "off",
         )
         records = [p.record for p in self.directory.peers()]
         for expiring in expiry_warnings(certificate_expiries(self.home.tls, records)):
             log.warning("certificate expiry", detail=expiring.describe())
+
+    @property
+    def metrics_endpoint(self) -> str:
+        """Where /metrics, /healthz and /readyz answer (HOST:PORT as bound); "" if off."""
+        if not self.metrics_port:
+            return ""
+        host, _ = parse_hostport(self.home.settings.metrics_listen)
+        return f"[{host}]:{self.metrics_port}" if ":" in host else f"{host}:{self.metrics_port}"
+
+    def _start_metrics(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._metrics_collecting:  # the scrape-time collector, once per node
+            self.metrics.registry.register(ScrapeCollector(loop, self._metrics_snapshot))
+            self._metrics_collecting = True
+        listener = MetricsListener(
+            self.home.settings.metrics_listen,
+            health_app(self.metrics.registry, lambda: self._not_ready(loop)),
+        )
+        listener.start()
+        self._metrics_listener = listener
+        self.metrics_port = listener.port
+
+    async def _metrics_snapshot(self) -> Snapshot:
+        records = [p.record for p in self.directory.peers()]
+        return await take_snapshot(self.home, self.store, records)
+
+    def _not_ready(self, loop: asyncio.AbstractEventLoop) -> str:
+        """Why this node is not ready ("" if it is): stopping, not serving, or its store does
+        not answer within a second. Called from the metrics listener's thread."""
+        if self.stopping.is_set():
+            return "stopping"
+        if self._server is None:
+            return "not serving"
+        try:
+            asyncio.run_coroutine_threadsafe(store_answers(self.store), loop).result(1.0)
+        except Exception:
+            return "the store does not answer"
+        return ""
 
     async def pull_actions(self) -> dict[str, str]:
         """Pull every enrolled partner's actions log once (:mod:`node.actions.pull`); per
@@ -408,16 +493,17 @@ class Node:
     def _seen(self, caller: Caller) -> None:
         now = time.monotonic()
         name = caller.identity.node
-        if now - self._last_seen_write.get(name, 0.0) < 2.0:
+        if caller.is_self or now - self._last_seen_write.get(name, 0.0) < 2.0:
             return
         self._last_seen_write[name] = now
-        self._spawn(self.directory.repository.record_contact(name, state="up", seen=True), "seen")
+        self.inbound.called(name)
 
     async def stop(self, grace: float | None = None) -> None:
         """Health to NOT_SERVING, refuse new calls, let in-flight ones finish, then close."""
         if self._server is None:
             return
         grace = self.home.settings.shutdown_grace_seconds if grace is None else grace
+        self.stopping.set()  # streams end now; unary calls in flight drain within the grace
         await self.health.enter_graceful_shutdown()
         await self.heartbeat.stop()
         # In-flight calls drain first, with the node's machinery (publisher, audit, actions)
@@ -429,6 +515,7 @@ class Node:
             await self.checker.close()
         await self._server.stop(grace)
         self._server = None
+        remove_run_info(self.home.paths.root)
         for task in [*self._followers.values(), *self._background]:
             if task.get_name() != "seen":
                 task.cancel()
@@ -451,21 +538,54 @@ class Node:
         except Exception:
             log.exception("audit checkpoint not signed at stop")
         await self.store.close()
+        if self._metrics_listener is not None:
+            await asyncio.to_thread(self._metrics_listener.stop)
+            self._metrics_listener = None
+            self.metrics_port = 0
         log.info("node stopped", node=self.home.identity.uri)
         self._stopped.set()
 
+    async def reload(self) -> None:
+        """Re-read what an operator edits in place (SIGHUP, systemd's ExecReload): the
+        agreements, enrollment (peers' endpoints, CAs and keys) and the home's own TLS and
+        pseudonym keys. Calls in flight keep going; the next ones see the new state."""
+        self.border.reload()
+        self.home.tls.reload()
+        self.home.pseudonym_keys.reload()
+        await self.directory.refresh()
+        log.info("configuration reloaded", node=self.home.identity.uri)
+
+    async def _reload_on_signal(self) -> None:
+        async with self._reloading:  # two quick SIGHUPs reload twice, never at once
+            if self.stopping.is_set():
+                return
+            sdnotify.notify(sdnotify.reloading())
+            try:
+                await self.reload()
+            except Exception:  # a reload that fails must not end the node; it is logged
+                log.exception("reload failed")
+            if not self.stopping.is_set():
+                sdnotify.notify(sdnotify.READY, status=f"serving on {self.endpoint}")
+
     async def serve_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads. systemd hears
+        READY=1 once the signals are handled (the node is listening since start),
+        RELOADING=1 and READY=1 around a reload, and STOPPING=1 at the stop."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: self._spawn(self._reload_on_signal(), "reload")
+        )
         try:
+            sdnotify.notify(sdnotify.READY, status=f"serving on {self.endpoint}")
             await stop.wait()
             log.info("shutdown requested", node=self.home.identity.uri)
+            sdnotify.notify(sdnotify.STOPPING)
             await self.stop()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
 

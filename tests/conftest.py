@@ -32,6 +32,19 @@ def _json_logs() -> None:
     configure_logging("info")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_metrics_listener() -> Iterator[None]:
+    """Nodes under test serve no metrics listener (the default port would be shared by every
+    node of every test run); tests/test_metrics.py turns it on at 127.0.0.1:0."""
+    before = os.environ.get("CREDITNODE_METRICS_LISTEN")
+    os.environ["CREDITNODE_METRICS_LISTEN"] = ""
+    yield
+    if before is None:
+        os.environ.pop("CREDITNODE_METRICS_LISTEN", None)
+    else:
+        os.environ["CREDITNODE_METRICS_LISTEN"] = before
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer | None]:
     required = os.environ.get("CREDITNODE_TEST_POSTGRES") == "require"

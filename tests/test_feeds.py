@@ -215,3 +215,18 @@ async def test_stored_log_proves_inclusion_and_consistency(federation: Federatio
     proof = await pub.log.consistency_proof(first.size, second.size)
     merkle.verify_consistency(proof, first.size, first.root, second.size, second.root)
     assert merkle.root_from_leaf_hashes([merkle.leaf_hash(d) for d in leaves]) == second.root
+
+
+def test_a_nul_in_any_text_field_refuses_the_leaf() -> None:
+    """A NUL in a leaf's or body's text (a hostile origin's) is refused on every engine: it
+    would otherwise stop a PostgreSQL mirror, whose text cannot hold one."""
+    from node.feeds.leaf import LeafError, _strict
+
+    for message, field_path in (
+        (feeds.LeafEntry(entry_id="a\x00b", event=feeds.EVENT_TYPE_ADD), "entry_id"),
+        (feeds.ListEntry(subject_name="x", measures=[feeds.Measure(code="M\x00")]), "measures"),
+    ):
+        data = message.SerializeToString()
+        with pytest.raises(LeafError, match="NUL"):
+            _strict(type(message)(), data, field_path)
+    _strict(feeds.ListEntry(), feeds.ListEntry(subject_name="正常").SerializeToString(), "body")

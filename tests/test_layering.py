@@ -23,6 +23,9 @@ LAYERS: dict[str, int] = {
     "node.peers.gate": 5,
     "node.peers.heartbeat": 5,
     "node.peers.interceptors": 5,
+    # Metrics (issue 16): the server interceptor beside the gate and the border, and the
+    # scrape-time collector reading the feeds, verification and witness tables.
+    "node.metrics": 5,
     "node.feeds": 4,
     # The audit log: on the feeds' Merkle-log machinery; the border and the gate record in it.
     "node.audit": 4,
@@ -52,6 +55,10 @@ LAYERS: dict[str, int] = {
     "node.errors": 1,
     "node.logs": 1,
     "node.regions": 1,
+    # The sd_notify datagram to systemd: the standard library only.
+    "node.sdnotify": 1,
+    # Data values as inert text (no control or bidi character), for the CLI and the logs.
+    "node.text": 1,
     "node.api": 1,
     "node._pb": 1,
     "node": 1,
@@ -77,6 +84,8 @@ ROOT_MODULES = {
     "logs",
     "regions",
     "runtime",
+    "sdnotify",
+    "text",
 }
 
 

@@ -46,6 +46,7 @@ ENV = {
     **os.environ, "COLUMNS": "1000", "NO_COLOR": "1", "TTY_COMPATIBLE": "1",
     "TTY_INTERACTIVE": "1",
     "CREDITNODE_REIDENTIFICATION_THRESHOLD": "1000",  # the agreement's name masks (AGREEMENT)
+    "CREDITNODE_METRICS_LISTEN": "",  # two servers here; test_metrics checks the labels
 }  # fmt: skip
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 SQUASH = re.compile(r"[\s\u2500-\u257f]+")  # whitespace and box drawing

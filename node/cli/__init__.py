@@ -1,6 +1,13 @@
 """The ``creditnode`` command: the typer app (``app.py``), one module per command group, and the
 table rendering they share (``render.py``). Run it as ``creditnode`` or ``python -m node.cli``."""
 
-from node.cli.app import app, main
+import os
+
+# First, before anything imports grpc: its C core reads GRPC_VERBOSITY once, at import, and
+# would print its own unstructured lines (E0000 ... handshake failed) to stderr; the CLI
+# reports every failure itself, in one line. A value set by the operator still wins.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from node.cli.app import app, main  # after the variable above
 
 __all__ = ["app", "main"]

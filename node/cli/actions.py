@@ -9,8 +9,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from adapters.list_csv import parse_date
 from node.actions.followup import Status
@@ -19,12 +19,13 @@ from node.actions.record import ACTIONS, RecordError
 from node.actions.respond import respond
 from node.actions.view import origin_view
 from node.audit.local import opened_audit
-from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
 from node.errors import InputError, VerificationError
 from node.feeds.dates import shanghai_today
 from node.home import load_home
 from node.peers.directory import PeerDirectory
 from node.storage import Store
+from node.text import plain
 
 
 def respond_command(
@@ -76,10 +77,10 @@ def _table(rows: list[Status]) -> Table:
     for s in rows:
         action = s.action + (f" ({s.reason})" if s.reason and s.action != "lifted" else "")
         table.add_row(
-            escape(s.entry), escape(s.list_code), escape(s.measure), escape(s.peer),
-            escape(action), "yes" if s.responded else "no", str(s.hits),
+            plain(s.entry), plain(s.list_code), plain(s.measure), plain(s.peer),
+            plain(action), "yes" if s.responded else "no", str(s.hits),
             s.due + (" (from listing)" if s.clock == "listed" else ""),
-            "[red]overdue[/red]" if s.overdue else "",
+            Text("overdue", style="red") if s.overdue else "",
         )  # fmt: skip
     return table
 
@@ -93,7 +94,7 @@ def actions_command(
     pull: Annotated[
         bool, typer.Option("--pull", help="First pull and verify partners' actions logs.")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """What each partner did about each measure of this node's entries: responded or not,
     applied / not applicable / lifted, hits, and overdue past the list's deadline
@@ -143,7 +144,7 @@ def actions_command(
     if overdue:
         rows = [r for r in rows if r.overdue]
     for name, problem in sorted(problems.items()):
-        err.print(f"{escape(name)}: actions not pulled: {escape(problem)}")
+        err.print(f"{plain(name)}: actions not pulled: {plain(problem)}")
     if fmt == "json":
         sys.stdout.write(json.dumps([r.as_json() for r in rows], ensure_ascii=False) + "\n")
     else:

@@ -8,14 +8,20 @@ network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
@@ -33,7 +39,9 @@ from node.cli.objection import objection_app
 from node.cli.officer import officer_app
 from node.cli.options import (
     PERSON_ID_HINT,
+    FormatOpt,
     HomeOpt,
+    count_opt,
     err,
     out,
     person_id_opt,
@@ -41,12 +49,14 @@ from node.cli.options import (
     read_person_id,
     refuse_personal_code,
     run_coro,
+    seconds_opt,
 )
 from node.cli.peer import peer_app
 from node.cli.policy import policy_app
-from node.cli.query import ask_peer, check_person_id, lookup_request, print_answer
+from node.cli.query import answer_json, ask_peer, check_person_id, lookup_request, print_answer
 from node.cli.records import check_class_import
 from node.cli.remove import home_catalogue, remove, stated_removal
+from node.cli.render import emit_json
 from node.cli.report import report_app
 from node.cli.stats import stats_app
 from node.cli.status import node_status, remote_status
@@ -63,18 +73,18 @@ from node.logs import configure_logging
 from node.regions import lookup_region
 from node.runtime import Node
 from node.storage import Store
+from node.text import plain
 
 T = TypeVar("T")
 
-# gRPC's C core prints its own unstructured lines to stderr (e.g. a second, raw "port in use");
-# the CLI reports every failure itself. GRPC_VERBOSITY set by the operator still wins.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+# GRPC_VERBOSITY is set in node/cli/__init__.py, before anything imports grpc.
 
 app = typer.Typer(
     name="creditnode",
     help="Cross-region credit-sharing node.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -200,7 +210,21 @@ def serve(home: HomeOpt) -> None:
 def status(
     home: HomeOpt,
     peer: Annotated[str | None, typer.Option(help="Ask this enrolled peer, live.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds to wait for an answer.")] = 5.0,
+    fmt: FormatOpt = "table",
+    receipts: Annotated[
+        bool,
+        typer.Option(
+            "--receipts",
+            help="Ask each peer for its receipts: how far it has received this node's feed.",
+        ),
+    ] = False,
+    leaf: Annotated[
+        int | None,
+        typer.Option(
+            "--leaf", min=0, max=2**63 - 1, help="Whether each peer has this leaf of the own feed."
+        ),
+    ] = None,
 ) -> None:
     """Show this node and its peers; with --peer, call that peer over mutual TLS.
 
@@ -209,10 +233,14 @@ def status(
 
     quiet_logs()
     if peer is None:
-        serving = run_coro(node_status(home, out, timeout=timeout))
+        serving = run_coro(
+            node_status(home, out, timeout=timeout, fmt=fmt, receipts=receipts, leaf=leaf)
+        )
         if not serving:
             raise typer.Exit(PeerError.exit_code)
     else:
+        if fmt != "table" or receipts or leaf is not None:
+            raise InputError("--peer shows a table only (no --format json, --receipts, --leaf)")
         run_coro(remote_status(home, peer, out, timeout=timeout))
 
 
@@ -264,14 +292,14 @@ def import_(
     ] = None,
     max_removals: Annotated[
         int | None,
-        typer.Option(
+        count_opt(
             help="Refuse more removals than this (expiry aside; default: 5% of the list's "
             "active entries or 10, whichever is larger)."
         ),
     ] = None,
     confirm_removals: Annotated[
         int | None,
-        typer.Option(help="Accept exactly this many removals (the number --dry-run printed)."),
+        count_opt(help="Accept exactly this many removals (the number --dry-run printed)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; append nothing.")
@@ -327,7 +355,8 @@ def import_(
                     confirm_removals=confirm_removals, dry_run=dry_run,
                 )  # fmt: skip
             with Progress(
-                "[progress.description]{task.description}",
+                # A file name is text, never markup.
+                TextColumn("{task.description}", markup=False, style="progress.description"),
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
@@ -335,7 +364,7 @@ def import_(
                 transient=True,
             ) as bar:
                 name = file.name if file is not None else "removals"
-                task = bar.add_task(f"importing {name}", total=None)
+                task = bar.add_task(f"importing {plain(name)}", total=None)
 
                 def report(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
@@ -359,9 +388,11 @@ def import_(
     summary = run_coro(run())
     source = file if file is not None else removals
     table = Table(
-        title=f"{'dry run (nothing appended): ' if dry_run else ''}import {source} into "
-        f"{summary.list_name} ({summary.list_code}"
-        f"{', ' + summary.encoding if summary.encoding else ''})",
+        title=plain(
+            f"{'dry run (nothing appended): ' if dry_run else ''}import {source} into "
+            f"{summary.list_name} ({summary.list_code}"
+            f"{', ' + summary.encoding if summary.encoding else ''})"
+        ),
         title_justify="left",
     )
     columns = ("read", "added", "updated", "removed", "unchanged", "expired", "withheld",
@@ -387,9 +418,9 @@ def import_(
     out.print(table)
     if dry_run:
         for change in summary.changes:
-            out.print(str(change), markup=False, highlight=False, soft_wrap=True)
+            out.print(plain(change), soft_wrap=True)
         for q in summary.quarantined:
-            out.print(f"QUARANTINE {source}:{q.row}: {q.reason}", markup=False, highlight=False,
+            out.print(plain(f"QUARANTINE {source}:{q.row}: {q.reason}"), markup=False,
                       soft_wrap=True)  # fmt: skip
         out.print(
             f"{summary.stated_removals} removals other than expiry "
@@ -399,7 +430,7 @@ def import_(
             raise InputError(f"the import would be refused: {summary.refused}")
     else:
         for q in summary.quarantined[:20]:  # each reason already names its column
-            err.print(f"{source}:{q.row}: {q.reason}", markup=False, highlight=False,
+            err.print(plain(f"{source}:{q.row}: {q.reason}"), markup=False,
                       soft_wrap=True)  # fmt: skip
         if len(summary.quarantined) > 20:
             err.print(
@@ -414,7 +445,7 @@ def import_(
 def sync(
     home: HomeOpt,
     peer: Annotated[str | None, typer.Option(help="Only this peer (default: every peer).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds allowed per peer.")] = 600.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds allowed per peer.")] = 600.0,
     disclose: Annotated[
         bool,
         typer.Option(
@@ -439,7 +470,7 @@ def sync(
 @app.command()
 def verify(
     home: HomeOpt,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Re-check everything this node stores: its own logs against their signed checkpoints
     leaf by leaf, every mirror against its origin's signed checkpoints, the list state and
@@ -463,12 +494,13 @@ def query_(
     person_id: Annotated[
         str | None, person_id_opt("asked about by pseudonym, never sent in clear")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds to wait for the answer.")] = 10.0,
     officer: Annotated[
         str, typer.Option(help="Who asks (recorded as a pseudonymous id, never the name).")
     ] = "",
     department: Annotated[str, typer.Option(help="The asking department's USCC.")] = "",
     matter: Annotated[str, typer.Option(help="The matter or case number asked for.")] = "",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Ask a peer what its own lists hold about one subject, for a declared purpose.
 
@@ -488,6 +520,9 @@ def query_(
             officer=officer, department=department, matter=matter,
         )
     )  # fmt: skip
+    if fmt == "json":
+        emit_json(answer_json(peer, request, asked))
+        return
     print_answer(out, peer, request, asked.response)
     out.print(
         f"exchange {asked.exchange}: recorded here as audit #{asked.our_index}, "
@@ -503,7 +538,13 @@ def lists_(
     list_name: Annotated[str | None, typer.Option("--list", help="Only this list.")] = None,
     uscc: Annotated[str | None, typer.Option(help="Only this USCC.")] = None,
     removed: Annotated[bool, typer.Option("--removed", help="Include removed entries.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+    limit: Annotated[int, count_opt(help="Show at most this many rows (0: all).")] = 50,
+    offset: Annotated[int, count_opt(help="Skip this many rows first.")] = 0,
+    after: Annotated[
+        str | None,
+        typer.Option(help="Start after the row with this cursor (from --format json)."),
+    ] = None,
+    fmt: FormatOpt = "table",
     allow_unverified: Annotated[
         bool,
         typer.Option(
@@ -541,6 +582,9 @@ def lists_(
             err=err,
             allow_unverified=allow_unverified,
             measures=measures,
+            offset=offset,
+            after=after,
+            fmt=fmt,
         )
     )
     if code:
@@ -556,7 +600,10 @@ def demo(
         ),
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+        float | None,
+        seconds_opt(
+            help="Stop after this many seconds (default: run until Ctrl-C).", maximum=7 * 86_400
+        ),
     ] = None,
 ) -> None:
     """Start a three-city Yellow River federation on loopback and show each node's peers."""
@@ -567,21 +614,43 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear line and a meaningful exit code for every user mistake."""
     try:
-        app(args=argv, prog_name="creditnode")  # usage errors: Typer prints them, exits 2
+        # Not standalone: a usage error comes back here and becomes one `error:` line (Typer
+        # itself would print the usage block, a hint and the message).
+        rv = app(args=argv, prog_name="creditnode", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # `creditnode` alone, or a group alone: the help is the answer
+        return exc.exit_code
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "creditnode"
+        _fail(f"{where}: {exc.format_message()} (see {where} -h)")
+        return exc.exit_code
+    except ClickException as exc:
+        _fail(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        _fail("aborted")
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CreditnodeError as exc:
-        _fail(str(exc))
+        _fail(_said(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror or exc}")
+        _fail(f"{where}{exc.strerror or _said(exc)}")
         return 3
-    return 0
+    return rv if isinstance(rv, int) else 0  # an Exit's code; a command returns None
+
+
+def _said(exc: BaseException) -> str:
+    """*exc*'s message, or what it is when it has none (a bare TimeoutError): never empty."""
+    return str(exc).strip() or f"{type(exc).__name__} (no detail given; see the logs)"
 
 
 def _fail(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    # One line: a peer's details or a file's text inside the message are data (node.text).
+    text = plain(message).strip() or "failed, with no detail given (see the logs)"
+    err.print(f"error: {text}", soft_wrap=True)

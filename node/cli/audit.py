@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import grpc
 import structlog
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from keys import NodeIdentity, PeerBundle
@@ -48,7 +48,16 @@ from node.audit.log import audit_origin, load_secret
 from node.audit.query import Filter, find_entries
 from node.audit.reconcile import Gap, Receipt, reconcile
 from node.audit.wire import new_asker
-from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.cli.options import (
+    FormatOpt,
+    HomeOpt,
+    count_opt,
+    out,
+    quiet_logs,
+    run_coro,
+    seconds_opt,
+)
+from node.cli.render import emit_json
 from node.errors import InputError, PeerError, VerificationError
 from node.feeds.dates import SHANGHAI
 from node.feeds.logstore import LogStore, read_cursor
@@ -59,6 +68,7 @@ from node.peers.client import describe_rpc_error
 from node.peers.directory import PeerDirectory
 from node.storage import Store
 from node.storage.peers import PEER_ROOTS, PeerRepository
+from node.text import plain
 from node.witness.cosignature import Cosignature
 from node.witness.store import cosigned_checkpoints
 
@@ -69,7 +79,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Start (ISO date or date-time; Shanghai time).")
 ]
@@ -138,9 +147,9 @@ def entries_table(title: str, found: Sequence[tuple[int, AuditEntry]]) -> Table:
         table.add_column(col, overflow="fold")
     for idx, e in found:
         table.add_row(
-            str(idx), _shanghai(e), e.direction, e.kind, e.outcome, escape(e.peer),
-            escape(e.purpose), e.officer[:8], e.department, escape(e.matter),
-            e.subject[:8], str(e.values), escape(", ".join(e.agreements)),
+            str(idx), _shanghai(e), e.direction, e.kind, e.outcome, plain(e.peer),
+            plain(e.purpose), plain(e.officer[:8]), plain(e.department), plain(e.matter),
+            e.subject[:8], str(e.values), plain(", ".join(e.agreements)),
             e.exchange[:13], "" if e.remote is None else f"#{e.remote}",
         )  # fmt: skip
     if not found:
@@ -194,7 +203,7 @@ def show(
     ] = None,
     outcome: Annotated[str | None, typer.Option(help=f"One of {', '.join(OUTCOMES)}.")] = None,
     kind: Annotated[str | None, typer.Option(help="query, feed_range, refusal, ...")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 1000,
+    limit: Annotated[int, count_opt(help="At most this many entries.")] = 1000,
     fmt: FormatOpt = "table",
 ) -> None:
     """Show audit entries, oldest first, filtered. Exit 0, 2 for bad options."""
@@ -215,7 +224,7 @@ def show(
 
     found = run_coro(run())
     if fmt == "json":
-        print(json.dumps([entry_json(i, e) for i, e in found], ensure_ascii=False, indent=2))
+        emit_json([entry_json(i, e) for i, e in found])
     else:
         out.print(entries_table(f"{h.settings.name}: audit log ({len(found)} entries)", found))
 
@@ -288,9 +297,9 @@ def report(
         peer_daily=s.audit_peer_daily_queries,
     )
     if fmt == "json":
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        emit_json(doc)
         return
-    out.print(f"{escape(s.name)}: {doc['queries']} queries in the last {period} "
+    out.print(f"{plain(s.name)}: {doc['queries']} queries in the last {period} "
               f"({doc['refusals']} refusals of any kind)")  # fmt: skip
     for key, cols in (
         ("per_officer", ("direction", "partner", "officer", "queries")),
@@ -301,8 +310,8 @@ def report(
         for col in (*cols, "flag"):
             table.add_column(col)
         for row in doc[key]:
-            flag = "[red]unusual volume[/]" if row.get("flagged") else ""
-            table.add_row(*(escape(str(row[c])) for c in cols), flag)
+            flag = Text("unusual volume", style="red") if row.get("flagged") else ""
+            table.add_row(*(plain(str(row[c])) for c in cols), flag)
         out.print(table)
 
 
@@ -405,9 +414,9 @@ def export(
     out_file.write_bytes(data)
     count = len(json.loads(data)["entries"])
     if fmt == "json":
-        print(json.dumps({"out": str(out_file), "entries": count}))
+        emit_json({"out": str(out_file), "entries": count})
     else:
-        out.print(f"{count} entries written to {escape(str(out_file))}")
+        out.print(f"{count} entries written to {plain(str(out_file))}")
 
 
 def verify_bundle_command(
@@ -443,7 +452,7 @@ def verify_bundle_command(
         verified = verify_bundle(file.read_bytes(), peer, bundles[1:])
     except BundleError as exc:
         if fmt == "json":
-            print(json.dumps({"verified": False, "problem": str(exc)}, ensure_ascii=False))
+            emit_json({"verified": False, "problem": str(exc)})
         raise VerificationError(f"{file}: {exc}") from None
     doc = {
         "verified": True, "origin": verified.origin, "tree_size": verified.size,
@@ -453,15 +462,14 @@ def verify_bundle_command(
         "cosigners": [{"cosigner": c, "verified": ok} for c, ok in verified.cosigners],
     }  # fmt: skip
     if fmt == "json":
-        print(json.dumps({**doc, "list": [entry_json(i, e) for i, e in verified.entries]},
-                         ensure_ascii=False, indent=2))  # fmt: skip
+        emit_json({**doc, "list": [entry_json(i, e) for i, e in verified.entries]})
         return
     out.print(
-        f"verified: {len(verified.entries)} entries of {escape(verified.origin)}, tree size "
+        f"verified: {len(verified.entries)} entries of {plain(verified.origin)}, tree size "
         f"{verified.size}, signed {verified.signed_at.isoformat()} by its {verified.role} key"
         + ("" if verified.root_version is None else f" (root v{verified.root_version})")
     )
-    out.print(_witnessing_line(verified), markup=False, highlight=False, soft_wrap=True)
+    out.print(plain(_witnessing_line(verified)), soft_wrap=True)
 
 
 def _witnessing_line(verified: Verified) -> str:
@@ -589,12 +597,13 @@ def reconcile_command(
     peer: Annotated[str, typer.Option(help="The partner to reconcile with.")],
     start: FromOpt = None,
     end: ToOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per call to the partner.")] = 30.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds per call to the partner.")] = 30.0,
     in_flight_seconds: Annotated[
         float,
-        typer.Option(
+        seconds_opt(
             help="An entry recorded on one side only less than this many seconds ago is an "
-            "exchange still under way, not a gap."
+            "exchange still under way, not a gap.",
+            allow_zero=True,
         ),
     ] = IN_FLIGHT.total_seconds(),
     fmt: FormatOpt = "table",
@@ -616,17 +625,17 @@ def reconcile_command(
 
     gaps = run_coro(run())
     if fmt == "json":
-        print(json.dumps({"peer": peer, "agree": not gaps, "gaps": [gap_json(g) for g in gaps]},
-                         ensure_ascii=False, indent=2))  # fmt: skip
+        emit_json({"peer": peer, "agree": not gaps, "gaps": [gap_json(g) for g in gaps]})
     else:
-        table = Table(title=f"exchanges with {escape(peer)} the two sides do not agree on",
+        table = Table(title=f"exchanges with {plain(peer)} the two sides do not agree on",
                       title_justify="left")  # fmt: skip
         for col in ("time", "exchange", "seq", "kind", "problem", "here", "there"):
             table.add_column(col, overflow="fold")
         for g in gaps:
             j = gap_json(g)
             table.add_row(
-                j["at"][:19], g.exchange, str(g.seq), j["kind"], g.problem,
+                plain(j["at"][:19]), plain(g.exchange), str(g.seq), plain(j["kind"]),
+                plain(g.problem),
                 "" if g.here is None else f"#{g.here.index} {g.here.direction}",
                 "" if g.there is None else f"#{g.there.index} {g.there.direction}",
             )  # fmt: skip

@@ -26,8 +26,11 @@ from rich.table import Table
 
 from keys import OfficerCredential
 from node.api import officers, officers_rpc
+from node.cli.console import data_text
 from node.cli.options import (
     PERSON_ID_HINT,
+    FormatOpt,
+    count_opt,
     err,
     out,
     person_id_opt,
@@ -35,9 +38,11 @@ from node.cli.options import (
     read_person_id,
     refuse_personal_code,
     run_coro,
+    seconds_opt,
 )
 from node.errors import InputError, PeerError
 from node.reports.envelope import report_file
+from node.text import plain
 
 EXIT_CLEAR = 0
 EXIT_RED = 10
@@ -137,15 +142,15 @@ def view_table(resp: officers.CheckResponse) -> Table:
     subject = resp.subject_name or resp.uscc or "the person asked about"
     if resp.uscc and resp.subject_name:
         subject = f"{resp.subject_name} ({resp.uscc})"
-    table = Table(title=f"credit check: {subject}", title_justify="left", show_lines=True)
+    table = Table(title=plain(f"credit check: {subject}"), title_justify="left", show_lines=True)
     for col in ("origin", "section", "list", "measures", "reason", "legal basis", "decision",
                 "authority"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for i in resp.items:
-        table.add_row(
+        table.add_row(*map(data_text, (
             i.origin_city or i.origin, i.section, i.list_name, _measures(i) or "-", i.reason,
             i.legal_basis, i.decision_doc_no, i.authority_name,
-        )  # fmt: skip
+        )))  # fmt: skip
     if not resp.items:
         table.add_row("(no items)", "", "", "", "", "", "", "")
     return table
@@ -156,10 +161,10 @@ def partners_table(resp: officers.CheckResponse) -> Table:
     for col in ("node", "state", "seconds", "report number / why not"):
         table.add_column(col, overflow="fold")
     for r in resp.reports:
-        table.add_row(
+        table.add_row(*map(data_text, (
             r.partner, STATES.get(r.state, "?"), f"{r.seconds:.3f}",
             r.report.report_number if r.state == officers.PARTNER_STATE_ANSWERED else r.detail,
-        )  # fmt: skip
+        )))  # fmt: skip
     return table
 
 
@@ -168,7 +173,7 @@ def candidates_table(resp: officers.CheckResponse) -> Table:
     for col in ("N", "USCC", "name", "known at"):
         table.add_column(col)
     for n, c in enumerate(resp.candidates, 1):
-        table.add_row(str(n), c.uscc, c.subject_name, ", ".join(c.origins))
+        table.add_row(*map(data_text, (n, c.uscc, c.subject_name, ", ".join(c.origins))))
     if not resp.candidates:
         table.add_row("", "(no subject matches)", "", "")
     return table
@@ -229,7 +234,8 @@ def check_command(
     name: Annotated[str | None, typer.Option(help="Organisation's name: lists candidates.")] = None,
     person_id: Annotated[str | None, person_id_opt("sent to your own node only")] = None,
     pick: Annotated[
-        int | None, typer.Option(min=1, help="With --name: check candidate N of the list.")
+        int | None,
+        count_opt(help="With --name: check candidate N of the list.", minimum=1, maximum=1000),
     ] = None,
     node: Annotated[
         str | None,
@@ -239,9 +245,9 @@ def check_command(
         ),
     ] = None,
     passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase, first line.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
     save: Annotated[Path | None, typer.Option(help="Save every signed report here.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for your node.")] = 15.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds to wait for your node.")] = 15.0,
 ) -> None:
     """Check a subject across the alliance through your own node; print one consolidated
     view and save every signed report.

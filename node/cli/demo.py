@@ -21,7 +21,6 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import and_, func, select
@@ -44,6 +43,7 @@ from node.cli.check import (
     save_reports,
     view_table,
 )
+from node.cli.console import data_text, line
 from node.cli.demo_actions import actions_demo
 from node.cli.query import EVALUATE, LOOKUP, answer_table
 from node.cli.render import peer_rows_from_records, peer_table
@@ -132,8 +132,8 @@ def holdings_table(nodes: list[Node], held: dict[str, dict[str, tuple[int, int, 
         cells = []
         for origin in nodes:
             size, cp, act = held[holder.name].get(origin.name, (0, 0, 0))
-            mark = "[green]✓[/]" if size == cp and size > 0 else "[yellow]…[/]"
-            cells.append(f"{size} leaves {mark} / {act} active")
+            mark = ("✓", "green") if size == cp and size > 0 else ("…", "yellow")
+            cells.append(line(f"{size} leaves ", mark, f" / {act} active"))
         table.add_row(holder.name, *cells)
     return table
 
@@ -145,7 +145,8 @@ async def wait_until(predicate: object, timeout: float = 30.0) -> float:
         if await predicate():  # type: ignore[operator]
             return time.perf_counter() - start
         await asyncio.sleep(0.01)
-    raise TimeoutError
+    what = getattr(predicate, "__name__", "the federation").replace("_", " ")
+    raise TimeoutError(f"the demo waited {timeout:g} s for {what} in vain (see its demo.log)")
 
 
 async def lists_demo(base: Path, nodes: list[Node], console: Console) -> None:
@@ -280,7 +281,11 @@ async def forms_demo(nodes: list[Node], console: Console) -> str | None:
                     )
                 ).all()
             )
-        table.add_row(holder.name, *(opened.get(n, "[dim]digest only[/]") for n in PERSONAL))
+        table.add_row(
+            holder.name,
+            *(data_text(opened[n]) if n in opened else Text("digest only", style="dim")
+              for n in PERSONAL),
+        )  # fmt: skip
     console.print(table)
     return str(entry_id)
 
@@ -495,7 +500,9 @@ async def audit_demo(base: Path, nodes: list[Node], since: dt.datetime, console:
     data, show the Jinan–Lanzhou exchanges as both sides recorded them, export them to a
     bundle and verify it offline, and reconcile Jinan's receipts against Lanzhou's."""
     jinan, lanzhou = nodes[0], nodes[1]
-    console.print("\n[bold]audit[/]: every exchange is in both sides' tamper-evident logs")
+    console.print(
+        "\n[bold]audit[/]: every exchange is in both sides' tamper-evident logs", markup=True
+    )
     table = Table(title="creditnode verify on every node: each log re-checked leaf by leaf "
                   "against its signed checkpoints, list state against the leaves",
                   title_justify="left")  # fmt: skip
@@ -508,7 +515,8 @@ async def audit_demo(base: Path, nodes: list[Node], since: dt.datetime, console:
             node.name, str(len(report.logs)), str(sum(r.leaves for r in report.logs)),
             str(sum(r.checkpoints for r in report.logs)),
             str(sum(r.state_rows for r in report.logs)),
-            "[green]none[/]" if not found else f"[red]{len(found)}: {escape(found[0].describe())}",
+            Text("none", style="green") if not found
+            else data_text(f"{len(found)}: {found[0].describe()}", style="red"),
         )  # fmt: skip
     console.print(table)
 
@@ -532,14 +540,17 @@ async def audit_demo(base: Path, nodes: list[Node], since: dt.datetime, console:
         other = there.get((e.exchange, e.seq))
         side = f"#{idx} {e.direction}"
         if other is None:
-            both.add_row(e.exchange, e.kind, e.purpose, side, "[red]none[/]", e.outcome, "")
+            both.add_row(
+                e.exchange, e.kind, data_text(e.purpose), side, Text("none", style="red"),
+                e.outcome, "",
+            )  # fmt: skip
             continue
         if not (e.response and other[1].response):
-            same = "(no answer hashed)"  # an evaluation's receipt keeps no hash of it
+            same: str | Text = "(no answer hashed)"  # an evaluation's receipt keeps no hash
         else:
-            same = "✓" if other[1].response == e.response else "[red]differs[/]"
-        both.add_row(e.exchange, e.kind, e.purpose, side, f"#{other[0]} {other[1].direction}",
-                     e.outcome, same)  # fmt: skip
+            same = "✓" if other[1].response == e.response else Text("differs", style="red")
+        both.add_row(e.exchange, e.kind, data_text(e.purpose), side,
+                     f"#{other[0]} {other[1].direction}", e.outcome, same)  # fmt: skip
     console.print(both)
 
     trust = base / "audit"
@@ -666,8 +677,13 @@ async def check_demo(base: Path, fed: LocalFederation, nodes: list[Node], consol
     await taiyuan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, red)])
     await taiyuan.publisher.sign_checkpoint()
     console.print(
-        f"\n[bold]a Jinan officer's credit check[/]: {escape(black.subject_name)} "
-        f"({black.uscc}) is black-listed in Lanzhou and red-listed in Taiyuan"
+        line(
+            "\n",
+            ("a Jinan officer's credit check", "bold"),
+            ": ",
+            data_text(black.subject_name),
+            f" ({black.uscc}) is black-listed in Lanzhou and red-listed in Taiyuan",
+        )
     )
     # The credential: a client certificate from the federation CA with an officer URI, in a
     # PKCS#12 file under a passphrase; it opens Jinan's officer listener and nothing else.
@@ -720,9 +736,20 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
     base.mkdir(parents=True, exist_ok=True)
     configure_logging("info", base / "demo.log")
     console.print(
-        f"[bold]Yellow River credit alliance[/]: three nodes on loopback, homes in {base}"
+        line(
+            ("Yellow River credit alliance", "bold"),
+            ": three nodes on loopback, homes in ",
+            data_text(base),
+        )
     )
     console.print(f"JSON logs: {base / 'demo.log'}", style="dim")
+    if all((base / name / "creditnode.toml").exists() for name, _ in CITIES):
+        console.print(
+            "restarting the federation kept there: its homes, keys and logs, on the ports it "
+            "had where they are free (partners re-enrolled at any new one); the scenes run "
+            "again on its data",
+            markup=False, highlight=False,
+        )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -157,7 +157,8 @@ async def actions_demo(
     today = shanghai_today()
     console.print(
         "\n[bold]joint punishment across cities[/]: initiate → respond → feed back, "
-        "an objection, and the repair coming back as “measures lifted”"
+        "an objection, and the repair coming back as “measures lifted”",
+        markup=True,
     )
 
     # 1. Jinan black-lists a company, naming the mandatory procurement ban.

@@ -12,24 +12,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from keys import NodeIdentity, PeerBundle
 from node.actions.pull import TAMPERED, actions_mark, clear_tampered
 from node.audit.local import record_local
-from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.cli.options import FormatOpt, HomeOpt, out, quiet_logs, run_coro
 from node.errors import InputError, VerificationError
 from node.feeds.logstore import read_cursor
 from node.feeds.subscriber import STICKY, Cleared, clear_feed_state
 from node.home import load_home
 from node.storage import Store
 from node.storage.peers import PeerRepository
+from node.text import plain
 from node.witness import evidence
 from node.witness.export import export_evidence
 
 FORMATS = ("table", "json")
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
 
 evidence_app = typer.Typer(
     help="Export and check the evidence of a peer's forked log; clear a feed's mark.",
@@ -73,7 +73,7 @@ def evidence_export(
     if fmt == "json":
         print(json.dumps({"out": str(out_file), "records": count}))
     else:
-        out.print(f"{count} record(s) of {escape(peer)} written to {out_file}")
+        out.print(f"{count} record(s) of {plain(peer)} written to {out_file}")
 
 
 @evidence_app.command("check")
@@ -123,18 +123,22 @@ def evidence_check(
     if fmt == "json":
         print(json.dumps({**verdict.to_json(), "trust_source": source}, ensure_ascii=False))
     else:
-        table = Table(title=f"fork evidence of {escape(verdict.origin)}", title_justify="left")
+        table = Table(title=f"fork evidence of {plain(verdict.origin)}", title_justify="left")
         for col in ("#", "recorded as", "sizes", "signed by origin", "proves", "cosigners", "note"):
             table.add_column(col, overflow="fold")
         for r in verdict.records:
             table.add_row(
-                str(r.index), escape(r.kind), f"{r.sizes[0]} / {r.sizes[1]}",
-                "yes" if r.verified else "[red]NO[/]", escape(r.proven or "-"),
-                escape(", ".join(f"{c} ({st})" for c, st in r.cosignatures)), escape(r.problem),
+                str(r.index), plain(r.kind), f"{r.sizes[0]} / {r.sizes[1]}",
+                "yes" if r.verified else Text("NO", style="red"), plain(r.proven or "-"),
+                plain(", ".join(f"{c} ({st})" for c, st in r.cosignatures)), plain(r.problem),
             )  # fmt: skip
         out.print(table)
-        out.print(f"signatures judged by {escape(verdict.trust)}, {escape(source)}")
-        out.print("[green]fork proven[/]" if verdict.ok else "[red]fork NOT proven[/]")
+        out.print(f"signatures judged by {plain(verdict.trust)}, {plain(source)}")
+        out.print(
+            Text("fork proven", style="green")
+            if verdict.ok
+            else Text("fork NOT proven", style="red")
+        )
     if not verdict.ok:
         raise typer.Exit(VerificationError.exit_code)
 
@@ -216,12 +220,12 @@ def evidence_clear(
         return
     if done is not None:
         out.print(
-            f"{escape(peer)}: feed was {done.state} ({escape(done.detail)}); now ok, "
+            f"{plain(peer)}: feed was {done.state} ({plain(done.detail)}); now ok, "
             f"{done.evidence} evidence record(s) kept",
             soft_wrap=True,
         )
     if actions_was is not None:
         out.print(
-            f"{escape(peer)}: actions feed was tampered ({escape(actions_was)}); now ok",
+            f"{plain(peer)}: actions feed was tampered ({plain(actions_was)}); now ok",
             soft_wrap=True,
         )

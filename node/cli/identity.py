@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from sqlalchemy import select
 
 from adapters.list_csv import CsvError, Quarantined, sniff_encoding
+from node.cli.console import data_text
 from node.cli.keys import (
     DaysOpt,
     HolderKeysOpt,
@@ -22,6 +24,7 @@ from node.cli.keys import (
 from node.cli.lists import REASON, SEVERITY, TYPE
 from node.cli.options import (
     PERSON_ID_HINT,
+    FormatOpt,
     HomeOpt,
     err,
     out,
@@ -30,8 +33,10 @@ from node.cli.options import (
     read_person_id,
     refuse_personal_code,
     run_coro,
+    seconds_opt,
 )
 from node.cli.query import check_person_id
+from node.cli.render import emit_json
 from node.errors import InputError, PeerError
 from node.feeds.state import STATE
 from node.home import load_home
@@ -43,17 +48,28 @@ from node.identity.pseudonym import own_pseudonym
 from node.identity.registry import (
     Conflict,
     EntityView,
+    Membership,
     entity_by_person,
     entity_by_uscc,
     find_conflicts,
     load_crosswalk,
     resolve,
 )
-from node.identity.validate import COLUMN_EXPECTS, classify
+from node.identity.validate import (
+    COLUMN_EXPECTS,
+    INVALID,
+    CodeCheck,
+    check_org_code,
+    check_reg_no,
+    check_tax_no,
+    check_uscc,
+    classify,
+)
 from node.keys.ceremony import DEFAULT_DAYS
 from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
+from node.text import plain
 from node.verification.standing import Unverified, unverified_logs
 
 identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, this "
@@ -70,7 +86,7 @@ def check(
             help="Column to check (default: the first known code column, else the first)."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
     strict: Annotated[
         bool,
         typer.Option(
@@ -109,7 +125,7 @@ def check(
     if fmt == "json":
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        table = Table(title=f"{file} [{column}]", title_justify="left")
+        table = Table(title=plain(f"{file} [{column}]"), title_justify="left")
         for col in ("row", "input", "kind", "status", "reason"):
             table.add_column(col, overflow="fold")
         for r in report.rows:
@@ -117,7 +133,9 @@ def check(
                 reason = r.reason + (
                     f" (duplicate of row {r.duplicate_of})" if r.duplicate_of is not None else ""
                 )
-                table.add_row(str(r.row), r.input_display, r.kind, r.status, reason)
+                table.add_row(
+                    str(r.row), data_text(r.input_display), r.kind, r.status, data_text(reason)
+                )
         out.print(table)
         totals = report.to_json()
         out.print(
@@ -151,7 +169,7 @@ def crosswalk(
         raise InputError(str(exc)) from None
     out.print(f"loaded {n} mappings from {file}; {len(quarantined)} rows quarantined")
     for q in quarantined[:20]:
-        err.print(f"{file}:{q.row}: {q.reason}", markup=False, soft_wrap=True)
+        err.print(plain(f"{file}:{q.row}: {q.reason}"), soft_wrap=True)
     if quarantined:
         raise typer.Exit(InputError.exit_code)
 
@@ -171,7 +189,7 @@ def conflicts(home: HomeOpt) -> None:
     for col in ("kind", "key", "detail"):
         table.add_column(col, overflow="fold")
     for c in found:
-        table.add_row(c.kind, c.key, c.detail)
+        table.add_row(c.kind, data_text(c.key), data_text(c.detail))
     if not found:
         table.add_row("(none)", "", "")
     out.print(table)
@@ -207,18 +225,55 @@ def entity_table(
     for m in view.memberships:
         status = "active" if m.status == 1 else f"removed ({REASON.get(m.removal_reason, '?')})"
         table.add_row(
-            f"{m.origin} (UNVERIFIED)" if unverified and m.origin in unverified else m.origin,
-            m.list_name,
+            data_text(
+                f"{m.origin} (UNVERIFIED)" if unverified and m.origin in unverified else m.origin
+            ),
+            data_text(m.list_name),
             TYPE.get(m.list_type, "?"),
             SEVERITY.get(m.severity, ""),
-            m.listing_date,
-            m.disclosure_end,
+            data_text(m.listing_date),
+            data_text(m.disclosure_end),
             status,
-            m.subject_name or "(natural person)",
+            data_text(m.subject_name or "(natural person)"),
         )
     if not view.memberships:
         table.add_row("(nothing held)", "", "", "", "", "", "", "")
     return table
+
+
+def membership_json(m: Membership, unverified: dict[str, Unverified]) -> dict[str, Any]:
+    """One membership as `entity --format json` prints it (docs/json.md)."""
+    active = m.status == 1
+    return {
+        "origin": m.origin,
+        "list": m.list_name,
+        "type": TYPE.get(m.list_type, "?"),
+        "severity": SEVERITY.get(m.severity, ""),
+        "listed": m.listing_date,
+        "until": m.disclosure_end,
+        "status": "active" if active else "removed",
+        "removal_reason": None if active else REASON.get(m.removal_reason, "?"),
+        "subject": m.subject_name or None,
+        "verified": m.origin not in unverified,
+    }
+
+
+def view_json(view: EntityView, unverified: dict[str, Unverified]) -> dict[str, Any]:
+    return {
+        "key": view.key,
+        "names": {o: sorted(n) for o, n in sorted(view.names.items())},
+        "memberships": [membership_json(m, unverified) for m in view.memberships],
+    }
+
+
+# Each code option is checked as the code it names (an organisation code given as --uscc is
+# a mistake too).
+_CODE_CHECKS: dict[str, Callable[[str], CodeCheck]] = {
+    "--uscc": check_uscc,
+    "--org-code": check_org_code,
+    "--reg-no": check_reg_no,
+    "--tax-no": check_tax_no,
+}
 
 
 def entity(
@@ -238,7 +293,8 @@ def entity(
             "its pseudonym of the person for this purpose, and records it."
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each peer.")] = 10.0,
+    timeout: Annotated[float, seconds_opt(help="Seconds to wait for each peer.")] = 10.0,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Everything this node knows about one entity, locally and from every mirrored peer.
 
@@ -253,6 +309,10 @@ def entity(
     codes = (("--uscc", uscc), ("--org-code", org_code), ("--reg-no", reg_no), ("--tax-no", tax_no))
     for option, code in codes:
         refuse_personal_code(option, code, hint="to look up a person, " + PERSON_ID_HINT)
+        if code and (checked := _CODE_CHECKS[option](code)).status == INVALID:
+            # A mistyped code found nothing, and exit 0 read as "not listed"; the reason
+            # says what is wrong (length, a character's position), not the code.
+            raise InputError(f"{option}: {checked.reason}")
     if person_id and person_id != "-":
         read_person_id(person_id)  # refuses an ID given as an argument, with the hint
     if person_id and (purpose is None or purpose not in PURPOSES):
@@ -265,10 +325,14 @@ def entity(
     loaded = load_home(home)
     own = loaded.settings.name
 
+    as_json = fmt == "json"
+    doc: dict[str, Any] = {"lookup": "name" if name else "person" if person_id else "code",
+                           "entities": [], "candidates": []}  # fmt: skip
+
     async def run() -> None:
         async with Store.opened(loaded.database_url) as store:
             if name:
-                await _by_name(store, name)
+                doc["candidates"] = await _by_name(store, name, show=not as_json)
             elif person_id:
                 idno = check_person_id(person_id)
                 assert purpose is not None
@@ -281,10 +345,15 @@ def entity(
                             peer, loaded.tls, [idno], purpose=purpose, timeout=timeout
                         )
                     except PeerError as exc:
-                        err.print(f"warning: not matched at {exc}", markup=False, soft_wrap=True)
+                        err.print(f"warning: not matched at {plain(exc)}", soft_wrap=True)
                 view = await entity_by_person(store, own, found)
                 asked = ", ".join(sorted(u.rsplit("/", 1)[-1] for u in found))
                 flagged = await unverified_logs(store, own)
+                if as_json:
+                    doc["matched_at"] = sorted(u.rsplit("/", 1)[-1] for u in found)
+                    doc["entities"].append(view_json(view, flagged))
+                    _warn_unverified(view, flagged)
+                    return
                 out.print(
                     entity_table(
                         f"person {classify(idno).display()} (matched at {asked})", view, flagged
@@ -296,10 +365,27 @@ def entity(
                 res = await resolve(store, text)
                 masked = res.check.display()  # what is left of a mistyped personal ID
                 shown = masked if masked != res.check.input else res.check.normalised or text
+                if as_json:
+                    doc["resolved"] = {
+                        "kind": str(res.check.kind),
+                        "input": shown,
+                        "status": str(res.check.status),
+                        "reason": res.check.reason or None,
+                        "how": res.how,
+                    }
+                for code in res.usccs if as_json else ():
+                    view = await entity_by_uscc(store, own, code)
+                    flagged = await unverified_logs(store, own)
+                    doc["entities"].append(view_json(view, flagged))
+                    _warn_unverified(view, flagged)
+                if as_json:
+                    return
                 out.print(
-                    f"{res.check.kind} {shown}: {res.check.status}"
-                    + (f" ({res.check.reason})" if res.check.reason else "")
-                    + f"; {res.how}"
+                    plain(
+                        f"{res.check.kind} {shown}: {res.check.status}"
+                        + (f" ({res.check.reason})" if res.check.reason else "")
+                        + f"; {res.how}"
+                    )
                 )
                 for code in res.usccs:
                     view = await entity_by_uscc(store, own, code)
@@ -309,22 +395,26 @@ def entity(
                             f"{o}: {'/'.join(sorted(n))}" for o, n in sorted(view.names.items())
                         )
                     flagged = await unverified_logs(store, own)
-                    out.print(entity_table(title, view, flagged))
+                    out.print(entity_table(plain(title), view, flagged))
                     _warn_unverified(view, flagged)
 
     run_coro(run())
+    if as_json:
+        emit_json(doc)
 
 
 def _warn_unverified(view: EntityView, flagged: dict[str, Unverified]) -> None:
     for name in sorted({m.origin for m in view.memberships if m.origin in flagged}):
         err.print(
-            f"warning: {name}: {flagged[name].why()}: what it holds here is not verified "
+            f"warning: {plain(name)}: {plain(flagged[name].why())}: what it holds here is not "
+            "verified "
             "(see `creditnode status`, `creditnode verify`)",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
 
 
-async def _by_name(store: Store, query: str) -> None:
+async def _by_name(store: Store, query: str, *, show: bool = True) -> list[dict[str, Any]]:
+    """Candidates for a name (printed as a table if *show*), as JSON objects."""
 
     async with store.engine.connect() as conn:
         rows = (
@@ -335,17 +425,27 @@ async def _by_name(store: Store, query: str) -> None:
             )
         ).all()
     matches = rank_names(query, [(u, n) for u, n in rows])
+    found = [
+        {"uscc": m.key, "name": m.name, "score": round(m.score, 4), "exact": m.exact}
+        for m in matches
+    ]
+    if not show:
+        return found
     table = Table(
-        title=f"candidates for {query!r} (a name alone never merges entities: check the code)",
+        title=f"candidates for {plain(repr(query))} (a name alone never merges entities: check "
+        "the code)",
         title_justify="left",
     )
     for col in ("USCC", "name", "score", "match"):
         table.add_column(col)
     for m in matches:
-        table.add_row(m.key, m.name, f"{m.score:.2f}", "exact" if m.exact else "similar")
+        table.add_row(
+            data_text(m.key), data_text(m.name), f"{m.score:.2f}", "exact" if m.exact else "similar"
+        )
     if not matches:
         table.add_row("(no candidates)", "", "", "")
     out.print(table)
+    return found
 
 
 __all__ = ["court_mask", "entity", "identity_app"]

@@ -10,13 +10,24 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
+from node.cli.console import data_text
 from node.cli.notify import notify_peers_of_root
-from node.cli.options import HomeOpt, out, quiet_logs, run_coro
+from node.cli.options import (
+    FormatOpt,
+    HomeOpt,
+    count_opt,
+    out,
+    quiet_logs,
+    run_coro,
+    seconds_opt,
+)
+from node.cli.render import emit_json
 from node.errors import InputError
 from node.feeds.publisher import Publisher
 from node.feeds.rederive import rederive_pseudonyms
@@ -58,6 +69,17 @@ keys_app = typer.Typer(
     help="The node's root of trust (k-of-n offline holders) and its online key roles.",
     no_args_is_help=True,
 )
+
+# A root version or an overlap window longer than these is a unit slip (and a date past the
+# calendar's end would be a traceback).
+MAX_ROOT_DAYS = 3650
+MAX_OVERLAP_HOURS = 24 * 366.0
+
+
+def _days_opt(help: str) -> Any:
+    # From 0: the ceremony refuses 0 itself, with its own message ("at least 1").
+    return count_opt(help=help, minimum=0, maximum=MAX_ROOT_DAYS)
+
 
 _STATE_STYLE = {"active": "green", "pending": "cyan", "expired": "yellow", "revoked": "red"}
 
@@ -114,7 +136,9 @@ def _progress_line(progress: RootProgress, names: dict[str, str] | None = None) 
 @keys_app.command("root-init")
 def keys_root_init(
     home: HomeOpt,
-    threshold: Annotated[int, typer.Option(help="How many holders must sign a new root.")],
+    threshold: Annotated[
+        int, count_opt(help="How many holders must sign a new root.", minimum=0, maximum=100)
+    ],
     holders: Annotated[
         str, typer.Option(help="Comma-separated holder names, e.g. alice,bob,carol.")
     ],
@@ -135,7 +159,7 @@ def keys_root_init(
             "holders without one are prompted.",
         ),
     ] = None,
-    days: Annotated[int, typer.Option(help="Days until root v1 expires.")] = DEFAULT_DAYS,
+    days: Annotated[int, _days_opt("Days until root v1 expires.")] = DEFAULT_DAYS,
 ) -> None:
     """Create the root holders' keys (Ed25519, sealed under each holder's passphrase, 0600) and
     root version 1, signed by every holder, listing this node's online keys."""
@@ -168,7 +192,7 @@ def keys_root_init(
 @keys_app.command("propose-root")
 def keys_propose_root(
     home: HomeOpt,
-    days: Annotated[int, typer.Option(help="Days until the new version expires.")] = DEFAULT_DAYS,
+    days: Annotated[int, _days_opt("Days until the new version expires.")] = DEFAULT_DAYS,
 ) -> None:
     """Start the next root version (the current one with a new expiry) as the pending root,
     for the holders to sign with `sign-root`."""
@@ -244,19 +268,31 @@ def keys_publish_root(home: HomeOpt) -> None:
 
 
 @keys_app.command("list")
-def keys_list(home: HomeOpt) -> None:
+def keys_list(home: HomeOpt, fmt: FormatOpt = "table") -> None:
     """Every key of this node: role, id, window and state (active, pending, expired, revoked)."""
     quiet_logs()
+    rows = key_rows(home, now=_now())
+    if fmt == "json":
+        emit_json(
+            {
+                "keys": [
+                    {"role": r.role, "id": r.keyid, "holder": r.name, "window": r.window,
+                     "state": r.state}
+                    for r in rows
+                ]
+            }
+        )  # fmt: skip
+        return
     table = Table(title="keys")
     for column in ("role", "id", "holder", "window", "state"):
         table.add_column(column)
-    for row in key_rows(home, now=_now()):
+    for row in rows:
         table.add_row(
             row.role,
             short_id(row.keyid),
-            row.name,
+            data_text(row.name),
             row.window,
-            f"[{_STATE_STYLE[row.state]}]{row.state}[/]",
+            Text(row.state, style=_STATE_STYLE[row.state]),
         )
     out.print(table)
 
@@ -329,13 +365,23 @@ CaDirOpt = Annotated[
     ),
 ]
 CertDaysOpt = Annotated[
-    int, typer.Option(help="transport: days the new certificate is valid (at most 825).")
+    int,
+    count_opt(
+        help="transport: days the new certificate is valid (at most 825).",
+        minimum=0,
+        maximum=825,
+    ),
 ]
 OverlapOpt = Annotated[
     float,
-    typer.Option(help="How long the old key stays valid beside the new one, in hours."),
+    seconds_opt(
+        help="How long the old key stays valid beside the new one, in hours.",
+        maximum=MAX_OVERLAP_HOURS,
+        allow_zero=True,
+        metavar="HOURS",
+    ),
 ]
-DaysOpt = Annotated[int, typer.Option(help="Days until the new root expires.")]
+DaysOpt = Annotated[int, _days_opt("Days until the new root expires.")]
 
 
 def _overlap(hours: float) -> dt.timedelta:
@@ -362,7 +408,8 @@ def keys_rotate(
         typer.Option(help="root: the new holders, comma-separated (current names keep their key)."),
     ] = None,
     threshold: Annotated[
-        int | None, typer.Option(help="root: how many of the new holders must sign.")
+        int | None,
+        count_opt(help="root: how many of the new holders must sign.", minimum=0, maximum=100),
     ] = None,
     out_dir: Annotated[
         Path | None,
@@ -419,7 +466,12 @@ def keys_renew(
     role: Annotated[str, typer.Option(help="The role to renew (transport).")],
     overlap_hours: Annotated[
         float,
-        typer.Option(help="How long the old certificate stays valid beside the new one."),
+        seconds_opt(
+            help="How long the old certificate stays valid beside the new one, in hours.",
+            maximum=MAX_OVERLAP_HOURS,
+            allow_zero=True,
+            metavar="HOURS",
+        ),
     ] = 24.0,
     days: DaysOpt = DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
@@ -690,7 +742,12 @@ def keys_prune(
     home: HomeOpt,
     overlap_hours: Annotated[
         float,
-        typer.Option(help="Keep a key whose window closed less than this many hours ago."),
+        seconds_opt(
+            help="Keep a key whose window closed less than this many hours ago.",
+            maximum=MAX_OVERLAP_HOURS,
+            allow_zero=True,
+            metavar="HOURS",
+        ),
     ] = 24.0,
     yes: Annotated[bool, typer.Option("--yes", help="Delete them (else only list them).")] = False,
 ) -> None:

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from node.cli.options import err, out
+from node.cli.options import FormatOpt, err, out
 from node.errors import InputError
 from node.feeds import catalogue
 from node.feeds import measures as measures_mod
 from node.feeds.measures import CATEGORY_LABELS, Measure, MeasureCatalogue, MeasuresError
 from node.home import load_home
+from node.text import plain
 
 measures_app = typer.Typer(
     help="The measures catalogue (惩戒措施/激励措施) list entries are checked by.",
@@ -38,7 +38,7 @@ ListsArg = Annotated[
     Path | None,
     typer.Option("--lists", help="A list catalogue to check list codes against (with --file)."),
 ]
-FormatArg = Annotated[str, typer.Option("--format", help="table or json.")]
+FormatArg = FormatOpt
 
 
 def _documents(
@@ -110,7 +110,7 @@ def list_measures(
         out.print_json(json.dumps(_as_json(cat, shown), ensure_ascii=False))
         return
     table = Table(
-        title=escape(f"measures catalogue {cat.label} (sha256 {cat.sha256[:16]}…)"),
+        title=plain(f"measures catalogue {cat.label} (sha256 {cat.sha256[:16]}…)"),
         title_justify="left",
     )
     # Codes whole (an operator copies them into CSVs); long texts folded, never cut.
@@ -120,7 +120,7 @@ def list_measures(
     for m in shown:
         table.add_row(
             *(
-                escape(v)
+                plain(v)
                 for v in (
                     m.code, m.name, f"{m.category} ({CATEGORY_LABELS[m.category]})",
                     "强制" if m.mandatory else "推荐", m.department, ", ".join(m.lists), m.basis,
@@ -149,7 +149,7 @@ def check_measures(
             out.print_json(json.dumps({"ok": False, "problems": list(exc.problems)}))
         else:
             for problem in exc.problems:
-                err.print(problem, markup=False, highlight=False, soft_wrap=True)
+                err.print(plain(problem), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     if fmt == "json":
         out.print_json(
@@ -161,8 +161,7 @@ def check_measures(
         )  # fmt: skip
         return
     out.print(
-        f"ok: measures catalogue {cat.label}, {len(cat.measures)} measures, sha256 {cat.sha256}",
-        markup=False,
-        highlight=False,
+        "ok: measures catalogue "
+        + plain(f"{cat.label}, {len(cat.measures)} measures, sha256 {cat.sha256}"),
         soft_wrap=True,
     )

@@ -18,7 +18,8 @@ from rich.text import Text
 
 from node.audit.entry import EntryError, officer_id
 from node.audit.log import load_secret
-from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.console import data_text
+from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.remove import home_catalogue
 from node.errors import InputError
 from node.feeds.dates import shanghai_today
@@ -44,6 +45,7 @@ from node.objections.raiser import (
     refresh,
 )
 from node.storage import Store
+from node.text import plain
 
 objection_app = typer.Typer(
     help="Objections (异议) to list entries: raise, list, resolve.", no_args_is_help=True
@@ -95,7 +97,7 @@ def objection_raise(
             return await raise_objection(loaded, st, origin_name, o)
 
     o = run_coro(run())
-    out.print(Text(f"objection {o.id}: {LABELS[o.state]} ({o.state.value}) at {o.origin}"))
+    out.print(data_text(f"objection {o.id}: {LABELS[o.state]} ({o.state.value}) at {o.origin}"))
 
 
 def _json(h: store.Held, today: dt.date) -> dict[str, Any]:
@@ -147,16 +149,17 @@ def objections_table(held: Sequence[store.Held], today: dt.date, title: str) -> 
     for h in held:
         o = h.objection
         steps = "\n".join(
-            " ".join(
+            plain(" ".join(
                 x for x in (
                     t.at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"), t.state.value,
                     OUTCOMES.get(t.outcome, ""), t.doc_no, t.reason,
                 ) if x
-            )
+            ))
             for t in o.history
         )  # fmt: skip
         table.add_row(
-            Text(o.id), Text(h.side), Text(f"{o.origin.rsplit('/', 1)[-1]}:{o.entry_id}"),
+            data_text(o.id), Text(h.side),
+            data_text(f"{o.origin.rsplit('/', 1)[-1]}:{o.entry_id}"),
             Text(GROUNDS[o.grounds]), Text(o.due.isoformat()),
             Text(f"{LABELS[o.state]} ({o.state.value})"), Text(_on_time(o.on_time(today))),
             Text(steps),
@@ -167,7 +170,7 @@ def objections_table(held: Sequence[store.Held], today: dt.date, title: str) -> 
 @objection_app.command("list")
 def objection_list(
     home: HomeOpt,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
     no_refresh: Annotated[
         bool, typer.Option("--no-refresh", help="Do not ask origins for news first.")
     ] = False,
@@ -190,7 +193,7 @@ def objection_list(
     held, problems = run_coro(run())
     today = shanghai_today()
     for p in problems:
-        err.print(Text(f"warning: {p}"))
+        err.print(data_text(f"warning: {p}"))
     tallies = on_time_tallies(held, today)
     if fmt == "json":
         doc = {
@@ -199,7 +202,9 @@ def objection_list(
         }
         out.print_json(json.dumps(doc, ensure_ascii=False))
         return
-    out.print(objections_table(held, today, f"objections at {loaded.identity.uri}: {len(held)}"))
+    out.print(
+        objections_table(held, today, plain(f"objections at {loaded.identity.uri}: {len(held)}"))
+    )
     for side, t in tallies.items():
         out.print(Text(on_time_line(side, t)))
 
@@ -249,4 +254,4 @@ def objection_resolve(
             )  # fmt: skip
 
     o = run_coro(run())
-    out.print(Text(f"objection {o.id}: {LABELS[o.state]} ({o.state.value}), {doc_no.strip()}"))
+    out.print(data_text(f"objection {o.id}: {LABELS[o.state]} ({o.state.value}), {doc_no.strip()}"))

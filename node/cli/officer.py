@@ -19,12 +19,13 @@ import typer
 from rich.table import Table
 
 from keys import OfficerCredential, write_private_file, write_public_file
-from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
 from node.errors import InputError
 from node.home import load_home
 from node.officers.issue import issue_officer, revoke_officer
 from node.storage import Store
 from node.storage.officers import OfficerRecord, OfficerRepository
+from node.text import plain
 
 officer_app = typer.Typer(
     help="Officers' credentials for the officer listener.", no_args_is_help=True
@@ -124,7 +125,7 @@ def _state(r: OfficerRecord, now: dt.datetime) -> str:
 @officer_app.command("list")
 def officer_list(
     home: HomeOpt,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Officers this node issued credentials to."""
 
@@ -155,7 +156,7 @@ def officer_list(
         table.add_column(col)
     for r in records:
         table.add_row(
-            r.id, r.name, r.department, r.role, f"{r.issued_at:%Y-%m-%d}",
+            *map(plain, (r.id, r.name, r.department, r.role)), f"{r.issued_at:%Y-%m-%d}",
             f"{r.expires_at:%Y-%m-%d}", _state(r, now),
         )  # fmt: skip
     if not records:

@@ -4,24 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import math
 import sys
 from collections.abc import Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from node.cli.console import DataConsole
 from node.errors import InputError
 from node.identity.validate import PERSONAL_KINDS, classify
 from node.logs import configure_logging
 
 T = TypeVar("T")
 
-out = Console()
-err = Console(stderr=True)
+# No string is markup and no text reaches the terminal as a control sequence (node.cli.console).
+out = DataConsole()
+err = DataConsole(stderr=True)
 
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
+
+FORMATS = ("table", "json")
+
+
+def check_format(value: str) -> str:
+    """The ``--format`` callback: a bad value is one ``error:`` line, exit 2 (the value is not
+    repeated: it is the user's, and may be anything)."""
+    if value not in FORMATS:
+        raise InputError("--format must be table or json")
+    return value
+
+
+# The one ``--format`` option of every command that shows data; the JSON schemas are in
+# docs/json.md.
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="table|json",
+        help="table (for people) or json (for scripts; schemas in docs/json.md).",
+        callback=check_format,
+    ),
+]
 
 # A resident ID is never an argument: argv lands in shell history, `ps` and audit logs.
 PERSON_ID_FROM_STDIN = "-"
@@ -87,3 +113,61 @@ def run_coro(coro: Coroutine[Any, Any, T]) -> T:
 def quiet_logs() -> None:
     """Operator commands print tables; only warnings and errors go to stderr as JSON."""
     configure_logging("warning")
+
+
+# Numeric options are bounded: a value past the bound is a typo or a unit slip, refused with
+# one line (exit 2) before any work, never handed on to SQLite (an overflow traceback) or to
+# asyncio (a negative or NaN wait that busy-loops or never ends).
+MAX_SECONDS = 86_400.0  # a day: longer than any call, sync or wait a command makes
+MAX_ROWS = 10_000_000  # more rows than any list or audit log a command shows
+
+
+def parse_seconds(
+    value: object, *, maximum: float = MAX_SECONDS, allow_zero: bool = False
+) -> float:
+    """A number of seconds (or hours): finite, more than 0 (or at least 0 with *allow_zero*)
+    and at most *maximum*."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise typer.BadParameter("not a number") from None
+    low = "at least 0" if allow_zero else "more than 0"
+    above = seconds >= 0 if allow_zero else seconds > 0
+    if not (math.isfinite(seconds) and above and seconds <= maximum):
+        raise typer.BadParameter(f"must be a finite number, {low} and at most {maximum:g}")
+    return seconds
+
+
+def parse_count(value: object, *, minimum: int = 0, maximum: int = MAX_ROWS) -> int:
+    """A whole number from *minimum* to *maximum*."""
+    text = str(value).strip()
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    # ASCII digits only: int() would also take "1_000", other scripts' digits, and choke on
+    # 5000-digit strings.
+    if not (digits.isascii() and digits.isdigit()):
+        raise typer.BadParameter("not a whole number")
+    if len(digits) > 18 or not minimum <= int(text) <= maximum:
+        raise typer.BadParameter(f"must be from {minimum} to {maximum}")
+    return int(text)
+
+
+def seconds_opt(
+    *decls: str,
+    help: str,
+    maximum: float = MAX_SECONDS,
+    allow_zero: bool = False,
+    metavar: str = "SECONDS",
+) -> Any:
+    """A ``typer.Option`` for a duration (see parse_seconds)."""
+    parse = partial(parse_seconds, maximum=maximum, allow_zero=allow_zero)
+    return typer.Option(*decls, help=help, metavar=metavar, parser=parse)
+
+
+def count_opt(*decls: str, help: str, minimum: int = 0, maximum: int = MAX_ROWS) -> Any:
+    """A ``typer.Option`` for a bounded whole number (see parse_count)."""
+    return typer.Option(
+        *decls,
+        help=help,
+        metavar="N",
+        parser=partial(parse_count, minimum=minimum, maximum=maximum),
+    )

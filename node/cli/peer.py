@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,8 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from node.audit.local import record_local
-from node.cli.options import HomeOpt, err, out, quiet_logs, run_coro
-from node.cli.render import peer_rows_from_records, peer_table, region_label
+from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.render import emit_json, peer_rows_from_records, peer_table, region_label
+from node.config import parse_hostport
 from node.errors import InputError
 from node.home import load_home
 from node.peers.enrollment import (
@@ -23,10 +26,32 @@ from node.peers.enrollment import (
     repin,
     repin_preview,
 )
+from node.regions import lookup_region
 from node.storage import Store
+from node.storage.models import PeerRecord
 from node.storage.peers import PeerRepository
+from node.text import plain
 
 peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=True)
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """Refuse an --endpoint partners could not dial: HOST (a DNS name or an IP address) and a
+    port in 1-65535."""
+    try:
+        host, _ = parse_hostport(endpoint, allow_zero=False)
+        bracketed = endpoint.rpartition(":")[0]
+        if bracketed != host:  # [IPv6]:PORT, brackets whole and only around an IPv6 address
+            if bracketed != f"[{host}]" or ipaddress.ip_address(host).version != 6:
+                raise ValueError(endpoint)
+        elif not _DNS_NAME.fullmatch(host):
+            ipaddress.IPv4Address(host)
+    except ValueError:
+        raise InputError("--endpoint must be HOST:PORT with a port in 1-65535") from None
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.?")
 
 
 @peer_app.command("export")
@@ -40,6 +65,8 @@ def peer_export(
     """Write this node's public bundle (name, region, endpoint, CA certificate, public keys),
     and print its CA fingerprint for partners to check out of band."""
 
+    if endpoint is not None:
+        _check_endpoint(endpoint)
     bundle = export_bundle(load_home(home), endpoint=endpoint)
     if output is None:
         sys.stdout.write(bundle.to_json())
@@ -83,7 +110,7 @@ def peer_add(
     enrolled = run_coro(add())
     verb = "enrolled" if enrolled.created else "re-enrolled"
     out.print(
-        f"{verb} {bundle.name} ({region_label(bundle.region)}) at {bundle.endpoint}\n"
+        f"{verb} {plain(bundle.name)} ({region_label(bundle.region)}) at {plain(bundle.endpoint)}\n"
         f"CA fingerprint (SHA-256): {enrolled.ca_fingerprint}",
         soft_wrap=True,
         highlight=False,
@@ -204,8 +231,27 @@ def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer na
     out.print(f"removed {name}")
 
 
+def peer_json(r: PeerRecord) -> dict[str, Any]:
+    """One enrolled peer as `peer list --format json` prints it (docs/json.md)."""
+    region = lookup_region(r.region)
+    return {
+        "name": r.name,
+        "federation": r.federation,
+        "region": r.region,
+        "region_name": region.name if region else None,
+        "endpoint": r.endpoint,
+        "state": r.state,
+        "last_seen": r.last_seen.isoformat() if r.last_seen else None,
+        "last_error": r.last_error,
+        "software_version": r.software_version,
+        "protocol_version": r.protocol_version,
+        "enrolled_at": r.enrolled_at.isoformat(),
+        "feed_key": r.feed_key,
+    }
+
+
 @peer_app.command("list")
-def peer_list(home: HomeOpt) -> None:
+def peer_list(home: HomeOpt, fmt: FormatOpt = "table") -> None:
     """List enrolled peers and their last observed state."""
 
     quiet_logs()
@@ -215,4 +261,8 @@ def peer_list(home: HomeOpt) -> None:
         async with Store.opened(loaded.database_url) as store:
             return await PeerRepository(store).list()
 
-    out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(run_coro(rows()))))
+    found = run_coro(rows())
+    if fmt == "json":
+        emit_json({"node": loaded.identity.uri, "peers": [peer_json(r) for r in found]})
+        return
+    out.print(peer_table(f"{loaded.identity.uri} peers", peer_rows_from_records(found)))

@@ -10,15 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from node.api import feeds, options
-from node.cli.options import err, out
+from node.cli.options import FormatOpt, err, out
+from node.cli.render import emit_json
 from node.errors import InputError
 from node.feeds.catalogue import list_kinds
 from node.feeds.measures import agreement_check
 from node.home import load_home
 from node.policy.agreement import PURPOSES, Loaded, load_agreements
 from node.policy.decide import decide
+from node.text import plain
 
 policy_app = typer.Typer(help="Sharing agreements: check them, explain what a peer receives.",
                          no_args_is_help=True)  # fmt: skip
@@ -63,7 +66,7 @@ def check(home: HomeOpt) -> None:
     """
     loaded = read_agreements(home)
     for p in loaded.problems:
-        err.print(str(p), markup=False, highlight=False, soft_wrap=True)
+        err.print(plain(p), soft_wrap=True)
     if loaded.problems:
         err.print(
             f"{len(loaded.problems)} problem(s): this node shares nothing personal until "
@@ -75,10 +78,10 @@ def check(home: HomeOpt) -> None:
         table.add_column(col, overflow="fold")
     for a in loaded.agreements:
         table.add_row(
-            a.id,
+            plain(a.id),
             str(a.version),
-            ", ".join(sorted(a.peers)),
-            ", ".join(sorted(a.purposes)),
+            plain(", ".join(sorted(a.peers))),
+            plain(", ".join(sorted(a.purposes))),
             str(len(a.rules)),
         )
     if not loaded.agreements:
@@ -91,6 +94,7 @@ def explain(
     home: HomeOpt,
     peer: Annotated[str, typer.Option(help="Peer name.")],
     purpose: Annotated[str, typer.Option(help=f"One of {', '.join(PURPOSES)}, or 'feed'.")],
+    fmt: FormatOpt = "table",
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
 
@@ -106,11 +110,37 @@ def explain(
     )
     if loaded.problems:
         head = f"refused: {len(loaded.problems)} problem(s) in the agreements (policy check)"
-    table = Table(title=f"{peer} / {purpose} / list_entry — {head}", title_justify="left")
+    refused = decision.refused or bool(loaded.problems)
+    fields = [
+        {
+            "field": f.name,
+            "class": _CLASS.get(f.GetOptions().Extensions[options.sensitivity], "unclassified"),
+            # Agreements with problems refuse everything (fail closed), whatever one decides.
+            "form": "withhold" if loaded.problems else str(decision.fields.get(f.name, "withhold")),
+        }
+        for f in feeds.ListEntry.DESCRIPTOR.fields
+    ]
+    if fmt == "json":
+        emit_json(
+            {
+                "peer": peer,
+                "purpose": purpose,
+                "data_class": "list_entry",
+                "refused": refused,
+                "reason": head.removeprefix("refused: ") if refused else None,
+                "agreement": None
+                if refused
+                else {"id": decision.agreement_id, "version": decision.agreement_version},
+                "problems": len(loaded.problems),
+                "fields": fields,
+            }
+        )
+        return
+    table = Table(
+        title=Text(plain(f"{peer} / {purpose} / list_entry — {head}")), title_justify="left"
+    )
     for col in ("field", "class", "form"):
         table.add_column(col)
-    for f in feeds.ListEntry.DESCRIPTOR.fields:
-        cls = _CLASS.get(f.GetOptions().Extensions[options.sensitivity], "unclassified")
-        form = str(decision.fields.get(f.name, "withhold"))
-        table.add_row(f.name, cls, form)
+    for row in fields:
+        table.add_row(plain(row["field"]), plain(row["class"]), Text(plain(row["form"])))
     out.print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from rich.console import Console
@@ -20,6 +21,7 @@ from node.audit.entry import EntryError, check_matter, officer_id, subject_commi
 from node.audit.local import opened_audit, out_entry
 from node.audit.log import load_secret
 from node.audit.wire import Asker, new_asker
+from node.cli.console import data_text
 from node.cli.lists import TYPE
 from node.errors import InputError, PeerError
 from node.home import load_home
@@ -29,6 +31,7 @@ from node.peers.client import describe_rpc_error
 from node.peers.directory import PeerDirectory
 from node.policy.agreement import PURPOSES
 from node.storage import Store
+from node.text import plain
 
 PERSON_KINDS = ("resident_id", "resident_id_15", "permit")
 
@@ -181,8 +184,8 @@ PERSONAL_COLUMNS = (
 def answer_table(peer: str, request: query.LookupRequest, resp: query.LookupResponse) -> Table:
     subject = request.uscc or f"person {request.person_pseudonym[:16]}…"
     table = Table(
-        title=f"{peer}: {subject} for {request.purpose}", title_justify="left",
-        caption=f"{resp.decision}", caption_justify="left",
+        title=plain(f"{peer}: {subject} for {request.purpose}"), title_justify="left",
+        caption=plain(resp.decision), caption_justify="left",
     )  # fmt: skip
     for col in ("entry", "list", "type", "subject", "listed", "status", "personal fields"):
         table.add_column(col)
@@ -195,13 +198,51 @@ def answer_table(peer: str, request: query.LookupRequest, resp: query.LookupResp
             if getattr(e, name)
         ]
         table.add_row(
-            a.entry_id[:12], e.list_name, TYPE.get(e.list_type, "?"), e.subject_name or e.uscc,
-            e.listing_date, "active" if e.status == 1 else "removed",
-            "; ".join(personal) or "(none sent)",
+            data_text(a.entry_id[:12]), data_text(e.list_name), TYPE.get(e.list_type, "?"),
+            data_text(e.subject_name or e.uscc), data_text(e.listing_date),
+            "active" if e.status == 1 else "removed",
+            data_text("; ".join(personal) or "(none sent)"),
         )  # fmt: skip
     if not resp.answers:
         table.add_row("(no entries)", "", "", "", "", "", "")
     return table
+
+
+def answer_json(peer: str, request: query.LookupRequest, asked: Asked) -> dict[str, Any]:
+    """An answer as `query --format json` prints it (docs/json.md): each entry's personal
+    fields only as the peer sent them, with the form its agreement gave."""
+    resp = asked.response
+    answers = []
+    for a in resp.answers:
+        e = a.entry
+        forms = {f.field: f.form for f in a.forms}
+        answers.append(
+            {
+                "entry_id": a.entry_id,
+                "list": e.list_name,
+                "type": TYPE.get(e.list_type, "?"),
+                "subject": e.subject_name or None,
+                "uscc": e.uscc,
+                "listed": e.listing_date,
+                "until": e.disclosure_end,
+                "status": "active" if e.status == 1 else "removed",
+                "personal": {
+                    name: {"value": getattr(e, name), "form": forms.get(name, "?")}
+                    for name, _ in PERSONAL_COLUMNS
+                    if getattr(e, name)
+                },
+            }
+        )
+    return {
+        "peer": peer,
+        "purpose": request.purpose,
+        "subject": request.uscc or None,
+        "decision": resp.decision,
+        "exchange": asked.exchange,
+        "audit_index": asked.our_index,
+        "peer_audit_index": asked.their_index,
+        "answers": answers,
+    }
 
 
 def print_answer(

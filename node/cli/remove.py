@@ -23,6 +23,7 @@ from node.feeds.records import find_records, remove_records
 from node.home import Home, load_home
 from node.keys.signers import FeedSigners
 from node.storage import Store
+from node.text import plain
 
 
 def home_catalogue(loaded: Home) -> catalogue.Catalogue:
@@ -124,8 +125,10 @@ def remove(
                 what = f"USCC {uscc}" if uscc else f"entry {entry}"
                 raise InputError(f"no active entry of {name} for {what}")
             table = Table(
-                title=f"to remove from {name} ({code}): {removal.reason}, "
-                f"{removal.date.isoformat()}, {removal.doc_no}",
+                title=plain(
+                    f"to remove from {name} ({code}): {removal.reason}, "
+                    f"{removal.date.isoformat()}, {removal.doc_no}"
+                ),
                 title_justify="left",
             )
             for col in ("entry", "subject", "认定文书号", "认定日期", "公示截止日期"):
@@ -133,10 +136,10 @@ def remove(
             for h in held:
                 e = h.entry
                 subject = f"{e.subject_name} {e.uscc}" if e.uscc else "(a person)"
-                table.add_row(
+                table.add_row(*map(plain, (
                     h.entry_id, subject, e.decision_doc_no, e.decision_date or e.listing_date,
                     e.disclosure_end or "-",
-                )  # fmt: skip
+                )))  # fmt: skip
             out.print(table)
             if not yes:
                 if not sys.stdin.isatty():

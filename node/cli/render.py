@@ -1,15 +1,56 @@
-"""Rich tables for operators: peers as one node sees them."""
+"""Rich tables for operators: peers as one node sees them; and the one JSON writer of
+``--format json``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from node.api import pb
+from node.cli.console import data_text
 from node.regions import lookup_region
 from node.storage.models import PeerRecord
+
+# Characters JSON may carry raw but a terminal acts on: DEL and C1 controls (0x9b is CSI), line
+# separators and bidi overrides. They can only sit inside strings, so escaping them keeps the
+# document valid and the same value for a parser.
+_TERMINAL_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(obj: Any, *, indent: int | None = None) -> str:
+    """*obj* as JSON: UTF-8 text (not \\u escapes) with sorted keys; every control, bidi or
+    terminal-active character escaped, so piping it to a terminal shows data as text."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=indent)
+    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def emit_json(obj: Any) -> None:
+    """Write one JSON document (indented) to standard output."""
+    sys.stdout.write(json_text(obj, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def emit_json_lines(items: Iterable[Any]) -> int:
+    """Write each item as one line of JSON as it comes (nothing buffered); return how many."""
+    n = 0
+    for item in items:
+        sys.stdout.write(json_text(item) + "\n")
+        n += 1
+    sys.stdout.flush()
+    return n
+
+
+def emit_json_line(item: Any) -> None:
+    """Write one JSON line (for writers that produce items asynchronously)."""
+    sys.stdout.write(json_text(item) + "\n")
+
 
 _STYLE = {"up": "green", "unreachable": "red", "refused": "yellow", "unknown": "dim"}
 _PB_STATE = {
@@ -78,7 +119,10 @@ def peer_table(title: str, rows: list[tuple[str, str, str, str, str, str]]) -> T
     for col in ("peer", "region", "endpoint", "state", "last seen", "detail"):
         table.add_column(col, no_wrap=col != "detail")
     for name, region, endpoint, state, seen, detail in rows:
-        table.add_row(name, region, endpoint, f"[{_STYLE.get(state, '')}]{state}[/]", seen, detail)
+        table.add_row(
+            data_text(name), region, data_text(endpoint), Text(state, style=_STYLE.get(state, "")),
+            seen, data_text(detail),
+        )  # fmt: skip
     if not rows:
         table.add_row("(no peers enrolled)", "", "", "", "", "")
     return table

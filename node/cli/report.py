@@ -3,19 +3,19 @@ with only the alliance's peer bundles, and its printable HTML."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from keys import PeerBundle
-from node.cli.options import out
+from node.cli.options import FormatOpt, out
+from node.cli.render import emit_json
 from node.errors import InputError, VerificationError
 from node.reports.envelope import digest, verify_report
 from node.reports.payload import SECTIONS, ReportError
 from node.reports.render import render_html
+from node.text import plain
 
 report_app = typer.Typer(help="Signed credit reports: verify offline, render as HTML.",
                          no_args_is_help=True)  # fmt: skip
@@ -50,19 +50,17 @@ def verify_command(
     trust: Annotated[
         Path, typer.Option(help="The alliance's peer bundles: one file or a directory of them.")
     ],
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Check a report offline: the issuer's pinned root v1 → its chain → the report key valid
     when it signed; every item's proof to its origin's signed checkpoint. Exit 0 / 7."""
-    if fmt not in ("table", "json"):
-        raise InputError("--format: table or json")
     bundles = load_trust(trust)
     data = _read(file)
     try:
         v = verify_report(data, bundles)
     except ReportError as exc:
         if fmt == "json":
-            print(json.dumps({"verified": False, "problem": str(exc)}, ensure_ascii=False))
+            emit_json({"verified": False, "problem": str(exc)})
         raise VerificationError(f"{file}: {exc}") from None
     doc = {
         "verified": True, "report_number": v.payload.get("report_number"), "issuer": v.issuer,
@@ -71,14 +69,14 @@ def verify_command(
         "unchecked_cosignatures": v.unchecked_cosignatures,
     }  # fmt: skip
     if fmt == "json":
-        print(json.dumps(doc, ensure_ascii=False))
+        emit_json(doc)
         return
     counts = ", ".join(f"{title} {len(v.payload['sections'][name])}" for name, title in SECTIONS)
     out.print(
-        f"verified: report {escape(str(doc['report_number']))} by {escape(v.issuer)}, signed "
+        f"verified: report {plain(str(doc['report_number']))} by {plain(v.issuer)}, signed "
         f"{v.issued_at.isoformat()}"
         + ("" if v.root_version is None else f" (root v{v.root_version})")
-        + f"; {v.items} items proved ({escape(counts)}); "
+        + f"; {v.items} items proved ({plain(counts)}); "
         f"{v.cosignatures} cosignatures checked, {v.unchecked_cosignatures} by unknown witnesses"
     )
 
@@ -95,4 +93,4 @@ def render_command(
     except ReportError as exc:
         raise InputError(f"{file}: {exc}") from None
     out_file.write_text(html, encoding="utf-8")
-    out.print(f"written {escape(str(out_file))}")
+    out.print(f"written {plain(str(out_file))}")

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from node.cli.options import err, out, quiet_logs, run_coro
+from node.cli.console import data_text
+from node.cli.options import FormatOpt, err, out, quiet_logs, run_coro
 from node.cli.report import load_trust
 from node.errors import InputError
 from node.feeds.dates import shanghai_today
@@ -23,6 +23,7 @@ from node.stats.collect import statistics
 from node.stats.count import GIVEN, RAISED, RECEIVED, Period
 from node.stats.signed import StatsVerificationError, verify_file
 from node.storage import Store
+from node.text import plain
 
 stats_app = typer.Typer(
     help="Signed statistics for a month or quarter: show, export, verify.",
@@ -36,16 +37,17 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[object, ...]])
         table.add_column(col, overflow="fold")
     for row in rows:
         # Names came from records (hostile): literal text, never markup.
-        table.add_row(*(Text("-" if v is None else str(v)) for v in row))
+        table.add_row(*(data_text("-" if v is None else v) for v in row))
     return table
 
 
 def _print_tables(doc: Mapping[str, Any]) -> None:
     c, period = doc["counts"], doc["period"]
     out.print(
-        f"statistics of {doc['issuer_city']} for {period['label']} "
-        f"({period['first']} – {period['last']}, {period['time_zone']})",
-        markup=False,
+        plain(
+            f"statistics of {doc['issuer_city']} for {period['label']} "
+            f"({period['first']} – {period['last']}, {period['time_zone']})"
+        )
     )
     e = c["entries"]
     lists: list[tuple[object, ...]] = [
@@ -107,7 +109,7 @@ def stats_command(
         str | None,
         typer.Option(help="Which one: YYYY-MM (month) or YYYY-Qn (quarter); default the current."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the signed statistics file here.")
     ] = None,
@@ -151,7 +153,7 @@ def verify_command(
             help="The alliance's peer bundles: one file or a directory of them.",
         ),
     ],
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Check a statistics file offline: the issuer's pinned root v1 → its chain → the report
     key valid when it signed. Exit 0, or 7 if it does not verify."""
@@ -177,9 +179,9 @@ def verify_command(
         print(json.dumps(summary, ensure_ascii=False))
         return
     out.print(
-        f"verified: statistics of {v.issuer} for {summary['period']}, signed "
-        f"{summary['issued_at']}"
-        + ("" if v.root_version is None else f" (root v{v.root_version})"),
-        markup=False,
-        highlight=False,
+        plain(
+            f"verified: statistics of {v.issuer} for {summary['period']}, signed "
+            f"{summary['issued_at']}"
+            + ("" if v.root_version is None else f" (root v{v.root_version})")
+        )
     )

@@ -6,48 +6,213 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func, select
 
 from keys import NodeIdentity
-from node.audit.log import audit_origin
+from node.audit.log import ENTRIES, audit_origin
 from node.audit.query import released_per_peer
-from node.cli.render import peer_rows_from_records, peer_rows_from_wire, peer_table, region_label
+from node.cli.audit import SLACK, fetch_receipts
+from node.cli.console import data_text
+from node.cli.render import ago, emit_json, peer_rows_from_wire, peer_table, region_label
 from node.errors import ConfigError, InputError, PeerError
 from node.feeds.dates import shanghai_today
+from node.feeds.health import FORKED, LAGGING, OK, STALLED, TAMPERED, FeedFacts, judge_feed
 from node.feeds.logstore import LOGS, list_feeds, read_cursor
 from node.feeds.state import STATE
 from node.feeds.state import active as active_on
-from node.feeds.subscriber import EVIDENCE
+from node.feeds.subscriber import EVIDENCE, SUBSCRIBE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
 from node.keys.store import RootStore
 from node.keys.trusted import RootError, parse_root
 from node.peers.certificates import WARN_DAYS, Expiry, certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
-from node.peers.client import Probe, fetch_peers, probe
+from node.peers.client import fetch_peers, probe
+from node.peers.contact import process_alive, read_inbound, read_run_info
 from node.storage import Store
-from node.storage.peers import PeerRepository
-from node.verification.runner import VerificationRow, verification_rows
+from node.storage.models import PeerRecord
+from node.storage.peers import PeerRepository, as_utc
+from node.verification.runner import verification_rows
+
+SCHEMA = "creditnode.status/1"
+RECENT_SENT = 200  # own audit entries per subscriber read for how far it was served
 
 
-def _self_endpoint(home: Home) -> str | None:
-    s = home.settings
-    for addr in (s.advertise, s.listen):
-        if addr and not addr.endswith(":0"):
-            host, _, port = addr.rpartition(":")
-            if host in ("0.0.0.0", "[::]"):  # noqa: S104 - a wildcard bind is dialled on loopback
-                host = "127.0.0.1" if host == "0.0.0.0" else "[::1]"  # noqa: S104
-            return f"{host}:{port}"
-    return None
+def _iso(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds")
 
 
-async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
-    """Print the node and its peers; True if the node's own server answered."""
+async def _serving(home: Home, timeout: float) -> dict[str, Any]:
+    """Whether this node's own listener answers: the port the running node bound (its run
+    file), dialled on the local interface with mTLS (never the advertised name)."""
+    found: dict[str, Any] = {
+        "state": "no", "endpoint": None, "detail": "", "pid": None, "since": None,
+        "software_version": None, "protocol_version": None, "latency_ms": None,
+    }  # fmt: skip
+    run = read_run_info(home.paths.root)
+    if run is None:
+        return found | {"detail": "not running (no run file in the home)"}
+    found |= {"endpoint": run.local_endpoint(), "pid": run.pid, "since": run.started_at}
+    if not process_alive(run.pid):
+        return found | {"detail": f"not running (process {run.pid} of the run file is gone)"}
+    result = await probe(
+        home.tls, home.identity, found["endpoint"], home.tls.ca_pem, timeout=timeout
+    )
+    if result.state != "up" or result.info is None:
+        return found | {"detail": result.error}
+    return found | {
+        "state": "yes", "software_version": result.info.software_version,
+        "protocol_version": result.info.protocol_version,
+        "latency_ms": round(result.latency_ms, 1),
+    }  # fmt: skip
+
+
+def peer_json(rows: list[PeerRecord], inbound: Mapping[str, dt.datetime]) -> list[dict[str, Any]]:
+    """Each peer: reachability as this node's own probes last found it (outbound only), and
+    apart from it when the peer last called this node."""
+    return [
+        {
+            "name": r.name,
+            "region": r.region,
+            "endpoint": r.endpoint,
+            "reach": r.state,
+            "reach_error": r.last_error,
+            "last_reached": _iso(r.last_seen),
+            "last_called_us": _iso(inbound.get(r.name)),
+            "software_version": r.software_version,
+            "protocol_version": r.protocol_version,
+        }
+        for r in rows
+    ]
+
+
+def feed_json(
+    own: str,
+    logs: list[dict[str, object]],
+    findings: Mapping[str, int],
+    reach: Mapping[str, PeerRecord],
+) -> list[dict[str, Any]]:
+    """Each feed with the one state :func:`judge_feed` gives it, and why."""
+    out = []
+    for r in logs:
+        peer = r["peer"]
+        record = reach.get(str(peer)) if peer else None
+        verdict = judge_feed(
+            FeedFacts(
+                own=peer is None,
+                stored=str(r["state"]),
+                detail=str(r["state_detail"] or ""),
+                findings=findings.get(str(r["origin"]), 0),
+                size=_int(r["size"]),
+                checkpoint_size=_int(r["checkpoint_size"]),
+                reach=record.state if record else "unknown",
+                reach_error=record.last_error if record else "",
+            )
+        )
+        out.append(
+            {
+                "origin": str(peer) if peer else own,
+                "own": peer is None,
+                "leaves": _int(r["size"]),
+                "checkpoint_size": _int(r["checkpoint_size"]),
+                "active_entries": _int(r["active"]),
+                "evidence": _int(r["evidence"]),
+                "state": verdict.state,
+                "reason": verdict.reason,
+            }
+        )
+    return out
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int) else int(str(value or 0))
+
+
+async def last_served(store: Store, peers: list[str]) -> dict[str, dt.datetime]:
+    """Per peer: when this node last sent it part of its own feed (its audit log's index)."""
+    c = ENTRIES.c
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(c.peer, func.max(c.at))
+            .where(c.peer.in_(peers), c.method == SUBSCRIBE, c.direction == "in")
+            .group_by(c.peer)
+        )
+        found = {str(p): as_utc(at) for p, at in rows}
+    return {p: at for p, at in found.items() if at is not None}
+
+
+async def acknowledged_sizes(
+    home: Home, store: Store, peers: list[str], timeout: float
+) -> dict[str, int | str]:
+    """Per peer: how many leaves of this node's own feed it received and verified, by its own
+    receipts (`AuditService.Receipts`: its entries of the Subscribe messages it got, each with
+    the leaf range), or why they could not be had. Each Receipts call is an audited exchange.
+    The receipts asked for are those since the recent messages this node sent it."""
+    out: dict[str, int | str] = {}
+    now = dt.datetime.now(dt.UTC)
+    c = ENTRIES.c
+    for peer in peers:
+        async with store.engine.connect() as conn:
+            recent = (
+                select(c.at)
+                .where(c.peer == peer, c.method == SUBSCRIBE, c.direction == "in")
+                .order_by(c.idx.desc())
+                .limit(RECENT_SENT)
+                .subquery()
+            )
+            first = (await conn.execute(select(func.min(recent.c.at)))).scalar()
+        if first is None:
+            continue  # never streamed: nothing to ask
+        start = (as_utc(first) or now) - SLACK
+        try:
+            theirs = await fetch_receipts(home, store, peer, start, now + SLACK, timeout)
+        except PeerError as exc:
+            out[peer] = str(exc)
+            continue
+        ends = [
+            r.leaves_last + 1
+            for r in theirs
+            if r.method == SUBSCRIBE and r.direction == "out" and r.outcome == "received"
+            and r.HasField("leaves_last")
+        ]  # fmt: skip
+        out[peer] = max(ends) if ends else "no feed range in its recent receipts"
+    return out
+
+
+def subscriber_json(
+    own_size: int,
+    peers: list[str],
+    served: Mapping[str, dt.datetime],
+    acknowledged: Mapping[str, int | str] | None,
+    leaf: int | None,
+) -> list[dict[str, Any]]:
+    """Per peer, for this node's own feed: when it was last served, and (with receipts) how
+    far it got against the own size, and whether it got *leaf* (a removal's leaf, to follow
+    it to every city)."""
+    out = []
+    for peer in peers:
+        ack = None if acknowledged is None else acknowledged.get(peer)
+        got = ack if isinstance(ack, int) else None
+        state = "unknown" if got is None else "caught up" if got >= own_size else "lagging"
+        out.append({
+            "peer": peer, "own_size": own_size, "last_served": _iso(served.get(peer)),
+            "acknowledged": got, "receipts_error": ack if isinstance(ack, str) else None,
+            "state": state, "covers_leaf": None if leaf is None or got is None else got > leaf,
+        })  # fmt: skip
+    return out
+
+
+async def collect_status(
+    root: Path, *, timeout: float, receipts: bool = False, leaf: int | None = None
+) -> dict[str, Any]:
+    """Everything `status` shows, as the JSON document of docs/json.md (`status`)."""
     home = load_home(root)
+    now = dt.datetime.now(dt.UTC)
     async with Store.opened(home.database_url) as store:
         rows = await PeerRepository(store).list()
         held = {r.name: await PeerRepository(store).held_root(r.name) for r in rows}
@@ -59,56 +224,244 @@ async def node_status(root: Path, console: Console, *, timeout: float) -> bool:
         released = await release_rows(store)
         async with store.engine.connect() as conn:
             audit = await read_cursor(conn, audit_origin(home.identity.uri))
-    endpoint = _self_endpoint(home)
-    result: Probe | None = None
-    if endpoint is not None:
-        result = await probe(home.tls, home.identity, endpoint, home.tls.ca_pem, timeout=timeout)
-    table = Table(show_header=False, title=f"node {home.identity.uri}", title_justify="left")
-    table.add_row("region", region_label(home.settings.region))
-    table.add_row("listen", home.settings.listen)
-    table.add_row("database", backend + (f" (journal {journal})" if journal else ""))
-    if result is None:
-        table.add_row("serving", "unknown (port 0 and no advertise address)")
-    elif result.state == "up" and result.info is not None:
-        table.add_row(
-            "serving",
-            f"[green]yes[/] at {endpoint}, {result.info.software_version} / "
-            f"{result.info.protocol_version}, {result.latency_ms:.1f} ms",
+        names = [r.name for r in rows]
+        served = await last_served(store, names)
+        acked = await acknowledged_sizes(home, store, names, timeout) if receipts else None
+    serving = await _serving(home, timeout)
+    findings = {r.origin: len(r.findings) for r in checked}
+    feeds = feed_json(home.settings.name, logs, findings, {r.name: r for r in rows})
+    own_size = next((f["leaves"] for f in feeds if f["own"]), 0)
+    expiries = certificate_expiries(home.tls, rows)
+    roots = root_expiries(home, held, now)
+    kinds = Counter(c.kind for c in conflicts)
+    own_root = [e for p, e in roots if p is None and e is not None]
+    return {
+        "schema": SCHEMA,
+        "node": {
+            "uri": home.identity.uri,
+            "name": home.settings.name,
+            "region": home.settings.region,
+            "listen": home.settings.listen,
+            "database": backend,
+            "journal": journal or None,
+        },
+        "serving": serving,
+        "peers": peer_json(rows, read_inbound(home.paths.root)),
+        "feeds": feeds,
+        "subscribers": subscriber_json(own_size, names, served, acked, leaf),
+        "warnings": [w.describe() for w in expiry_warnings([*expiries, *own_root])],
+        "certificates": [_expiry_json(e) for e in expiries],
+        "roots": [
+            {
+                "node": home.settings.name if p is None else p,
+                "own": p is None,
+                **(_expiry_json(e) if e is not None else NO_ROOT),
+            }
+            for p, e in roots
+        ],
+        "verification": [
+            {
+                "log": r.origin,
+                "verified_at": _iso(r.verified_at),
+                "verified_size": r.verified_size,
+                "position": r.position,
+                "findings": [f.describe() for f in r.findings],
+            }
+            for r in checked
+        ],
+        "released": [
+            {
+                "peer": p,
+                "responses": n,
+                "values": v,
+                "last": _iso(last) if isinstance(last, dt.datetime) else None,
+            }
+            for p, n, v, last in released
+        ],
+        "audit": {
+            "size": audit.size if audit else None,
+            "checkpoint_size": audit.checkpoint_size if audit else None,
+        },
+        "identity_conflicts": {"total": len(conflicts), "by_kind": dict(sorted(kinds.items()))},
+    }
+
+
+NO_ROOT = {"what": None, "valid_until": None, "state": "none", "days_left": None}
+
+
+def _expiry_json(e: Expiry) -> dict[str, Any]:
+    return {
+        "what": e.what,
+        "valid_until": _iso(e.not_after),
+        "state": e.state,
+        "days_left": e.left.days,
+    }
+
+
+async def node_status(
+    root: Path,
+    console: Console,
+    *,
+    timeout: float,
+    fmt: str = "table",
+    receipts: bool = False,
+    leaf: int | None = None,
+) -> bool:
+    """Print the node and its peers (a table, or JSON); True if the node's own listener
+    answered."""
+    data = await collect_status(root, timeout=timeout, receipts=receipts, leaf=leaf)
+    if fmt == "json":
+        emit_json(data)
+    else:
+        render_status(root, data, console)
+    return bool(data["serving"]["state"] == "yes")
+
+
+def _plain(value: object) -> Text:
+    """A data value as one line of inert text: never markup, no control characters."""
+    return data_text("" if value is None else value)
+
+
+def render_status(root: Path, data: Mapping[str, Any], console: Console) -> None:
+    node, serving = data["node"], data["serving"]
+    table = Table(show_header=False, title=f"node {node['uri']}", title_justify="left")
+    table.add_row("region", region_label(node["region"]))
+    table.add_row("listen", _plain(node["listen"]))
+    table.add_row(
+        "database", node["database"] + (f" (journal {node['journal']})" if node["journal"] else "")
+    )
+    if serving["state"] == "yes":
+        shown = Text("yes", style="green")
+        shown.append_text(
+            data_text(
+                f" at {serving['endpoint']}, {serving['software_version']} / "
+                f"{serving['protocol_version']}, {serving['latency_ms']:.1f} ms"
+            )
         )
     else:
-        table.add_row("serving", f"[red]no[/] ({result.error})")
+        shown = Text("no", style="red")
+        shown.append_text(data_text(f" ({serving['detail']})"))
+    table.add_row("serving", shown)
     console.print(table)
-    expiries = certificate_expiries(home.tls, rows)
-    roots = root_expiries(home, held)
-    own_root = [e for name, e in roots if name is None and e is not None]
-    for warning in expiry_warnings([*expiries, *own_root]):
-        console.print(f"[bold red]warning:[/] {escape(warning.describe())}", soft_wrap=True)
-    console.print(peer_table("peers (as last observed)", peer_rows_from_records(rows)))
-    console.print(certificate_table(expiries))
-    console.print(root_table(home.settings.name, roots))
-    console.print(feed_table(home.settings.name, logs))
-    console.print(verification_table(checked))
-    failing = [r for r in checked if r.findings]
-    for r in failing:
+    for warning in data["warnings"]:
+        console.print(Text("warning: ", style="bold red") + data_text(warning), soft_wrap=True)
+    console.print(peer_status_table(data["peers"]))
+    console.print(subscriber_table(data["subscribers"]))
+    console.print(certificate_table(data["certificates"]))
+    console.print(root_table(data["roots"]))
+    console.print(feed_table(data["feeds"]))
+    console.print(verification_table(data["verification"]))
+    for r in data["verification"]:
+        if r["findings"]:
+            console.print(
+                Text("stored data does not verify: ", style="bold red")
+                + data_text(f"{r['findings'][0]} (see `creditnode verify --home {root}`)"),
+                soft_wrap=True,
+            )
+    console.print(release_table(data["released"]))
+    audit = data["audit"]
+    if audit["size"] is not None:
         console.print(
-            f"[bold red]stored data does not verify:[/] {escape(r.findings[0].describe())} "
-            f"(see `creditnode verify --home {root}`)",
+            data_text(
+                f"audit log: {audit['size']} entries, {audit['checkpoint_size']} under a signed "
+                f"checkpoint (`creditnode audit show --home {root}`)"
+            ),
             soft_wrap=True,
         )
-    console.print(release_table(released))
-    if audit is not None:
-        console.print(
-            f"audit log: {audit.size} entries, {audit.checkpoint_size} under a signed checkpoint "
-            f"(`creditnode audit show --home {escape(str(root))}`)",
-            soft_wrap=True,
-        )
-    kinds = Counter(c.kind for c in conflicts)
+    conflicts = data["identity_conflicts"]
+    kinds = conflicts["by_kind"]
     console.print(
-        f"identity conflicts: {len(conflicts)}"
-        + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}; "
-           f"see `creditnode identity conflicts --home {root}`)" if conflicts else "")
-    )  # fmt: skip
-    return result is not None and result.state == "up"
+        Text(
+            f"identity conflicts: {conflicts['total']}"
+            + (
+                f" ({', '.join(f'{k} {n}' for k, n in kinds.items())}; "
+                f"see `creditnode identity conflicts --home {root}`)"
+                if conflicts["total"]
+                else ""
+            )
+        )
+    )
+
+
+_REACH_STYLE = {"up": "green", "unreachable": "red", "refused": "yellow", "unknown": "dim"}
+
+
+def peer_status_table(peers: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title="peers (reach: this node's own probes, outbound; calls from them apart)",
+        title_justify="left",
+    )
+    for col in ("peer", "region", "endpoint", "reach", "last reached", "last called us", "detail"):
+        table.add_column(col, no_wrap=col != "detail")
+    for p in peers:
+        detail = p["reach_error"] or (
+            f"{p['software_version']} / {p['protocol_version']}" if p["software_version"] else ""
+        )
+        table.add_row(
+            _plain(p["name"]),
+            _plain(region_label(p["region"])),
+            _plain(p["endpoint"]),
+            data_text(p["reach"], style=_REACH_STYLE.get(p["reach"], "")),
+            ago(_when(p["last_reached"])),
+            ago(_when(p["last_called_us"])),
+            _plain(detail),
+        )
+    if not peers:
+        table.add_row("(no peers enrolled)", "", "", "", "", "", "")
+    return table
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+_FEED_STYLE = {OK: "green", LAGGING: "yellow", STALLED: "yellow", FORKED: "red", TAMPERED: "red"}
+
+
+def feed_table(feeds: list[dict[str, Any]]) -> Table:
+    table = Table(title="feeds (own log first, then mirrors)", title_justify="left")
+    for col in ("origin", "leaves", "checkpoint", "active entries", "state", "evidence"):
+        table.add_column(col)
+    for f in feeds:
+        shown = Text(f["state"], style=_FEED_STYLE.get(f["state"], "red"))
+        if f["reason"]:
+            shown.append_text(data_text(f": {f['reason']}"))
+        table.add_row(
+            _plain(f"{f['origin']} (own)" if f["own"] else f["origin"]),
+            str(f["leaves"]),
+            str(f["checkpoint_size"]),
+            str(f["active_entries"]),
+            shown,
+            str(f["evidence"]),
+        )
+    if not feeds:
+        table.add_row("(no feeds yet)", "", "", "", "", "")
+    return table
+
+
+def subscriber_table(subs: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title="own feed at each peer (received: the peer's own receipts, with --receipts; "
+        "has leaf: with --leaf N)",
+        title_justify="left",
+    )
+    for col in ("peer", "own size", "last served", "received", "state", "has leaf"):
+        table.add_column(col)
+    for s in subs:
+        ack = s["acknowledged"] if s["acknowledged"] is not None else (s["receipts_error"] or "-")
+        covers = {True: "yes", False: "no", None: "-"}[s["covers_leaf"]]
+        style = {"caught up": "green", "lagging": "yellow"}.get(s["state"], "dim")
+        table.add_row(
+            _plain(s["peer"]),
+            str(s["own_size"]),
+            ago(_when(s["last_served"])),
+            _plain(ack),
+            Text(s["state"], style=style),
+            covers,
+        )
+    if not subs:
+        table.add_row("(no peers enrolled)", "", "", "", "", "")
+    return table
 
 
 async def feed_rows(store: Store) -> list[dict[str, object]]:
@@ -125,6 +478,7 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
     async with store.engine.connect() as conn:
         result = await conn.execute(
             select(
+                LOGS.c.origin,
                 LOGS.c.peer,
                 LOGS.c.size,
                 LOGS.c.checkpoint_size,
@@ -151,36 +505,35 @@ async def release_rows(store: Store) -> list[tuple[str, int, int, dt.datetime | 
     return await released_per_peer(store)
 
 
-def release_table(rows: list[tuple[str, int, int, dt.datetime | None]]) -> Table:
+def release_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(
         title="personal data released (from the audit log; `creditnode audit show` for each entry)",
         title_justify="left",
     )
     for col in ("peer", "responses", "values", "last"):
         table.add_column(col)
-    for peer, n, values, last in rows:
-        when = last.isoformat(timespec="seconds") if isinstance(last, dt.datetime) else str(last)
-        table.add_row(peer, str(n), str(values), when)
+    for r in rows:
+        table.add_row(_plain(r["peer"]), str(r["responses"]), str(r["values"]), _plain(r["last"]))
     if not rows:
         table.add_row("(nothing released)", "", "", "")
     return table
 
 
-def expiry_state(e: Expiry) -> str:
-    return {
-        "ok": f"[green]ok[/] ({e.left.days} days left)",
-        "expiring": f"[yellow]expires in {e.left.days} days[/]",
-        "expired": f"[red]expired[/] {e.days_ago} days ago",
-    }[e.state]
+def expiry_text(e: Mapping[str, Any]) -> Text:
+    days = int(e["days_left"])
+    if e["state"] == "ok":
+        return Text("ok", style="green") + Text(f" ({days} days left)")
+    if e["state"] == "expiring":
+        return Text(f"expires in {days} days", style="yellow")
+    return Text("expired", style="red") + Text(f" {-days} days ago")
 
 
-def certificate_table(expiries: list[Expiry]) -> Table:
+def certificate_table(expiries: list[dict[str, Any]]) -> Table:
     table = Table(title=f"certificates (warned {WARN_DAYS} days ahead)", title_justify="left")
     for col in ("certificate", "valid until", "state"):
         table.add_column(col)
     for e in expiries:
-        state = expiry_state(e)
-        table.add_row(escape(e.what), e.date, state)
+        table.add_row(_plain(e["what"]), _plain(e["valid_until"]), expiry_text(e))
     return table
 
 
@@ -216,26 +569,25 @@ def root_expiries(
     return rows
 
 
-def root_table(own: str, roots: list[RootRow]) -> Table:
+def root_table(roots: list[dict[str, Any]]) -> Table:
     table = Table(
         title=f"roots of trust (own warned {WARN_DAYS} days ahead; peers' as held)",
         title_justify="left",
     )
     for col in ("node", "version", "valid until", "state"):
         table.add_column(col)
-    for peer, e in roots:
-        name = f"{own} (own)" if peer is None else peer
-        if e is None:
-            missing = "no root (keys root-init)" if peer is None else "no root pinned"
-            table.add_row(escape(name), "-", "-", missing)
+    for r in roots:
+        name = f"{r['node']} (own)" if r["own"] else r["node"]
+        if r["what"] is None:
+            missing = "no root (keys root-init)" if r["own"] else "no root pinned"
+            table.add_row(_plain(name), "-", "-", missing)
             continue
-        version = e.what.rsplit(" ", 1)[-1]
-        state = expiry_state(e)
-        table.add_row(escape(name), version, e.date, state)
+        version = str(r["what"]).rsplit(" ", 1)[-1]
+        table.add_row(_plain(name), _plain(version), _plain(r["valid_until"]), expiry_text(r))
     return table
 
 
-def verification_table(rows: list[VerificationRow]) -> Table:
+def verification_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(
         title="stored data verification (serve re-checks it in the background)",
         title_justify="left",
@@ -243,38 +595,20 @@ def verification_table(rows: list[VerificationRow]) -> Table:
     for col in ("log", "last whole pass", "leaves verified", "in progress", "findings"):
         table.add_column(col)
     for r in rows:
-        when = r.verified_at.isoformat(timespec="seconds") if r.verified_at else "never"
         found = (
-            f"[red]{len(r.findings)}[/], first: {escape(r.findings[0].kind)}"
-            + (f" at index {r.findings[0].index}" if r.findings[0].index is not None else "")
-            if r.findings
-            else "[green]none[/]"
+            Text(str(len(r["findings"])), style="red") + data_text(f", first: {r['findings'][0]}")
+            if r["findings"]
+            else Text("none", style="green")
         )
-        table.add_row(escape(r.origin), when, str(r.verified_size), str(r.position or ""), found)
+        table.add_row(
+            _plain(r["log"]),
+            _plain(r["verified_at"] or "never"),
+            str(r["verified_size"]),
+            str(r["position"] or ""),
+            found,
+        )
     if not rows:
         table.add_row("(no logs yet)", "", "", "", "")
-    return table
-
-
-def feed_table(own: str, logs: list[dict[str, object]]) -> Table:
-    table = Table(title="feeds (own log first, then mirrors)", title_justify="left")
-    for col in ("origin", "leaves", "checkpoint", "active entries", "state", "evidence"):
-        table.add_column(col)
-    for r in logs:
-        state = str(r["state"])
-        colour = "yellow" if state == "stalled" else "red"
-        detail = escape(str(r["state_detail"]))
-        shown = "[green]ok[/]" if state == "ok" else f"[{colour}]{state}[/]: {detail}"
-        table.add_row(
-            str(r["peer"] or f"{own} (own)"),
-            str(r["size"]),
-            str(r["checkpoint_size"]),
-            str(r["active"]),
-            shown,
-            str(r["evidence"]),
-        )
-    if not logs:
-        table.add_row("(no feeds yet)", "", "", "", "", "")
     return table
 
 
@@ -294,8 +628,8 @@ async def remote_status(root: Path, name: str, console: Console, *, timeout: flo
     info = result.info
     table = Table(show_header=False, title=f"peer {ident.uri} (live)", title_justify="left")
     table.add_row("region", region_label(info.region_code))
-    table.add_row("endpoint", record.endpoint)
-    table.add_row("versions", f"{info.software_version} / {info.protocol_version}")
+    table.add_row("endpoint", data_text(record.endpoint))
+    table.add_row("versions", data_text(f"{info.software_version} / {info.protocol_version}"))
     table.add_row("round trip", f"{result.latency_ms:.1f} ms")
     table.add_row("up since", info.started_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%SZ"))
     console.print(table)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from node.audit.local import opened_audit
@@ -25,6 +32,7 @@ from node.feeds.verify import CheckpointRefused, FeedError, ForkError, Tampered
 from node.home import load_home
 from node.peers.directory import PeerDirectory
 from node.storage import Store
+from node.text import plain
 
 VERIFY_FAILED = VerificationError.exit_code
 CLEAR = "standing until `creditnode evidence clear --peer NAME --confirm`"
@@ -51,7 +59,8 @@ async def sync_peers(
         results: list[tuple[str, SyncProgress | None, str, str, int | None]] = []
         code = 0
         with Progress(
-            "[progress.description]{task.description}",
+            # Peer names are data: the description is text, never markup.
+            TextColumn("{task.description}", markup=False, style="progress.description"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -60,7 +69,7 @@ async def sync_peers(
         ) as bar:
             for peer in peers:
                 name = peer.identity.node
-                task = bar.add_task(f"sync {name}", total=None)
+                task = bar.add_task(f"sync {plain(name)}", total=None)
 
                 def report(p: SyncProgress, task: TaskID = task) -> None:
                     bar.update(task, completed=p.size, total=max(p.target, p.size))
@@ -70,7 +79,7 @@ async def sync_peers(
                     status = await sub.sync(follow=False, progress=report, timeout=timeout)
                     added = None
                     if disclose:
-                        bar.update(task, description=f"disclose {name}", completed=0)
+                        bar.update(task, description=f"disclose {plain(name)}", completed=0)
                         added = await sub.disclose(progress=report, timeout=timeout)
                     c = sub.log.cursor
                     if c.state in STICKY:  # this pass verified; an earlier mark still stands
@@ -102,7 +111,7 @@ async def sync_peers(
                      str(st.applied) if st else ""]  # fmt: skip
             if disclose:
                 cells.append("" if added is None else str(added))
-            table.add_row(*cells, detail)
+            table.add_row(*map(plain, cells), plain(detail))
         if not results:
             table.add_row("(no peers enrolled)", *[""] * len(columns))
         out.print(table)

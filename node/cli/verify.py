@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from node.cli.console import data_text, line
 from node.errors import InputError, VerificationError
 from node.home import load_home
 from node.storage import Store
+from node.text import plain
 from node.verification.runner import Report, verify_store
 
 FORMATS = ("table", "json")
@@ -54,15 +56,16 @@ def print_report(report: Report, console: Console, title: str) -> None:
     for r in report.logs:
         if r.findings:
             first = r.first_bad_index
-            result = f"[red]{len(r.findings)} finding(s)[/]" + (
-                f", first bad index {first}" if first is not None else ""
+            result = line(
+                (f"{len(r.findings)} finding(s)", "red"),
+                f", first bad index {first}" if first is not None else "",
             )
         else:
-            result = "[green]ok[/]"
+            result = Text("ok", style="green")
         if r.unchecked:
-            result += f" (not checked: {escape('; '.join(r.unchecked))})"
+            result.append(f" (not checked: {plain('; '.join(r.unchecked))})")
         table.add_row(
-            escape(r.label), str(r.leaves), str(r.hashes), str(r.checkpoints),
+            data_text(r.label), str(r.leaves), str(r.hashes), str(r.checkpoints),
             str(r.state_rows), str(r.openings), result,
         )  # fmt: skip
     if not report.logs:
@@ -75,8 +78,8 @@ def print_report(report: Report, console: Console, title: str) -> None:
             ft.add_column(col, overflow="fold")
         for f in findings:
             ft.add_row(
-                escape(f.log), f.kind, "" if f.index is None else str(f.index), escape(f.row),
-                escape(f.detail),
+                data_text(f.log), data_text(f.kind), "" if f.index is None else str(f.index),
+                data_text(f.row), data_text(f.detail),
             )  # fmt: skip
         console.print(ft)
 

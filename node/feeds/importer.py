@@ -43,6 +43,7 @@ from node.identity.pseudonym_key import PseudonymKey
 from node.objections import store as objections_store
 from node.policy.masks import PATTERNS
 from node.storage import dialect
+from node.storage.locks import exclusive
 from node.storage.models import ImportRecord, OwnEntryRecord, QuarantineRecord, utcnow
 
 OWN = OwnEntryRecord.__table__  # type: ignore[attr-defined]
@@ -653,107 +654,113 @@ async def import_list(
     entry (None only in tests that import no person). *measures* is the measures catalogue
     rows are checked by (None: the packaged national one; every row is checked).
     """
-    measures = measures or packaged()
-    if full_export and path is None:
-        raise InputError("a full export needs the exported file")
-    today = today or shanghai_today()
-    csv = ListCsv.open(path) if path is not None else None
-    summary = ImportSummary(
-        file=str(path or removals or ""),
-        list_name=spec.name,
-        list_code=spec.code,
-        encoding=csv.encoding if csv else "",
-        measures=measures.label,
-        measures_sha256=measures.sha256,
-    )
-    explicit: dict[str, tuple[str, Removal]] = {}
-    problems: list[str] = []
-    if removals is not None:
-        explicit, problems = read_removals(removals, spec, removal, today=today)
-    known = await _known_entries(publisher, spec.name)
-    if not dry_run:
-        # Kept before any entry citing it is published: partners fetch it by its digest.
-        async with publisher.store.begin() as conn:
-            await keep_measures_catalogue(conn, measures)
-    run = _Import(
-        publisher, spec, csv, known, summary, today=today, pseudonym_key=pseudonym_key,
-        provenance=provenance, progress=progress, measures=measures,
-        objected=await objected_entries(publisher),
-    )  # fmt: skip
-    two_pass = csv is not None and not dry_run and (full_export or bool(explicit))
-    digest = ""
-    if csv is not None and dry_run:
-        await run.scan(append=False)
-    elif two_pass:
-        assert path is not None
-        digest = _digest(path)
-        run.scan_keys()
-    if full_export and summary.read == 0:
-        problems.append(
-            f"{path}: has a header and no rows; a full export without rows would remove every entry"
+    # One import of a list at a time on this database: each plans from what the other
+    # published (the same file twice adds its rows once), instead of both adding them.
+    async with exclusive(publisher.store, f"list {spec.name}"):
+        measures = measures or packaged()
+        if full_export and path is None:
+            raise InputError("a full export needs the exported file")
+        today = today or shanghai_today()
+        csv = ListCsv.open(path) if path is not None else None
+        summary = ImportSummary(
+            file=str(path or removals or ""),
+            list_name=spec.name,
+            list_code=spec.code,
+            encoding=csv.encoding if csv else "",
+            measures=measures.label,
+            measures_sha256=measures.sha256,
         )
-    if full_export and summary.quarantined:
-        q = summary.quarantined[0]
-        problems.append(
-            f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
-            f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
-            "anything"
-        )
-    # A plain import (no full export, no removals file) has nothing to refuse after reading
-    # its rows: it plans its expiries after its single pass.
-    expiry: list[_Out] = []
-    stated: list[_Out] = []
-    if csv is None or dry_run or two_pass:
-        expiry, stated, found = await run.plan_removals(explicit, removal, full_export=full_export)
-        problems += found
-    summary.stated_removals = len(stated)
-    active = sum(1 for v in known.values() if v.active)
-    if not problems:
-        problems += mass_removal_problems(
-            len(stated), active, what="entries", of=spec.name,
-            confirm_removals=confirm_removals, max_removals=max_removals,
+        explicit: dict[str, tuple[str, Removal]] = {}
+        problems: list[str] = []
+        if removals is not None:
+            explicit, problems = read_removals(removals, spec, removal, today=today)
+        known = await _known_entries(publisher, spec.name)
+        if not dry_run:
+            # Kept before any entry citing it is published: partners fetch it by its digest.
+            async with publisher.store.begin() as conn:
+                await keep_measures_catalogue(conn, measures)
+        run = _Import(
+            publisher, spec, csv, known, summary, today=today, pseudonym_key=pseudonym_key,
+            provenance=provenance, progress=progress, measures=measures,
+            objected=await objected_entries(publisher),
         )  # fmt: skip
-    summary.count_usccs(csv)
-    if dry_run:
-        for out in (*expiry, *stated):
-            r = out.removal
-            why = (
-                "expiry"
-                if r.reason == "expiry"
-                else f"{r.reason} {r.date} {r.doc_no}"
-                if r.reason
-                else "missing from the full export; no removal stated"
+        two_pass = csv is not None and not dry_run and (full_export or bool(explicit))
+        digest = ""
+        if csv is not None and dry_run:
+            await run.scan(append=False)
+        elif two_pass:
+            assert path is not None
+            digest = _digest(path)
+            run.scan_keys()
+        if full_export and summary.read == 0:
+            problems.append(
+                f"{path}: has a header and no rows; a full export without rows would remove "
+                "every entry"
             )
-            summary.changes.append(Change("remove", out.held.display, why))
-        summary.removed = len(expiry) + len(stated)
-        summary.refused = _refusal(problems) if problems else ""
+        if full_export and summary.quarantined:
+            q = summary.quarantined[0]
+            problems.append(
+                f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
+                f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
+                "anything"
+            )
+        # A plain import (no full export, no removals file) has nothing to refuse after reading
+        # its rows: it plans its expiries after its single pass.
+        expiry: list[_Out] = []
+        stated: list[_Out] = []
+        if csv is None or dry_run or two_pass:
+            expiry, stated, found = await run.plan_removals(
+                explicit, removal, full_export=full_export
+            )
+            problems += found
+        summary.stated_removals = len(stated)
+        active = sum(1 for v in known.values() if v.active)
+        if not problems:
+            problems += mass_removal_problems(
+                len(stated), active, what="entries", of=spec.name,
+                confirm_removals=confirm_removals, max_removals=max_removals,
+            )  # fmt: skip
+        summary.count_usccs(csv)
+        if dry_run:
+            for out in (*expiry, *stated):
+                r = out.removal
+                why = (
+                    "expiry"
+                    if r.reason == "expiry"
+                    else f"{r.reason} {r.date} {r.doc_no}"
+                    if r.reason
+                    else "missing from the full export; no removal stated"
+                )
+                summary.changes.append(Change("remove", out.held.display, why))
+            summary.removed = len(expiry) + len(stated)
+            summary.refused = _refusal(problems) if problems else ""
+            summary.size = publisher.log.frontier.size
+            return summary
+        if problems:
+            raise ImportRefused(_refusal(problems))
+        if csv is not None:
+            if two_pass:
+                assert path is not None
+                if _digest(path) != digest:
+                    raise ImportRefused(
+                        f"{path}: changed while it was being imported: nothing imported"
+                    )
+                summary.read, summary.expired, summary.withheld = 0, 0, 0
+                summary.quarantined = []
+                run.seen.clear()
+                await run.scan(append=True)
+            else:
+                await run.scan(append=True)
+                expiry, _, _ = await run.plan_removals({}, None, full_export=False)
+        summary.count_usccs(csv)
+        await run.remove(expiry)
+        await run.remove(stated)
+        await run.flush()
+        await _record(publisher, summary)
+        # Signed here, not left to a running `serve`: a `sync` right after the import sees it.
+        await publisher.sign_checkpoint()
         summary.size = publisher.log.frontier.size
         return summary
-    if problems:
-        raise ImportRefused(_refusal(problems))
-    if csv is not None:
-        if two_pass:
-            assert path is not None
-            if _digest(path) != digest:
-                raise ImportRefused(
-                    f"{path}: changed while it was being imported: nothing imported"
-                )
-            summary.read, summary.expired, summary.withheld = 0, 0, 0
-            summary.quarantined = []
-            run.seen.clear()
-            await run.scan(append=True)
-        else:
-            await run.scan(append=True)
-            expiry, _, _ = await run.plan_removals({}, None, full_export=False)
-    summary.count_usccs(csv)
-    await run.remove(expiry)
-    await run.remove(stated)
-    await run.flush()
-    await _record(publisher, summary)
-    # Signed here, not left to a running `serve`: a `sync` right after the import sees it.
-    await publisher.sign_checkpoint()
-    summary.size = publisher.log.frontier.size
-    return summary
 
 
 def _digest(path: Path) -> str:

@@ -32,7 +32,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from node.api import feeds, options
 from node.feeds.classes import body_problem
@@ -157,6 +158,21 @@ def _strict(message: feeds.LeafEntry | feeds.ListEntry, data: bytes, what: str) 
         raise LeafError(
             f"{what} carries fields this node does not know, or is not canonically encoded"
         )
+    if _holds_nul(message):
+        # No text of the alliance holds one, and PostgreSQL's text cannot store it: a leaf
+        # that does would stop every PostgreSQL mirror, so it is refused on every engine.
+        raise LeafError(f"{what} holds a NUL character in a text field")
+
+
+def _holds_nul(message: Message) -> bool:
+    for fd, value in message.ListFields():
+        values = value if fd.is_repeated else [value]
+        for v in values:
+            if fd.type == FieldDescriptor.TYPE_STRING and "\x00" in v:
+                return True
+            if fd.type == FieldDescriptor.TYPE_MESSAGE and _holds_nul(v):
+                return True
+    return False
 
 
 def parse_leaf(data: bytes) -> feeds.LeafEntry:

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keys import SigningKey
@@ -127,8 +127,10 @@ class LogStore:
         async with store.begin() as conn:
             cursor = await read_cursor(conn, origin)
             if cursor is None:
+                # Another process (a second `sync` or import) may create it at the same
+                # moment: whichever row lands first is the log, for both.
                 await conn.execute(
-                    insert(LOGS).values(
+                    dialect.insert_ignore(conn.dialect.name, LOGS).values(
                         origin=origin,
                         peer=peer,
                         size=0,
@@ -168,8 +170,21 @@ class LogStore:
     async def write(
         self, conn: AsyncConnection, pending: PendingAppend, **cursor_fields: object
     ) -> None:
-        """Insert the leaves and hashes and move the cursor, if nobody moved it first."""
+        """Move the cursor, if nobody moved it first, then insert the leaves and hashes.
+
+        The compare-and-swap comes first so that a writer that lost the race (another process
+        appended or applied at the same size) learns it as :class:`StaleCursor`, and retries on
+        a fresh cursor, rather than failing on the leaves' unique index. It also takes the
+        cursor row's write lock (PostgreSQL) or the database's (SQLite) before anything else:
+        two writers of one log queue there instead of deadlocking on the leaves."""
         log_id = self.log_id
+        result = await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == log_id, LOGS.c.size == pending.start))
+            .values(size=pending.size, root=pending.root, updated_at=utcnow(), **cursor_fields)
+        )
+        if result.rowcount != 1:
+            raise StaleCursor(f"log {self.cursor.origin} moved past size {pending.start}")
         if pending.leaves:
             await dialect.bulk_insert(
                 conn,
@@ -180,13 +195,6 @@ class LogStore:
             await dialect.bulk_insert(
                 conn, HASHES, ("log_id", "idx", "hash"), [(log_id, i, h) for i, h in pending.hashes]
             )
-        result = await conn.execute(
-            update(LOGS)
-            .where(and_(LOGS.c.id == log_id, LOGS.c.size == pending.start))
-            .values(size=pending.size, root=pending.root, updated_at=utcnow(), **cursor_fields)
-        )
-        if result.rowcount != 1:
-            raise StaleCursor(f"log {self.cursor.origin} moved past size {pending.start}")
 
     def committed(self, pending: PendingAppend, **cursor_fields: object) -> None:
         """Adopt *pending* after its transaction committed."""

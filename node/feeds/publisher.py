@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keys import SigningKey
 from node.api import feeds
 from node.feeds import note
-from node.feeds.leaf import build_leaf, open_leaf
+from node.feeds.leaf import OpenedLeaf, build_leaf, open_leaf
 from node.feeds.logstore import (
     LogStore,
     StaleCursor,
@@ -31,6 +32,9 @@ log = structlog.get_logger("creditnode.feeds")
 
 # Commits coalesce into one checkpoint when they land within this window.
 CHECKPOINT_BATCH_SECONDS = 0.02
+# Attempts of one append against other processes' appends, and the longest pause between.
+APPEND_ATTEMPTS = 20
+RETRY_PAUSE_SECONDS = 0.05
 # How often a serving node looks for appends made by another process (`creditnode import`).
 EXTERNAL_POLL_SECONDS = 0.05
 
@@ -77,30 +81,35 @@ class Publisher:
         return pub
 
     async def append(self, events: Sequence[Event], *, extra: ExtraWrite | None = None) -> int:
-        """Append *events* durably in one transaction (with *extra* writes); return the size."""
+        """Append *events* durably in one transaction (with *extra* writes); return the size.
+
+        Another process appending to this log at the same time (a second import, a removal
+        beside a serving node) makes the cursor's compare-and-swap fail: the tree is read
+        again and the same leaves are hashed onto it, until one attempt lands."""
         now = int(time.time())
-        for attempt in range(5):
-            leaves: list[bytes] = []
-            applied: list[AppliedLeaf] = []
-            start = self.log.frontier.size
-            for i, ev in enumerate(events):
-                # A removal carries no data of the entry: holders only need to drop it.
-                data, openings = build_leaf(
-                    self.origin,
-                    ev.entry_id,
-                    ev.event,
-                    ev.entry,
-                    recorded_at_unix=now,
-                    removal_reason=ev.removal_reason,
-                    removal_date=ev.removal_date,
-                    removal_doc_no=ev.removal_doc_no,
-                )
-                # Our own leaves pass the same strict parser as a subscriber's, before any is
-                # published: the origin fails closed too.
-                opened = open_leaf(data, openings.fields, openings.body)
-                leaves.append(data)
-                applied.append(AppliedLeaf(start + i, opened, openings.fields))
+        built: list[tuple[bytes, OpenedLeaf, Sequence[feeds.FieldDisclosure]]] = []
+        for ev in events:
+            # A removal carries no data of the entry: holders only need to drop it.
+            data, openings = build_leaf(
+                self.origin,
+                ev.entry_id,
+                ev.event,
+                ev.entry,
+                recorded_at_unix=now,
+                removal_reason=ev.removal_reason,
+                removal_date=ev.removal_date,
+                removal_doc_no=ev.removal_doc_no,
+            )
+            # Our own leaves pass the same strict parser as a subscriber's, before any is
+            # published: the origin fails closed too.
+            built.append((data, open_leaf(data, openings.fields, openings.body), openings.fields))
+        leaves = [data for data, _, _ in built]
+        for attempt in range(APPEND_ATTEMPTS):
             pending = self.log.prepare(leaves)
+            applied = [
+                AppliedLeaf(pending.start + i, opened, fields)
+                for i, (_, opened, fields) in enumerate(built)
+            ]
             try:
                 async with self.store.begin() as conn:
                     await self.log.write(conn, pending)
@@ -108,9 +117,11 @@ class Publisher:
                     if extra is not None:
                         await extra(conn)
             except StaleCursor:
-                # Another process (an import) appended first: take its tree and try again.
+                # Another process appended first: take its tree and try again, after a short
+                # random pause so that two writers in step do not collide again.
                 await self.log.reload()
                 log.info("log moved under us; retrying append", attempt=attempt)
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS))  # noqa: S311
                 continue
             self.log.committed(pending)
             self._changed.set()

@@ -56,6 +56,7 @@ from node.identity.codes import court_mask
 from node.identity.pseudonym import own_pseudonym
 from node.identity.pseudonym_key import PseudonymKey
 from node.storage import dialect
+from node.storage.locks import exclusive
 
 __all__ = [
     "PROVENANCES",
@@ -115,111 +116,119 @@ async def import_records(
     refusal leaves the log untouched. With *dry_run* the plan is in ``summary.changes`` and a
     refusal in ``summary.refused``.
     """
-    today = today or shanghai_today()
-    cls = CLASSES[code]
-    csv = RecordCsv.open(path, code)
-    summary = ImportSummary(
-        file=str(path), list_name=cls.label, list_code=code, encoding=csv.encoding
-    )
-    known = await _known_entries(publisher, cls.label)
-    objected = await objected_entries(publisher)
-    seen: set[str] = set()
-    expired: set[str] = set()
-    planned: list[_Planned] = []
-    for item in csv.rows():
-        summary.read += 1
-        if isinstance(item, Quarantined):
-            summary.quarantined.append(item)
-            continue
-        key = natural_key_hash(item)
-        end = item.entry.disclosure_end
-        if end and end < today.isoformat():
-            # Past its publication or validity: never published, removed if it was.
-            summary.expired += 1
-            expired.add(key)
-            continue
-        seen.add(key)
-        entry = record_entry(item, provenance, pseudonym_key)
-        content = content_hash(entry)
-        prior = known.get(key)
-        if prior is not None and prior.active and prior.content == content:
-            summary.unchanged += 1
-            continue
-        if prior is not None and prior.active:
-            action, entry_id, why, kind = (
-                "update",
-                prior.entry_id,
-                "changed",
-                feeds.EVENT_TYPE_UPDATE,
+    # One import of a list at a time on this database: each plans from what the other
+    # published (the same file twice adds its rows once), instead of both adding them.
+    async with exclusive(publisher.store, f"list {CLASSES[code].label}"):
+        today = today or shanghai_today()
+        cls = CLASSES[code]
+        csv = RecordCsv.open(path, code)
+        summary = ImportSummary(
+            file=str(path), list_name=cls.label, list_code=code, encoding=csv.encoding
+        )
+        known = await _known_entries(publisher, cls.label)
+        objected = await objected_entries(publisher)
+        seen: set[str] = set()
+        expired: set[str] = set()
+        planned: list[_Planned] = []
+        for item in csv.rows():
+            summary.read += 1
+            if isinstance(item, Quarantined):
+                summary.quarantined.append(item)
+                continue
+            key = natural_key_hash(item)
+            end = item.entry.disclosure_end
+            if end and end < today.isoformat():
+                # Past its publication or validity: never published, removed if it was.
+                summary.expired += 1
+                expired.add(key)
+                continue
+            seen.add(key)
+            entry = record_entry(item, provenance, pseudonym_key)
+            content = content_hash(entry)
+            prior = known.get(key)
+            if prior is not None and prior.active and prior.content == content:
+                summary.unchanged += 1
+                continue
+            if prior is not None and prior.active:
+                action, entry_id, why, kind = (
+                    "update",
+                    prior.entry_id,
+                    "changed",
+                    feeds.EVENT_TYPE_UPDATE,
+                )
+                summary.updated += 1
+            else:
+                action, entry_id, kind = "add", uuid.uuid4().hex, feeds.EVENT_TYPE_ADD
+                why = "again" if prior is not None else "new"
+                summary.added += 1
+            keep_mark(entry, entry_id, objected)  # after the content hash, as for the lists
+            planned.append(
+                _Planned(
+                    Change(action, item.display, f"{why} (row {item.row})"),
+                    Event(entry_id, kind, entry),
+                    (cls.label, key, entry_id, content, True),
+                )
             )
-            summary.updated += 1
-        else:
-            action, entry_id, kind = "add", uuid.uuid4().hex, feeds.EVENT_TYPE_ADD
-            why = "again" if prior is not None else "new"
-            summary.added += 1
-        keep_mark(entry, entry_id, objected)  # after the content hash, as for the lists
-        planned.append(
-            _Planned(
-                Change(action, item.display, f"{why} (row {item.row})"),
-                Event(entry_id, kind, entry),
-                (cls.label, key, entry_id, content, True),
+        problems: list[str] = []
+        if full_export and summary.read == 0:
+            problems.append(
+                f"{path}: has a header and no rows; a full export would remove everything"
             )
-        )
-    problems: list[str] = []
-    if full_export and summary.read == 0:
-        problems.append(f"{path}: has a header and no rows; a full export would remove everything")
-    if full_export and summary.quarantined:
-        q = summary.quarantined[0]
-        problems.append(
-            f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
-            f"row {q.row}: {q.reason}); a full export must be clean before it may remove anything"
-        )
-    active = {k: v for k, v in known.items() if v.active}
-    lapsed = await _lapsed_ids(publisher, cls.label, today)
-    expiring = {
-        k for k, v in active.items() if k not in seen and (k in expired or v.entry_id in lapsed)
-    }
-    absent = [k for k in active if full_export and k not in seen and k not in expiring]
-    if absent and removal is None:
-        problems.append(
-            f"{len(absent)} {cls.label} records are missing from the full export and no removal "
-            "is stated: give --removal-reason, --removal-date and --removal-doc"
-        )
-    held = await _held(publisher, {k: active[k] for k in (*expiring, *absent)})
-    outs: list[tuple[Held, Removal]] = [(held[k], _expiry(held[k].entry, today)) for k in expiring]
-    stated = [(held[k], removal or Removal("", today, "")) for k in absent]
-    problems += [
-        f"{h.display}: removal date precedes the decision date"
-        for h, r in stated
-        if r.reason and h.entry.decision_date and r.date.isoformat() < h.entry.decision_date
-    ]
-    summary.stated_removals = len(stated)
-    if not problems:
-        problems += mass_removal_problems(
-            len(stated), len(active), what=f"{cls.label} records", of=None,
-            confirm_removals=confirm_removals, max_removals=max_removals,
-        )  # fmt: skip
-    outs += stated
-    summary.removed = len(outs)
-    if dry_run:
-        summary.changes = [p.change for p in planned] + [
-            Change("remove", h.display, r.reason or "missing from the full export; no removal")
-            for h, r in outs
+        if full_export and summary.quarantined:
+            q = summary.quarantined[0]
+            problems.append(
+                f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
+                f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
+                "anything"
+            )
+        active = {k: v for k, v in known.items() if v.active}
+        lapsed = await _lapsed_ids(publisher, cls.label, today)
+        expiring = {
+            k for k, v in active.items() if k not in seen and (k in expired or v.entry_id in lapsed)
+        }
+        absent = [k for k in active if full_export and k not in seen and k not in expiring]
+        if absent and removal is None:
+            problems.append(
+                f"{len(absent)} {cls.label} records are missing from the full export and no "
+                "removal is stated: give --removal-reason, --removal-date and --removal-doc"
+            )
+        held = await _held(publisher, {k: active[k] for k in (*expiring, *absent)})
+        outs: list[tuple[Held, Removal]] = [
+            (held[k], _expiry(held[k].entry, today)) for k in expiring
         ]
-        summary.refused = _refusal(problems) if problems else ""
+        stated = [(held[k], removal or Removal("", today, "")) for k in absent]
+        problems += [
+            f"{h.display}: removal date precedes the decision date"
+            for h, r in stated
+            if r.reason and h.entry.decision_date and r.date.isoformat() < h.entry.decision_date
+        ]
+        summary.stated_removals = len(stated)
+        if not problems:
+            problems += mass_removal_problems(
+                len(stated), len(active), what=f"{cls.label} records", of=None,
+                confirm_removals=confirm_removals, max_removals=max_removals,
+            )  # fmt: skip
+        outs += stated
+        summary.removed = len(outs)
+        if dry_run:
+            summary.changes = [p.change for p in planned] + [
+                Change("remove", h.display, r.reason or "missing from the full export; no removal")
+                for h, r in outs
+            ]
+            summary.refused = _refusal(problems) if problems else ""
+            summary.size = publisher.log.frontier.size
+            return summary
+        if problems:
+            raise ImportRefused(_refusal(problems))
+        events = [p.event for p in planned] + [_remove_event(code, h, r) for h, r in outs]
+        own = [p.own for p in planned] + [
+            (cls.label, h.key, h.entry_id, h.content, False) for h, _ in outs
+        ]
+        await _append(publisher, events, own)
+        await _record(publisher, summary)
+        await publisher.sign_checkpoint()
         summary.size = publisher.log.frontier.size
         return summary
-    if problems:
-        raise ImportRefused(_refusal(problems))
-    events = [p.event for p in planned] + [_remove_event(code, h, r) for h, r in outs]
-    own = [p.own for p in planned] + [
-        (cls.label, h.key, h.entry_id, h.content, False) for h, _ in outs
-    ]
-    await _append(publisher, events, own)
-    await _record(publisher, summary)
-    await publisher.sign_checkpoint()
-    summary.size = publisher.log.frontier.size
-    return summary
 
 
 def _expiry(entry: feeds.ListEntry, today: dt.date) -> Removal:

@@ -48,7 +48,14 @@ from node.audit.wire import Asker, new_asker
 from node.feeds import measures_store, merkle
 from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
-from node.feeds.logstore import LEAVES, LOGS, LogStore, PendingAppend, record_checkpoint
+from node.feeds.logstore import (
+    LEAVES,
+    LOGS,
+    LogStore,
+    PendingAppend,
+    StaleCursor,
+    record_checkpoint,
+)
 from node.feeds.note import stored_checkpoint
 from node.feeds.state import (
     DISCLOSURES,
@@ -83,6 +90,9 @@ log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
 APPLY_EVERY = 4096  # leaves per transaction during catch-up
+# Passes of one sync against other processes applying the same feed (each from the fresh
+# cursor; the other's leaves were verified and are kept).
+SYNC_ATTEMPTS = 10
 DISCLOSE_STEP = 4096  # leaves per Disclose call (the origin's limit)
 SUBSCRIBE = "/creditnode.v1.FeedService/Subscribe"
 DISCLOSE = "/creditnode.v1.FeedService/Disclose"
@@ -260,6 +270,24 @@ class Subscriber:
     async def sync(
         self, *, follow: bool, progress: ProgressFn | None = None, timeout: float | None = None
     ) -> SyncProgress:
+        """:meth:`_sync_once`, again from the fresh cursor whenever another process (a second
+        `sync`, or the serving node's follower) applied leaves of this feed first."""
+        start = self.log.cursor.size
+        for attempt in range(SYNC_ATTEMPTS):
+            try:
+                status = await self._sync_once(follow=follow, progress=progress, timeout=timeout)
+            except StaleCursor:
+                await self.log.reload()
+                log.info("feed moved under us; syncing again from its cursor",
+                         peer=self.peer.identity.node, attempt=attempt)  # fmt: skip
+                continue
+            status.start = min(status.start, start)
+            return status
+        raise StaleCursor(f"{self.peer.identity.node}: the mirror keeps moving under this sync")
+
+    async def _sync_once(
+        self, *, follow: bool, progress: ProgressFn | None = None, timeout: float | None = None
+    ) -> SyncProgress:
         """Stream from the cursor. Without *follow*, return once caught up with the first
         checkpoint; with it, keep applying the live tail until cancelled.
 
@@ -377,6 +405,11 @@ class Subscriber:
                         call.cancel()
                         return status
             await settle()
+            if not follow:  # ended by the origin (stopping, or this node withdrawn) mid-sync
+                raise FeedUnavailable(
+                    f"{self.peer.identity.node}: the stream ended before the feed was caught "
+                    "up (the node may be stopping); sync again to resume"
+                )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.CANCELLED:
                 await settle()
@@ -532,11 +565,16 @@ class Subscriber:
         if cp.note == self.log.cursor.checkpoint_note:
             return
         async with self.store.begin() as conn:
-            await conn.execute(
+            # Only over a tree of that size: another process that applied more meanwhile
+            # keeps its newer checkpoint (this sync starts again from its cursor).
+            result = await conn.execute(
                 update(LOGS)
-                .where(LOGS.c.id == self.log.log_id)
+                .where(and_(LOGS.c.id == self.log.log_id, LOGS.c.size == cp.size,
+                            LOGS.c.checkpoint_size <= cp.size))
                 .values(checkpoint_size=cp.size, checkpoint_note=cp.note, updated_at=utcnow())
-            )
+            )  # fmt: skip
+            if result.rowcount != 1:
+                raise StaleCursor(f"{self.origin} moved past size {cp.size}")
             await record_checkpoint(conn, self.log.log_id, cp.size, cp.note)
         pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
         self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)

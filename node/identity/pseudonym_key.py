@@ -90,6 +90,11 @@ class PseudonymKeyFile:
             return (-1, -1)
         return (st.st_mtime_ns, st.st_ino)
 
+    def reload(self) -> None:
+        """Check the file now rather than within RELOAD_SECONDS (SIGHUP)."""
+        self._checked = float("-inf")
+        self.current()
+
     def current(self) -> PseudonymKey:
         now = time.monotonic()
         if now - self._checked >= RELOAD_SECONDS:

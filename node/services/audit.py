@@ -27,6 +27,8 @@ def receipt(idx: int, e: Any) -> audit.Receipt:
     )  # fmt: skip
     if e.remote is not None:
         r.remote_index = e.remote
+    if e.leaves is not None:  # how far a feed range went: the origin follows its subscribers
+        r.leaves_first, r.leaves_last = e.leaves
     return r
 
 

@@ -3,10 +3,16 @@
 No per-subscriber queue holds entries: each stream reads the log from the database at its own
 pace and only waits on a coalescing "newer checkpoint" signal, so a slow subscriber stalls
 nobody but itself (gRPC flow control suspends its generator).
+
+When the node stops, every open stream ends at its next wait or batch (the ``stopping`` event):
+a subscriber keeps what it verified and resumes from its cursor once the node is back, and the
+stop does not wait out the grace period for streams that would never finish.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -39,11 +45,29 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         border: Border,
         *,
         refuse: Callable[[], Finding | None] = lambda: None,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._pub = publisher
         self._border = border
         # A standing finding against the stored own log (node.verification): not served.
         self._refuse = refuse
+        # Set when the node stops: open streams end, new ones are refused.
+        self._stopping = stopping or asyncio.Event()
+
+    async def _newer_or_stopping(self, size: int) -> bool:
+        """Wait for a checkpoint larger than *size*; False if the node stops first."""
+        waits = (
+            asyncio.ensure_future(self._pub.wait_newer(size)),
+            asyncio.ensure_future(self._stopping.wait()),
+        )
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*waits, return_exceptions=True)
+        return not self._stopping.is_set()
 
     async def _refuse_tampered(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         finding = self._refuse()
@@ -175,6 +199,10 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         self, request: feeds.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[feeds.SubscribeResponse]:
         await self._refuse_tampered(context)
+        if self._stopping.is_set():
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "the node is stopping; resume once it is back"
+            )
         applied, verified = request.from_size, request.checkpoint_size
         if applied > verified:
             await context.abort(
@@ -185,7 +213,8 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
         sent = -1
         while True:
             if self._pub.latest_size <= sent:
-                await self._pub.wait_newer(sent)
+                if not await self._newer_or_stopping(sent):
+                    return  # the node stops: the subscriber resumes from its cursor
                 continue
             size, signed = self._pub.latest_size, self._pub.latest_note
             # Enrollment re-read after the checkpoint was made: a leaf appended after a `peer
@@ -197,9 +226,13 @@ class FeedServicer(feeds_rpc.FeedServiceServicer):
             sent = size
             pos = applied
             while pos < size:
+                if self._stopping.is_set():
+                    return  # mid catch-up: what was sent verifies, the rest comes after
                 for start, leaves, proof in await self._pub.log.read_batches(
                     pos, size, max_leaves=BATCH_LEAVES, max_bytes=BATCH_BYTES
                 ):
+                    if self._stopping.is_set():
+                        return
                     # Bodies go with live entries only; every personal opening also crosses
                     # the border: none unless an agreement grants it.
                     openings = await self._openings(fields, start, len(leaves))

@@ -32,6 +32,28 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse, in one line, a database path that is a directory, unreadable or not SQLite.
+
+    Checked before connecting: a failed connect would be reported too, but aiosqlite's worker
+    thread may then print a traceback of its own as the event loop closes.
+    """
+    if path.as_posix() == ":memory:" or not (path.exists() or path.is_symlink()):
+        return  # created on first use
+    if not path.is_file():
+        raise StorageError(f"{path}: not a database file (a directory, or not a regular file)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the database ({exc.strerror or exc})") from None
+    if head and head != SQLITE_HEADER:
+        raise StorageError(f"{path}: not an SQLite database")
+
+
 class Store:
     """A migrated database and its session factory."""
 
@@ -57,6 +79,7 @@ class Store:
             parent = Path(parsed.database).parent
             if not parent.is_dir():
                 raise StorageError(f"database directory {parent} does not exist")
+            _check_sqlite_file(Path(parsed.database))
         # hide_parameters: a statement error's message (logged, or shown as an error line)
         # never carries the bound values, which may be IDs, names or pseudonyms.
         engine = create_async_engine(parsed, hide_parameters=True, **dialect.engine_options(parsed))

@@ -68,6 +68,8 @@ class Receipt(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     RESPONSE_SHA256_FIELD_NUMBER: _builtins.int
     REMOTE_INDEX_FIELD_NUMBER: _builtins.int
+    LEAVES_FIRST_FIELD_NUMBER: _builtins.int
+    LEAVES_LAST_FIELD_NUMBER: _builtins.int
     audit_index: _builtins.int
     """Index of the entry in this node's audit log."""
     exchange: _builtins.str
@@ -88,6 +90,10 @@ class Receipt(_message.Message):
     """SHA-256 (hex) of the exact response bytes, "" if none."""
     remote_index: _builtins.int
     """The other side's audit index this node holds for the exchange, if it got one."""
+    leaves_first: _builtins.int
+    """The first leaf index of the feed range the entry records (feed_range entries with leaves)."""
+    leaves_last: _builtins.int
+    """The last leaf index of that range: a subscriber's receipt says how far it received."""
     def __init__(
         self,
         *,
@@ -101,13 +107,24 @@ class Receipt(_message.Message):
         method: _builtins.str = ...,
         response_sha256: _builtins.str = ...,
         remote_index: _builtins.int | None = ...,
+        leaves_first: _builtins.int | None = ...,
+        leaves_last: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_remote_index", b"_remote_index", "remote_index", b"remote_index"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_leaves_first", b"_leaves_first", "_leaves_last", b"_leaves_last", "_remote_index", b"_remote_index", "leaves_first", b"leaves_first", "leaves_last", b"leaves_last", "remote_index", b"remote_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_remote_index", b"_remote_index", "at_unix_us", b"at_unix_us", "audit_index", b"audit_index", "direction", b"direction", "exchange", b"exchange", "kind", b"kind", "method", b"method", "outcome", b"outcome", "remote_index", b"remote_index", "response_sha256", b"response_sha256", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_leaves_first", b"_leaves_first", "_leaves_last", b"_leaves_last", "_remote_index", b"_remote_index", "at_unix_us", b"at_unix_us", "audit_index", b"audit_index", "direction", b"direction", "exchange", b"exchange", "kind", b"kind", "leaves_first", b"leaves_first", "leaves_last", b"leaves_last", "method", b"method", "outcome", b"outcome", "remote_index", b"remote_index", "response_sha256", b"response_sha256", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__leaves_first: _TypeAlias = _typing.Literal["leaves_first"]  # noqa: Y015
+    _WhichOneofArgType__leaves_first: _TypeAlias = _typing.Literal["_leaves_first", b"_leaves_first"]  # noqa: Y015
+    _WhichOneofReturnType__leaves_last: _TypeAlias = _typing.Literal["leaves_last"]  # noqa: Y015
+    _WhichOneofArgType__leaves_last: _TypeAlias = _typing.Literal["_leaves_last", b"_leaves_last"]  # noqa: Y015
     _WhichOneofReturnType__remote_index: _TypeAlias = _typing.Literal["remote_index"]  # noqa: Y015
     _WhichOneofArgType__remote_index: _TypeAlias = _typing.Literal["_remote_index", b"_remote_index"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__leaves_first) -> _WhichOneofReturnType__leaves_first | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__leaves_last) -> _WhichOneofReturnType__leaves_last | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__remote_index) -> _WhichOneofReturnType__remote_index | None: ...
 
 Global___Receipt: _TypeAlias = Receipt  # noqa: Y015
