@@ -326,6 +326,24 @@ def max_removals_default(active: int) -> int:
     return max(10, active * 5 // 100)
 
 
+def full_export_problems(path: object, summary: ImportSummary) -> list[str]:
+    """Why a full export (one that removes what it does not hold) must not go ahead: it has
+    no rows, or rows were quarantined. A wrong file must not empty a list."""
+    problems: list[str] = []
+    if summary.read == 0:
+        problems.append(
+            f"{path}: has a header and no rows; a full export without rows would remove every entry"
+        )
+    if summary.quarantined:
+        q = summary.quarantined[0]
+        problems.append(
+            f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
+            f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
+            "anything"
+        )
+    return problems
+
+
 def mass_removal_problems(
     removing: int,
     active: int,
@@ -692,18 +710,8 @@ async def import_list(
             assert path is not None
             digest = _digest(path)
             run.scan_keys()
-        if full_export and summary.read == 0:
-            problems.append(
-                f"{path}: has a header and no rows; a full export without rows would remove "
-                "every entry"
-            )
-        if full_export and summary.quarantined:
-            q = summary.quarantined[0]
-            problems.append(
-                f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
-                f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
-                "anything"
-            )
+        if full_export:
+            problems += full_export_problems(path, summary)
         # A plain import (no full export, no removals file) has nothing to refuse after reading
         # its rows: it plans its expiries after its single pass.
         expiry: list[_Out] = []

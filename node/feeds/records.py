@@ -46,6 +46,7 @@ from node.feeds.importer import (
     _record,
     _refusal,
     content_hash,
+    full_export_problems,
     keep_mark,
     mass_removal_problems,
     objected_entries,
@@ -169,18 +170,7 @@ async def import_records(
                     (cls.label, key, entry_id, content, True),
                 )
             )
-        problems: list[str] = []
-        if full_export and summary.read == 0:
-            problems.append(
-                f"{path}: has a header and no rows; a full export would remove everything"
-            )
-        if full_export and summary.quarantined:
-            q = summary.quarantined[0]
-            problems.append(
-                f"{path}: {len(summary.quarantined)} of {summary.read} rows quarantined (first: "
-                f"row {q.row}: {q.reason}); a full export must be clean before it may remove "
-                "anything"
-            )
+        problems = full_export_problems(path, summary) if full_export else []
         active = {k: v for k, v in known.items() if v.active}
         lapsed = await _lapsed_ids(publisher, cls.label, today)
         expiring = {
