@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit bench-check bench-report
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit bench-check bench-report bench-startup
 
 venv: $(STAMP)
 
@@ -84,3 +84,9 @@ bench-check: venv
 # bench/results/report.json.
 bench-report: venv
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
+
+# Command start-up (issue 16): median and p90 wall time of --help, --version, `identity check`
+# and others in fresh processes, against a bare python and `import typer` in the same run:
+# bench/results/startup.json.
+bench-startup: venv
+	$(BIN)/python bench/startup.py $(BENCH_ARGS)

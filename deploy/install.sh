@@ -48,7 +48,11 @@ pip=("$PREFIX/.venv/bin/python" -m pip --quiet --disable-pip-version-check)
 echo "installed creditnode into $PREFIX/.venv"
 
 install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0700 "$STATE_DIR"
-install -m 0644 "$SRC/deploy/creditnode.service" "$UNIT_DIR/creditnode.service"
+# The unit names /opt/creditnode and /var/lib/creditnode: written with the paths chosen here.
+install -d -m 0755 "$UNIT_DIR"
+sed -e "s#/opt/creditnode#$PREFIX#g" -e "s#/var/lib/creditnode#$STATE_DIR#g" \
+  "$SRC/deploy/creditnode.service" > "$UNIT_DIR/creditnode.service"
+chmod 0644 "$UNIT_DIR/creditnode.service"
 if [ -d "$LOGROTATE_DIR" ]; then
   install -m 0644 "$SRC/deploy/creditnode.logrotate" "$LOGROTATE_DIR/creditnode"
 fi

@@ -80,6 +80,10 @@ class NodeSettings(BaseSettings):
     # Prometheus metrics, /healthz and /readyz over plain HTTP (no data values, no client
     # certificates): localhost unless set otherwise; "" serves none.
     metrics_listen: str = "127.0.0.1:9464"
+    # The metrics history `status --html` plots: the running node samples each peer's feed
+    # lag and disclosures this often (0: never), and keeps this many days of samples.
+    metrics_history_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    metrics_history_days: int = Field(default=14, ge=1, le=366)
     # How long a federated check waits for each partner's report before marking it timed out.
     check_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
     # Responses (issue 15): how often a serving node pulls each partner's actions log, and the

@@ -58,6 +58,7 @@ from node.home import Home, load_home
 from node.keys.signers import FeedSigners
 from node.metrics import NodeMetrics
 from node.metrics.collect import ScrapeCollector, Snapshot, store_answers, take_snapshot
+from node.metrics.history import HistorySampler
 from node.metrics.http import MetricsListener, health_app
 from node.metrics.interceptor import MetricsInterceptor
 from node.officers.check import Checker, own_reports
@@ -150,6 +151,12 @@ class Node:
         self.metrics_port = 0
         self._metrics_listener: MetricsListener | None = None
         self._metrics_collecting = False
+        # The metrics history `status --html` plots (sampled while serving; 0: off).
+        self.history = HistorySampler(
+            store, self.metrics, self._metrics_snapshot,
+            interval=home.settings.metrics_history_seconds,
+            keep_days=home.settings.metrics_history_days,
+        )  # fmt: skip
         self.heartbeat = Heartbeat(home.tls, self.directory, home.settings.heartbeat_seconds)
         # Stored data re-checked in the background; the own feed is not served while it fails.
         self.verifier = BackgroundVerifier(
@@ -334,6 +341,8 @@ class Node:
         if heartbeat:
             self.heartbeat.start()
         self._spawn(self.cosigning.run(), "cosigning")
+        if self.home.settings.metrics_history_seconds:
+            self._spawn(self.history.run(), "metrics-history")
         if subscribe:
             self._spawn(self._supervise_followers(), "followers")
             self._spawn(self.gossip.run(), "gossip")

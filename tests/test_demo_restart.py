@@ -81,7 +81,7 @@ def test_an_exception_without_a_message_still_says_what_failed(
     async def fails(*_args: object) -> None:
         raise exc
 
-    monkeypatch.setattr(cli_app, "run_demo", fails)
+    monkeypatch.setattr("node.cli.demo.run_demo", fails)  # imported when the command runs
     assert main(["demo", "--seconds", "1"]) == 3
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]

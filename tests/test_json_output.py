@@ -5,6 +5,7 @@ Real in-process nodes, on SQLite and PostgreSQL; the CLI runs against their home
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import uuid
@@ -21,12 +22,20 @@ from node.cli.lists import decode_cursor, encode_cursor
 from node.cli.render import json_text
 from node.errors import InputError
 from node.feeds.publisher import Event
+from node.home import load_home
+from node.local_federation import LocalFederation
+from node.peers.enrollment import export_bundle
 from node.reports.build import Asked, Subject, build_report
+from node.witness.requester import CosignRequester
 from tests.conftest import FederationFactory
 from tests.feedutil import adds, org_entry
 from tests.test_audit_exchange import _point_home_at_database
+from tests.test_feeds import _rewrite_history, _subscriber
 from tests.test_key_rotation import with_roots
+from tests.test_officers import MATTER, _listed, _officer
+from tests.test_officers import fed as fed  # the fixture, used by name
 from tests.test_reports import USCC, _bundle, _publish
+from tests.test_witness import _idle, until, view
 
 HOSTILE_NAME = "[/bold][link=https://x]\x1b[31m\x9b2J\u202e公司"
 VALID_USCC = "91370100MA0000015D"
@@ -89,6 +98,7 @@ def _values(doc: Any, path: str) -> list[Any] | None:
 def check_schema(command: str, output: str) -> list[Any]:
     """Parse *output* as *command* prints it and check every documented field; the
     documents (one, or one a line)."""
+
     lines_mode, fields = schemas()[command]
     docs = (
         [json.loads(line) for line in output.splitlines() if line.strip()]
@@ -366,6 +376,158 @@ async def test_every_data_command_prints_its_documented_json(
         code, out, err = await cli(capsys, *argv, "--format", "xml")
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and lines == ["error: --format must be table or json"], err
+
+
+async def test_the_officer_and_operator_commands_print_their_documented_json(
+    fed: LocalFederation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check (an officer's), officer list, actions, verify, stats and stats verify, measures,
+    identity check, objection list and audit reconcile, run on real homes of three nodes."""
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    for name in fed.nodes:  # the CLI opens the home's database: the test's PostgreSQL one too
+        _point_home_at_database(fed, name)
+    jn, lz = str(jinan.home.paths.root), str(lanzhou.home.paths.root)
+    uscc = await _listed(fed)  # lanzhou black-lists it (a measure), taiyuan red-lists it
+    cred, _ = await _officer(jinan, tmp_path)
+    p12, phrase = tmp_path / "o.p12", tmp_path / "o.pass"
+    p12.write_bytes(cred.to_pkcs12(b"correct horse battery"))
+    phrase.write_text("correct horse battery\n")
+    code, out, err = await cli(
+        capsys, "check", "--officer", str(p12), "--passphrase-file", str(phrase),
+        "--node", jinan.officer_endpoint, "--purpose", "licensing_review", "--matter", MATTER,
+        "--uscc", uscc, "--save", str(tmp_path / "saved"), "--format", "json",
+    )  # fmt: skip
+    assert code == 11, err  # black-listed
+    [doc] = check_schema("check", out)
+    assert doc["verdict"] == "black-listed" and len(doc["saved"]) == 3
+
+    code, out, err = await cli(capsys, "officer", "list", "--home", jn, "--format", "json")
+    assert code == 0, err
+    [rows] = check_schema("officer list", out)
+    assert [r["name"] for r in rows] == ["王 五"] and rows[0]["state"] == "active"
+
+    code, out, err = await cli(capsys, "audit", "reconcile", "--home", jn, "--peer", "lanzhou",
+                               "--from", "2000-01-01", "--in-flight-seconds", "0",
+                               "--format", "json")  # fmt: skip
+    assert code in (0, 7), err
+    [doc] = check_schema("audit reconcile", out)
+    assert doc["peer"] == "lanzhou" and doc["agree"] is (code == 0)
+
+    code, out, err = await cli(capsys, "actions", "--home", lz, "--format", "json")
+    assert code == 0, err
+    [rows] = check_schema("actions", out)
+    assert "M07" in {r["measure"] for r in rows} and not any(r["responded"] for r in rows)
+
+    code, out, err = await cli(capsys, "verify", "--home", lz, "--format", "json")
+    assert code == 0, err
+    [doc] = check_schema("verify", out)
+    assert doc["ok"] and doc["logs"]
+
+    signed = tmp_path / "stats.json"
+    code, out, err = await cli(capsys, "stats", "--home", lz, "--format", "json", "--out",
+                               str(signed))  # fmt: skip
+    assert code == 0, err
+    [doc] = check_schema("stats", out)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "lanzhou.json").write_text(export_bundle(load_home(lanzhou.home.paths.root)).to_json())
+    code, out, err = await cli(capsys, "stats", "verify", str(signed), "--trust", str(trust),
+                               "--format", "json")  # fmt: skip
+    assert code == 0, err
+    [doc] = check_schema("stats verify", out)
+    assert doc["verified"] and doc["issuer"] == lanzhou.home.identity.uri
+
+    for command in ("list", "check"):
+        code, out, err = await cli(capsys, "measures", command, "--home", lz, "--format", "json")
+        assert code == 0, err
+        [doc] = check_schema(f"measures {command}", out)
+        assert doc["sha256"]
+
+    ids = tmp_path / "ids.csv"
+    ids.write_text(f"统一社会信用代码\n{uscc}\n{VALID_USCC}\nnot-a-code\n", encoding="utf-8")
+    code, out, err = await cli(capsys, "identity", "check", str(ids), "--format", "json")
+    assert code == 2, err  # a row is invalid
+    [doc] = check_schema("identity check", out)
+    assert (doc["valid"], doc["invalid"], len(doc["rows"])) == (1, 1, 3)
+
+    # An objection jinan raises to lanzhou's entry, seen from both sides.
+    assert (await cli(capsys, "sync", "--home", jn))[0] == 0
+    code, out, err = await cli(capsys, "lists", "--home", jn, "--origin", "lanzhou", "--format",
+                               "json")  # fmt: skip
+    [entry] = [r for r in check_schema("lists", out) if r["uscc"] == uscc]
+    evidence = tmp_path / "ruling.pdf"
+    evidence.write_bytes(b"%PDF- a court ruling")
+    due = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    code, out, err = await cli(
+        capsys, "objection", "raise", "--home", jn, "--entry", f"lanzhou:{entry['entry_id']}",
+        "--grounds", "decision_revoked", "--evidence", str(evidence), "--due", due,
+        "--officer", "王五",
+    )  # fmt: skip
+    assert code == 0, err
+    for home, side in ((jn, "raised"), (lz, "received")):
+        code, out, err = await cli(capsys, "objection", "list", "--home", home, "--no-refresh",
+                                   "--format", "json")  # fmt: skip
+        assert code == 0, err
+        [doc] = check_schema("objection list", out)
+        assert [o["side"] for o in doc["objections"]] == [side]
+        assert doc["on_time"][side]["open"] == 1
+
+
+async def test_fork_evidence_commands_print_their_documented_json(
+    federation: FederationFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """evidence export, check and clear on a fork lanzhou caught by gossip (as in
+    tests/test_witness.py): jinan signs a second history and keeps it from its witnesses."""
+    fed = await federation(3, subscribe=False)
+    for name in fed.nodes:  # the CLI opens the home's database: the test's PostgreSQL one too
+        _point_home_at_database(fed, name)
+    jinan, lanzhou, taiyuan = fed["jinan"], fed["lanzhou"], fed["taiyuan"]
+    origin = jinan.home.identity.uri
+    await jinan.publisher.append(adds(10))
+    await jinan.publisher.sign_checkpoint()
+
+    async def both_cosigned() -> bool:
+        sizes = [(await view(w, origin) or (0, b""))[0] for w in (lanzhou, taiyuan)]
+        return sizes == [10, 10]
+
+    await until(both_cosigned, "history A cosigned by both peers")
+    await (await _subscriber(taiyuan, jinan)).sync(follow=False)
+    monkeypatch.setattr(CosignRequester, "run", _idle)
+    jinan = await _rewrite_history(fed, {"jinan": fed.database_url("jinan")}, 12)
+    await (await _subscriber(lanzhou, jinan)).sync(follow=False)
+    assert [f.kind for f in await lanzhou.gossip.round()] == ["inconsistent"]
+
+    home = str(lanzhou.home.paths.root)
+    code, out, err = await cli(capsys, "evidence", "export", "--home", home, "--peer", "jinan")
+    assert code == 0, err
+    exported = tmp_path / "evidence.json"
+    exported.write_text(out, encoding="utf-8")  # the document itself, as written to a file
+    [doc] = check_schema("evidence export", out)
+    assert doc["origin"] == origin and len(doc["evidence"]) == 1
+    saved = tmp_path / "saved.json"
+    code, out, err = await cli(capsys, "evidence", "export", "--home", home, "--peer", "jinan",
+                               "--out", str(saved), "--format", "json")  # fmt: skip
+    assert code == 0, err
+    [summary] = check_schema("evidence export --out", out)
+    assert summary == {"out": str(saved), "records": 1}
+    assert json.loads(saved.read_text(encoding="utf-8"))["evidence"] == doc["evidence"]
+
+    bundle = tmp_path / "jinan.bundle.json"
+    bundle.write_text(export_bundle(load_home(jinan.home.paths.root)).to_json())
+    code, out, err = await cli(capsys, "evidence", "check", str(exported), "--bundle",
+                               str(bundle), "--format", "json")  # fmt: skip
+    assert code == 0, err
+    [verdict] = check_schema("evidence check", out)
+    assert verdict["ok"] and [r["proven"] for r in verdict["records"]] == ["inconsistent"]
+
+    code, out, err = await cli(capsys, "evidence", "clear", "--home", home, "--peer", "jinan",
+                               "--confirm", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    [cleared] = check_schema("evidence clear", out)
+    assert cleared["was"] == "forked" and cleared["evidence_kept"] == 1
 
 
 def test_every_documented_schema_is_checked() -> None:

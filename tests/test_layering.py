@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     # Metrics (issue 16): the server interceptor beside the gate and the border, and the
     # scrape-time collector reading the feeds, verification and witness tables.
     "node.metrics": 5,
+    # The `status --html` page (pure): layout, polylines and the template, over feed states.
+    "node.status_page": 4,
     "node.feeds": 4,
     # The audit log: on the feeds' Merkle-log machinery; the border and the gate record in it.
     "node.audit": 4,

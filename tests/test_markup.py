@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import json
 import logging
@@ -28,8 +29,9 @@ from node.api import feeds, officers
 from node.cli import main
 from node.cli.check import candidates_table, partners_table, view_table
 from node.cli.console import DataConsole, data_text, line
+from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Event
-from node.home import set_setting
+from node.home import load_home, set_setting
 from node.logs import configure_logging
 from node.text import has_unsafe, inert, plain
 from tests.conftest import FederationFactory
@@ -261,3 +263,137 @@ async def test_hostile_values_from_a_partner_are_shown_as_text_everywhere(
 
     await asyncio.to_thread(sweep)
     await wait_mirrored(lanzhou, jinan, jinan.publisher.log.frontier.size, timeout=1)
+
+
+# ------------------------------------------------- reasons, matters, reports, stats, evidence
+
+MARKUP = "[/bold][link=http://x]y[/link][red]:red_heart:"
+ESCAPES = "\x1b[31m\x1b]8;;http://evil\x1b\\\x9b2J\x85\u202e\u2066"
+DEPT = "11370100MB0000174G"  # a Jinan department (valid check characters)
+
+
+def refused_quietly(argv: list[str], value: str) -> None:
+    """A value the validators refuse: exit 2, one `error:` line that does not repeat it."""
+    code, out, err = cli(*argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+    assert_inert(out + err)
+    assert value not in err and plain(value) not in err and "[link=" not in err
+
+
+def shown_or_refused(argv: list[str], value: str) -> bool:
+    """Either the command takes *value* (and shows nothing a terminal acts on), or refuses it
+    quietly. True if it was taken."""
+    code, out, err = cli(*argv)
+    if code == 0:
+        assert_inert(out + err)
+        return True
+    refused_quietly(argv, value)
+    return False
+
+
+async def test_hostile_reasons_matters_reports_stats_and_evidence_are_text(
+    federation: FederationFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An origin's entry with markup, ANSI/OSC/C1 escapes and bidi overrides in every text
+    field; a partner asks about it with such a matter, responds to it with such a reason,
+    objects to it, and the origin resolves with such a reason: every display shows text, and
+    a value a validator refuses is one error line that does not echo it."""
+    from node.peers.enrollment import export_bundle
+    from node.reports.build import Asked, Subject, build_report
+
+    monkeypatch.setenv("COLUMNS", "1000")  # whole cells: the escaped value is found as is
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    jn, lz = str(jinan.home.paths.root), str(lanzhou.home.paths.root)
+    for name, home in (("jinan", jn), ("lanzhou", lz)):
+        url = fed.database_url(name)
+        if url:  # PostgreSQL: the CLI reads the database the running node uses
+            set_setting(Path(home), "database_url", url)
+    value = "示例" + MARKUP + ESCAPES + "公司<b>x</b>"
+    uscc, entry = hostile_entry(1, value)
+    eid = uuid.uuid4().hex
+    await jinan.publisher.append([Event(eid, feeds.EVENT_TYPE_ADD, entry)])
+    await jinan.publisher.sign_checkpoint()
+    report = await build_report(jinan.report_deps, Subject(uscc=uscc), Asked(purpose="enforcement"))
+    saved = tmp_path / "report.json"
+    saved.write_bytes(report.file())
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "jinan.json").write_text(export_bundle(load_home(Path(jn))).to_json())
+    matter = "案[red]号[/red][link=http://x]y[/link]"
+    reason = "不适用[bold]理由[/bold][link=http://x]y[/link]"
+
+    def run() -> None:
+        shown_ok("sync", "--home", lz, "--peer", "jinan")
+        ask = ["query", "--home", lz, "jinan", "--purpose", "enforcement", "--uscc", uscc]
+        shown_or_refused([*ask, "--matter", value], value)
+        # A purpose is one of the catalogue's: a hostile one is refused without being echoed.
+        refused_quietly(["query", "--home", lz, "jinan", "--purpose", value, "--uscc", uscc], value)
+        assert plain(value) in shown_ok(*ask, "--matter", matter)
+        for home in (jn, lz):  # the matter is recorded on both sides, shown as text
+            assert plain(matter) in shown_ok("audit", "show", "--home", home)
+            entries = json.loads(shown_ok("audit", "show", "--home", home, "--format", "json"))
+            assert matter in {e["matter"] for e in entries}
+
+        respond = ["respond", "--home", lz, "--entry", f"jinan:{eid}", "--measure", "M01",
+                   "--action", "not_applicable", "--department", DEPT,
+                   "--officer", "王五"]  # fmt: skip
+        shown_or_refused([*respond, "--reason", value], value)
+        shown_ok(*respond, "--reason", reason)
+        assert plain(reason) in shown_ok("actions", "--home", jn, "--pull")
+        rows = json.loads(shown_ok("actions", "--home", jn, "--format", "json"))
+        assert reason in {r["reason"] for r in rows}
+
+        evidence = tmp_path / "ruling.pdf"
+        evidence.write_bytes(b"%PDF- a ruling")
+        due = (shanghai_today() + dt.timedelta(days=10)).isoformat()
+        shown_ok("objection", "raise", "--home", lz, "--entry", f"jinan:{eid}",
+                 "--grounds", "content_error", "--evidence", str(evidence), "--due", due,
+                 "--officer", "王五")  # fmt: skip
+        [o] = json.loads(shown_ok("objection", "list", "--home", jn, "--format", "json"))[
+            "objections"
+        ]
+        resolve = ["objection", "resolve", "--home", jn, "--id", o["id"], "--doc-no", "D-1",
+                   "--reject"]  # fmt: skip
+        refused_quietly([*resolve, "--reason", value], value)
+        shown_ok(*resolve, "--reason", reason)
+        for home in (jn, lz):
+            assert plain(reason) in shown_ok("objection", "list", "--home", home)
+            listed = json.loads(
+                shown_ok("objection", "list", "--home", home, "--no-refresh", "--format", "json")
+            )
+            assert reason in {t["reason"] for o in listed["objections"] for t in o["history"]}
+
+        shown_ok("report", "verify", str(saved), "--trust", str(trust))
+        shown_ok("report", "verify", str(saved), "--trust", str(trust), "--format", "json")
+        html = tmp_path / "report.html"
+        shown_ok("report", "render", str(saved), "--out", str(html))
+        page = html.read_text(encoding="utf-8")
+        assert "<b>x</b>" not in page and "公司&lt;b&gt;x&lt;/b&gt;" in page
+        assert "\\x1b[31m" in page  # the escape, visible
+        assert_inert(page)
+
+        signed = tmp_path / "stats.json"
+        for home in (jn, lz):
+            shown_ok("stats", "--home", home)
+            shown_ok("stats", "--home", home, "--format", "json", "--out", str(signed))
+        shown_ok("stats", "verify", str(signed), "--trust", str(trust), codes=(0, 7))
+
+        # A hostile evidence document and peer name: one line each, nothing echoed raw.
+        bad = tmp_path / "evidence.json"
+        bad.write_text(json.dumps({
+            "format": value, "origin": value, "peer": value, "exported_at": value,
+            "trust": {"roots": [value], "feed_key": value}, "cosigners": {value: value},
+            "evidence": [{"kind": value, "detail": value, "recorded_at": value,
+                          "earlier_note": value, "later_note": value, "proof": [value]}],
+        }))  # fmt: skip
+        for fmt in ("table", "json"):
+            code, out, err = cli("evidence", "check", str(bad), "--format", fmt)
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert_inert(out + err)
+        code, out, err = cli("evidence", "export", "--home", lz, "--peer", value)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert_inert(out + err)
+
+    await asyncio.to_thread(run)

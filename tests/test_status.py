@@ -236,6 +236,9 @@ async def test_the_origin_shows_a_lagging_subscriber_and_whether_it_has_a_leaf(
     async def sync() -> None:
         peer = await lanzhou.directory.lookup("jinan")
         assert peer is not None
+        # The origin's checkpoint of what it appended, signed now: append returns before its
+        # background signer runs, and a sync only takes what a checkpoint covers.
+        await jinan.publisher.sign_checkpoint()
         sub = await Subscriber.open(lanzhou.home.tls, lanzhou.store, peer, audit=lanzhou.audit)
         await sub.sync(follow=False, timeout=10)
         await lanzhou.audit.sign_checkpoint()

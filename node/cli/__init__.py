@@ -1,5 +1,10 @@
 """The ``creditnode`` command: the typer app (``app.py``), one module per command group, and the
-table rendering they share (``render.py``). Run it as ``creditnode`` or ``python -m node.cli``."""
+table rendering they share (``render.py``). Run it as ``creditnode`` or ``python -m node.cli``.
+
+Every run builds the command tree, so a command module imports at its top only what the tree
+needs (typer, rich, the shared CLI modules, ``choices``) and its implementation inside each
+command: grpc, SQLAlchemy, cryptography, TUF and Alembic cost about a second of start-up.
+tests/test_startup.py fails if one of them is imported by a help page."""
 
 import os
 

@@ -4,35 +4,27 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from adapters.list_csv import parse_date
-from node.actions.followup import Status
-from node.actions.pull import ActionsError, ActionsRefused, pull_actions
-from node.actions.record import ACTIONS, RecordError
-from node.actions.respond import respond
-from node.actions.view import origin_view
-from node.audit.local import opened_audit
+from node.cli import choices
 from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.render import emit_json
 from node.errors import InputError, VerificationError
-from node.feeds.dates import shanghai_today
-from node.home import load_home
-from node.peers.directory import PeerDirectory
-from node.storage import Store
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.actions.followup import Status
 
 
 def respond_command(
     home: HomeOpt,
     entry: Annotated[str, typer.Option(help="The partner's entry: ORIGIN:ID (name or URI).")],
     measure: Annotated[str, typer.Option(help="The measure's code, as the entry names it.")],
-    action: Annotated[str, typer.Option(help=f"What was done: {', '.join(ACTIONS)}.")],
+    action: Annotated[str, typer.Option(help=f"What was done: {', '.join(choices.ACTIONS)}.")],
     department: Annotated[str, typer.Option(help="The implementing department's USCC.")],
     officer: Annotated[
         str, typer.Option(help="Who records it (kept only as this node's keyed id).")
@@ -44,6 +36,13 @@ def respond_command(
 ) -> None:
     """Record what this city did about one measure of a partner's entry, in its signed
     actions log (the origin pulls and verifies it). Exit 2 if it cannot be recorded."""
+    from adapters.list_csv import parse_date
+    from node.actions.record import RecordError
+    from node.actions.respond import respond
+    from node.feeds.dates import shanghai_today
+    from node.home import load_home
+    from node.storage import Store
+
     quiet_logs()
     day = shanghai_today()
     if date is not None:
@@ -101,6 +100,14 @@ def actions_command(
     (settings response_days / response_days_default), counted from the day this node's feed
     published the entry (its listing date if that is not known). Exit 7 if a partner's actions log
     does not verify (nothing of it kept)."""
+    from node.actions.pull import ActionsError, ActionsRefused, pull_actions
+    from node.actions.view import origin_view
+    from node.audit.local import opened_audit
+    from node.feeds.dates import shanghai_today
+    from node.home import load_home
+    from node.peers.directory import PeerDirectory
+    from node.storage import Store
+
     quiet_logs()
     if fmt not in ("table", "json"):
         raise InputError("--format is table or json")
@@ -146,7 +153,7 @@ def actions_command(
     for name, problem in sorted(problems.items()):
         err.print(f"{plain(name)}: actions not pulled: {plain(problem)}")
     if fmt == "json":
-        sys.stdout.write(json.dumps([r.as_json() for r in rows], ensure_ascii=False) + "\n")
+        emit_json([r.as_json() for r in rows])
     else:
         out.print(_table(rows))
     if refused:

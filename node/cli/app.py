@@ -8,32 +8,27 @@ network (unreachable, refused, wrong certificate, not serving), 5 enrollment, 6 
 
 from __future__ import annotations
 
+import copy
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.main import get_command_name
+from typer.models import CommandInfo, TyperInfo
 
-from keys import certificate_fingerprint
 from node import PROTOCOL_VERSION, __version__
+from node.cli import choices
 from node.cli.actions import actions_command, respond_command
 from node.cli.audit import audit_app, record_commands, verify_bundle_command
 from node.cli.ca import ca_app
 from node.cli.check import check_command
-from node.cli.demo import run_demo
 from node.cli.evidence import evidence_app
 from node.cli.identity import entity, identity_app
 from node.cli.keys import keys_app
-from node.cli.lists import show_lists
 from node.cli.measures import load_measures, measures_app
 from node.cli.objection import objection_app
 from node.cli.officer import officer_app
@@ -53,38 +48,25 @@ from node.cli.options import (
 )
 from node.cli.peer import peer_app
 from node.cli.policy import policy_app
-from node.cli.query import answer_json, ask_peer, check_person_id, lookup_request, print_answer
-from node.cli.records import check_class_import
 from node.cli.remove import home_catalogue, remove, stated_removal
 from node.cli.render import emit_json
 from node.cli.report import report_app
 from node.cli.stats import stats_app
-from node.cli.status import node_status, remote_status
-from node.cli.sync import sync_peers
-from node.cli.verify import verify_home
 from node.errors import CreditnodeError, InputError, PeerError
-from node.feeds.classes import CLASSES
-from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
-from node.feeds.publisher import Publisher
-from node.feeds.records import import_records
-from node.home import init_home, load_home
-from node.keys.signers import FeedSigners
-from node.logs import configure_logging
-from node.regions import lookup_region
-from node.runtime import Node
-from node.storage import Store
 from node.text import plain
 
 T = TypeVar("T")
 
 # GRPC_VERBOSITY is set in node/cli/__init__.py, before anything imports grpc.
 
+HELP_OPTIONS = ("-h", "--help")
+
 app = typer.Typer(
     name="creditnode",
     help="Cross-region credit-sharing node.",
     no_args_is_help=True,
     add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
+    context_settings={"help_option_names": list(HELP_OPTIONS)},  # inherited by every command
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -152,6 +134,10 @@ def init(
     database: Annotated[str, typer.Option(help="Database URL (default: SQLite in the home).")] = "",
 ) -> None:
     """Create a node home: keys, certificate, configuration and database."""
+    from keys import certificate_fingerprint
+    from node.home import init_home, load_home
+    from node.regions import lookup_region
+    from node.storage import Store
 
     existed = home.exists()
     try:
@@ -190,6 +176,9 @@ def init(
 @app.command()
 def serve(home: HomeOpt) -> None:
     """Run the node until SIGTERM or SIGINT."""
+    from node.home import load_home
+    from node.logs import configure_logging
+    from node.runtime import Node
 
     settings = load_home(home).settings
     configure_logging(settings.log_level, Path(settings.log_file) if settings.log_file else None)
@@ -225,22 +214,37 @@ def status(
             "--leaf", min=0, max=2**63 - 1, help="Whether each peer has this leaf of the own feed."
         ),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            dir_okay=False,
+            metavar="FILE",
+            help="Write a self-contained HTML page instead: the alliance as a graph of nodes "
+            "and feeds coloured by state, and each peer's feed lag and disclosures over time.",
+        ),
+    ] = None,
 ) -> None:
     """Show this node and its peers; with --peer, call that peer over mutual TLS.
 
     Exit 0 if the node (or the peer) answers, 4 if it does not.
     """
+    from node.cli.status import node_status, remote_status
 
     quiet_logs()
     if peer is None:
         serving = run_coro(
-            node_status(home, out, timeout=timeout, fmt=fmt, receipts=receipts, leaf=leaf)
+            node_status(
+                home, out, timeout=timeout, fmt=fmt, receipts=receipts, leaf=leaf, html=html
+            )
         )
         if not serving:
             raise typer.Exit(PeerError.exit_code)
     else:
-        if fmt != "table" or receipts or leaf is not None:
-            raise InputError("--peer shows a table only (no --format json, --receipts, --leaf)")
+        if fmt != "table" or receipts or leaf is not None or html is not None:
+            raise InputError(
+                "--peer shows a table only (no --format json, --receipts, --leaf, --html)"
+            )
         run_coro(remote_status(home, peer, out, timeout=timeout))
 
 
@@ -255,7 +259,9 @@ def import_(
         str | None,
         typer.Option(
             "--class",
-            help="Instead of a list, a data class of the report: " + ", ".join(CLASSES) + ".",
+            help="Instead of a list, a data class of the report: "
+            + ", ".join(choices.RECORD_CLASSES)
+            + ".",
         ),
     ] = None,
     file: Annotated[
@@ -274,7 +280,7 @@ def import_(
         str | None,
         typer.Option(
             help="Why entries missing from a full export (or rows of --removals without one) "
-            "are removed: " + ", ".join(STATED_REASONS) + "."
+            "are removed: " + ", ".join(choices.STATED_REASONS) + "."
         ),
     ] = None,
     removal_date: Annotated[
@@ -313,6 +319,15 @@ def import_(
     and those --removals names. Exit 0 if every row was imported, 2 if some were quarantined
     (the rest are imported) or the import was refused (nothing appended).
     """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from node.cli.records import check_class_import
+    from node.feeds.importer import PROVENANCES, STATED_REASONS, import_list
+    from node.feeds.publisher import Publisher
+    from node.feeds.records import import_records
+    from node.home import load_home
+    from node.keys.signers import FeedSigners
+    from node.storage import Store
 
     quiet_logs()
     if provenance not in PROVENANCES:
@@ -460,6 +475,7 @@ def sync(
     Exit 0 if every peer synced, 4 if one was unreachable or refused, 7 if a feed failed
     verification (fork, rollback or tampering: evidence is kept, see `status`).
     """
+    from node.cli.sync import sync_peers
 
     quiet_logs()
     code = run_coro(sync_peers(home, peer, timeout, out, err, disclose=disclose))
@@ -479,6 +495,8 @@ def verify(
     Names the first bad index or row of each log that fails. Exit 0 if everything verifies,
     7 on any finding.
     """
+    from node.cli.verify import verify_home
+
     quiet_logs()
     code = run_coro(verify_home(home, out, fmt=fmt))
     if code:
@@ -508,6 +526,8 @@ def query_(
     (the peer records each disclosure). Exit 0 with an answer, 2 for bad options, 4 if the peer
     is unreachable or refuses.
     """
+    from node.cli.query import answer_json, ask_peer, check_person_id, lookup_request, print_answer
+
     quiet_logs()
     refuse_personal_code("--uscc", uscc, hint="to ask about a person, " + PERSON_ID_HINT)
     person_id = read_person_id(person_id)
@@ -567,6 +587,7 @@ def lists_(
     Rows of a log that does not stand verified are marked UNVERIFIED with a warning; exit 7
     then, unless --allow-unverified.
     """
+    from node.cli.lists import show_lists
 
     quiet_logs()
     refuse_personal_code("--uscc", uscc, hint="persons are looked up with `entity --person-id -`")
@@ -607,8 +628,40 @@ def demo(
     ] = None,
 ) -> None:
     """Start a three-city Yellow River federation on loopback and show each node's peers."""
+    from node.cli.demo import run_demo
 
     run_coro(run_demo(directory, seconds, out))
+
+
+def branch(argv: list[str]) -> typer.Typer:
+    """The app cut down to the one top-level command *argv* runs, if it names one.
+
+    Typer builds the whole command tree on every run, evaluating the signature of each of some
+    70 commands (about 50 ms of start-up); a run needs only its own branch. Anything else keeps
+    the whole tree: no arguments or a -h before the command (the listing), a name that is not
+    a command (the error suggests the near ones), and shell completion (which passes none).
+    """
+    for arg in argv:
+        if arg in HELP_OPTIONS:
+            return app
+        if not arg.startswith("-"):
+            commands = [
+                c
+                for c in app.registered_commands
+                if (c.name or get_command_name(getattr(c.callback, "__name__", ""))) == arg
+            ]
+            groups = [g for g in app.registered_groups if g.name == arg]
+            if not commands and not groups:
+                return app
+            return _cut(commands, groups)
+    return _cut([], []) if argv else app  # options only (--version): no command is needed
+
+
+def _cut(commands: list[CommandInfo], groups: list[TyperInfo]) -> typer.Typer:
+    cut = copy.copy(app)  # shallow: the commands and groups themselves are shared
+    cut.registered_commands = commands
+    cut.registered_groups = groups
+    return cut
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,7 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Not standalone: a usage error comes back here and becomes one `error:` line (Typer
         # itself would print the usage block, a hint and the message).
-        rv = app(args=argv, prog_name="creditnode", standalone_mode=False)
+        rv = branch(sys.argv[1:] if argv is None else argv)(
+            args=argv, prog_name="creditnode", standalone_mode=False
+        )
     except NoArgsIsHelpError as exc:
         exc.show()  # `creditnode` alone, or a group alone: the help is the answer
         return exc.exit_code

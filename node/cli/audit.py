@@ -14,40 +14,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import grpc
-import structlog
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from keys import NodeIdentity, PeerBundle
-from node.api import audit as audit_pb
-from node.api import audit_rpc
-from node.audit.bundle import (
-    BundleError,
-    NodeTrust,
-    Verified,
-    Witnessed,
-    build_bundle,
-    check_witnessed,
-    verify_bundle,
-)
-from node.audit.entry import (
-    EPOCH,
-    OUTCOMES,
-    AuditEntry,
-    EntryError,
-    check_uscc_or_commitment,
-    officer_id,
-)
-from node.audit.local import AuditSigners, opened_audit, out_entry, record_local
-from node.audit.log import audit_origin, load_secret
-from node.audit.query import Filter, find_entries
-from node.audit.reconcile import Gap, Receipt, reconcile
-from node.audit.wire import new_asker
+from node.cli import choices
 from node.cli.options import (
     FormatOpt,
     HomeOpt,
@@ -59,20 +32,16 @@ from node.cli.options import (
 )
 from node.cli.render import emit_json
 from node.errors import InputError, PeerError, VerificationError
-from node.feeds.dates import SHANGHAI
-from node.feeds.logstore import LogStore, read_cursor
-from node.feeds.note import stored_checkpoint
-from node.home import Home, load_home
-from node.keys.store import RootStore
-from node.peers.client import describe_rpc_error
-from node.peers.directory import PeerDirectory
-from node.storage import Store
-from node.storage.peers import PEER_ROOTS, PeerRepository
 from node.text import plain
-from node.witness.cosignature import Cosignature
-from node.witness.store import cosigned_checkpoints
 
-logger = structlog.get_logger("creditnode.audit")
+if TYPE_CHECKING:
+    from node.api import audit as audit_pb
+    from node.audit.bundle import Verified, Witnessed
+    from node.audit.entry import AuditEntry
+    from node.audit.reconcile import Gap, Receipt
+    from node.feeds.logstore import LogStore
+    from node.home import Home
+    from node.storage import Store
 
 audit_app = typer.Typer(
     help="The audit log: every exchange with a peer, recorded before it was answered.",
@@ -97,6 +66,8 @@ def check_format(fmt: str) -> str:
 
 def parse_time(text: str | None, option: str) -> dt.datetime | None:
     """An ISO date or date-time; a naive one is Shanghai time. InputError naming *option*."""
+    from node.feeds.dates import SHANGHAI
+
     if text is None:
         return None
     try:
@@ -128,10 +99,14 @@ def parse_period(text: str) -> dt.timedelta:
 
 
 def _us(when: dt.datetime) -> int:
+    from node.audit.entry import EPOCH
+
     return (when - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _shanghai(e: AuditEntry) -> str:
+    from node.feeds.dates import SHANGHAI
+
     return e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -158,6 +133,9 @@ def entries_table(title: str, found: Sequence[tuple[int, AuditEntry]]) -> Table:
 
 
 def _officer(home: Home, officer: str | None) -> str | None:
+    from node.audit.entry import EntryError, officer_id
+    from node.audit.log import load_secret
+
     if officer is None:
         return None
     if re.fullmatch(r"[0-9a-f]{32}", officer):
@@ -169,6 +147,9 @@ def _officer(home: Home, officer: str | None) -> str | None:
 
 
 def _subject(home: Home, subject: str | None) -> str | None:
+    from node.audit.entry import EntryError, check_uscc_or_commitment
+    from node.audit.log import load_secret
+
     if subject is None:
         return None
     try:
@@ -201,12 +182,19 @@ def show(
     subject: Annotated[
         str | None, typer.Option(help="A USCC, or a subject commitment (64 hex) as recorded.")
     ] = None,
-    outcome: Annotated[str | None, typer.Option(help=f"One of {', '.join(OUTCOMES)}.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(choices.AUDIT_OUTCOMES)}.")
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="query, feed_range, refusal, ...")] = None,
     limit: Annotated[int, count_opt(help="At most this many entries.")] = 1000,
     fmt: FormatOpt = "table",
 ) -> None:
     """Show audit entries, oldest first, filtered. Exit 0, 2 for bad options."""
+    from node.audit.entry import OUTCOMES
+    from node.audit.query import Filter, find_entries
+    from node.home import load_home
+    from node.storage import Store
+
     quiet_logs()
     check_format(fmt)
     if outcome is not None and outcome not in OUTCOMES:
@@ -279,6 +267,10 @@ def report(
 ) -> None:
     """Queries per officer, purpose and partner over the period; volumes above the config's
     thresholds (audit_officer_daily_queries, audit_peer_daily_queries) are flagged."""
+    from node.audit.query import Filter, find_entries
+    from node.home import load_home
+    from node.storage import Store
+
     quiet_logs()
     check_format(fmt)
     span = parse_period(period)
@@ -321,6 +313,13 @@ def report(
 async def export_bundle(home: Home, store: Store, start: dt.datetime, end: dt.datetime) -> bytes:
     """The entries of [start, end) with inclusion proofs, the root chain and a statement
     signed now (see :mod:`node.audit.bundle`)."""
+    from node.audit.bundle import build_bundle
+    from node.audit.local import AuditSigners, opened_audit
+    from node.audit.log import audit_origin
+    from node.audit.query import Filter, find_entries
+    from node.feeds.logstore import read_cursor
+    from node.keys.store import RootStore
+
     origin = audit_origin(home.identity.uri)
     async with opened_audit(home, store) as log:
         await log.sign_checkpoint()
@@ -356,6 +355,16 @@ async def _witnessed(
     """The newest cosigned checkpoint of the audit log up to *size* that a holder of this
     node's peer bundle can check (one signed under keys it no longer lists is passed over),
     its cosignatures, the consistency proof to *size*, and the cosigners' root versions."""
+    import structlog
+    from sqlalchemy import select
+
+    from keys import NodeIdentity
+    from node.audit.bundle import BundleError, NodeTrust, Witnessed, check_witnessed
+    from node.feeds.note import stored_checkpoint
+    from node.storage.peers import PEER_ROOTS, PeerRepository
+    from node.witness.cosignature import Cosignature
+    from node.witness.store import cosigned_checkpoints
+
     async with store.engine.connect() as conn:
         held = await cosigned_checkpoints(conn, log.cursor.origin, log.log_id, size)
         by_uri = {
@@ -383,7 +392,9 @@ async def _witnessed(
             check_witnessed(found.to_json(), own, roots, home.identity.uri,
                             log.cursor.origin, size, root, ())  # fmt: skip
         except BundleError as exc:
-            logger.warning("cosigned audit checkpoint not exported", size=cosigned, reason=str(exc))
+            structlog.get_logger("creditnode.audit").warning(
+                "cosigned audit checkpoint not exported", size=cosigned, reason=str(exc)
+            )
             continue
         return found
     return None
@@ -401,6 +412,9 @@ def export(
 ) -> None:
     """Write the entries of a time range, their inclusion proofs, the node's root chain and a
     signed checkpoint to one bundle, checkable offline with `creditnode verify-bundle`."""
+    from node.home import load_home
+    from node.storage import Store
+
     quiet_logs()
     check_format(fmt)
     t0, t1 = _time_range(start, end)
@@ -438,6 +452,9 @@ def verify_bundle_command(
     root says, every entry proved into the signed tree, and the witnesses' cosignatures of
     the carried checkpoint for each --cosigner given (one that fails fails the bundle).
     Exit 0 if it verifies, 7 if not."""
+    from keys import PeerBundle
+    from node.audit.bundle import BundleError, verify_bundle
+
     check_format(fmt)
     bundles = []
     for path in [trust, *(cosigner or [])]:
@@ -487,6 +504,8 @@ def _witnessing_line(verified: Verified) -> str:
 
 
 def _ours(found: Sequence[tuple[int, AuditEntry]]) -> list[Receipt]:
+    from node.audit.reconcile import Receipt
+
     return [
         Receipt(i, e.exchange, e.seq, e.direction, e.kind, e.outcome, e.at_us, e.response, e.remote)
         for i, e in found
@@ -494,6 +513,8 @@ def _ours(found: Sequence[tuple[int, AuditEntry]]) -> list[Receipt]:
 
 
 def _theirs(receipts: Sequence[audit_pb.Receipt]) -> list[Receipt]:
+    from node.audit.reconcile import Receipt
+
     return [
         Receipt(
             r.audit_index,
@@ -516,6 +537,15 @@ async def fetch_receipts(
 ) -> list[audit_pb.Receipt]:  # fmt: skip
     """The peer's receipts of exchanges with this node in [start, end), every page; each call
     is an exchange this node records."""
+    import grpc
+
+    from node.api import audit as audit_pb
+    from node.api import audit_rpc
+    from node.audit.local import opened_audit, out_entry
+    from node.audit.wire import new_asker
+    from node.peers.client import describe_rpc_error
+    from node.peers.directory import PeerDirectory
+
     directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
     await directory.refresh()
     peer = await directory.lookup(peer_name)
@@ -557,6 +587,9 @@ async def reconcile_with(
     """Both sides' receipts of exchanges with *peer* in [t0, t1) joined: (entries here,
     receipts there, the gaps). An entry one side recorded less than *in_flight* ago is not a
     gap yet: its exchange may still be under way."""
+    from node.audit.query import Filter, find_entries
+    from node.audit.reconcile import reconcile
+
     in_flight_from = dt.datetime.now(dt.UTC) - in_flight
     ours = await find_entries(
         store, home.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
@@ -578,6 +611,8 @@ async def reconcile_with(
 
 
 def gap_json(g: Gap) -> dict[str, Any]:
+    from node.audit.entry import EPOCH
+
     side = g.here or g.there
     assert side is not None
     return {
@@ -611,6 +646,9 @@ def reconcile_command(
     """Join this node's receipts of exchanges with PEER and the peer's own, and list the
     exchanges one side recorded and the other did not (or whose answers differ). Exit 0 if
     both sides agree, 7 if not, 4 if the peer cannot be asked."""
+    from node.home import load_home
+    from node.storage import Store
+
     if in_flight_seconds < 0:
         raise InputError("--in-flight-seconds must not be negative")
     quiet_logs()
@@ -652,6 +690,10 @@ def reconcile_command(
 
 def record_command(home_root: Path, kind: str, method: str) -> int:
     """Record an operator's command on this node as a ``local`` entry; its index."""
+    from node.audit.local import record_local
+    from node.home import load_home
+    from node.storage import Store
+
     h = load_home(home_root)
 
     async def run() -> int:

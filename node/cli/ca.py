@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from keys import FederationCA, certificate_fingerprint
 from node.cli.options import out
 from node.errors import InputError
 
@@ -20,6 +19,8 @@ def ca_init(
     federation: Annotated[str, typer.Option(help="Federation (alliance) name.")],
 ) -> None:
     """Create a federation CA for development and demos."""
+    from keys import FederationCA, certificate_fingerprint
+
     if (directory / "ca.key").exists():
         raise InputError(f"{directory / 'ca.key'} already exists; refusing to overwrite a CA")
     try:

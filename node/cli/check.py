@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import grpc
 import typer
 from rich.table import Table
 
-from keys import OfficerCredential
-from node.api import officers, officers_rpc
+from node.api import officers
 from node.cli.console import data_text
 from node.cli.options import (
     PERSON_ID_HINT,
@@ -40,9 +37,12 @@ from node.cli.options import (
     run_coro,
     seconds_opt,
 )
+from node.cli.render import emit_json
 from node.errors import InputError, PeerError
-from node.reports.envelope import report_file
 from node.text import plain
+
+if TYPE_CHECKING:
+    from keys import OfficerCredential
 
 EXIT_CLEAR = 0
 EXIT_RED = 10
@@ -75,6 +75,8 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def load_credential(path: Path, passphrase_file: Path | None) -> OfficerCredential:
     """Open the PKCS#12 credential; the passphrase from the file, else a prompt (no echo)."""
+    from keys import OfficerCredential
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -114,6 +116,10 @@ def node_address(credential_path: Path, node: str | None) -> str:
 async def call_check(
     credential: OfficerCredential, node: str, request: officers.CheckRequest, timeout: float
 ) -> officers.CheckResponse:
+    import grpc
+
+    from node.api import officers_rpc
+
     cert, key, ca = credential.pem()
     creds = grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
@@ -211,6 +217,8 @@ def as_json(resp: officers.CheckResponse, saved: list[str]) -> dict[str, Any]:
 
 def save_reports(resp: officers.CheckResponse, directory: Path) -> list[str]:
     """Every signed report as its self-contained file (``creditnode report verify FILE``)."""
+    from node.reports.envelope import report_file
+
     directory.mkdir(parents=True, exist_ok=True)
     saved = []
     for r in resp.reports:
@@ -291,7 +299,7 @@ def check_command(
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     saved = save_reports(resp, save) if save is not None else []
     if fmt == "json":
-        sys.stdout.write(json.dumps(as_json(resp, saved), ensure_ascii=False, indent=2) + "\n")
+        emit_json(as_json(resp, saved))
     else:
         # Every value comes from a report: text, never markup.
         if request.WhichOneof("subject") == "name":

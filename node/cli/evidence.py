@@ -7,27 +7,20 @@ evidence stays)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from keys import NodeIdentity, PeerBundle
-from node.actions.pull import TAMPERED, actions_mark, clear_tampered
-from node.audit.local import record_local
 from node.cli.options import FormatOpt, HomeOpt, out, quiet_logs, run_coro
+from node.cli.render import emit_json, json_text
 from node.errors import InputError, VerificationError
-from node.feeds.logstore import read_cursor
-from node.feeds.subscriber import STICKY, Cleared, clear_feed_state
-from node.home import load_home
-from node.storage import Store
-from node.storage.peers import PeerRepository
 from node.text import plain
-from node.witness import evidence
-from node.witness.export import export_evidence
+
+if TYPE_CHECKING:
+    from node.feeds.subscriber import Cleared
 
 FORMATS = ("table", "json")
 
@@ -55,6 +48,10 @@ def evidence_export(
     """Write the signed checkpoints, cosignatures and proofs of every fork this node recorded
     for PEER's feed, with the peer's root versions held, as one JSON document. Exit 2 if
     nothing is held for the peer."""
+    from node.home import load_home
+    from node.storage import Store
+    from node.witness.export import export_evidence
+
     _format(fmt)
     quiet_logs()
     loaded = load_home(home)
@@ -64,14 +61,14 @@ def evidence_export(
             return await export_evidence(store, peer, now=dt.datetime.now(dt.UTC))
 
     doc = run_coro(read())
-    text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    text = json_text(doc, indent=2) + "\n"
     if out_file is None:
         print(text, end="")
         return
     out_file.write_text(text, encoding="utf-8")
     count = len(doc["evidence"])
     if fmt == "json":
-        print(json.dumps({"out": str(out_file), "records": count}))
+        emit_json({"out": str(out_file), "records": count})
     else:
         out.print(f"{count} record(s) of {plain(peer)} written to {out_file}")
 
@@ -100,6 +97,9 @@ def evidence_check(
     valid at its signed time), the notes and proofs must prove a fork on their own, and every
     cosignature it can check must verify. Exit 0 if they do, 7 if a note or a cosignature
     does not verify or nothing is proven, 2 for a malformed file."""
+    from keys import PeerBundle
+    from node.witness import evidence
+
     _format(fmt)
     quiet_logs()
     try:
@@ -121,7 +121,7 @@ def evidence_check(
     except (evidence.EvidenceError, ValueError) as exc:
         raise InputError(f"{file}: {exc}") from None
     if fmt == "json":
-        print(json.dumps({**verdict.to_json(), "trust_source": source}, ensure_ascii=False))
+        emit_json({**verdict.to_json(), "trust_source": source})
     else:
         table = Table(title=f"fork evidence of {plain(verdict.origin)}", title_justify="left")
         for col in ("#", "recorded as", "sizes", "signed by origin", "proves", "cosigners", "note"):
@@ -161,6 +161,15 @@ def evidence_clear(
     would be cleared. The evidence is kept; the next sync or pull (or a `serve` restart, for a
     fork) verifies again from the checkpoint held, so a fork or a bad answer still served is
     marked again. Recorded in the audit log. Exit 2 if nothing is marked."""
+    from keys import NodeIdentity
+    from node.actions.pull import TAMPERED, actions_mark, clear_tampered
+    from node.audit.local import record_local
+    from node.feeds.logstore import read_cursor
+    from node.feeds.subscriber import STICKY, clear_feed_state
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.peers import PeerRepository
+
     _format(fmt)
     quiet_logs()
     loaded = load_home(home)
@@ -216,7 +225,7 @@ def evidence_clear(
             "actions_was": TAMPERED if actions_was is not None else None,
             "actions_detail": actions_was,
         }
-        print(json.dumps(doc, ensure_ascii=False))
+        emit_json(doc)
         return
     if done is not None:
         out.print(

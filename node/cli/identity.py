@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from adapters.list_csv import CsvError, Quarantined, sniff_encoding
+from node.cli import choices
 from node.cli.console import data_text
 from node.cli.keys import (
     DaysOpt,
@@ -21,7 +19,6 @@ from node.cli.keys import (
     PassphraseFilesOpt,
     rotate_pseudonym_key,
 )
-from node.cli.lists import REASON, SEVERITY, TYPE
 from node.cli.options import (
     PERSON_ID_HINT,
     FormatOpt,
@@ -35,42 +32,16 @@ from node.cli.options import (
     run_coro,
     seconds_opt,
 )
-from node.cli.query import check_person_id
 from node.cli.render import emit_json
 from node.errors import InputError, PeerError
-from node.feeds.state import STATE
-from node.home import load_home
-from node.identity.batch import check_values
-from node.identity.codes import court_mask
-from node.identity.names import rank_names
-from node.identity.oblivious import pseudonyms_at
-from node.identity.pseudonym import own_pseudonym
-from node.identity.registry import (
-    Conflict,
-    EntityView,
-    Membership,
-    entity_by_person,
-    entity_by_uscc,
-    find_conflicts,
-    load_crosswalk,
-    resolve,
-)
-from node.identity.validate import (
-    COLUMN_EXPECTS,
-    INVALID,
-    CodeCheck,
-    check_org_code,
-    check_reg_no,
-    check_tax_no,
-    check_uscc,
-    classify,
-)
-from node.keys.ceremony import DEFAULT_DAYS
-from node.peers.directory import PeerDirectory
-from node.policy.agreement import PURPOSES
-from node.storage import Store
 from node.text import plain
-from node.verification.standing import Unverified, unverified_logs
+
+if TYPE_CHECKING:
+    from adapters.list_csv import Quarantined
+    from node.identity.registry import Conflict, EntityView, Membership
+    from node.identity.validate import CodeCheck
+    from node.storage import Store
+    from node.verification.standing import Unverified
 
 identity_app = typer.Typer(help="Identifiers: batch checks, crosswalks, conflicts, this "
                            "node's pseudonym key.", no_args_is_help=True)  # fmt: skip
@@ -100,6 +71,10 @@ def check(
     resident IDs or residence permits) must hold its own kind, exactly as `import` decides.
     Exit 0 only if every row is valid (no warnings, no duplicates); 2 otherwise.
     """
+    from adapters.list_csv import CsvError, sniff_encoding
+    from node.identity.batch import check_values
+    from node.identity.validate import COLUMN_EXPECTS
+
     if fmt not in ("table", "json"):
         raise InputError("--format must be table or json")
     try:
@@ -123,7 +98,7 @@ def check(
         ]
     report = check_values(values, strict=strict, expect=COLUMN_EXPECTS.get(column))
     if fmt == "json":
-        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        emit_json(report.to_json())
     else:
         table = Table(title=plain(f"{file} [{column}]"), title_justify="left")
         for col in ("row", "input", "kind", "status", "reason"):
@@ -157,6 +132,11 @@ def crosswalk(
 ) -> None:
     """Load a registry crosswalk of legacy identifiers to USCCs. Exit 2 if rows were
     quarantined (the rest are loaded)."""
+    from adapters.list_csv import CsvError
+    from node.home import load_home
+    from node.identity.registry import load_crosswalk
+    from node.storage import Store
+
     loaded = load_home(home)
 
     async def run() -> tuple[int, list[Quarantined]]:
@@ -178,6 +158,10 @@ def crosswalk(
 def conflicts(home: HomeOpt) -> None:
     """Same USCC under different names, legacy codes naming two USCCs, invalid codes in
     peers' feeds (重错码 candidates)."""
+    from node.home import load_home
+    from node.identity.registry import find_conflicts
+    from node.storage import Store
+
     loaded = load_home(home)
 
     async def run() -> list[Conflict]:
@@ -199,7 +183,7 @@ def conflicts(home: HomeOpt) -> None:
 def rotate_pseudonym_key_alias(
     home: HomeOpt,
     overlap_hours: OverlapOpt = 24.0,
-    days: DaysOpt = DEFAULT_DAYS,
+    days: DaysOpt = choices.DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
 ) -> None:
@@ -219,6 +203,8 @@ def entity_table(
     title: str, view: EntityView, unverified: dict[str, Unverified] | None = None
 ) -> Table:
     """The memberships; an origin whose log does not stand verified is marked UNVERIFIED."""
+    from node.cli.lists import REASON, SEVERITY, TYPE
+
     table = Table(title=title, title_justify="left")
     for col in ("origin", "list", "type", "severity", "listed", "until", "status", "name"):
         table.add_column(col, overflow="fold")
@@ -243,6 +229,8 @@ def entity_table(
 
 def membership_json(m: Membership, unverified: dict[str, Unverified]) -> dict[str, Any]:
     """One membership as `entity --format json` prints it (docs/json.md)."""
+    from node.cli.lists import REASON, SEVERITY, TYPE
+
     active = m.status == 1
     return {
         "origin": m.origin,
@@ -266,14 +254,18 @@ def view_json(view: EntityView, unverified: dict[str, Unverified]) -> dict[str, 
     }
 
 
-# Each code option is checked as the code it names (an organisation code given as --uscc is
-# a mistake too).
-_CODE_CHECKS: dict[str, Callable[[str], CodeCheck]] = {
-    "--uscc": check_uscc,
-    "--org-code": check_org_code,
-    "--reg-no": check_reg_no,
-    "--tax-no": check_tax_no,
-}
+def _code_check(option: str) -> Callable[[str], CodeCheck]:
+    """The check of the code *option* names: each code option is checked as that code (an
+    organisation code given as --uscc is a mistake too)."""
+    from node.identity.validate import check_org_code, check_reg_no, check_tax_no, check_uscc
+
+    checks = {
+        "--uscc": check_uscc,
+        "--org-code": check_org_code,
+        "--reg-no": check_reg_no,
+        "--tax-no": check_tax_no,
+    }
+    return checks[option]
 
 
 def entity(
@@ -301,6 +293,17 @@ def entity(
     A person is found in each peer's mirrored feed by that peer's own pseudonym of it, which
     the peer evaluates obliviously (it never sees the ID) for --purpose.
     """
+    from node.cli.query import check_person_id
+    from node.home import load_home
+    from node.identity.oblivious import pseudonyms_at
+    from node.identity.pseudonym import own_pseudonym
+    from node.identity.registry import entity_by_person, entity_by_uscc, resolve
+    from node.identity.validate import INVALID, classify
+    from node.peers.directory import PeerDirectory
+    from node.policy.agreement import PURPOSES
+    from node.storage import Store
+    from node.verification.standing import unverified_logs
+
     given = [v for v in (uscc, org_code, reg_no, tax_no, person_id, name) if v]
     if len(given) != 1:
         raise InputError(
@@ -309,7 +312,7 @@ def entity(
     codes = (("--uscc", uscc), ("--org-code", org_code), ("--reg-no", reg_no), ("--tax-no", tax_no))
     for option, code in codes:
         refuse_personal_code(option, code, hint="to look up a person, " + PERSON_ID_HINT)
-        if code and (checked := _CODE_CHECKS[option](code)).status == INVALID:
+        if code and (checked := _code_check(option)(code)).status == INVALID:
             # A mistyped code found nothing, and exit 0 read as "not listed"; the reason
             # says what is wrong (length, a character's position), not the code.
             raise InputError(f"{option}: {checked.reason}")
@@ -415,6 +418,10 @@ def _warn_unverified(view: EntityView, flagged: dict[str, Unverified]) -> None:
 
 async def _by_name(store: Store, query: str, *, show: bool = True) -> list[dict[str, Any]]:
     """Candidates for a name (printed as a table if *show*), as JSON objects."""
+    from sqlalchemy import select
+
+    from node.feeds.state import STATE
+    from node.identity.names import rank_names
 
     async with store.engine.connect() as conn:
         rows = (
@@ -448,4 +455,4 @@ async def _by_name(store: Store, query: str, *, show: bool = True) -> list[dict[
     return found
 
 
-__all__ = ["court_mask", "entity", "identity_app"]
+__all__ = ["entity", "identity_app"]

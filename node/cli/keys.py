@@ -10,14 +10,14 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from node.cli import choices
 from node.cli.console import data_text
-from node.cli.notify import notify_peers_of_root
 from node.cli.options import (
     FormatOpt,
     HomeOpt,
@@ -29,41 +29,11 @@ from node.cli.options import (
 )
 from node.cli.render import emit_json
 from node.errors import InputError
-from node.feeds.publisher import Publisher
-from node.feeds.rederive import rederive_pseudonyms
-from node.home import load_home
-from node.keys.ceremony import (
-    DEFAULT_DAYS,
-    ROTATABLE_ROLES,
-    HolderKey,
-    Proposal,
-    check_holders,
-    key_rows,
-    propose_root,
-    publish_pending,
-    revocations_path,
-    revoke_key,
-    root_init,
-    rotate_holders,
-    rotate_key,
-    rotate_pseudonym,
-    sign_pending,
-)
-from node.keys.prune import retired_keys
-from node.keys.roles import (
-    ONLINE_ROLES,
-    PSEUDONYM,
-    ROOT_ROLE,
-    TRANSPORT,
-    RootContent,
-    format_time,
-    parse_time,
-    short_id,
-)
-from node.keys.signers import FeedSigners
-from node.keys.store import RootStore
-from node.keys.trusted import RootProgress, SignatureCount
-from node.storage import Store
+
+if TYPE_CHECKING:
+    from node.keys.ceremony import HolderKey, Proposal
+    from node.keys.roles import RootContent
+    from node.keys.trusted import RootProgress, SignatureCount
 
 keys_app = typer.Typer(
     help="The node's root of trust (k-of-n offline holders) and its online key roles.",
@@ -111,10 +81,14 @@ def _prompt(what: str, *, confirm: bool) -> str:
 
 
 def _holder_names(*contents: RootContent) -> dict[str, str]:
+    from node.keys.roles import short_id
+
     return {k.keyid: c.holder_name(k) or short_id(k.keyid) for c in contents for k in c.holders}
 
 
 def _count_line(count: SignatureCount, names: dict[str, str]) -> str:
+    from node.keys.roles import short_id
+
     line = count.describe()
     if not count.met:
         missing = ", ".join(names.get(k, short_id(k)) for k in count.unsigned)
@@ -159,10 +133,13 @@ def keys_root_init(
             "holders without one are prompted.",
         ),
     ] = None,
-    days: Annotated[int, _days_opt("Days until root v1 expires.")] = DEFAULT_DAYS,
+    days: Annotated[int, _days_opt("Days until root v1 expires.")] = choices.DEFAULT_DAYS,
 ) -> None:
     """Create the root holders' keys (Ed25519, sealed under each holder's passphrase, 0600) and
     root version 1, signed by every holder, listing this node's online keys."""
+    from node.keys.ceremony import check_holders, root_init
+    from node.keys.roles import format_time
+
     quiet_logs()
     names = [n.strip() for n in holders.split(",") if n.strip()]
     check_holders(names, threshold=threshold, days=days)
@@ -192,10 +169,13 @@ def keys_root_init(
 @keys_app.command("propose-root")
 def keys_propose_root(
     home: HomeOpt,
-    days: Annotated[int, _days_opt("Days until the new version expires.")] = DEFAULT_DAYS,
+    days: Annotated[int, _days_opt("Days until the new version expires.")] = choices.DEFAULT_DAYS,
 ) -> None:
     """Start the next root version (the current one with a new expiry) as the pending root,
     for the holders to sign with `sign-root`."""
+    from node.keys.ceremony import propose_root
+    from node.keys.roles import format_time
+
     quiet_logs()
     content = propose_root(home, now=_now(), days=days)
     out.print(
@@ -216,6 +196,10 @@ def keys_sign_root(
 ) -> None:
     """Add one holder's signature to the pending root (HOME/keys/root/pending.json). It does
     not publish: once enough holders signed, run `publish-root`."""
+    from node.keys.ceremony import sign_pending
+    from node.keys.roles import ONLINE_ROLES, format_time
+    from node.keys.store import RootStore
+
     quiet_logs()
     try:
         key_bytes = holder_key.read_bytes()
@@ -261,6 +245,9 @@ def keys_sign_root(
 def keys_publish_root(home: HomeOpt) -> None:
     """Verify the pending root against the current one (a threshold of the current root's
     holders and of its own, version N+1, unexpired) and make it current."""
+    from node.cli.notify import notify_peers_of_root
+    from node.keys.ceremony import publish_pending
+
     quiet_logs()
     path, root = publish_pending(home, now=_now())
     out.print(f"root v{root.version} is current ({path})", markup=False)
@@ -270,6 +257,9 @@ def keys_publish_root(home: HomeOpt) -> None:
 @keys_app.command("list")
 def keys_list(home: HomeOpt, fmt: FormatOpt = "table") -> None:
     """Every key of this node: role, id, window and state (active, pending, expired, revoked)."""
+    from node.keys.ceremony import key_rows
+    from node.keys.roles import short_id
+
     quiet_logs()
     rows = key_rows(home, now=_now())
     if fmt == "json":
@@ -315,6 +305,8 @@ PassphraseFilesOpt = Annotated[
 
 
 def _holder_keys(keys: list[Path] | None, passphrases: list[Path] | None) -> list[HolderKey]:
+    from node.keys.ceremony import HolderKey
+
     keys, passphrases = keys or [], passphrases or []
     if passphrases and len(passphrases) != len(keys):
         raise InputError(
@@ -337,6 +329,9 @@ def _holder_keys(keys: list[Path] | None, passphrases: list[Path] | None) -> lis
 
 
 def _report(home: Path, proposal: Proposal) -> None:
+    from node.cli.notify import notify_peers_of_root
+    from node.keys.store import RootStore
+
     content = proposal.content
     for warning in proposal.warnings:
         out.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -395,10 +390,10 @@ def keys_rotate(
     home: HomeOpt,
     role: Annotated[
         str,
-        typer.Option(help=f"The key role to rotate ({', '.join(ROTATABLE_ROLES)})."),
+        typer.Option(help=f"The key role to rotate ({', '.join(choices.ROTATABLE_ROLES)})."),
     ],
     overlap_hours: OverlapOpt = 24.0,
-    days: DaysOpt = DEFAULT_DAYS,
+    days: DaysOpt = choices.DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
     ca: CaDirOpt = None,
@@ -436,6 +431,9 @@ def keys_rotate(
     pseudonyms re-derived. root: new holders (--holders, --threshold); the new root needs a
     threshold of the old holders and of the new. Signed and published at once if enough
     --holder-key are given; otherwise left pending for `sign-root` and `publish-root`."""
+    from node.keys.ceremony import ROTATABLE_ROLES
+    from node.keys.roles import PSEUDONYM, ROOT_ROLE
+
     quiet_logs()
     if role not in ROTATABLE_ROLES:
         raise InputError(f"--role {role}: unknown role; roles are {', '.join(ROTATABLE_ROLES)}")
@@ -473,7 +471,7 @@ def keys_renew(
             metavar="HOURS",
         ),
     ] = 24.0,
-    days: DaysOpt = DEFAULT_DAYS,
+    days: DaysOpt = choices.DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
     ca: CaDirOpt = None,
@@ -481,6 +479,8 @@ def keys_renew(
 ) -> None:
     """Reissue this node's TLS certificate before it expires (same identity, a new key and a
     later expiry), as `rotate --role transport` does."""
+    from node.keys.roles import TRANSPORT
+
     quiet_logs()
     if role != TRANSPORT:
         raise InputError(f"--role {role}: only transport certificates are renewed")
@@ -497,6 +497,9 @@ def _rotate(
     ca: Path | None,
     cert_days: int,
 ) -> None:
+    from node.keys.ceremony import rotate_key
+    from node.keys.roles import TRANSPORT, format_time, short_id
+
     overlap = _overlap(overlap_hours)
     holders = _holder_keys(holder_key, passphrase_file)
     proposal = rotate_key(
@@ -565,13 +568,21 @@ def _rotate(
 def rotate_pseudonym_key(
     home: Path,
     overlap_hours: float = 24.0,
-    days: int = DEFAULT_DAYS,
+    days: int = choices.DEFAULT_DAYS,
     holder_key: list[Path] | None = None,
     passphrase_file: list[Path] | None = None,
 ) -> None:
     """`keys rotate --role pseudonym` and its alias `identity rotate-pseudonym-key`: a new key
     generation, this origin's own pseudonyms re-derived locally (appended as updates), and,
     with a root, root N+1 recording the generation."""
+    from node.feeds.publisher import Publisher
+    from node.feeds.rederive import rederive_pseudonyms
+    from node.home import load_home
+    from node.keys.ceremony import rotate_pseudonym
+    from node.keys.roles import format_time
+    from node.keys.signers import FeedSigners
+    from node.storage import Store
+
     overlap = _overlap(overlap_hours)
     holders = _holder_keys(holder_key, passphrase_file)
     rotation = rotate_pseudonym(home, now=_now(), overlap=overlap, days=days, holder_keys=holders)
@@ -624,6 +635,9 @@ def _rotate_root(
     holder_key: list[Path] | None,
     passphrase_file: list[Path] | None,
 ) -> None:
+    from node.keys.ceremony import check_holders, rotate_holders
+    from node.keys.store import RootStore
+
     if holders is None or threshold is None:
         raise InputError("--role root needs --holders a,b,c and --threshold K (the new holders)")
     names = [n.strip() for n in holders.split(",") if n.strip()]
@@ -695,19 +709,22 @@ def _new_passphrases(
 @keys_app.command("revoke")
 def keys_revoke(
     home: HomeOpt,
-    role: Annotated[str, typer.Option(help=f"The key's role ({', '.join(ONLINE_ROLES)}).")],
+    role: Annotated[str, typer.Option(help=f"The key's role ({', '.join(choices.ONLINE_ROLES)}).")],
     key_id: Annotated[str, typer.Option(help="The key id, or its start as `keys list` shows.")],
     reason: Annotated[str, typer.Option(help="Why (kept in HOME/keys/revocations.jsonl).")],
     at: Annotated[
         str | None,
         typer.Option(help="When the key stops being valid, YYYY-MM-DDTHH:MM:SSZ (default: now)."),
     ] = None,
-    days: DaysOpt = DEFAULT_DAYS,
+    days: DaysOpt = choices.DEFAULT_DAYS,
     holder_key: HolderKeysOpt = None,
     passphrase_file: PassphraseFilesOpt = None,
 ) -> None:
     """Propose the next root with KEY-ID revoked at --at (default now): signatures it makes
     from then on are refused. Signed and published at once if enough --holder-key are given."""
+    from node.keys.ceremony import revocations_path, revoke_key
+    from node.keys.roles import format_time, parse_time, short_id
+
     quiet_logs()
     when = None
     if at is not None:
@@ -755,6 +772,9 @@ def keys_prune(
     tls/node.KEYID.key/.pem): those the current root no longer lists, or lists with a window
     closed more than --overlap-hours ago. Never keys/ROLE.key, tls/node.key nor a key valid
     now."""
+    from node.keys.prune import retired_keys
+    from node.keys.roles import short_id
+
     quiet_logs()
     retired = retired_keys(home, now=_now(), overlap=_overlap(overlap_hours))
     if not retired:

@@ -6,20 +6,19 @@ with ``--file`` (and ``--supplement``, ``--lists``) any documents are."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from node.cli.options import FormatOpt, err, out
+from node.cli.render import emit_json
 from node.errors import InputError
-from node.feeds import catalogue
-from node.feeds import measures as measures_mod
-from node.feeds.measures import CATEGORY_LABELS, Measure, MeasureCatalogue, MeasuresError
-from node.home import load_home
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.feeds.measures import Measure, MeasureCatalogue
 
 measures_app = typer.Typer(
     help="The measures catalogue (惩戒措施/激励措施) list entries are checked by.",
@@ -44,6 +43,10 @@ FormatArg = FormatOpt
 def _documents(
     home: Path | None, file: Path | None, supplements: list[Path] | None, lists: Path | None
 ) -> tuple[Path, list[Path], dict[str, str] | None]:
+    from node.feeds import catalogue
+    from node.feeds import measures as measures_mod
+    from node.home import load_home
+
     if (home is None) == (file is None):
         raise InputError("give exactly one of --home and --file")
     if home is not None:
@@ -60,6 +63,8 @@ def _documents(
 
 def load_measures(home: Path) -> MeasureCatalogue:
     """The measures catalogue in force at *home*, checked against its list catalogue."""
+    from node.feeds import measures as measures_mod
+
     base, sups, kinds = _documents(home, None, None, None)
     return measures_mod.load(base, sups, list_kinds=kinds)
 
@@ -101,13 +106,16 @@ def list_measures(
     fmt: FormatArg = "table",
 ) -> None:
     """Show the measures in force: code, name, category, basis, department, lists, default."""
+    from node.feeds import measures as measures_mod
+    from node.feeds.measures import CATEGORY_LABELS
+
     if fmt not in ("table", "json"):
         raise InputError("--format: table or json")
     base, sups, kinds = _documents(home, file, supplement, lists)
     cat = measures_mod.load(base, sups, list_kinds=kinds)
     shown = [m for m in cat.measures if list_code is None or list_code in m.lists]
     if fmt == "json":
-        out.print_json(json.dumps(_as_json(cat, shown), ensure_ascii=False))
+        emit_json(_as_json(cat, shown))
         return
     table = Table(
         title=plain(f"measures catalogue {cat.label} (sha256 {cat.sha256[:16]}…)"),
@@ -139,6 +147,9 @@ def check_measures(
     fmt: FormatArg = "table",
 ) -> None:
     """Check the documents: every problem as file:line (exit 3), else the version in force."""
+    from node.feeds import measures as measures_mod
+    from node.feeds.measures import MeasuresError
+
     if fmt not in ("table", "json"):
         raise InputError("--format: table or json")
     base, sups, kinds = _documents(home, file, supplement, lists)
@@ -146,19 +157,15 @@ def check_measures(
         cat = measures_mod.load(base, sups, list_kinds=kinds)
     except MeasuresError as exc:
         if fmt == "json":
-            out.print_json(json.dumps({"ok": False, "problems": list(exc.problems)}))
+            emit_json({"ok": False, "problems": list(exc.problems)})
         else:
             for problem in exc.problems:
                 err.print(plain(problem), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     if fmt == "json":
-        out.print_json(
-            json.dumps(
-                {"ok": True, "label": cat.label, "sha256": cat.sha256,
-                 "measures": len(cat.measures)},
-                ensure_ascii=False,
-            )
-        )  # fmt: skip
+        emit_json(
+            {"ok": True, "label": cat.label, "sha256": cat.sha256, "measures": len(cat.measures)}
+        )
         return
     out.print(
         "ok: measures catalogue "

@@ -7,45 +7,24 @@ as this node's pseudonymous officer id."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from node.audit.entry import EntryError, officer_id
-from node.audit.log import load_secret
+from node.cli import choices
 from node.cli.console import data_text
 from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
-from node.cli.remove import home_catalogue
+from node.cli.render import emit_json
 from node.errors import InputError
-from node.feeds.dates import shanghai_today
-from node.feeds.publisher import Publisher
-from node.home import load_home
-from node.keys.signers import FeedSigners
-from node.objections import store
-from node.objections.core import (
-    GROUNDS,
-    LABELS,
-    OUTCOMES,
-    Objection,
-    ObjectionError,
-    OnTime,
-    on_time_tally,
-)
-from node.objections.origin import read_correction, resolve
-from node.objections.raiser import (
-    evidence_digest,
-    now,
-    parse_entry_ref,
-    raise_objection,
-    refresh,
-)
-from node.storage import Store
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.objections import store
+    from node.objections.core import Objection, OnTime
 
 objection_app = typer.Typer(
     help="Objections (异议) to list entries: raise, list, resolve.", no_args_is_help=True
@@ -64,7 +43,7 @@ def _due(text: str) -> dt.date:
 def objection_raise(
     home: HomeOpt,
     entry: Annotated[str, typer.Option(help="ORIGIN:ENTRY_ID, an entry this node holds.")],
-    grounds: Annotated[str, typer.Option(help=f"One of: {', '.join(GROUNDS)}.")],
+    grounds: Annotated[str, typer.Option(help=f"One of: {', '.join(choices.GROUNDS)}.")],
     evidence: Annotated[Path, typer.Option(help="The evidence file (only its SHA-256 is sent).")],
     due: Annotated[str, typer.Option(help="Resolve by this day (YYYY-MM-DD, Shanghai).")],
     officer: Annotated[
@@ -74,6 +53,13 @@ def objection_raise(
     """Raise an objection with the entry's origin; it marks the entry 异议处理中.
 
     Exit 0 recorded by the origin, 2 bad input or no such entry, 4 the origin refused."""
+    from node.audit.entry import EntryError, officer_id
+    from node.audit.log import load_secret
+    from node.home import load_home
+    from node.objections.core import LABELS, Objection, ObjectionError
+    from node.objections.raiser import evidence_digest, now, parse_entry_ref, raise_objection
+    from node.storage import Store
+
     quiet_logs()
     loaded = load_home(home)
     origin_name, entry_id = parse_entry_ref(entry)
@@ -121,6 +107,9 @@ def _on_time(value: bool | None) -> str:
 
 def on_time_tallies(held: Sequence[store.Held], today: dt.date) -> dict[str, OnTime]:
     """Each side's on-time tally: resolutions by the due date, open ones past it."""
+    from node.objections import store
+    from node.objections.core import on_time_tally
+
     return {
         side: on_time_tally([h.objection for h in held if h.side == side], today)
         for side in (store.RAISED, store.RECEIVED)
@@ -133,6 +122,8 @@ def _tally_json(t: OnTime) -> dict[str, Any]:
 
 
 def on_time_line(side: str, t: OnTime) -> str:
+    from node.objections import store
+
     rate = "-" if t.rate is None else f"{t.rate:.0%}"
     who = "raised by this node" if side == store.RAISED else "raised to this node's entries"
     return (
@@ -143,6 +134,8 @@ def on_time_line(side: str, t: OnTime) -> str:
 
 def objections_table(held: Sequence[store.Held], today: dt.date, title: str) -> Table:
     """Objections with their side, state, on-time mark and history (every value as text)."""
+    from node.objections.core import GROUNDS, LABELS, OUTCOMES
+
     table = Table(title=title, title_justify="left")
     for col in ("id", "side", "entry", "grounds", "due", "state", "on time", "history"):
         table.add_column(col, overflow="fold")
@@ -178,6 +171,12 @@ def objection_list(
     """Objections this node raised (their state fetched from each origin first) and those
     raised to its entries: state, history, on time against the due date, and each side's
     on-time rate."""
+    from node.feeds.dates import shanghai_today
+    from node.home import load_home
+    from node.objections import store
+    from node.objections.raiser import refresh
+    from node.storage import Store
+
     quiet_logs()
     if fmt not in ("table", "json"):
         raise InputError("--format is table or json")
@@ -200,7 +199,7 @@ def objection_list(
             "objections": [_json(h, today) for h in held],
             "on_time": {side: _tally_json(t) for side, t in tallies.items()},
         }
-        out.print_json(json.dumps(doc, ensure_ascii=False))
+        emit_json(doc)
         return
     out.print(
         objections_table(held, today, plain(f"objections at {loaded.identity.uri}: {len(held)}"))
@@ -231,6 +230,15 @@ def objection_resolve(
     """Resolve an objection to this node's entry: uphold it with a correction (an UPDATE) or
     a withdrawal (a REMOVE), or reject it with a reason the raiser sees. The 异议处理中 mark
     is cleared either way (unless another objection to the entry is open)."""
+    from node.cli.remove import home_catalogue
+    from node.feeds.publisher import Publisher
+    from node.home import load_home
+    from node.keys.signers import FeedSigners
+    from node.objections.core import LABELS
+    from node.objections.origin import read_correction, resolve
+    from node.objections.raiser import now
+    from node.storage import Store
+
     quiet_logs()
     if uphold == reject:
         raise InputError("give exactly one of --uphold and --reject")

@@ -10,22 +10,21 @@ and the certificate carry only the id.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from keys import OfficerCredential, write_private_file, write_public_file
 from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
+from node.cli.render import emit_json
 from node.errors import InputError
-from node.home import load_home
-from node.officers.issue import issue_officer, revoke_officer
-from node.storage import Store
-from node.storage.officers import OfficerRecord, OfficerRepository
 from node.text import plain
+
+if TYPE_CHECKING:
+    from keys import OfficerCredential
+    from node.storage.officers import OfficerRecord
 
 officer_app = typer.Typer(
     help="Officers' credentials for the officer listener.", no_args_is_help=True
@@ -74,6 +73,10 @@ def officer_add(
     ] = None,
 ) -> None:
     """Issue an officer credential: a PKCS#12 file (0600) for `creditnode check`."""
+    from keys import write_private_file, write_public_file
+    from node.home import load_home
+    from node.officers.issue import issue_officer
+    from node.storage import Store
 
     quiet_logs()
     loaded = load_home(home)
@@ -128,6 +131,9 @@ def officer_list(
     fmt: FormatOpt = "table",
 ) -> None:
     """Officers this node issued credentials to."""
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.officers import OfficerRepository
 
     quiet_logs()
     if fmt not in ("table", "json"):
@@ -149,7 +155,7 @@ def officer_list(
              "state": _state(r, now).split(" ")[0]}
             for r in records
         ]  # fmt: skip
-        out.print_json(json.dumps(rows, ensure_ascii=False))
+        emit_json(rows)
         return
     table = Table(title=f"officers of {loaded.identity.uri}", title_justify="left")
     for col in ("id", "name", "department", "role", "issued", "expires", "state"):
@@ -171,6 +177,9 @@ def officer_revoke(
     officer: Annotated[str, typer.Argument(metavar="OFFICER_ID", help="Id (or 8+ leading hex).")],
 ) -> None:
     """Revoke an officer's credential: the running node refuses it within a second."""
+    from node.home import load_home
+    from node.officers.issue import revoke_officer
+    from node.storage import Store
 
     quiet_logs()
     loaded = load_home(home)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import math
 import sys
@@ -15,8 +14,6 @@ import typer
 
 from node.cli.console import DataConsole
 from node.errors import InputError
-from node.identity.validate import PERSONAL_KINDS, classify
-from node.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -71,6 +68,8 @@ def refuse_personal_code(option: str, value: str | None, *, hint: str) -> None:
     """Refuse a value given for an organisation's code (*option*) that reads as a person's ID,
     whole or damaged (exit 2, the value not repeated, not even masked): it is on the command
     line already, and must not travel further (a query would send it to a peer)."""
+    from node.identity.validate import PERSONAL_KINDS, classify
+
     if not value:
         return
     check = classify(value)
@@ -107,11 +106,15 @@ def read_person_id(value: str | None) -> str | None:
 
 def run_coro(coro: Coroutine[Any, Any, T]) -> T:
     """Run one command's async work to completion (commands themselves are sync)."""
+    import asyncio  # here, not at the top: --help and offline commands need no event loop
+
     return asyncio.run(coro)
 
 
 def quiet_logs() -> None:
     """Operator commands print tables; only warnings and errors go to stderr as JSON."""
+    from node.logs import configure_logging
+
     configure_logging("warning")
 
 

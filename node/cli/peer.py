@@ -6,31 +6,18 @@ import ipaddress
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from node.audit.local import record_local
 from node.cli.options import FormatOpt, HomeOpt, err, out, quiet_logs, run_coro
 from node.cli.render import emit_json, peer_rows_from_records, peer_table, region_label
-from node.config import parse_hostport
 from node.errors import InputError
-from node.home import load_home
-from node.peers.enrollment import (
-    Enrolled,
-    Repin,
-    ca_fingerprint,
-    enroll,
-    export_bundle,
-    read_bundle,
-    repin,
-    repin_preview,
-)
-from node.regions import lookup_region
-from node.storage import Store
-from node.storage.models import PeerRecord
-from node.storage.peers import PeerRepository
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.peers.enrollment import Enrolled, Repin
+    from node.storage.models import PeerRecord
 
 peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=True)
 
@@ -38,6 +25,8 @@ peer_app = typer.Typer(help="Enroll and list partner nodes.", no_args_is_help=Tr
 def _check_endpoint(endpoint: str) -> None:
     """Refuse an --endpoint partners could not dial: HOST (a DNS name or an IP address) and a
     port in 1-65535."""
+    from node.config import parse_hostport
+
     try:
         host, _ = parse_hostport(endpoint, allow_zero=False)
         bracketed = endpoint.rpartition(":")[0]
@@ -64,6 +53,8 @@ def peer_export(
 ) -> None:
     """Write this node's public bundle (name, region, endpoint, CA certificate, public keys),
     and print its CA fingerprint for partners to check out of band."""
+    from node.home import load_home
+    from node.peers.enrollment import ca_fingerprint, export_bundle
 
     if endpoint is not None:
         _check_endpoint(endpoint)
@@ -95,6 +86,10 @@ def peer_add(
     ] = False,
 ) -> None:
     """Enroll a peer from its bundle (a running node admits it within a second)."""
+    from node.audit.local import record_local
+    from node.home import load_home
+    from node.peers.enrollment import enroll, read_bundle
+    from node.storage import Store
 
     quiet_logs()
     loaded = load_home(home)
@@ -159,6 +154,10 @@ def peer_repin(
 ) -> None:
     """Replace an enrolled peer's pinned root with the bundle's root v1 (after the peer lost
     its root). Without --confirm it shows both fingerprints and changes nothing."""
+    from node.audit.local import record_local
+    from node.home import load_home
+    from node.peers.enrollment import read_bundle, repin, repin_preview
+    from node.storage import Store
 
     quiet_logs()
     loaded = load_home(home)
@@ -214,6 +213,10 @@ def peer_repin(
 def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
     """Withdraw a peer's enrollment: a running node refuses it and cuts its open calls and
     streams within a second."""
+    from node.audit.local import record_local
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.peers import PeerRepository
 
     quiet_logs()
     loaded = load_home(home)
@@ -233,6 +236,8 @@ def peer_remove(home: HomeOpt, name: Annotated[str, typer.Argument(help="Peer na
 
 def peer_json(r: PeerRecord) -> dict[str, Any]:
     """One enrolled peer as `peer list --format json` prints it (docs/json.md)."""
+    from node.regions import lookup_region
+
     region = lookup_region(r.region)
     return {
         "name": r.name,
@@ -253,6 +258,9 @@ def peer_json(r: PeerRecord) -> dict[str, Any]:
 @peer_app.command("list")
 def peer_list(home: HomeOpt, fmt: FormatOpt = "table") -> None:
     """List enrolled peers and their last observed state."""
+    from node.home import load_home
+    from node.storage import Store
+    from node.storage.peers import PeerRepository
 
     quiet_logs()
     loaded = load_home(home)

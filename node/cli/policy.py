@@ -6,22 +6,21 @@ Agreements are the ``*.toml`` files in ``HOME/agreements/``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from node.api import feeds, options
+from node.api import options
+from node.cli import choices
 from node.cli.options import FormatOpt, err, out
 from node.cli.render import emit_json
 from node.errors import InputError
-from node.feeds.catalogue import list_kinds
-from node.feeds.measures import agreement_check
-from node.home import load_home
-from node.policy.agreement import PURPOSES, Loaded, load_agreements
-from node.policy.decide import decide
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.policy.agreement import Loaded
 
 policy_app = typer.Typer(help="Sharing agreements: check them, explain what a peer receives.",
                          no_args_is_help=True)  # fmt: skip
@@ -41,6 +40,11 @@ def agreements_dir(home: Path) -> Path:
 
 def read_agreements(home: Path) -> Loaded:
     """The agreements of *home*, checked against its ``reidentification_threshold``."""
+    from node.feeds.catalogue import list_kinds
+    from node.feeds.measures import agreement_check
+    from node.home import load_home
+    from node.policy.agreement import load_agreements
+
     at = load_home(home)
     threshold = at.settings.reidentification_threshold
     directory = agreements_dir(home)
@@ -93,10 +97,13 @@ def check(home: HomeOpt) -> None:
 def explain(
     home: HomeOpt,
     peer: Annotated[str, typer.Option(help="Peer name.")],
-    purpose: Annotated[str, typer.Option(help=f"One of {', '.join(PURPOSES)}, or 'feed'.")],
+    purpose: Annotated[str, typer.Option(help=f"One of {', '.join(choices.PURPOSES)}, or 'feed'.")],
     fmt: FormatOpt = "table",
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
+    from node.api import feeds
+    from node.home import load_home
+    from node.policy.decide import decide
 
     at = load_home(home)
     threshold = at.settings.reidentification_threshold

@@ -8,6 +8,7 @@ resident ID never leaves this node.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ def lookup_request(purpose: str, *, uscc: str | None, person_id: str | None) -> 
     """The request for one subject, its person pseudonym still to fill in (:func:`ask_peer`);
     raises InputError naming the bad option."""
     if purpose not in PURPOSES:
-        raise InputError(f"--purpose: unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
+        # Named back only when it reads as a purpose's name could: never an arbitrary value.
+        shown = repr(purpose) if re.fullmatch(r"[a-z_]{1,40}", purpose) else "(not shown)"
+        raise InputError(f"--purpose: unknown purpose {shown} (known: {', '.join(PURPOSES)})")
     if (uscc is None) == (person_id is None):
         raise InputError("give exactly one of --uscc, --person-id")
     request = query.LookupRequest(purpose=purpose)

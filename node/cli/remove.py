@@ -5,29 +5,30 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from adapters.list_csv import parse_date
 from node.cli.options import HomeOpt, out, quiet_logs, refuse_personal_code, run_coro
-from node.cli.records import check_class
 from node.errors import InputError
-from node.feeds import catalogue
-from node.feeds.classes import CLASSES
-from node.feeds.dates import shanghai_today
-from node.feeds.importer import REMOVAL_REASONS, Removal, find_held, remove_entries
-from node.feeds.publisher import Publisher
-from node.feeds.records import find_records, remove_records
-from node.home import Home, load_home
-from node.keys.signers import FeedSigners
-from node.storage import Store
 from node.text import plain
+
+if TYPE_CHECKING:
+    from node.feeds import catalogue
+    from node.feeds.importer import Held, Removal
+    from node.home import Home
+
+
+def _shown(held: list[Held]) -> list[tuple[str, str]]:
+    """What a confirmation covers: each entry and its published content."""
+    return [(h.entry_id, h.content) for h in held]
 
 
 def home_catalogue(loaded: Home) -> catalogue.Catalogue:
     """The node's list catalogue (setting ``catalogue``, default HOME/lists.toml)."""
+    from node.feeds import catalogue
+
     return catalogue.load(loaded.catalogue_path)
 
 
@@ -42,6 +43,10 @@ def stated_removal(
 ) -> Removal | None:
     """The removal the options (named *prefix*reason, -date, -doc) state: all three of reason,
     date and document, or (unless *required*) none of them."""
+    from adapters.list_csv import parse_date
+    from node.feeds.dates import shanghai_today
+    from node.feeds.importer import Removal
+
     if not (reason or date or doc) and not required:
         return None
     if not (reason and date and doc):
@@ -90,6 +95,16 @@ def remove(
     Shows what it will remove, then asks (or takes --yes). Exit 0 removed, 2 nothing to remove,
     refused by the list's rule, or not confirmed.
     """
+    from node.cli.records import check_class
+    from node.feeds.classes import CLASSES
+    from node.feeds.importer import REMOVAL_REASONS, find_held, remove_entries
+    from node.feeds.publisher import Publisher
+    from node.feeds.records import find_records, remove_records
+    from node.home import load_home
+    from node.keys.signers import FeedSigners
+    from node.storage import Store
+    from node.storage.locks import list_lock
+
     quiet_logs()
     if (list_ref is None) == (record_class is None):
         raise InputError("give exactly one of --list and --class")
@@ -146,10 +161,21 @@ def remove(
                     raise InputError("removing needs confirmation: run it again with --yes")
                 if not typer.confirm(f"Remove {len(held)} entr{'y' if len(held) == 1 else 'ies'}?"):
                     raise InputError("not confirmed: nothing removed")
-            if spec is not None:
-                removed = await remove_entries(publisher, spec, held, removal)
-            else:
-                removed = await remove_records(publisher, str(code), held, removal)
+            # The lock an import of this list takes, not held while a person confirms: the
+            # entries shown are read again under it and must be the ones confirmed.
+            async with list_lock(store, name):
+                if spec is not None:
+                    now_held = await find_held(publisher, spec, uscc=code_, entry_id=entry)
+                else:
+                    now_held = await find_records(publisher, str(code), uscc=code_, entry_id=entry)
+                if _shown(now_held) != _shown(held):
+                    raise InputError(
+                        f"{name} changed meanwhile (an import?): nothing removed; run it again"
+                    )
+                if spec is not None:
+                    removed = await remove_entries(publisher, spec, now_held, removal)
+                else:
+                    removed = await remove_records(publisher, str(code), now_held, removal)
             out.print(f"removed {removed}; log size {publisher.log.frontier.size}")
             return removed
 

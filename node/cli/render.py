@@ -8,15 +8,16 @@ import json
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
 from node.api import pb
 from node.cli.console import data_text
-from node.regions import lookup_region
-from node.storage.models import PeerRecord
+
+if TYPE_CHECKING:
+    from node.storage.models import PeerRecord
 
 # Characters JSON may carry raw but a terminal acts on: DEL and C1 controls (0x9b is CSI), line
 # separators and bidi overrides. They can only sit inside strings, so escaping them keeps the
@@ -62,6 +63,8 @@ _PB_STATE = {
 
 
 def region_label(code: str) -> str:
+    from node.regions import lookup_region
+
     region = lookup_region(code)
     return f"{code} {region.name}" if region else code
 

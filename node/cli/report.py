@@ -4,18 +4,17 @@ with only the alliance's peer bundles, and its printable HTML."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keys import PeerBundle
 from node.cli.options import FormatOpt, out
 from node.cli.render import emit_json
 from node.errors import InputError, VerificationError
-from node.reports.envelope import digest, verify_report
-from node.reports.payload import SECTIONS, ReportError
-from node.reports.render import render_html
 from node.text import plain
+
+if TYPE_CHECKING:
+    from keys import PeerBundle
 
 report_app = typer.Typer(help="Signed credit reports: verify offline, render as HTML.",
                          no_args_is_help=True)  # fmt: skip
@@ -25,6 +24,8 @@ MAX_BUNDLES = 1000
 
 def load_trust(path: Path) -> list[PeerBundle]:
     """The peer bundles in *path* (one bundle file, or a directory of ``*.json`` bundles)."""
+    from keys import PeerBundle
+
     files = sorted(path.glob("*.json"))[:MAX_BUNDLES] if path.is_dir() else [path]
     bundles = []
     for f in files:
@@ -54,6 +55,9 @@ def verify_command(
 ) -> None:
     """Check a report offline: the issuer's pinned root v1 → its chain → the report key valid
     when it signed; every item's proof to its origin's signed checkpoint. Exit 0 / 7."""
+    from node.reports.envelope import digest, verify_report
+    from node.reports.payload import SECTIONS, ReportError
+
     bundles = load_trust(trust)
     data = _read(file)
     try:
@@ -88,6 +92,9 @@ def render_command(
 ) -> None:
     """Write the printable HTML of a report file (with a QR code of its number and digest).
     It does not verify the report: run `report verify` for that."""
+    from node.reports.payload import ReportError
+    from node.reports.render import render_html
+
     try:
         html = render_html(_read(file))
     except ReportError as exc:

@@ -4,8 +4,6 @@ tables or JSON, exported with ``--out``; ``stats verify`` checks a saved file of
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,14 +13,8 @@ from rich.table import Table
 
 from node.cli.console import data_text
 from node.cli.options import FormatOpt, err, out, quiet_logs, run_coro
-from node.cli.report import load_trust
+from node.cli.render import emit_json
 from node.errors import InputError
-from node.feeds.dates import shanghai_today
-from node.home import load_home
-from node.stats.collect import statistics
-from node.stats.count import GIVEN, RAISED, RECEIVED, Period
-from node.stats.signed import StatsVerificationError, verify_file
-from node.storage import Store
 from node.text import plain
 
 stats_app = typer.Typer(
@@ -42,6 +34,8 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[object, ...]])
 
 
 def _print_tables(doc: Mapping[str, Any]) -> None:
+    from node.stats.count import GIVEN, RAISED, RECEIVED
+
     c, period = doc["counts"], doc["period"]
     out.print(
         plain(
@@ -119,7 +113,13 @@ def stats_command(
     city, hits by purpose and department, repair and objection turnaround, and the share of
     USCCs that failed validation or passed only leniently. Exit 0, or 2 on bad input."""
     if ctx.invoked_subcommand is not None:
-        return
+        return  # before the imports below: `stats verify` (and its --help) needs none of them
+    from node.feeds.dates import shanghai_today
+    from node.home import load_home
+    from node.stats.collect import statistics
+    from node.stats.count import Period
+    from node.storage import Store
+
     quiet_logs()
     if home is None:
         raise InputError("--home is required")
@@ -137,7 +137,7 @@ def stats_command(
         out_file.write_bytes(signed)
         err.print(f"signed statistics written to {out_file}", markup=False, highlight=False)
     if fmt == "json":
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+        emit_json(doc)
     else:
         _print_tables(doc)
 
@@ -157,6 +157,9 @@ def verify_command(
 ) -> None:
     """Check a statistics file offline: the issuer's pinned root v1 → its chain → the report
     key valid when it signed. Exit 0, or 7 if it does not verify."""
+    from node.cli.report import load_trust
+    from node.stats.signed import StatsVerificationError, verify_file
+
     if fmt not in ("table", "json"):
         raise InputError("--format is table or json")
     bundles = load_trust(trust)
@@ -168,7 +171,7 @@ def verify_command(
         v = verify_file(data, bundles)
     except StatsVerificationError as exc:
         if fmt == "json":
-            print(json.dumps({"verified": False, "problem": str(exc)}, ensure_ascii=False))
+            emit_json({"verified": False, "problem": str(exc)})
         raise StatsVerificationError(f"{file}: {exc}") from None
     summary = {
         "verified": True, "issuer": v.issuer, "issued_at": v.issued_at.isoformat(),
@@ -176,7 +179,7 @@ def verify_command(
         "signed_by": list(v.signed_by),
     }  # fmt: skip
     if fmt == "json":
-        print(json.dumps(summary, ensure_ascii=False))
+        emit_json(summary)
         return
     out.print(
         plain(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
@@ -306,15 +307,46 @@ async def node_status(
     fmt: str = "table",
     receipts: bool = False,
     leaf: int | None = None,
+    html: Path | None = None,
 ) -> bool:
-    """Print the node and its peers (a table, or JSON); True if the node's own listener
-    answered."""
+    """Print the node and its peers (a table, or JSON), or with *html* write the page of
+    :mod:`node.status_page` there; True if the node's own listener answered."""
+    if html is not None and fmt != "table":
+        raise InputError("--html writes a page; it does not combine with --format json")
     data = await collect_status(root, timeout=timeout, receipts=receipts, leaf=leaf)
-    if fmt == "json":
+    if html is not None:
+        await write_page(root, data, html)
+        console.print(data_text(f"status page written to {html}"), soft_wrap=True)
+    elif fmt == "json":
         emit_json(data)
     else:
         render_status(root, data, console)
     return bool(data["serving"]["state"] == "yes")
+
+
+PAGE_HOURS = 24  # the history the page plots
+
+
+async def write_page(root: Path, data: Mapping[str, Any], path: Path) -> None:
+    """Render the status page with the last PAGE_HOURS of metrics history and write it
+    (whole or not at all); a path that cannot be written is one error line."""
+    from node.metrics.history import read_history  # lazy: prometheus-client and jinja2 are
+    from node.status_page import render_page  # only paid for by --html
+
+    home = load_home(root)
+    end = dt.datetime.now(dt.UTC)
+    start = end - dt.timedelta(hours=PAGE_HOURS)
+    async with Store.opened(home.database_url) as store:
+        history = await read_history(store, start)
+    page = render_page(data, history, start=start, end=end)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}") from None
 
 
 def _plain(value: object) -> Text:

@@ -3,7 +3,6 @@ row of each log that fails (exit 7), or say what was checked (exit 0)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from node.cli.console import data_text, line
+from node.cli.render import emit_json
 from node.errors import InputError, VerificationError
 from node.home import load_home
 from node.storage import Store
@@ -92,7 +92,7 @@ async def verify_home(root: Path, out: Console, *, fmt: str = "table") -> int:
     async with Store.opened(home.database_url) as store:
         report = await verify_store(home, store, parallel=True)
     if fmt == "json":
-        print(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+        emit_json(report_json(report))
     else:
         print_report(report, out, f"verify {home.identity.uri}")
     return VerificationError.exit_code if report.findings else 0

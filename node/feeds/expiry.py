@@ -22,6 +22,7 @@ from node.feeds.logstore import LOGS
 from node.feeds.publisher import Event, Publisher
 from node.feeds.state import DISCLOSURES, STATE
 from node.storage import Store, dialect
+from node.storage.locks import list_lock
 from node.storage.models import OwnEntryRecord
 
 log = structlog.get_logger("creditnode.expiry")
@@ -40,10 +41,37 @@ def _past_end(today: dt.date) -> object:
 async def expire_own(publisher: Publisher, today: dt.date) -> int:
     """Append REMOVE(expiry, dated *today*) for each own entry past its disclosure end."""
     async with publisher.store.engine.connect() as conn:
+        lists = (
+            await conn.execute(
+                select(STATE.c.list_name)
+                .where(and_(STATE.c.log_id == publisher.log.log_id, _past_end(today)))  # type: ignore[arg-type]
+                .distinct()
+            )
+        ).scalars()
+        names = sorted(lists.all())
+    done = 0
+    for name in names:
+        # The lock an import of the list takes: the entries due are read again under it, so
+        # an import that extends an entry's end meanwhile is not undone by a stale REMOVE.
+        async with list_lock(publisher.store, name):
+            done += await _expire_list(publisher, today, name)
+    if done:
+        log.info("disclosure periods ended", entries=done, date=today.isoformat())
+    return done
+
+
+async def _expire_list(publisher: Publisher, today: dt.date, list_name: str) -> int:
+    async with publisher.store.engine.connect() as conn:
         due = (
             await conn.execute(
                 select(STATE.c.entry_id, STATE.c.list_code)
-                .where(and_(STATE.c.log_id == publisher.log.log_id, _past_end(today)))  # type: ignore[arg-type]
+                .where(
+                    and_(
+                        STATE.c.log_id == publisher.log.log_id,
+                        STATE.c.list_name == list_name,
+                        _past_end(today),  # type: ignore[arg-type]
+                    )
+                )
                 .order_by(STATE.c.last_idx)
             )
         ).all()
@@ -67,8 +95,6 @@ async def expire_own(publisher: Publisher, today: dt.date) -> int:
             ],
             extra=inactive,
         )
-    if due:
-        log.info("disclosure periods ended", entries=len(due), date=today.isoformat())
     return len(due)
 
 

@@ -43,7 +43,7 @@ from node.identity.pseudonym_key import PseudonymKey
 from node.objections import store as objections_store
 from node.policy.masks import PATTERNS
 from node.storage import dialect
-from node.storage.locks import exclusive
+from node.storage.locks import list_lock
 from node.storage.models import ImportRecord, OwnEntryRecord, QuarantineRecord, utcnow
 
 OWN = OwnEntryRecord.__table__  # type: ignore[attr-defined]
@@ -674,7 +674,7 @@ async def import_list(
     """
     # One import of a list at a time on this database: each plans from what the other
     # published (the same file twice adds its rows once), instead of both adding them.
-    async with exclusive(publisher.store, f"list {spec.name}"):
+    async with list_lock(publisher.store, spec.name):
         measures = measures or packaged()
         if full_export and path is None:
             raise InputError("a full export needs the exported file")
@@ -928,7 +928,8 @@ async def remove_entries(
     today: dt.date | None = None,
 ) -> int:
     """Append one REMOVE per entry in *held*, with *removal*'s reason, date and document, and
-    sign a checkpoint; ImportRefused (nothing appended) if the list's rule forbids it."""
+    sign a checkpoint; ImportRefused (nothing appended) if the list's rule forbids it. The
+    caller holds the list's lock (:func:`node.storage.locks.list_lock`) from reading *held*."""
     today = today or shanghai_today()
     outs = [_Out(h, removal) for h in held]
     problems = removal_problems(spec, outs)

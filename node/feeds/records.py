@@ -57,7 +57,7 @@ from node.identity.codes import court_mask
 from node.identity.pseudonym import own_pseudonym
 from node.identity.pseudonym_key import PseudonymKey
 from node.storage import dialect
-from node.storage.locks import exclusive
+from node.storage.locks import list_lock
 
 __all__ = [
     "PROVENANCES",
@@ -119,7 +119,7 @@ async def import_records(
     """
     # One import of a list at a time on this database: each plans from what the other
     # published (the same file twice adds its rows once), instead of both adding them.
-    async with exclusive(publisher.store, f"list {CLASSES[code].label}"):
+    async with list_lock(publisher.store, CLASSES[code].label):
         today = today or shanghai_today()
         cls = CLASSES[code]
         csv = RecordCsv.open(path, code)

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
@@ -26,9 +26,11 @@ from node.feeds.importer import (
     removal_problems,
 )
 from node.feeds.publisher import Event, Publisher
+from node.feeds.state import STATE
 from node.objections import store
 from node.objections.core import Objection, ObjectionError, State, check_text
 from node.objections.wire import from_message
+from node.storage.locks import list_lock
 
 # At most this many open objections from one peer: a peer cannot flood the origin's feed with
 # UPDATEs, nor its operator with work.
@@ -170,32 +172,51 @@ async def resolve(
         except ObjectionError as exc:
             raise InputError(str(exc)) from None
 
-    if action == "withdraw":
-        event = await _withdrawal(publisher, catalogue, o, reason, doc_no, now)
+    async def publish() -> Objection:
+        if action == "withdraw":
+            event = await _withdrawal(publisher, catalogue, o, reason, doc_no, now)
 
-        async def write_both(conn: AsyncConnection) -> None:
-            # The REMOVE and the resolution commit together or not at all.
-            await conn.execute(update(OWN).where(OWN.c.entry_id == o.entry_id).values(active=False))
-            await write(conn)
+            async def write_both(conn: AsyncConnection) -> None:
+                # The REMOVE and the resolution commit together or not at all.
+                await conn.execute(
+                    update(OWN).where(OWN.c.entry_id == o.entry_id).values(active=False)
+                )
+                await write(conn)
 
-        await publisher.append([event], extra=write_both)
+            await publisher.append([event], extra=write_both)
+            await publisher.sign_checkpoint()
+            return done
+        try:
+            event = await store.mark_event(
+                publisher, o.entry_id, under=keep_mark,
+                correction=correction if action == "correct" else None,
+            )  # fmt: skip
+        except ObjectionError:
+            if action != "reject":
+                raise InputError("the entry is no longer active here: reject instead") from None
+            # Removed meanwhile (another objection's withdrawal, a repair): no mark to clear.
+            async with publisher.store.begin() as conn:
+                await write(conn)
+            return done
+        await publisher.append([event], extra=write)
         await publisher.sign_checkpoint()
         return done
-    try:
-        event = await store.mark_event(
-            publisher, o.entry_id, under=keep_mark,
-            correction=correction if action == "correct" else None,
-        )  # fmt: skip
-    except ObjectionError:
-        if action != "reject":
-            raise InputError("the entry is no longer active here: reject instead") from None
-        # Removed meanwhile (another objection's withdrawal, a repair): no mark to clear.
-        async with publisher.store.begin() as conn:
-            await write(conn)
-        return done
-    await publisher.append([event], extra=write)
-    await publisher.sign_checkpoint()
-    return done
+
+    # The lock an import of the entry's list takes: the entry read for the REMOVE or UPDATE is
+    # the one published, not one an import is replacing meanwhile.
+    async with list_lock(publisher.store, await _list_of(publisher, o.entry_id)):
+        return await publish()
+
+
+async def _list_of(publisher: Publisher, entry_id: str) -> str:
+    """The list of this node's entry *entry_id* ("" if it holds none)."""
+    async with publisher.store.engine.connect() as conn:
+        name = await conn.scalar(
+            select(STATE.c.list_name).where(
+                and_(STATE.c.log_id == publisher.log.log_id, STATE.c.entry_id == entry_id)
+            )
+        )
+    return str(name or "")
 
 
 async def _withdrawal(

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from node.reports.envelope import digest, load_file
 from node.reports.payload import SECTIONS
+from node.text import inert
 
 TEMPLATE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -51,10 +52,19 @@ vertical-align:top;text-align:left}.qr{float:right}</style></head><body>
 </body></html>
 """
 
+
+def _shown(value: object) -> object:
+    """Every value of the report as text: HTML-escaped (autoescape), and its control and bidi
+    characters as visible escapes, so an origin's value cannot reorder or hide the page's
+    text. Our own markup (the QR code) passes as it is."""
+    return inert(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 _ENV = Environment(
     loader=DictLoader({"report.html": TEMPLATE}),
     autoescape=select_autoescape(default=True, default_for_string=True),
     undefined=StrictUndefined,
+    finalize=_shown,
 )
 
 

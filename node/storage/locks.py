@@ -35,6 +35,13 @@ def lock_path(database: str, name: str) -> Path:
     return Path(f"{database}.lock-{hashlib.sha256(name.encode()).hexdigest()[:16]}")
 
 
+def list_lock(store: Store, list_name: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """The lock of one list of this node's own log (its name, as in ``own_entries``): held by
+    every writer of the list's entries (import, removal, expiry, an objection's UPDATE or
+    withdrawal), so none plans from a view another is changing."""
+    return exclusive(store, f"list {list_name}")
+
+
 @contextlib.asynccontextmanager
 async def exclusive(store: Store, name: str) -> AsyncIterator[None]:
     """Hold the lock *name* for every process using *store*'s database; wait for it."""

@@ -386,3 +386,17 @@ class ActionRecordRow(SQLModel, table=True):
     purpose: str = Field(max_length=40)
     matter: str = Field(sa_column=Column(Text, nullable=False))
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class MetricsSample(SQLModel, table=True):
+    """One sampled value of the metrics history (issue 16): at *at*, for *peer*, the value of
+    *series* (``lag_leaves``, ``lag_seconds``, or ``disclosures:FORM``, a cumulative count
+    since the node started)."""
+
+    __tablename__ = "metrics_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    peer: str = Field(max_length=63)
+    series: str = Field(max_length=40)
+    value: float
