@@ -6,9 +6,11 @@ Each command runs --runs times as a new process of .venv/bin/creditnode, the com
 turn so that a burst of load on this shared machine falls on all of them alike. Reported: the
 median and p90 wall time of each, and as the floor measured in the same run a bare
 `python -c pass` and `python -c "import typer"` (the least any typer command can cost). The
-target is a median under 0.5 s for --help, --version and `identity check`. Also printed: the
-import time of --help, --version and `identity check` by package (python -X importtime), to
-see what start-up pays for. Writes bench/results/startup.json.
+target is a median under 0.5 s for --help, --version and `identity check`. `lists` runs on a
+small home whose database is already at the newest migration (made and migrated once, before
+timing), the case of every command but the first on a home. Also printed: the import time of
+--help, --version, `identity check` and `lists` by package (python -X importtime), to see what
+start-up pays for. Writes bench/results/startup.json.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CREDITNODE = str(BIN / "creditnode")
 PYTHON = str(BIN / "python")
 TARGET_SECONDS = 0.5
 TARGETED = ("--help", "--version", "identity check")  # what the issue's target names
+BROKEN_DOWN = (*TARGETED, "lists (small home)")  # whose imports are printed by package
 
 
 def sample_codes(path: Path) -> None:
@@ -109,7 +112,7 @@ def main() -> None:
         for _ in range(args.runs):
             for label, argv in cmds:
                 times[label].append(run_once(argv))
-        heavy = {label: heaviest_imports(argv) for label, argv in cmds if label in TARGETED}
+        heavy = {label: heaviest_imports(argv) for label, argv in cmds if label in BROKEN_DOWN}
     floor = statistics.median(times["python -c pass"])
     typer_floor = statistics.median(times["python -c 'import typer'"])
     rows = {}

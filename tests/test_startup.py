@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.core import TyperGroup
 from typer.main import get_command
 
@@ -198,3 +200,158 @@ def test_the_listing_and_the_suggestions_still_see_every_command(
     assert all(f" {name} " in listing for name in ("serve", "identity", "lists", "stats"))
     assert main(["identiy"]) == 2
     assert "identity" in capsys.readouterr().err
+
+
+# --- commands that open a home -------------------------------------------------------------
+# `lists` needs SQLAlchemy, the models and the home's certificates; it reads a database already
+# at the newest migration without Alembic, and needs neither grpc, TUF, asyncpg (a SQLite
+# home), SQLAlchemy's PostgreSQL dialect nor libsodium (rbcl: loading a key is not using it).
+NOT_FOR_LISTS = ("grpc", "tuf", "securesystemslib", "alembic", "asyncpg", "rbcl")
+
+
+def test_lists_on_a_current_database_skips_alembic_grpc_and_tuf(tmp_path: Path) -> None:
+    from node.home import init_home
+
+    home = tmp_path / "jinan"
+    init_home(home, name="jinan", region="370100", listen="127.0.0.1:0")
+    argv = [CREDITNODE, "lists", "--home", str(home)]
+    first, out = imported_by(argv)  # creates the database: migrations run
+    assert "alembic" in first and "lists held by creditnode://creditnode/jinan: 0 of 0" in out
+    modules, again = imported_by(argv)
+    assert again == out  # the same command, the same answer
+    assert "sqlalchemy" in modules and "node.storage.models" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_LISTS)
+    assert loaded == []
+    assert "sqlalchemy.dialects.postgresql" not in modules
+    peers, _ = imported_by([CREDITNODE, "peer", "list", "--home", str(home)])
+    assert sorted(m for m in peers if m.split(".")[0] in NOT_FOR_LISTS) == []
+
+
+def test_the_heads_read_from_the_scripts_are_alembics() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from node.storage._store import MIGRATIONS, migration_heads
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert migration_heads() == frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def _script(rev: str, down: str | None) -> str:
+    down_text = "None" if down is None else f'"{down}"'
+    return f'"""m"""\n\nrevision = "{rev}"\ndown_revision = {down_text}\nbranch_labels = None\n'
+
+
+@given(st.lists(st.integers(0, 9999), min_size=1, max_size=30, unique=True), st.randoms())
+def test_script_heads_of_a_chain_is_its_last(revs: list[int], rnd: Any) -> None:
+    from node.storage._store import script_heads
+
+    names = [f"{r:04d}" for r in revs]
+    scripts = [_script(n, names[i - 1] if i else None) for i, n in enumerate(names)]
+    rnd.shuffle(scripts)
+    assert script_heads(scripts) == frozenset({names[-1]})
+    # A script off the first is a second head (unless the first is also the last).
+    branched = script_heads([*scripts, _script("x1", names[0])])
+    assert branched == frozenset({"x1"} if len(names) == 1 else {"x1", names[-1]})
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        'revision: str = "0002"\ndown_revision = "0001"\n',  # annotated: not our plain form
+        'revision = "0002"\ndown_revision = ("0001", "0003")\n',  # a merge
+        'revision = "0002"\ndown_revision = "0001"\ndepends_on = "0003"\n',
+        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = ("b",)\n',
+        'revision = "0002"\ndown_revision = "0009"\n',  # names a script that is not there
+        'revision = "0001"\ndown_revision = None\n',  # the same revision twice
+        "no revision here\n",
+    ],
+)
+def test_script_heads_leaves_anything_else_to_alembic(odd: str) -> None:
+    from node.storage._store import script_heads
+
+    assert script_heads([_script("0001", None), odd]) is None
+
+
+def test_a_pseudonym_key_is_a_scalar_of_the_oprf_group() -> None:
+    from node.identity import oprf, pseudonym_key
+
+    assert pseudonym_key.SCALAR_BYTES == oprf.SCALAR_BYTES
+
+
+def _listed_codes() -> list[str]:
+    from importlib import resources
+
+    codes, top = [], ""
+    text = resources.files("stdnum").joinpath("cn/loc.dat").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not line[0].isspace():
+            top = line.split()[0]
+            continue
+        for span in line.split()[0].split(","):
+            low, _, high = span.partition("-")
+            codes += [top + low, top + (high or low)]
+    return codes
+
+
+def _whole_db_lookup(code: str) -> Any:
+    """lookup_region as it was: the whole database parsed."""
+    from node import regions
+
+    parts = regions._db().info(code)
+    if len(parts) != 2 or "county" not in parts[1][1]:
+        return None
+    province, _ = regions._split(parts[0][1].get("province", ""))
+    name, current = regions._split(parts[1][1]["county"])
+    return regions.Region(code=code, name=name, province=province, current=current)
+
+
+def test_a_province_s_part_of_the_region_database_answers_as_the_whole() -> None:
+    from node.regions import _blocks, lookup_region
+
+    assert _blocks() is not None  # the fast path is the one taken
+    codes = _listed_codes()
+    assert len(codes) > 5000
+    assert [c for c in codes if lookup_region(c) != _whole_db_lookup(c)] == []
+
+
+@given(st.from_regex(r"\d{6}", fullmatch=True))
+def test_any_six_digits_look_up_as_in_the_whole_region_database(code: str) -> None:
+    from node.regions import lookup_region
+
+    assert lookup_region(code) == _whole_db_lookup(code)
+
+
+async def test_a_database_behind_the_scripts_is_still_upgraded(tmp_path: Path) -> None:
+    """The head check only skips Alembic: a database a migration behind is brought to head."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from node.storage import Store
+    from node.storage._store import MIGRATIONS, migration_heads
+
+    heads = migration_heads()
+    assert heads is not None and len(heads) == 1
+    (head,) = heads
+    path = tmp_path / "node.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head-1")
+    with engine.connect() as conn:
+        behind = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    assert behind != head
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        async with store.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            assert rows.scalar_one() == head
+    finally:
+        await store.close()

@@ -65,10 +65,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from node.errors import ConfigError, CreditnodeError
-from node.policy.agreement import Agreement, Problem, SourceMap, toml_error_line
+
+if TYPE_CHECKING:
+    # node.policy.agreement (20 ms with the masks and regions it loads) only when a document
+    # is read: `lists` shows held catalogues' labels without parsing one.
+    from node.policy.agreement import Agreement, Problem, SourceMap
 
 __all__ = [
     "CATEGORIES",
@@ -357,6 +361,8 @@ class _Reader:
 
 
 def _read(text: str, source: str) -> tuple[_Doc | None, list[str]]:
+    from node.policy.agreement import SourceMap, toml_error_line
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

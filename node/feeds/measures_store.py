@@ -15,20 +15,22 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import grpc
 import structlog
 from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.api import feeds, feeds_rpc
-from node.audit.local import out_entry
-from node.audit.log import AuditLog
-from node.audit.wire import new_asker
+from node.api import feeds
 from node.feeds.measures import MeasureCatalogue, MeasuresError, from_documents
 from node.feeds.state import STATE
 from node.storage import Store, dialect
 from node.storage.models import utcnow
+
+if TYPE_CHECKING:
+    import grpc
+
+    from node.audit.log import AuditLog
 
 log = structlog.get_logger("creditnode.measures")
 
@@ -154,6 +156,13 @@ async def fetch_missing(
 ) -> Fetched:
     """Ask *peer* for each catalogue of *digests* not held, and keep those whose documents
     hash to their digest and parse. Nothing is kept of one that does not verify."""
+    # Here, not at the top: `lists` reads held catalogues without grpc or the audit log.
+    import grpc
+
+    from node.api import feeds_rpc
+    from node.audit.local import out_entry
+    from node.audit.wire import new_asker
+
     result = Fetched()
     async with store.engine.connect() as conn:
         have = await held(conn, digests)

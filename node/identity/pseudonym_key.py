@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keys import read_private_file, write_private_file
-from node.identity.oprf import SCALAR_BYTES, derive_key_pair
 
 KEY_FORMAT = "creditnode-pseudonym-key/v1"
+# node.identity.oprf.SCALAR_BYTES (a ristretto255 scalar), not imported from there: loading a
+# key must not load libsodium (rbcl, 25 ms), which only deriving and evaluating need.
+SCALAR_BYTES = 32
 RELOAD_SECONDS = 1.0
 
 
@@ -33,6 +35,8 @@ class PseudonymKey:
         """A key from 32 random bytes (RFC 9497 DeriveKeyPair; *version* goes in its info)."""
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError("pseudonym key version must be a positive integer")
+        from node.identity.oprf import derive_key_pair
+
         secret, _ = derive_key_pair(seed, f"creditnode pseudonym key v{version}".encode())
         return cls(version=version, secret=secret)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -26,10 +25,64 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _upgrade(conn: Connection) -> None:
+    # Alembic (with the PostgreSQL dialect it loads) costs about 0.1 s to import: only a
+    # database that is not at the head pays for it (see _at_head).
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
+
+
+_REVISION = re.compile(r'^revision = "([0-9A-Za-z_]+)"$', re.M)
+_DOWN = re.compile(r'^down_revision = (?:None|"([0-9A-Za-z_]+)")$', re.M)
+_OTHER = re.compile(r"^(?:down_revision|branch_labels|depends_on)\b(?! = None$).*$", re.M)
+
+
+def script_heads(scripts: Iterable[str]) -> frozenset[str] | None:
+    """The head revisions of migration scripts, read from their text; None when a script is
+    not in the plain form ours take (one string revision, one string or None down_revision,
+    no branch labels or dependencies): then only Alembic can say."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for script in scripts:
+        rev, down = _REVISION.findall(script), _DOWN.findall(script)
+        others = [m for m in _OTHER.findall(script) if not _DOWN.fullmatch(m)]
+        if len(rev) != 1 or len(down) != 1 or others or rev[0] in revisions:
+            return None
+        revisions.add(rev[0])
+        if down[0]:
+            downs.add(down[0])
+    if not downs <= revisions:
+        return None
+    return frozenset(revisions - downs) or None
+
+
+def migration_heads() -> frozenset[str] | None:
+    """The heads of this package's migrations (None: ask Alembic)."""
+    try:
+        return script_heads(
+            p.read_text(encoding="utf-8") for p in sorted((MIGRATIONS / "versions").glob("*.py"))
+        )
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    """Whether the database already holds every migration, asked without importing Alembic.
+    A connection error propagates (reported like the upgrade's); a database without the
+    version table (a new one) is not at head."""
+    heads = migration_heads()
+    if heads is None:
+        return False
+    async with engine.connect() as conn:
+        try:
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        except SQLAlchemyError:
+            return False
+        return frozenset(str(v) for v in rows.scalars()) == heads
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -87,8 +140,9 @@ class Store:
         store = cls(engine)
         if migrate:
             try:
-                async with engine.begin() as conn:
-                    await conn.run_sync(_upgrade)
+                if not await _at_head(engine):
+                    async with engine.begin() as conn:
+                        await conn.run_sync(_upgrade)
             except (SQLAlchemyError, OSError) as exc:
                 await engine.dispose()
                 safe = parsed.render_as_string(hide_password=True)

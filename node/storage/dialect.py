@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import Sequence
 from typing import Any, cast
 
-import asyncpg
 import structlog
 from sqlalchemy import Insert, Table, event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
@@ -94,6 +93,10 @@ def insert_ignore(dialect_name: str, table: Table) -> Insert:
     if dialect_name == "sqlite":
         return cast(Insert, sqlite_insert(table).on_conflict_do_nothing())
     if dialect_name == "postgresql":
+        # SQLAlchemy's PostgreSQL dialect (25 ms to import) is loaded by a PostgreSQL engine
+        # anyway; a SQLite home never needs it.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         return cast(Insert, pg_insert(table).on_conflict_do_nothing())
     raise ValueError(f"no insert-ignore for dialect {dialect_name}")
 
@@ -150,7 +153,12 @@ async def bulk_insert(
 
 
 def _integrity_error(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.IntegrityError | asyncpg.IntegrityConstraintViolationError)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    # asyncpg is imported by its SQLAlchemy dialect when a PostgreSQL engine connects; a
+    # process that never did (a SQLite home) cannot hold its error and need not import it.
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(exc, asyncpg.IntegrityConstraintViolationError)
 
 
 async def fetch_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
