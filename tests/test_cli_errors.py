@@ -231,13 +231,19 @@ def test_node_db_unreadable(capsys: pytest.CaptureFixture[str], copy: Path) -> N
     assert "cannot read the database" in one_line_error(err)
 
 
-def test_garbage_tls_key_is_named(capsys: pytest.CaptureFixture[str], copy: Path) -> None:
-    (copy / "tls" / "node.key").write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n")
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_garbage_tls_key_is_named(
+    capsys: pytest.CaptureFixture[str], copy: Path, damage: str
+) -> None:
+    key = copy / "tls" / "node.key"
+    data = key.read_bytes()
+    # A key cut short by a bad copy (its PEM header intact), or a file of anything else.
+    key.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"garbage\n")
     for argv in (["serve"], ["lists"], ["status"]):
         rc, _, err = run(capsys, *argv, "--home", str(copy))
         line = one_line_error(err)
         assert rc == 3, argv
-        assert f"{copy / 'tls' / 'node.key'}: not a valid private key" in line
+        assert f"{key}: not a valid private key" in line
         assert "address" not in line
 
 
