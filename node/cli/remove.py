@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from node.cli import choices
 from node.cli.options import HomeOpt, out, quiet_logs, refuse_personal_code, run_coro
 from node.errors import InputError
 from node.text import plain
@@ -85,7 +86,7 @@ def remove(
         str | None,
         typer.Option(
             "--class",
-            help="Instead of a list, a data class: penalty, licence, evaluation, commitment.",
+            help="Instead of a list, a data class: " + ", ".join(choices.RECORD_CLASSES) + ".",
         ),
     ] = None,
 ) -> None:
