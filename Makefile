@@ -4,9 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server pytest clean bench bench-border bench-oprf bench-verify bench-audit bench-check bench-report bench-startup
+.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server chromium pytest clean bench bench-sync bench-status bench-table bench-border bench-oprf bench-verify bench-audit bench-lookup bench-check bench-report bench-startup bench-native bench-uscc bench-names bench-routine
 
+# The pure cores compiled with mypyc (node/native): rebuilt when their source changed; no C
+# compiler means the pure-Python modules, with a message.
 venv: $(STAMP)
+	@$(BIN)/python -m node.native.build
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +21,7 @@ demo: venv
 	$(BIN)/creditnode demo $(DEMO_ARGS)
 
 # Everything that checks the project, in the order a failure is cheapest to find.
-test: venv lint typecheck proto-check postgres-server pytest
+test: venv lint typecheck proto-check postgres-server chromium pytest
 
 lint: venv
 	$(BIN)/ruff check .
@@ -44,15 +47,67 @@ proto-check: venv
 postgres-server:
 	@deploy/ensure-postgres.sh
 
+# The console's browser tests (tests/browser/) drive Debian's chromium (and need a CJK font);
+# this installs them if missing.
+chromium:
+	@deploy/ensure-chromium.sh
+
+# The cores' tests run twice: compiled (when built) above, pure-Python below.
+PURE_TESTS := tests/test_merkle.py tests/test_leaf_verify.py tests/test_identity_validate.py \
+	tests/test_uscc_fast.py tests/test_native.py
 pytest: venv
-	CREDITNODE_TEST_POSTGRES=require $(BIN)/pytest $(PYTEST_ARGS)
+	CREDITNODE_TEST_POSTGRES=require CREDITNODE_TEST_BROWSER=require $(BIN)/pytest $(PYTEST_ARGS)
+	CREDITNODE_PURE=1 $(BIN)/pytest -q $(PURE_TESTS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis node/native/compiled
 
-# Feed benchmarks (issue #3): figures printed and written to bench/results/feed_sync.json.
-bench: venv
-	$(BIN)/python bench/feed_sync.py $(BENCH_ARGS)
+# Issue 17's figures, in one run, on SQLite and a throw-away PostgreSQL; each bench writes
+# bench/results/<name>.json (bench/_results.py) and bench/table.py rewrites the README's table.
+# A bench another change has not delivered yet is skipped (and reads "not measured").
+# BENCH_ENTRIES sets the feed size (default 1M); BENCH_10M=1 adds sync and Lookup at 10M on
+# PostgreSQL (hours, not minutes).
+BENCH_ENTRIES ?= 1000000
+define bench_if
+	@if [ -f bench/$(1) ]; then echo "$(BIN)/python bench/$(1) $(2)"; $(BIN)/python bench/$(1) $(2); \
+	else echo "bench/$(1) is not there yet: skipped"; fi
+endef
+
+bench: venv postgres-server
+	$(call bench_if,uscc.py,)
+	$(call bench_if,native.py,)
+	$(BIN)/python bench/sync.py --backend sqlite --entries $(BENCH_ENTRIES)
+	$(BIN)/python bench/sync.py --backend postgresql --entries $(BENCH_ENTRIES) --latency-seconds 0
+	$(call bench_if,lookup.py,--backend sqlite)
+	$(call bench_if,lookup.py,--backend postgresql)
+	$(call bench_if,name_search.py,--backend sqlite --entries $(BENCH_ENTRIES))
+	$(call bench_if,name_search.py,--backend postgresql --entries $(BENCH_ENTRIES))
+	$(BIN)/python bench/status.py --backend sqlite --entries $(BENCH_ENTRIES)
+	$(BIN)/python bench/status.py --backend postgresql --entries $(BENCH_ENTRIES)
+ifeq ($(BENCH_10M),1)
+	$(BIN)/python bench/sync.py --backend postgresql --entries 10000000 --rounds 1 \
+		--latency-seconds 0 --name sync_postgresql_10m
+	@# lookup.py writes lookup_postgresql.json: the 10M figure is moved to its own name.
+	@if [ -f bench/lookup.py ]; then set -e; r=bench/results; \
+	if [ -f $$r/lookup_postgresql.json ]; then mv $$r/lookup_postgresql.json $$r/lookup_pg.keep; fi; \
+	$(BIN)/python bench/lookup.py --backend postgresql --entries 10000000; \
+	mv $$r/lookup_postgresql.json $$r/lookup_postgresql_10m.json; \
+	if [ -f $$r/lookup_pg.keep ]; then mv $$r/lookup_pg.keep $$r/lookup_postgresql.json; fi; fi
+endif
+	$(BIN)/python bench/table.py
+
+# Initial sync alone (verified against an unverified copy, peak RSS, propagation latency):
+# bench/results/sync_<backend>.json; BENCH_ARGS e.g. "--backend postgresql --entries 100000".
+bench-sync: venv postgres-server
+	$(BIN)/python bench/sync.py $(BENCH_ARGS)
+
+# `status` on a home mirroring N entries: bench/results/status_<backend>.json.
+bench-status: venv postgres-server
+	$(BIN)/python bench/status.py $(BENCH_ARGS)
+
+# The README's issue-17 table from whatever bench/results/ holds.
+bench-table: venv
+	$(BIN)/python bench/table.py
 
 # The border's cost (issue #5), on SQLite and on a throw-away PostgreSQL server:
 # bench/results/border_cost_{sqlite,postgresql}.json.
@@ -64,6 +119,12 @@ bench-border: venv postgres-server
 bench-audit: venv postgres-server
 	$(BIN)/python bench/audit_cost.py --backend sqlite
 	$(BIN)/python bench/audit_cost.py --backend postgresql
+
+# Lookup (gate, border, durable record) against a bare grpc.aio mTLS echo at concurrency 1
+# and 16 (issue 17): bench/results/lookup_<backend>.json; BENCH_ARGS e.g. "--entries 1000000".
+bench-lookup: venv postgres-server
+	$(BIN)/python bench/lookup.py --backend sqlite $(BENCH_ARGS)
+	$(BIN)/python bench/lookup.py --backend postgresql $(BENCH_ARGS)
 
 # Oblivious pseudonyms (issue 11): local OPRF cost against HMAC, and a blinded evaluation round
 # trip over mTLS against a bare one: bench/results/oprf.json.
@@ -90,3 +151,26 @@ bench-report: venv
 # bench/results/startup.json.
 bench-startup: venv
 	$(BIN)/python bench/startup.py $(BENCH_ARGS)
+
+# Name search and organisation-code resolve p99 at 10k/100k entries (1M: BENCH_ARGS=--million)
+# on SQLite and PostgreSQL, against the old full-table answers in the same run (issue 17):
+# bench/results/name_search_{sqlite,postgresql}.json.
+bench-names: venv postgres-server
+	$(BIN)/python bench/name_search.py --backend sqlite $(BENCH_ARGS)
+	$(BIN)/python bench/name_search.py --backend postgresql $(BENCH_ARGS)
+
+# find_conflicts and the status counts, old scan against new, at 10k/100k rows (BENCH_ARGS
+# "--million" adds 1M): bench/results/routine.json and routine_postgresql.json.
+bench-routine: venv postgres-server
+	$(BIN)/python bench/routine.py --backend sqlite $(BENCH_ARGS)
+	$(BIN)/python bench/routine.py --backend postgresql $(BENCH_ARGS)
+
+# USCC validation, fast path (pure and compiled) against the full path, one core, 1M codes
+# (issue 17): bench/results/uscc.json.
+bench-uscc: venv
+	$(BIN)/python bench/uscc.py $(BENCH_ARGS)
+
+# Compiled (mypyc) against pure-Python cores, alternating in one run (issue 17): Merkle
+# hashing onto a Frontier, proofs, leaf parse and checks, USCC: bench/results/native.json.
+bench-native: venv
+	$(BIN)/python bench/native.py $(BENCH_ARGS)

@@ -16,5 +16,10 @@ Example::
         await node.stop()
 """
 
+from node import native as _native
+
 __version__ = "0.1.0"
 PROTOCOL_VERSION = "v1"
+
+# Compiled pure cores (mypyc), when built from the current source; see node/native.
+_native.install()

@@ -77,6 +77,10 @@ class NodeSettings(BaseSettings):
     # Officers' listener (OfficerService, mutual TLS with officer credentials of this node
     # only): "" serves none. Never the peer port: a peer is never admitted there.
     officer_listen: str = ""
+    # The console (issue 18): HTTPS, officer client certificates required, the same officer
+    # gate; "" (the default) serves none. Sessions end this many minutes after they begin.
+    console_listen: str = ""
+    console_session_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     # Prometheus metrics, /healthz and /readyz over plain HTTP (no data values, no client
     # certificates): localhost unless set otherwise; "" serves none.
     metrics_listen: str = "127.0.0.1:9464"
@@ -122,7 +126,7 @@ class NodeSettings(BaseSettings):
         parse_hostport(v)
         return v
 
-    @field_validator("officer_listen", "metrics_listen")
+    @field_validator("officer_listen", "metrics_listen", "console_listen")
     @classmethod
     def _officer_listen(cls, v: str) -> str:
         if v:

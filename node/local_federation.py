@@ -51,6 +51,7 @@ class LocalFederation:
         heartbeat: bool = True,
         subscribe: bool = True,
         officers: bool = False,
+        console: bool = False,
     ) -> None:
         self.base = base
         self.cities = list(cities)
@@ -61,6 +62,7 @@ class LocalFederation:
         self.run_heartbeat = heartbeat
         self.subscribe = subscribe
         self.officers = officers  # each node also serves an officer listener on 127.0.0.1:0
+        self.console = console  # each node also serves the console on 127.0.0.1:0 (issue 18)
         self.nodes: dict[str, Node] = {}
 
     @property
@@ -89,6 +91,8 @@ class LocalFederation:
         set_setting(root, "heartbeat_seconds", self.heartbeat_seconds)
         if self.officers:
             set_setting(root, "officer_listen", "127.0.0.1:0")
+        if self.console:
+            set_setting(root, "console_listen", "127.0.0.1:0")
         # Several nodes on one machine: each its own metrics port (the default is one port).
         set_setting(root, "metrics_listen", "127.0.0.1:0")
         node = await Node.open(root, database_url=self.database_url(name))

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -63,6 +63,9 @@ from node.metrics.http import MetricsListener, health_app
 from node.metrics.interceptor import MetricsInterceptor
 from node.officers.check import Checker, own_reports
 from node.officers.listener import start_officer_listener
+
+if TYPE_CHECKING:
+    from node.console.server import ConsoleServer
 from node.peers.certificates import certificate_expiries
 from node.peers.certificates import warnings as expiry_warnings
 from node.peers.contact import InboundContacts, RunInfo, remove_run_info, write_run_info
@@ -177,10 +180,15 @@ class Node:
         self.started_at = dt.datetime.now(dt.UTC)
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        self._query: QueryServicer | None = None  # holds the query path's reader
         # The officers' own listener (setting officer_listen; issue 14), apart from peers.
         self.officer_port = 0
         self._officer_server: grpc.aio.Server | None = None
         self.checker: Checker | None = None
+        # The console (setting console_listen; issue 18): HTTPS for officers' browsers.
+        self.console_port = 0
+        self._console: ConsoleServer | None = None
+        self._console_checker: Checker | None = None  # its own, without an officer listener
         # The actions log (issue 15): opened at start; responses, hits, lifted measures.
         self.actions: ActionsLog | None = None
         self._pulling = asyncio.Lock()
@@ -219,6 +227,15 @@ class Node:
             return ""
         host, _ = parse_hostport(self.home.settings.officer_listen)
         return f"{host}:{self.officer_port}"
+
+    @property
+    def console_url(self) -> str:
+        """Where browsers open the console (https://HOST:PORT/); "" if none."""
+        if not self.console_port:
+            return ""
+        host, _ = parse_hostport(self.home.settings.console_listen)
+        shown = f"[{host}]" if ":" in host else host
+        return f"https://{shown}:{self.console_port}/"
 
     async def start(
         self,
@@ -267,7 +284,9 @@ class Node:
             ),
             server,
         )
-        query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
+        if self._query is None:
+            self._query = QueryServicer(self.publisher)
+        query_rpc.add_QueryServiceServicer_to_server(self._query, server)
         reports_rpc.add_ReportServiceServicer_to_server(ReportServicer(self.report_deps), server)
         settings = self.home.settings
         pseudonyms_rpc.add_PseudonymServiceServicer_to_server(
@@ -327,6 +346,24 @@ class Node:
                 await server.stop(0)
                 self._server = None
                 raise
+        if self.home.settings.console_listen:
+            # Loaded only when serving it (starlette, uvicorn and jinja2 cost start-up time).
+            from node.console.serve import start_console
+
+            try:
+                self._console, checker = await start_console(self, self.checker)
+                self.console_port = self._console.port
+                self._console_checker = checker if checker is not self.checker else None
+            except BaseException:
+                if self._metrics_listener is not None:
+                    await asyncio.to_thread(self._metrics_listener.stop)
+                    self._metrics_listener = None
+                if self._officer_server is not None:
+                    await self._officer_server.stop(0)
+                    self._officer_server = None
+                await server.stop(0)
+                self._server = None
+                raise
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._spawn(self.publisher.run(), "publisher")
@@ -354,6 +391,7 @@ class Node:
             database=self.store.backend,
             peers=len(self.directory.peers()),
             metrics=self.metrics_endpoint or "off",
+            console=self.console_url or "off",
         )
         records = [p.record for p in self.directory.peers()]
         for expiring in expiry_warnings(certificate_expiries(self.home.tls, records)):
@@ -517,6 +555,13 @@ class Node:
         await self.heartbeat.stop()
         # In-flight calls drain first, with the node's machinery (publisher, audit, actions)
         # still running under them; the background tasks end after.
+        if self._console is not None:
+            await self._console.stop(grace)
+            self._console = None
+            self.console_port = 0
+        if self._console_checker is not None:
+            await self._console_checker.close()
+            self._console_checker = None
         if self._officer_server is not None:
             await self._officer_server.stop(grace)
             self._officer_server = None
@@ -546,6 +591,9 @@ class Node:
             await asyncio.wait_for(self.audit.close(), STOP_TASKS_SECONDS)
         except Exception:
             log.exception("audit checkpoint not signed at stop")
+        if self._query is not None:
+            await self._query.close()
+            self._query = None
         await self.store.close()
         if self._metrics_listener is not None:
             await asyncio.to_thread(self._metrics_listener.stop)

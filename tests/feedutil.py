@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from sqlalchemy import func, select
 
 from node.api import feeds
+from node.feeds import ids
 from node.feeds.logstore import LOGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
@@ -59,15 +59,21 @@ def person_entry(i: int, person_id: str = PERSON_ID, name: str = "李四") -> fe
 
 
 def adds(n: int, start: int = 0) -> list[Event]:
-    return [Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, org_entry(start + i)) for i in range(n)]
+    # Ids as origins issue them (UUIDv7: time-ordered).
+    return [Event(ids.entry_id(), feeds.EVENT_TYPE_ADD, org_entry(start + i)) for i in range(n)]
 
 
 async def mirror_size(node: Node, origin: Node) -> int:
+    """Leaves of *origin* that *node* holds and has folded into its list state."""
     async with node.store.engine.connect() as conn:
-        size = (
-            await conn.execute(select(LOGS.c.size).where(LOGS.c.origin == origin.home.identity.uri))
-        ).scalar()
-    return int(size or 0)
+        row = (
+            await conn.execute(
+                select(LOGS.c.size, LOGS.c.projected_size).where(
+                    LOGS.c.origin == origin.home.identity.uri
+                )
+            )
+        ).first()
+    return 0 if row is None else min(int(row[0]), int(row[1]))
 
 
 async def wait_mirrored(node: Node, origin: Node, size: int, timeout: float = 20.0) -> None:

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from node.api import feeds
+from node.feeds import logstore as logstore_module
 from node.feeds import merkle, note
+from node.feeds import projection as projection_module
 from node.feeds import state as state_module
 from node.feeds import subscriber as subscriber_module
 from node.feeds.logstore import CHECKPOINTS, HASHES, LEAVES, LOGS
@@ -107,27 +109,54 @@ async def test_crash_mid_stream_and_mid_transaction_resume_exactly(
         await (await _subscriber(lanzhou, jinan)).sync(follow=False, progress=die_after_300)
     assert (await _tree(lanzhou, jinan.home.identity.uri))[0] == died_at[0] == 512
 
-    # 2. The process dies inside a transaction, after the leaves were written.
-    real_apply = state_module.apply_leaves
+    # 2. The process dies inside the log's transaction, after the leaves were written.
+    real_record = logstore_module.record_checkpoint
     calls = {"n": 0}
 
-    async def failing_apply(conn: Any, log_id: int, leaves: Any, *, keep_history: bool) -> bool:
+    async def failing_record(conn: Any, log_id: int, size: int, signed: bytes) -> None:
         calls["n"] += 1
-        removed = await real_apply(conn, log_id, leaves, keep_history=keep_history)
+        await real_record(conn, log_id, size, signed)
         if calls["n"] == 2:
             raise Killed
-        return removed
 
-    monkeypatch.setattr(subscriber_module, "apply_leaves", failing_apply)
+    monkeypatch.setattr(subscriber_module, "record_checkpoint", failing_record)
     with pytest.raises(Killed):
         await (await _subscriber(lanzhou, jinan)).sync(follow=False)
     size, _, leaves, _ = await _tree(lanzhou, jinan.home.identity.uri)
     assert size == leaves == 512 + 256  # the second group failed and left nothing behind
-    monkeypatch.setattr(subscriber_module, "apply_leaves", real_apply)
+    monkeypatch.setattr(subscriber_module, "record_checkpoint", real_record)
 
-    # 3. A replay of everything: resumes from the cursor; nothing lost or doubled.
+    # 2b. It dies inside the projection's transaction: the log is durable, the list state
+    # stays consistent as of the last folded index.
+    real_apply = state_module.apply_leaves
+    monkeypatch.setattr(projection_module, "FOLD_EVERY", 100)
+    folds = {"n": 0}
+
+    async def failing_apply(conn: Any, log_id: int, leaves: Any, *, keep_history: bool) -> bool:
+        folds["n"] += 1
+        removed = await real_apply(conn, log_id, leaves, keep_history=keep_history)
+        if folds["n"] == 2:
+            raise Killed
+        return removed
+
+    monkeypatch.setattr(projection_module, "apply_leaves", failing_apply)
+    with pytest.raises(Killed):
+        await (await _subscriber(lanzhou, jinan)).sync(follow=False, timeout=30)
+    monkeypatch.setattr(projection_module, "apply_leaves", real_apply)
+    async with lanzhou.store.engine.connect() as conn:
+        log_size, projected = (
+            await conn.execute(
+                select(LOGS.c.size, LOGS.c.projected_size).where(
+                    LOGS.c.origin == jinan.home.identity.uri
+                )
+            )
+        ).one()
+    assert projected == 768 + 100 < log_size  # one chunk folded, the next rolled back
+    assert (await _tree(lanzhou, jinan.home.identity.uri))[3] == projected
+
+    # 3. A replay of everything: resumes from the cursors; nothing lost or doubled.
     result = await (await _subscriber(lanzhou, jinan)).sync(follow=False)
-    assert result.start == 768
+    assert result.start == log_size
     origin_tree = await _tree(jinan, jinan.home.identity.uri)
     assert await _tree(lanzhou, jinan.home.identity.uri) == origin_tree
     assert origin_tree[0] == 1001 and origin_tree[3] == 999

@@ -13,6 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # Longest prefix wins. A module may import its own layer or any layer below it.
 LAYERS: dict[str, int] = {
     "node.cli": 7,
+    # The console (issue 18): an I/O edge at the top, started by the runtime (so beside it).
+    "node.console": 6,
+    # The operator's and auditor's pages: front ends beside the CLI, calling the very functions
+    # its commands call (status, audit export and reconcile, policy); the console app loads
+    # them by name (node.console.app.PAGE_MODULES), so nothing below imports them.
+    "node.console.operator_pages": 7,
+    "node.console.auditor_pages": 7,
     "node.runtime": 6,
     "node.local_federation": 6,
     "node.services": 5,
@@ -52,6 +59,9 @@ LAYERS: dict[str, int] = {
     # Dialling and enrolling peers: below the feeds, whose subscriber dials the origin.
     "node.peers": 3,
     "node.storage": 2,
+    # Migrations backfill derived columns with the very functions that write them (0020:
+    # normalised names, suspect codes), so they may import the feeds and identity layer.
+    "node.storage.migrations": 4,
     "node.home": 1,
     "node.config": 1,
     "node.errors": 1,

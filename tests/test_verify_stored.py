@@ -186,9 +186,10 @@ async def _truncate(node: Node, log_id: int, events: list[Event]) -> None:
             )
         )
         rows = await conn.execute(
-            select(HASHES.c.idx, HASHES.c.hash).where(HASHES.c.log_id == log_id)
+            select(LEAVES.c.data).where(LEAVES.c.log_id == log_id).order_by(LEAVES.c.idx)
         )
-        root = merkle.tree_hash(30, {int(i): bytes(h) for i, h in rows})
+        # From the leaves: a mirror keeps no interior hashes to read it from.
+        root = merkle.root_from_leaf_hashes([merkle.leaf_hash(bytes(d)) for (d,) in rows])
         await conn.execute(update(LOGS).where(LOGS.c.id == log_id).values(size=30, root=root))
 
 
@@ -231,10 +232,14 @@ class Case:
     # At a partner a checkpoint may run ahead of the leaves (an interrupted catch-up): a cut
     # mirror shows by the state rows naming leaves it no longer has.
     partner_kind: str = ""
+    # A mirror keeps no leaf hashes (only its frontier's, issue 17): a changed leaf shows
+    # where the leaf no longer opens what its state row holds.
+    partner_row: str = ""
 
 
 CASES = {
-    "leaf byte": Case(_flip_leaf, check.LEAF, 5, "log_leaves idx 5"),
+    "leaf byte": Case(_flip_leaf, check.LEAF, 5, "log_leaves idx 5", check.BODY_KIND,
+                      "list_state entry"),
     "stored hash": Case(_stored_hash, check.STORED_HASH, 5, f"log_hashes idx {PARENT_4_5}"),
     "list-state USCC": Case(_uscc, check.STATE_ROW, 7, "list_state entry"),
     "entry body": Case(_body, check.BODY_KIND, 8, "list_state entry"),
@@ -245,8 +250,16 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("where", ["origin", "partner"])
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize(
+    ("name", "where"),
+    # A mirror stores no interior hash but its frontier's: test_a_mirror_keeps_only_its_frontier
+    [
+        (n, w)
+        for n in sorted(CASES)
+        for w in ("origin", "partner")
+        if (n, w) != ("stored hash", "partner")
+    ],
+)
 async def test_each_tampering_is_found_and_named(
     federation: FederationFactory, name: str, where: str
 ) -> None:
@@ -262,9 +275,10 @@ async def test_each_tampering_is_found_and_named(
     kind = case.partner_kind if where == "partner" and case.partner_kind else case.kind
     assert first.kind == kind, [f.describe() for f in tampered.findings]
     assert first.index == case.index
-    assert case.row in first.row
-    if case.row == "list_state entry":
-        named = {events[7].entry_id, events[8].entry_id, events[10].entry_id}
+    row = case.partner_row if where == "partner" and case.partner_row else case.row
+    assert row in first.row
+    if row == "list_state entry":
+        named = {events[i].entry_id for i in (5, 7, 8, 10)}
         assert first.row.removeprefix("list_state entry ") in named
     assert tampered.first_bad_index == case.index
     # Only the tampered log fails; the finding is kept, the log marked, for `status`.
@@ -557,3 +571,38 @@ async def test_sync_exits_7_for_a_checkpoint_under_a_wrong_key_and_4_for_an_orig
     )  # nothing marked now
     assert await asyncio.to_thread(main, ["sync", "--home", root]) == 0
     assert "tampered" not in capsys.readouterr().out
+
+
+async def test_a_mirror_keeps_only_its_frontier(federation: FederationFactory) -> None:
+    """A mirror serves no proofs: it keeps the hashes on its frontier at each append (all
+    that reopening it needs), and a changed one is still found and named."""
+    jinan, lanzhou, _ = await _build(federation)
+    mirror, origin = await _log_id(lanzhou, jinan), await _log_id(jinan, jinan)
+    async with lanzhou.store.engine.connect() as conn:
+        kept = {
+            int(i): bytes(h)
+            for i, h in await conn.execute(
+                select(HASHES.c.idx, HASHES.c.hash).where(HASHES.c.log_id == mirror)
+            )
+        }
+    async with jinan.store.engine.connect() as conn:
+        every = {
+            int(i): bytes(h)
+            for i, h in await conn.execute(
+                select(HASHES.c.idx, HASHES.c.hash).where(HASHES.c.log_id == origin)
+            )
+        }
+    assert len(every) == merkle.stored_hash_count(SIZE)
+    assert set(merkle.Frontier.indexes_for_size(SIZE)) <= kept.keys()
+    assert len(kept) < len(every) // 4 and all(every[i] == h for i, h in kept.items())
+    idx = min(kept)
+    level, n = merkle.split_stored_hash_index(idx)
+    await _exec(
+        lanzhou,
+        update(HASHES).where(and_(HASHES.c.log_id == mirror, HASHES.c.idx == idx))
+        .values(hash=b"\x07" * 32),
+    )  # fmt: skip
+    report = await verify_store(lanzhou.home, lanzhou.store)
+    first = next(r for r in report.logs if r.log_id == mirror).findings[0]
+    assert (first.kind, first.index) == (check.STORED_HASH, ((n + 1) << level) - 1)
+    assert f"log_hashes idx {idx}" in first.row

@@ -173,6 +173,10 @@ class AuditLog:
                         p.future.set_exception(exc)
 
     async def _write(self, batch: list[_Pending]) -> None:
+        # Exchange ids are fresh almost always: the first attempt lets the unique index
+        # (uq_audit_exchange) find a recorded one, saving a read on every commit; once it has,
+        # the attempts after it look first, so a replay gets the first entry's index.
+        look_first = False
         for attempt in range(_RETRIES):
             batch = [p for p in batch if not p.future.done()]
             if not batch:
@@ -181,13 +185,15 @@ class AuditLog:
             try:
                 # One transaction: the idempotency check, the leaves, hashes, cursor and rows.
                 async with self.store.begin() as conn:
-                    plan = self._plan(batch, await _existing(conn, keys))
+                    existing = await _existing(conn, keys) if look_first else {}
+                    plan = self._plan(batch, existing)
                     if plan.leaves:
                         await self.log.write(conn, plan.pending)
                         await conn.execute(ENTRIES.insert(), plan.rows)
-            except (StaleCursor, IntegrityError):
+            except (StaleCursor, IntegrityError) as exc:
                 # Another process (a CLI command's local entry) appended first, or recorded
                 # the same exchange: take its tree and look again.
+                look_first = look_first or isinstance(exc, IntegrityError)
                 await self.log.reload()
                 log.info("audit log moved under us; retrying", attempt=attempt)
                 continue

@@ -98,7 +98,9 @@ app.add_typer(stats_app, name="stats")
 def _version(value: bool) -> None:
     # Eager: answered before Click insists on a command.
     if value:
-        out.print(f"creditnode {__version__} (protocol {PROTOCOL_VERSION})")
+        from node import native
+
+        out.print(f"creditnode {__version__} (protocol {PROTOCOL_VERSION}; {native.summary()})")
         raise typer.Exit(0)
 
 

@@ -16,7 +16,6 @@ import shutil
 import signal
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -49,7 +48,7 @@ from node.cli.query import EVALUATE, LOOKUP, answer_table
 from node.cli.render import peer_rows_from_records, peer_table
 from node.cli.report import load_trust
 from node.errors import PeerError
-from node.feeds import catalogue
+from node.feeds import catalogue, ids
 from node.feeds.dates import SHANGHAI, shanghai_today
 from node.feeds.expiry import expire_now
 from node.feeds.importer import Removal, find_held, import_list, remove_entries
@@ -674,7 +673,7 @@ async def check_demo(base: Path, fed: LocalFederation, nodes: list[Node], consol
         measures=[feeds.Measure(code="绿色通道", mandatory=False)],
         provenance=feeds.PROVENANCE_AUTHORITATIVE, status=feeds.ENTRY_STATUS_ACTIVE,
     )  # fmt: skip
-    await taiyuan.publisher.append([Event(uuid.uuid4().hex, feeds.EVENT_TYPE_ADD, red)])
+    await taiyuan.publisher.append([Event(ids.entry_id(), feeds.EVENT_TYPE_ADD, red)])
     await taiyuan.publisher.sign_checkpoint()
     console.print(
         line(
@@ -703,6 +702,18 @@ async def check_demo(base: Path, fed: LocalFederation, nodes: list[Node], consol
         f"(role officer, department {JINAN_DEPARTMENT}, purpose licensing_review)",
         markup=False, highlight=False,
     )  # fmt: skip
+    # The same credential for the console in a browser: the PKCS#12 file to import, and the
+    # PEM pair a Playwright browser context is given (the key unencrypted, 0600).
+    cert_pem, key_pem, _ = credential.pem()
+    write_public_file(officer_dir / "jinan-officer.cert.pem", cert_pem)
+    write_private_file(officer_dir / "jinan-officer.key.pem", key_pem)
+    if jinan.console_url:
+        console.print(
+            f"console: {jinan.console_url} (import {p12} into the browser, passphrase in "
+            f"{passphrase}; PEM for Playwright: {officer_dir / 'jinan-officer.cert.pem'} "
+            f"{officer_dir / 'jinan-officer.key.pem'})",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     held = OfficerCredential.from_pkcs12(p12.read_bytes(), b"demo passphrase, not a secret")
     request = officers.CheckRequest(
         purpose="licensing_review", matter="济审批〔2026〕0421号（示例）", uscc=black.uscc
@@ -769,7 +780,9 @@ async def run_demo(directory: Path | None, seconds: float | None, console: Conso
             shared.parent.mkdir(parents=True, exist_ok=True)
             shared.write_text(REPORTS_FOR_JINAN.format(owner=owner), encoding="utf-8")
     try:
-        async with LocalFederation(base, CITIES, heartbeat_seconds=1.0, officers=True) as fed:
+        async with LocalFederation(
+            base, CITIES, heartbeat_seconds=1.0, officers=True, console=True
+        ) as fed:
             nodes = list(fed.nodes.values())
             await lists_demo(base, nodes, console)
             entry_id = await forms_demo(nodes, console)

@@ -418,20 +418,9 @@ def _warn_unverified(view: EntityView, flagged: dict[str, Unverified]) -> None:
 
 async def _by_name(store: Store, query: str, *, show: bool = True) -> list[dict[str, Any]]:
     """Candidates for a name (printed as a table if *show*), as JSON objects."""
-    from sqlalchemy import select
+    from node.identity.name_search import search_names
 
-    from node.feeds.state import STATE
-    from node.identity.names import rank_names
-
-    async with store.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(STATE.c.uscc, STATE.c.subject_name)
-                .distinct()
-                .where(STATE.c.subject_name != "")
-            )
-        ).all()
-    matches = rank_names(query, [(u, n) for u, n in rows])
+    matches = await search_names(store, query)  # through the trigram index, never a scan
     found = [
         {"uscc": m.key, "name": m.name, "score": round(m.score, 4), "exact": m.exact}
         for m in matches

@@ -21,11 +21,10 @@ from node.cli.audit import SLACK, fetch_receipts
 from node.cli.console import data_text
 from node.cli.render import ago, emit_json, peer_rows_from_wire, peer_table, region_label
 from node.errors import ConfigError, InputError, PeerError
+from node.feeds.counts import active_per_log
 from node.feeds.dates import shanghai_today
 from node.feeds.health import FORKED, LAGGING, OK, STALLED, TAMPERED, FeedFacts, judge_feed
 from node.feeds.logstore import LOGS, list_feeds, read_cursor
-from node.feeds.state import STATE
-from node.feeds.state import active as active_on
 from node.feeds.subscriber import EVIDENCE, SUBSCRIBE
 from node.home import Home, load_home
 from node.identity.registry import find_conflicts
@@ -121,6 +120,8 @@ def feed_json(
                 "own": peer is None,
                 "leaves": _int(r["size"]),
                 "checkpoint_size": _int(r["checkpoint_size"]),
+                # Leaves held and not yet folded into the list state (node.feeds.projection).
+                "projection_lag": max(0, _int(r["size"]) - _int(r.get("projected_size", 0))),
                 "active_entries": _int(r["active"]),
                 "evidence": _int(r["evidence"]),
                 "state": verdict.state,
@@ -460,7 +461,8 @@ def feed_table(feeds: list[dict[str, Any]]) -> Table:
             shown.append_text(data_text(f": {f['reason']}"))
         table.add_row(
             _plain(f"{f['origin']} (own)" if f["own"] else f["origin"]),
-            str(f["leaves"]),
+            str(f["leaves"])
+            + (f" ({f['projection_lag']} to project)" if f.get("projection_lag") else ""),
             str(f["checkpoint_size"]),
             str(f["active_entries"]),
             shown,
@@ -501,18 +503,15 @@ async def feed_rows(store: Store) -> list[dict[str, object]]:
     evidence = (
         select(EVIDENCE.c.log_id, func.count().label("n")).group_by(EVIDENCE.c.log_id).subquery()
     )
-    active = (
-        select(STATE.c.log_id, func.count().label("n"))
-        .where(active_on(shanghai_today()))
-        .group_by(STATE.c.log_id)
-        .subquery()
-    )
+    # From the counters apply_leaves keeps (node/feeds/counts.py): no scan of list_state.
+    active = active_per_log(shanghai_today()).subquery()
     async with store.engine.connect() as conn:
         result = await conn.execute(
             select(
                 LOGS.c.origin,
                 LOGS.c.peer,
                 LOGS.c.size,
+                LOGS.c.projected_size,
                 LOGS.c.checkpoint_size,
                 LOGS.c.state,
                 LOGS.c.state_detail,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import structlog
@@ -17,6 +18,7 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
+from node.feeds import counts
 from node.feeds.dates import next_midnight, shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.publisher import Event, Publisher
@@ -104,12 +106,17 @@ async def purge_mirrors(store: Store, today: dt.date) -> int:
         mirrors = select(LOGS.c.id).where(LOGS.c.peer.is_not(None))
         due = (
             await conn.execute(
-                select(STATE.c.log_id, STATE.c.entry_id).where(
+                select(STATE.c.log_id, STATE.c.entry_id, STATE.c.status, STATE.c.list_name,
+                       STATE.c.disclosure_end).where(
                     and_(STATE.c.log_id.in_(mirrors), _past_end(today), STATE.c.entry != b"")  # type: ignore[arg-type]
                 )
             )
-        ).all()
-        for log_id, entry_id in due:
+        ).all()  # fmt: skip
+        gone: dict[int, Counter[counts.CountKey]] = defaultdict(Counter)
+        for log_id, entry_id, status, list_name, end in due:
+            # The row loses its body: out of its counter bucket (node/feeds/counts.py).
+            if (key := counts.count_key(status, True, list_name, end)) is not None:
+                gone[log_id][key] -= 1
             await conn.execute(
                 delete(DISCLOSURES).where(
                     and_(DISCLOSURES.c.log_id == log_id, DISCLOSURES.c.entry_id == entry_id)
@@ -118,8 +125,11 @@ async def purge_mirrors(store: Store, today: dt.date) -> int:
             await conn.execute(
                 update(STATE)
                 .where(and_(STATE.c.log_id == log_id, STATE.c.entry_id == entry_id))
-                .values(subject_name="", uscc="", subject_type=0, entry=b"", body_salt=None)
-            )
+                .values(subject_name="", uscc="", subject_type=0, entry=b"", body_salt=None,
+                        name_norm=None, code_suspect=0)
+            )  # fmt: skip
+        for log_id, changes in gone.items():
+            await counts.add_counts(conn, log_id, changes)
     if due:
         await dialect.erase_freed(store.engine)
         log.info("expired entries of peers deleted", entries=len(due), date=today.isoformat())

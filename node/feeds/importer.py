@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv as csvlib
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.list_csv import ListCsv, ListRow, Quarantined, parse_date, sniff_encoding
 from node.api import feeds
 from node.errors import InputError
+from node.feeds import ids
 from node.feeds.catalogue import KIND_LABELS, SEVERITY_NAMES, ListSpec
 from node.feeds.dates import shanghai_today
 from node.feeds.measures import MeasureCatalogue, packaged
@@ -495,7 +495,7 @@ class _Import:
                 s.updated += 1
             else:
                 # A re-listing is a new listing.
-                action, entry_id = "add", uuid.uuid4().hex
+                action, entry_id = "add", ids.entry_id()
                 why = "listed again" if prior is not None else "new"
                 s.added += 1
             if not append:

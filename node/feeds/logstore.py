@@ -15,12 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keys import SigningKey
 from node.feeds import merkle, note
 from node.storage import Store, dialect
-from node.storage.models import CheckpointRecord, LogHash, LogLeaf, LogRecord, utcnow
+from node.storage.models import (
+    CheckpointRecord,
+    LeafOpenings,
+    LogHash,
+    LogLeaf,
+    LogRecord,
+    utcnow,
+)
 
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 LEAVES = LogLeaf.__table__  # type: ignore[attr-defined]
 HASHES = LogHash.__table__  # type: ignore[attr-defined]
 CHECKPOINTS = CheckpointRecord.__table__  # type: ignore[attr-defined]
+OPENINGS = LeafOpenings.__table__  # type: ignore[attr-defined]
 
 
 # A node's logs beside its list feed, by the suffix of their origin: the audit log and the
@@ -58,6 +66,7 @@ class Cursor:
     checkpoint_note: bytes
     state: str
     state_detail: str
+    projected_size: int = 0  # the list state is folded up to here (``node.feeds.projection``)
 
 
 @dataclass
@@ -66,6 +75,9 @@ class PendingAppend:
     leaves: Sequence[bytes]
     frontier: merkle.Frontier
     hashes: list[tuple[int, bytes]]
+    # (index, serialized FeedLeaf without its entry) of leaves that came with openings: kept
+    # with the leaves until the projection folds them.
+    openings: Sequence[tuple[int, bytes]] = ()
 
     @property
     def size(self) -> int:
@@ -90,6 +102,7 @@ async def read_cursor(conn: AsyncConnection, origin: str) -> Cursor | None:
         checkpoint_note=row["checkpoint_note"],
         state=row["state"],
         state_detail=row["state_detail"],
+        projected_size=row["projected_size"],
     )
 
 
@@ -168,9 +181,21 @@ class LogStore:
         return PendingAppend(start=start, leaves=leaves, frontier=base, hashes=hashes)
 
     async def write(
-        self, conn: AsyncConnection, pending: PendingAppend, **cursor_fields: object
+        self,
+        conn: AsyncConnection,
+        pending: PendingAppend,
+        *,
+        projected: bool = True,
+        all_hashes: bool = True,
+        **cursor_fields: object,
     ) -> None:
         """Move the cursor, if nobody moved it first, then insert the leaves and hashes.
+
+        *projected*: the caller folds the leaves' list state in this same transaction (the
+        origin, side logs with none), so the projection's cursor moves with the log's; a
+        mirror leaves that to :mod:`node.feeds.projection`. Without *all_hashes* (a mirror,
+        which serves no proofs) only the hashes on the new frontier are kept: all that
+        reopening the log needs.
 
         The compare-and-swap comes first so that a writer that lost the race (another process
         appended or applied at the same size) learns it as :class:`StaleCursor`, and retries on
@@ -178,6 +203,8 @@ class LogStore:
         cursor row's write lock (PostgreSQL) or the database's (SQLite) before anything else:
         two writers of one log queue there instead of deadlocking on the leaves."""
         log_id = self.log_id
+        if projected:
+            cursor_fields = {**cursor_fields, "projected_size": pending.size}
         result = await conn.execute(
             update(LOGS)
             .where(and_(LOGS.c.id == log_id, LOGS.c.size == pending.start))
@@ -192,17 +219,34 @@ class LogStore:
                 ("log_id", "idx", "data"),
                 [(log_id, pending.start + i, data) for i, data in enumerate(pending.leaves)],
             )
+            hashes = pending.hashes
+            if not all_hashes:
+                # A frontier hash made by an earlier append was on the frontier when that
+                # append committed (a node leaves the frontier for good once merged): kept then.
+                keep = set(merkle.Frontier.indexes_for_size(pending.size))
+                made = merkle.stored_hash_index(0, pending.start)  # by this append
+                hashes = [(i, h) for i, h in hashes if i in keep and i >= made]
             await dialect.bulk_insert(
-                conn, HASHES, ("log_id", "idx", "hash"), [(log_id, i, h) for i, h in pending.hashes]
+                conn, HASHES, ("log_id", "idx", "hash"), [(log_id, i, h) for i, h in hashes]
             )
+            if pending.openings:
+                await dialect.bulk_insert(
+                    conn,
+                    OPENINGS,
+                    ("log_id", "idx", "openings"),
+                    [(log_id, i, o) for i, o in pending.openings],
+                )
 
-    def committed(self, pending: PendingAppend, **cursor_fields: object) -> None:
-        """Adopt *pending* after its transaction committed."""
+    def committed(
+        self, pending: PendingAppend, *, projected: bool = True, **cursor_fields: object
+    ) -> None:
+        """Adopt *pending* after its transaction committed (*projected*: as :meth:`write`)."""
         self.frontier = copy.deepcopy(pending.frontier)  # the caller may keep extending its own
         fields = {
             **self.cursor.__dict__,
             "size": pending.size,
             "root": pending.root,
+            **({"projected_size": pending.size} if projected else {}),
             **cursor_fields,
         }
         self.cursor = Cursor(**fields)  # type: ignore[arg-type]

@@ -203,6 +203,27 @@ class Frontier:
         self._size = n + 1
         return stored
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Append the leaves *leaves* (their bytes, hashed here) in one pass: each completed
+        subtree is hashed once, on a local stack, and nothing per leaf is kept (a mirror
+        stores only the frontier)."""
+        sha = hashlib.sha256
+        stack = self._hashes
+        n = self._size
+        for data in leaves:
+            h = sha(b"\x00" + data).digest()
+            k = n
+            while k & 1:  # each trailing 1 bit: a same-sized subtree on the edge completes
+                h = sha(b"\x01" + stack.pop() + h).digest()
+                k >>= 1
+            stack.append(h)
+            n += 1
+        self._size = n
+
+    def stored(self) -> list[tuple[int, bytes]]:
+        """The frontier as (stored index, hash) pairs: what :meth:`from_hashes` reads."""
+        return list(zip(tree_hash_indexes(self._size), self._hashes, strict=True))
+
     def root(self) -> bytes:
         """Tree hash at the current size."""
         if not self._hashes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.list_csv import Quarantined
 from adapters.record_csv import RecordCsv, RecordRow
 from node.api import feeds
+from node.feeds import ids
 from node.feeds.classes import CLASSES
 from node.feeds.dates import shanghai_today
 from node.feeds.importer import (
@@ -159,7 +159,7 @@ async def import_records(
                 )
                 summary.updated += 1
             else:
-                action, entry_id, kind = "add", uuid.uuid4().hex, feeds.EVENT_TYPE_ADD
+                action, entry_id, kind = "add", ids.entry_id(), feeds.EVENT_TYPE_ADD
                 why = "again" if prior is not None else "new"
                 summary.added += 1
             keep_mark(entry, entry_id, objected)  # after the content hash, as for the lists

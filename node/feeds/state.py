@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
+from node.feeds import counts
 from node.feeds.leaf import OpenedLeaf
 from node.storage import dialect
 from node.storage.models import DisclosureRecord, ListStateRecord
@@ -20,7 +21,7 @@ DISCLOSURES = DisclosureRecord.__table__  # type: ignore[attr-defined]
 _STATE_COLUMNS = (
     "log_id", "entry_id", "list_name", "list_type", "subject_type", "subject_name", "uscc",
     "status", "removal_reason", "listing_date", "severity", "disclosure_end", "last_idx", "entry",
-    "list_code", "body_salt",
+    "list_code", "body_salt", "name_norm", "code_suspect",
 )  # fmt: skip
 OPENING_COLUMNS = ("log_id", "idx", "field", "entry_id", "salt", "value")
 
@@ -80,6 +81,8 @@ async def apply_leaves(
         for d in a.openings
     ]
     await dialect.bulk_insert(conn, DISCLOSURES, OPENING_COLUMNS, openings)
+    # Counters (node/feeds/counts.py): each entry leaves the bucket its stored row counts in.
+    prior = await counts.prior_keys(conn, log_id, list(last))
     rows = []
     removed = False
     for entry_id, a in last.items():
@@ -94,12 +97,16 @@ async def apply_leaves(
             log_id, entry_id, e.list_name, int(e.list_type), int(e.subject_type), e.subject_name,
             e.uscc, feeds.ENTRY_STATUS_ACTIVE, 0, e.listing_date, int(e.severity),
             e.disclosure_end, a.idx, bytes(body.entry) if body else b"", leaf.list_code,
-            bytes(body.salt) if body else None,
+            bytes(body.salt) if body else None, counts.name_norm_of(e.subject_name),
+            int(not keep_history and counts.suspect_code(e.uscc)),
         ))  # fmt: skip
     await dialect.bulk_insert(
         conn, STATE, _STATE_COLUMNS, rows, conflict_keys=("log_id", "entry_id"),
         update=_STATE_COLUMNS[2:],
     )  # fmt: skip
+    new = (counts.row_key(r, _STATE_COLUMNS) for r in rows)
+    await counts.add_counts(conn, log_id, counts.deltas(prior, new))
+    await counts.note_candidates(conn, *counts.written_codes(rows, _STATE_COLUMNS))
     return removed
 
 
@@ -125,12 +132,12 @@ async def _removed_row(
         return (
             log_id, entry_id, list_name, list_type, p["subject_type"], p["subject_name"],
             p["uscc"], gone, reason, p["listing_date"], p["severity"], p["disclosure_end"],
-            a.idx, p["entry"], leaf.list_code, p["body_salt"],
+            a.idx, p["entry"], leaf.list_code, p["body_salt"], p["name_norm"], p["code_suspect"],
         )  # fmt: skip
     # A holder keeps that the entry existed and why it left, nothing of what it said.
     return (
         log_id, entry_id, list_name, list_type, 0, "", "", gone, reason, "", 0, "", a.idx, b"",
-        leaf.list_code, None,
+        leaf.list_code, None, None, 0,
     )  # fmt: skip
 
 

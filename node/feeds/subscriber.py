@@ -1,6 +1,7 @@
 """The subscriber side of a feed: stream a peer's log, verify every checkpoint and leaf, and
-apply each verified group of leaves in one transaction with its cursor (compare-and-swap), so
-a crash or a replay never loses or doubles an event.
+write each verified group of leaves (with the openings received, the frontier's new hashes and
+the cursor, compare-and-swap) in one transaction, so a crash or a replay never loses or doubles
+an event; then fold it into the list state (:mod:`node.feeds.projection`, by its own cursor).
 
 Whose signature a checkpoint needs: for a peer enrolled with a root (its bundle's root v1,
 pinned in ``peer_roots``), at least one feed key that the peer's root held here lists as valid
@@ -45,7 +46,7 @@ from node.api import feeds, feeds_rpc
 from node.audit.local import out_entry
 from node.audit.log import AuditLog
 from node.audit.wire import Asker, new_asker
-from node.feeds import measures_store, merkle
+from node.feeds import measures_store, merkle, projection
 from node.feeds.dates import shanghai_today
 from node.feeds.leaf import LeafError, open_leaf
 from node.feeds.logstore import (
@@ -57,22 +58,15 @@ from node.feeds.logstore import (
     record_checkpoint,
 )
 from node.feeds.note import stored_checkpoint
-from node.feeds.state import (
-    DISCLOSURES,
-    OPENING_COLUMNS,
-    STATE,
-    AppliedLeaf,
-    active,
-    apply_leaves,
-)
+from node.feeds.state import DISCLOSURES, OPENING_COLUMNS, STATE, AppliedLeaf, active
 from node.feeds.verify import (
     CheckpointRefused,
     FeedError,
     ForkError,
     Tampered,
     VerifiedCheckpoint,
-    verify_batch,
     verify_checkpoint,
+    verify_leaves,
 )
 from node.home import TlsMaterial
 from node.keys.trusted import TrustedRoot
@@ -304,8 +298,9 @@ class Subscriber:
         )
         verified = self._verified()
         frontier = copy.deepcopy(self.log.frontier)
-        group: list[tuple[bytes, AppliedLeaf]] = []
-        group_hashes: list[tuple[int, bytes]] = []
+        group: list[bytes] = []
+        group_openings: list[tuple[int, bytes]] = []
+        group_applied: list[AppliedLeaf] = []
         target: VerifiedCheckpoint | None = None
         inflight: asyncio.Task[None] | None = None
 
@@ -317,12 +312,17 @@ class Subscriber:
 
         async def write(
             start: int,
-            rows: list[tuple[bytes, AppliedLeaf]],
-            hashes: list[tuple[int, bytes]],
+            rows: list[bytes],
+            openings: list[tuple[int, bytes]],
+            applied: list[AppliedLeaf],
             snapshot: merkle.Frontier,
             cp: VerifiedCheckpoint,
         ) -> None:
-            await self._apply(start, rows, hashes, snapshot, cp)
+            await self._apply(start, rows, openings, snapshot, cp)
+            # The projection right after each durable write (from the leaves opened here, not
+            # read back): its lag stays within the group being verified meanwhile, and it has
+            # caught up once the last write settles.
+            await self.fold(known=(start, applied))
             status.applied += len(rows)
             status.size = snapshot.size
             if progress:
@@ -335,6 +335,7 @@ class Subscriber:
         try:
             await self.load_root()
             await self.update_root(channel)
+            await self.fold()  # what an earlier process wrote and did not fold (a crash)
             async with self.store.engine.connect() as conn:
                 self.cited |= await measures_store.cited(conn, self.log.log_id)
             asker = new_asker()
@@ -379,12 +380,18 @@ class Subscriber:
                 if target is None:
                     raise FeedError("leaves arrived before any checkpoint")
                 start = frontier.size
-                opened, hashes = verify_batch(frontier, target, msg.batch, self.origin)
-                for i, (leaf, o) in enumerate(zip(msg.batch.leaves, opened, strict=True)):
-                    group.append((bytes(leaf.entry), AppliedLeaf(start + i, o, leaf.disclosures)))
-                    if o.body is not None and o.entry.HasField("measures_catalogue"):
-                        self.cited.add(o.entry.measures_catalogue.sha256)
-                group_hashes.extend(hashes)
+                got = verify_leaves(
+                    frontier, target, msg.batch, self.origin, projection.openings_bytes
+                )
+                group.extend(got.leaves)
+                group_openings.extend(got.openings)
+                group_applied.extend(
+                    AppliedLeaf(i, o, leaf.disclosures)
+                    for i, o, leaf in zip(
+                        range(start, frontier.size), got.opened, msg.batch.leaves, strict=True
+                    )
+                )
+                self.cited |= got.cited
                 if msg.batch.leaves:
                     await self._received(
                         asker, SUBSCRIBE, "feed_range", seq, msg,
@@ -394,9 +401,12 @@ class Subscriber:
                     snapshot = copy.deepcopy(frontier)
                     await settle()
                     inflight = asyncio.create_task(
-                        write(snapshot.size - len(group), group, group_hashes, snapshot, target)
-                    )
-                    group, group_hashes = [], []
+                        write(
+                            snapshot.size - len(group), group, group_openings, group_applied,
+                            snapshot, target,
+                        )
+                    )  # fmt: skip
+                    group, group_openings, group_applied = [], [], []
                     if frontier.size == target.size and self.cited - self.catalogues_done:
                         await settle()  # the citing entries first, then their catalogue
                         await self._fetch_catalogues(channel)
@@ -542,24 +552,32 @@ class Subscriber:
     async def _apply(
         self,
         start: int,
-        group: list[tuple[bytes, AppliedLeaf]],
-        hashes: list[tuple[int, bytes]],
+        leaves: list[bytes],
+        openings: list[tuple[int, bytes]],
         frontier: merkle.Frontier,
         target: VerifiedCheckpoint,
     ) -> None:
+        """The durable write of a verified group: the leaves, the openings received with
+        them, the frontier's new hashes and the cursor, in one transaction. The list state is
+        folded from them after (:meth:`fold`)."""
         pending = PendingAppend(
-            start=start, leaves=[d for d, _ in group], frontier=frontier, hashes=hashes
-        )
+            start=start, leaves=leaves, frontier=frontier, hashes=frontier.stored(),
+            openings=openings,
+        )  # fmt: skip
         fields = {"checkpoint_size": target.size, "checkpoint_note": target.note}
         async with self.store.begin() as conn:
-            await self.log.write(conn, pending, **fields)
-            removed = await apply_leaves(
-                conn, self.log.log_id, [a for _, a in group], keep_history=False
-            )
+            await self.log.write(conn, pending, projected=False, all_hashes=False, **fields)
             await record_checkpoint(conn, self.log.log_id, target.size, target.note)
-        self.log.committed(pending, **fields)
-        if removed:
-            await dialect.erase_freed(self.store.engine)
+        self.log.committed(pending, projected=False, **fields)
+
+    async def fold(
+        self, known: tuple[int, Sequence[AppliedLeaf]] | None = None
+    ) -> projection.Folded:
+        """Fold the leaves written and not yet projected into the list state (*known*: see
+        :func:`node.feeds.projection.fold`)."""
+        done = await projection.fold(self.store, self.log.log_id, known=known)
+        self.log.cursor = dataclasses.replace(self.log.cursor, projected_size=done.projected)
+        return done
 
     async def _store_checkpoint(self, cp: VerifiedCheckpoint) -> None:
         if cp.note == self.log.cursor.checkpoint_note:
@@ -577,7 +595,9 @@ class Subscriber:
                 raise StaleCursor(f"{self.origin} moved past size {cp.size}")
             await record_checkpoint(conn, self.log.log_id, cp.size, cp.note)
         pending = PendingAppend(self.log.cursor.size, [], self.log.frontier, [])
-        self.log.committed(pending, checkpoint_size=cp.size, checkpoint_note=cp.note)
+        self.log.committed(
+            pending, projected=False, checkpoint_size=cp.size, checkpoint_note=cp.note
+        )
 
     async def _keep_cosignatures(self, cp: VerifiedCheckpoint, lines: Sequence[str]) -> None:
         """Keep the peers' cosignatures served with a verified checkpoint that verify under

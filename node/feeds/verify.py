@@ -17,7 +17,7 @@ Everything is checked on the bytes received; nothing is re-serialised.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keys import VerifyingKey
@@ -290,3 +290,63 @@ def verify_batch(
             index=batch.start,
         ) from None
     return opened, hashes
+
+
+@dataclass(frozen=True)
+class VerifiedLeaves:
+    """A verified batch, as the subscriber keeps it: no per-leaf objects."""
+
+    leaves: list[bytes]  # the leaf bytes, as hashed
+    openings: list[tuple[int, bytes]]  # (index, what opens the leaf) of leaves with openings
+    cited: set[str]  # measures catalogue digests the opened bodies cite
+    opened: list[OpenedLeaf]  # what open_leaf made of each: handed to the fold in memory
+
+
+def verify_leaves(
+    frontier: merkle.Frontier,
+    checkpoint: VerifiedCheckpoint,
+    batch: feeds.LeafBatch,
+    origin: str,
+    keep: Callable[[feeds.FeedLeaf], bytes],
+) -> VerifiedLeaves:
+    """The checks of :func:`verify_batch` (every leaf opened by :func:`open_leaf`, its origin
+    checked, the batch proved to lead to *checkpoint*), with the frontier extended in one
+    pass (:meth:`merkle.Frontier.extend`, in place) and nothing kept per leaf but its bytes
+    and *keep*'s serialization of its openings (b"": nothing to keep)."""
+    start = batch.start
+    if start != frontier.size:
+        raise FeedError(f"batch starts at {start}, expected {frontier.size}")
+    end = start + len(batch.leaves)
+    if not batch.leaves or end > checkpoint.size:
+        raise FeedError(f"batch [{start}, {end}) is empty or beyond the checkpoint")
+    datas: list[bytes] = []
+    openings: list[tuple[int, bytes]] = []
+    cited: set[str] = set()
+    opened: list[OpenedLeaf] = []
+    idx = start
+    for leaf in batch.leaves:
+        data = leaf.entry
+        has_body = leaf.HasField("body")
+        try:
+            o = open_leaf(data, leaf.disclosures, leaf.body if has_body else None)
+        except LeafError as exc:
+            raise Tampered(f"leaf {idx}: {exc}", index=idx, leaf=data) from None
+        if o.leaf.origin != origin:
+            raise Tampered(f"leaf {idx} names origin {o.leaf.origin!r}", index=idx, leaf=data)
+        if has_body and o.entry.HasField("measures_catalogue"):
+            cited.add(o.entry.measures_catalogue.sha256)
+        datas.append(data)
+        opened.append(o)
+        if has_body or leaf.disclosures:
+            openings.append((idx, keep(leaf)))
+        idx += 1
+    frontier.extend(datas)
+    try:
+        merkle.verify_consistency(
+            list(batch.proof_to_checkpoint), end, frontier.root(), checkpoint.size, checkpoint.root
+        )
+    except merkle.ProofError as exc:
+        raise Tampered(
+            f"leaves [{start}, {end}) do not lead to the checkpoint: {exc}", index=start
+        ) from None
+    return VerifiedLeaves(datas, openings, cited, opened)

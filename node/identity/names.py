@@ -26,7 +26,15 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MIN_SCORE", "NameMatch", "name_similarity", "normalise_name", "rank_names"]
+__all__ = [
+    "DEFAULT_MIN_SCORE",
+    "NameMatch",
+    "SearchPlan",
+    "name_similarity",
+    "normalise_name",
+    "rank_names",
+    "search_plan",
+]
 
 # Canonical legal-form spelling. The Company Law (art. 7) lets a limited-liability company
 # use either 有限责任公司 or 有限公司; 有限公司 is what most registrations use, so both map to
@@ -120,12 +128,20 @@ def name_similarity(a: str, b: str) -> float:
 def _similarity(na: str, nb: str) -> float:
     if not na or not nb:
         return 0.0
+    ca = _core(na)
+    return _scored(na, ca, _grams(ca), nb)
+
+
+def _scored(na: str, ca: str, ga: frozenset[str], nb: str) -> float:
+    """:func:`_similarity` with *na*'s core and bigrams given (computed once per query)."""
+    if not nb:
+        return 0.0
     if na == nb:
         return 1.0
-    ca, cb = _core(na), _core(nb)
+    cb = _core(nb)
     if ca == cb:
         return 0.95  # same name, different legal form or group suffix
-    ga, gb = _grams(ca), _grams(cb)
+    gb = _grams(cb)
     dice = 2 * len(ga & gb) / (len(ga) + len(gb))
     short, long_ = sorted((ca, cb), key=len)
     containment = 0.0
@@ -163,13 +179,48 @@ def rank_names(
         return []
     exact: list[NameMatch] = []
     near: list[tuple[float, str, str, NameMatch]] = []
+    core = _core(nq)
+    grams = _grams(core)
     for key, name in candidates:
         nc = normalise_name(name)
         if nc == nq:
             exact.append(NameMatch(key, name, 1.0, True))
             continue
-        score = _similarity(nq, nc)
+        score = _scored(nq, core, grams, nc)
         if score >= min_score:
             near.append((-score, nc, key, NameMatch(key, name, score, False)))
     near.sort(key=lambda t: t[:3])
     return (exact + [t[3] for t in near])[:limit]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How to fetch candidates for a name query from the index (see node/identity/name_search.py).
+
+    ``trigrams``: the query's three-character runs; a stored name sharing any one is a
+    candidate. Empty when the query's distinctive part is one or two characters, too short for a
+    trigram: then ``prefix`` is that part, and names that begin with it are the candidates.
+    """
+
+    trigrams: tuple[str, ...]
+    prefix: str
+
+
+def search_plan(query: str) -> SearchPlan | None:
+    """The candidate fetch for *query*, or None when it normalises to nothing.
+
+    Trigrams come from the query's core (generic tails such as 有限公司 removed, which every
+    name shares), or from the whole normalised query when the core is the whole of it.
+
+    >>> search_plan("华为技术有限责任公司")
+    SearchPlan(trigrams=('为技术', '华为技'), prefix='')
+    >>> search_plan("华为")
+    SearchPlan(trigrams=(), prefix='华为')
+    """
+    nq = normalise_name(query)
+    if not nq:
+        return None
+    core = _core(nq)
+    if len(core) < 3:
+        return SearchPlan((), core)
+    return SearchPlan(tuple(sorted({core[i : i + 3] for i in range(len(core) - 2)})), "")

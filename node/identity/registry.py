@@ -7,11 +7,13 @@ import collections.abc as cabc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 
 from adapters.crosswalk_csv import Mapping, read_crosswalk
 from adapters.list_csv import Quarantined
+from node.feeds import counts
 from node.feeds.dates import shanghai_today
 from node.feeds.logstore import LOGS
 from node.feeds.state import DISCLOSURES, STATE, active
@@ -38,6 +40,7 @@ async def load_crosswalk(store: Store, path: Path) -> tuple[int, list[Quarantine
             conn, CROSSWALK, ("legacy", "uscc", "kind", "source", "loaded_at"), rows,
             conflict_keys=("legacy", "uscc"), update=("kind", "source", "loaded_at"),
         )  # fmt: skip
+        await counts.note_crosswalk_candidates(conn, {r[0] for r in rows})
     return len(rows), quarantined
 
 
@@ -46,6 +49,14 @@ class Resolution:
     check: CodeCheck
     usccs: tuple[str, ...]
     how: str  # one line: how the identifier led to the USCCs, or why it could not
+
+
+def org_code_in_state() -> ColumnElement[str]:
+    """``substr(uscc, 9, 9)`` of list_state: the organisation code a held USCC embeds.
+
+    Literal 9s, not bound parameters: the planner uses the expression index of migration 0020
+    (ix_list_state_org, on substr(uscc, 9, 9)) only for the very expression it indexes."""
+    return func.substr(STATE.c.uscc, literal_column("9"), literal_column("9"))
 
 
 def _org_code_of_tax_no(check: CodeCheck) -> str:
@@ -68,7 +79,7 @@ async def resolve(store: Store, text: str) -> Resolution:
                 .all()
             )
             embedded = (await conn.execute(
-                select(STATE.c.uscc).distinct().where(func.substr(STATE.c.uscc, 9, 9) == org)
+                select(STATE.c.uscc).distinct().where(org_code_in_state() == org)
             )).scalars().all()  # fmt: skip
             found = tuple(sorted({*crossed, *embedded}))
             how = (f"organisation code {org} is positions 9-17 of "
@@ -170,8 +181,59 @@ class Conflict:
 
 async def find_conflicts(store: Store, own: str) -> list[Conflict]:
     """Same USCC under materially different names; one legacy code naming two USCCs; codes in
-    peers' feeds that fail validation (重错码 candidates)."""
-    out: list[Conflict] = []
+    peers' feeds that fail validation (重错码 candidates).
+
+    Without reading every row (issue 17): the writers keep ``conflict_candidates`` (USCCs and
+    codes that ever had two names or two USCCs) and ``code_suspect`` (a partial index of
+    peers' failing codes), a superset of today's conflicts; only the candidates' active rows
+    are read, and judged by :func:`judge_conflicts`, the rule :func:`find_conflicts_scan`
+    applies to every row, so the answer is the same."""
+    async with store.engine.connect() as conn:
+        usccs: set[str] = set()
+        codes: set[str] = set()
+        for kind, key in await conn.execute(candidate_queries()["candidates"]):
+            (usccs if kind == "uscc" else codes).add(key)
+        usccs |= set((await conn.execute(candidate_queries()["suspect"])).scalars())
+        today = active(shanghai_today())
+        rows: dict[tuple[object, ...], tuple[str | None, str, str, str]] = {}
+        for where, keys in ((STATE.c.uscc, sorted(usccs)), (counts.ORG, sorted(codes))):
+            for i in range(0, len(keys), _CHUNK):
+                for r in await conn.execute(
+                    select(STATE.c.log_id, STATE.c.entry_id, LOGS.c.peer, STATE.c.uscc,
+                           STATE.c.subject_name, STATE.c.list_name)
+                    .select_from(STATE.join(LOGS, LOGS.c.id == STATE.c.log_id))
+                    .where(and_(STATE.c.uscc != "", today, where.in_(keys[i : i + _CHUNK])))
+                ):  # fmt: skip
+                    rows[r[0], r[1]] = (r[2], r[3], r[4], r[5])
+        crossed: list[tuple[str, str]] = []  # (legacy, uscc)
+        legacy = sorted(codes)
+        for i in range(0, len(legacy), _CHUNK):
+            crossed.extend(
+                (await conn.execute(
+                    select(CROSSWALK.c.legacy, CROSSWALK.c.uscc)
+                    .where(CROSSWALK.c.legacy.in_(legacy[i : i + _CHUNK]))
+                )).all()
+            )  # fmt: skip
+    return judge_conflicts(own, list(rows.values()), sorted((a, b) for a, b in crossed))
+
+
+_CHUNK = 500
+
+
+def candidate_queries() -> dict[str, Select[*tuple[Any, ...]]]:
+    """What :func:`find_conflicts` reads before the candidates' rows: the recorded candidates,
+    and peers' suspect codes from their partial index. Neither reads list_state's rows."""
+    return {
+        "candidates": select(counts.CANDIDATES.c.kind, counts.CANDIDATES.c.key),
+        "suspect": select(STATE.c.uscc)
+        .where(STATE.c.code_suspect == literal_column("1"))
+        .distinct(),
+    }
+
+
+async def find_conflicts_scan(store: Store, own: str) -> list[Conflict]:
+    """:func:`find_conflicts` by loading every active row: the reference it must equal, kept
+    for the equivalence test and the bench (O(n); not for a routine path)."""
     async with store.engine.connect() as conn:
         rows = (await conn.execute(
             select(LOGS.c.peer, STATE.c.uscc, STATE.c.subject_name, STATE.c.list_name)
@@ -183,6 +245,17 @@ async def find_conflicts(store: Store, own: str) -> list[Conflict]:
                 select(CROSSWALK.c.legacy, CROSSWALK.c.uscc).order_by(CROSSWALK.c.legacy)
             )
         ).all()
+    return judge_conflicts(own, [tuple(r) for r in rows], [tuple(r) for r in crossed])
+
+
+def judge_conflicts(
+    own: str,
+    rows: cabc.Iterable[tuple[str | None, str, str, str]],
+    crossed: cabc.Iterable[tuple[str, str]],
+) -> list[Conflict]:
+    """The conflicts among active *rows* (peer or None for this node, USCC, subject name,
+    list name) and *crossed* (legacy code, USCC) crosswalk rows (pure)."""
+    out: list[Conflict] = []
     names: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     by_org: dict[str, set[str]] = defaultdict(set)
     checked: dict[str, CodeCheck] = {}

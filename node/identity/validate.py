@@ -35,11 +35,13 @@ import dataclasses
 import datetime
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Final
 
+from node.identity import uscc_fast
 from node.identity.codes import (
     USCC_ALPHABET,
     court_mask,
@@ -393,7 +395,68 @@ def _damaged(inp: str, kind: str, damage: _Damage, recovered: CodeCheck | None) 
 # ------------------------------------------------------------------------------ USCC
 
 
+def _full_path_only(code: str) -> int:
+    """A verdict function that reads nothing: every code takes the full path (the reference)."""
+    return uscc_fast.FALLBACK
+
+
+# Tests and bench/uscc.py set this to _full_path_only to compare the fast path with the full.
+_verdict: Callable[[str], int] = uscc_fast.uscc_verdict
+
+_UNKNOWN_DIVISION = "division code (positions 3-8) is not a known GB/T 2260 code"
+_FINAL_DEFECT = (
+    "check character (position 18) fails but the embedded organisation code passes: "
+    "a known defect of some codes issued before 2016"
+)
+_FINAL_DEFECT_STRICT = (
+    "check character (position 18) fails; the embedded organisation code passes "
+    "(accepted as a pre-2016 defect only in lenient mode)"
+)
+_ORG_FAILS = "organisation code check (position 17) fails"
+_BOTH_FAIL = "check characters at positions 17 and 18 both fail"
+
+
+_new_object = object.__new__
+
+
+def _uscc_check(inp: str, status: str, code: str, reason: str, uscc: str) -> CodeCheck:
+    """CodeCheck(inp, "uscc", status, code, reason, uscc=uscc), built at half the cost: the
+    frozen dataclass's __init__ sets each of its seven fields through object.__setattr__."""
+    check: CodeCheck = _new_object(CodeCheck)
+    check.__dict__.update(
+        input=inp,
+        kind="uscc",
+        status=status,
+        normalised=code,
+        reason=reason,
+        damaged=False,
+        uscc=uscc,
+    )
+    return check
+
+
+def _uscc_common(inp: str, code: str, verdict: int, strict: bool) -> CodeCheck:
+    """:func:`_uscc` for an upper-case *code* that uscc_fast read (*verdict*): same results."""
+    if not _division_ok(code[2:8]):
+        return _uscc_check(inp, INVALID, code, _UNKNOWN_DIVISION, "")
+    if verdict == uscc_fast.BOTH_OK:
+        return _uscc_check(inp, VALID, code, "", code)
+    if verdict == uscc_fast.ORG_ONLY:
+        # Known real defect: codes assigned before the rules settled (mostly pre-2016)
+        # whose position 18 was computed wrongly; the registry still lists them.
+        if strict:
+            return _uscc_check(inp, INVALID, code, _FINAL_DEFECT_STRICT, "")
+        return _uscc_check(inp, WARNING, code, _FINAL_DEFECT, code)
+    if verdict == uscc_fast.FINAL_ONLY:
+        return _uscc_check(inp, INVALID, code, _ORG_FAILS, "")
+    return _uscc_check(inp, INVALID, code, _BOTH_FAIL, "")
+
+
 def _uscc(inp: str, code: str, strict: bool) -> CodeCheck:
+    verdict = _verdict(code)
+    if verdict:
+        return _uscc_common(inp, code, verdict, strict)
+
     def bad(reason: str) -> CodeCheck:
         return _result(inp, "uscc", INVALID, _plain(code), reason)
 
@@ -415,29 +478,18 @@ def _uscc(inp: str, code: str, strict: bool) -> CodeCheck:
     if not division.isdigit():
         return bad("division code (positions 3-8) must be 6 digits")
     if not _division_ok(division):
-        return bad("division code (positions 3-8) is not a known GB/T 2260 code")
+        return bad(_UNKNOWN_DIVISION)
     if org_ok and final_ok:
         return _result(inp, "uscc", VALID, code, uscc=code)
     if org_ok:
         # Known real defect: codes assigned before the rules settled (mostly pre-2016)
         # whose position 18 was computed wrongly; the registry still lists them.
         if strict:
-            return bad(
-                "check character (position 18) fails; the embedded organisation code passes "
-                "(accepted as a pre-2016 defect only in lenient mode)"
-            )
-        return _result(
-            inp,
-            "uscc",
-            WARNING,
-            code,
-            "check character (position 18) fails but the embedded organisation code passes: "
-            "a known defect of some codes issued before 2016",
-            uscc=code,
-        )
+            return bad(_FINAL_DEFECT_STRICT)
+        return _result(inp, "uscc", WARNING, code, _FINAL_DEFECT, uscc=code)
     if final_ok:
-        return bad("organisation code check (position 17) fails")
-    return bad("check characters at positions 17 and 18 both fail")
+        return bad(_ORG_FAILS)
+    return bad(_BOTH_FAIL)
 
 
 def _division_ok(division: str) -> bool:
@@ -458,6 +510,14 @@ def check_uscc(code: str, *, strict: bool = False) -> CodeCheck:
     >>> check_uscc("95350100M000100Y43").reason
     "category '5' is not defined for authority '9'"
     """
+    if code.isascii():
+        upper = code.upper()
+        verdict = _verdict(upper)
+        # Plain letters and digits in the common shape: nothing to unwrap or normalise. Of
+        # the number formats _formatting_damage knows, only scientific notation fits letters
+        # and digits, and only as digits around one E: that case takes the full path.
+        if verdict and not ("E" in upper and upper.replace("E", "", 1).isdigit()):
+            return _uscc_common(code, upper, verdict, strict)
     text = _unwrap(code)
     plain = normalise_code(text)
     damage = _formatting_damage(text)

@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import hashlib
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -70,6 +72,22 @@ class Caller:
 
 
 current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller")
+
+# How long an admission is reused without re-checking the certificate: enrollment changes
+# clear the cache at once; this bounds only what moves with the clock (a transport key's
+# window, the certificate's expiry).
+ADMISSION_SECONDS = 1.0
+_ADMISSION_LIMIT = 4096  # distinct certificates held; beyond, the cache starts over
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A cached admission and the enrollment view it was judged under."""
+
+    caller: Caller
+    peer: object  # the directory's KnownPeer object (a reload makes new ones)
+    root: object  # the directory's HeldRoot object, or None
+    until: float  # time.monotonic() after which the certificate is judged again
 
 
 @dataclass(eq=False)
@@ -127,6 +145,8 @@ class PeerGate:
         self._on_admit = on_admit
         self._on_stale_root = on_stale_root
         self._calls: dict[str, set[InFlight]] = {}
+        # SHA-256 of the presented PEM (the DER, as the TLS layer renders it) → admission.
+        self._admitted: dict[bytes, _Admitted] = {}
         self.on_refuse: RefusalHook | None = None  # the audit log (set by the node)
         directory.add_listener(self._enrollment_changed)
 
@@ -136,7 +156,51 @@ class PeerGate:
         pems = list(auth_context.get("x509_pem_cert") or [])
         if not pems:
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-        cert = x509.load_pem_x509_certificate(pems[0])
+        key = hashlib.sha256(pems[0]).digest()
+        cached = self._admitted.get(key)
+        if cached is not None:
+            caller = self._reuse(cached)
+            if caller is not None:
+                return caller
+            self._admitted.pop(key, None)
+        caller = await self._judge(pems[0], address, method)
+        if not caller.root_only:
+            self._remember(key, caller)
+        return caller
+
+    def _reuse(self, cached: _Admitted) -> Caller | None:
+        """*cached*'s caller if the same enrollment view still admits it now, else None."""
+        if time.monotonic() >= cached.until:
+            return None
+        caller = cached.caller
+        if not caller.is_self:
+            node = caller.identity.node
+            # Any reload makes new objects: an enrollment change is never served from cache.
+            if self._directory.get(node) is not cached.peer:
+                return None
+            if self._directory.root(node) is not cached.root:
+                return None
+            if self._on_admit is not None:
+                self._on_admit(caller)
+        return caller
+
+    def _remember(self, key: bytes, caller: Caller) -> None:
+        until = time.monotonic() + ADMISSION_SECONDS
+        if caller.certificate is not None:
+            left = (caller.certificate.not_valid_after_utc - _now()).total_seconds()
+            until = min(until, time.monotonic() + left)
+        node = caller.identity.node
+        peer = None if caller.is_self else self._directory.get(node)
+        root = None if caller.is_self else self._directory.root(node)
+        if not caller.is_self and peer is None:
+            return
+        if len(self._admitted) >= _ADMISSION_LIMIT:
+            self._admitted.clear()
+        self._admitted[key] = _Admitted(caller, peer, root, until)
+
+    async def _judge(self, pem: bytes, address: str, method: str) -> Caller:
+        """Parse and check the certificate in full (see the module docstring)."""
+        cert = x509.load_pem_x509_certificate(pem)
         fingerprint = certificate_fingerprint(cert)
         if is_officer_certificate(cert):
             # An officer talks to its own node's officer listener only, never as a peer.
@@ -153,7 +217,7 @@ class PeerGate:
         if ident == self._self:
             if not issued_by(cert, self._own_ca):
                 raise self._refuse(ident, fingerprint, address, "not issued by this node's CA")
-            return Caller(ident, fingerprint, is_self=True)
+            return Caller(ident, fingerprint, is_self=True, certificate=cert)
         if ident.federation != self._self.federation:
             raise self._refuse(ident, fingerprint, address, "belongs to another federation")
         peer = await self._directory.lookup(ident.node)
@@ -223,6 +287,7 @@ class PeerGate:
         return len(calls)
 
     def _enrollment_changed(self, change: DirectoryChange) -> None:
+        self._admitted.clear()  # every admission is judged again under the new enrollment
         for name in sorted(change.removed):
             self.cut(name, "is no longer enrolled here")
         for name in sorted(change.rekeyed):

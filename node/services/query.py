@@ -11,60 +11,84 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from sqlalchemy import and_, select
 
 from node.api import feeds, query, query_rpc
 from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
-from node.feeds.state import DISCLOSURES, STATE, active
+from node.storage.reader import Reader, Row
 
 MAX_ANSWERS = 200
 
+# The entries a peer may be answered with: those of ``node.feeds.state.active`` (listed, with
+# a body, not past their disclosure end) of this node's own log. A peer never receives a
+# removed or expired entry: the origin's history is its own.
+_ACTIVE = (
+    "s.log_id = ? AND s.status = ? AND s.entry != ? "
+    "AND (s.disclosure_end = '' OR s.disclosure_end >= ?)"
+)
+_ANSWERS = (
+    "SELECT s.entry_id, s.last_idx, s.status, s.entry FROM list_state AS s "
+    "WHERE {active} AND {subject} ORDER BY s.listing_date DESC, s.entry_id LIMIT {limit}"
+)
+_BY_USCC = "s.uscc = ?"
+# By USCC the log id is left out of index choice (unary +): SQLite, without statistics, would
+# otherwise walk the whole log by (log_id, last_idx) rather than seek the USCC index.
+_ACTIVE_BY_USCC = _ACTIVE.replace("s.log_id = ?", "+s.log_id = ?", 1)
+_BY_PSEUDONYM = (
+    "s.entry_id IN (SELECT d.entry_id FROM disclosures AS d "
+    "WHERE d.log_id = ? AND d.field = 'person_pseudonym' AND d.value = ?)"
+)
+
 
 class QueryServicer(query_rpc.QueryServiceServicer):
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, reader: Reader | None = None) -> None:
         self._pub = publisher
+        self._reader = reader if reader is not None else Reader.of(publisher.store)
+        self._answers = {
+            "uscc": _ANSWERS.format(active=_ACTIVE_BY_USCC, subject=_BY_USCC, limit=MAX_ANSWERS),
+            "person_pseudonym": _ANSWERS.format(
+                active=_ACTIVE, subject=_BY_PSEUDONYM, limit=MAX_ANSWERS
+            ),
+        }
+        opened = "SELECT d.idx, d.field, d.value FROM disclosures AS d WHERE d.log_id = ? AND "
+        self._opened = opened + self._reader.any_of("d.idx")
 
     async def Lookup(
         self, request: query.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> query.LookupResponse:
         subject = request.WhichOneof("subject")
         log_id = self._pub.log.log_id
-        # A peer never receives a removed or expired entry: the origin's history is its own.
-        where = [STATE.c.log_id == log_id, active(shanghai_today())]
-        async with self._pub.store.engine.connect() as conn:
-            if subject == "uscc" and request.uscc:
-                where.append(STATE.c.uscc == request.uscc)
-            elif subject == "person_pseudonym" and request.person_pseudonym:
-                ids = select(DISCLOSURES.c.entry_id).where(and_(
-                    DISCLOSURES.c.log_id == log_id, DISCLOSURES.c.field == "person_pseudonym",
-                    DISCLOSURES.c.value == request.person_pseudonym))  # fmt: skip
-                where.append(STATE.c.entry_id.in_(ids))
-            else:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "name a subject: uscc or person_pseudonym"
-                )
-            rows = (await conn.execute(
-                select(STATE.c.entry_id, STATE.c.last_idx, STATE.c.status, STATE.c.entry)
-                .where(and_(*where))
-                .order_by(STATE.c.listing_date.desc(), STATE.c.entry_id).limit(MAX_ANSWERS)
-            )).all()  # fmt: skip
-            opened: dict[int, dict[str, str]] = {}
-            if rows:
-                idxs = [int(r.last_idx) for r in rows]
-                for idx, name, value in await conn.execute(
-                    select(DISCLOSURES.c.idx, DISCLOSURES.c.field, DISCLOSURES.c.value).where(
-                        and_(DISCLOSURES.c.log_id == log_id, DISCLOSURES.c.idx.in_(idxs))
-                    )
-                ):
-                    opened.setdefault(int(idx), {})[name] = value
+        active = [log_id, feeds.ENTRY_STATUS_ACTIVE, b"", shanghai_today().isoformat()]
+        if subject == "uscc" and request.uscc:
+            params = [*active, request.uscc]
+        elif subject == "person_pseudonym" and request.person_pseudonym:
+            params = [*active, log_id, request.person_pseudonym]
+        else:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "name a subject: uscc or person_pseudonym"
+            )
+            raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+
+        def openings(rows: list[Row]) -> tuple[str, list[Any]] | None:
+            return (self._opened, [log_id, [int(r[1]) for r in rows]]) if rows else None
+
+        # Both reads in one snapshot: the openings are those of the entries read.
+        found = await self._reader.chain((self._answers[subject], params), openings)
+        rows = found[0]
+        opened: dict[int, dict[str, str]] = {}
+        for idx, name, value in found[1] if len(found) > 1 else ():
+            opened.setdefault(int(idx), {})[name] = value
         answers = []
-        for r in rows:
-            entry = feeds.ListEntry.FromString(r.entry)
-            entry.status = r.status
-            for name, value in opened.get(int(r.last_idx), {}).items():
+        for entry_id, last_idx, status, body in rows:
+            entry = feeds.ListEntry.FromString(body)
+            entry.status = status
+            for name, value in opened.get(int(last_idx), {}).items():
                 setattr(entry, name, value)
             answers.append(
-                query.LookupAnswer(entry_id=r.entry_id, leaf_index=int(r.last_idx), entry=entry)
+                query.LookupAnswer(entry_id=entry_id, leaf_index=int(last_idx), entry=entry)
             )
         return query.LookupResponse(answers=answers)
+
+    async def close(self) -> None:
+        """Close the reader's connections (at the node's stop)."""
+        await self._reader.close()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -75,6 +76,21 @@ class LogRecord(SQLModel, table=True):
     updated_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    # The size the list state, openings and counters are folded up to (migration 0022).
+    projected_size: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
+
+
+class LeafOpenings(SQLModel, table=True):
+    """What opens a mirrored leaf (a serialized FeedLeaf without its entry: body and disclosed
+    fields), written with the leaf, deleted when the projection folds it (migration 0022)."""
+
+    __tablename__ = "leaf_openings"
+
+    log_id: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    openings: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class LogLeaf(SQLModel, table=True):
@@ -134,6 +150,13 @@ class ListStateRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_list_state_last_idx", "log_id", "last_idx"),
         Index("ix_list_state_code", "log_id", "list_code", "status"),  # issue 14's classes
+        # Issue 17, conflicts without a scan (migration 0020): name variants per USCC, USCCs
+        # per embedded organisation code, and the few peers' codes that fail validation.
+        Index("ix_list_state_name_norm", "uscc", "name_norm"),
+        Index("ix_list_state_org", text("substr(uscc, 9, 9)"), "uscc"),
+        # Partial (WHERE code_suspect = 1) in migration 0020: a dialect option here would make
+        # SQLAlchemy import the PostgreSQL dialect on every start (tests/test_startup.py).
+        Index("ix_list_state_suspect", "uscc"),
     )
 
     log_id: int = Field(primary_key=True)
@@ -152,6 +175,35 @@ class ListStateRecord(SQLModel, table=True):
     entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     list_code: str = Field(default="", max_length=40)
     body_salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # normalise_name(subject_name) (at most NAME_NORM_MAX characters), NULL without a name.
+    name_norm: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # 1 on a peer's row whose USCC fails validation (a 重错码 candidate), else 0.
+    code_suspect: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+
+
+class ListCount(SQLModel, table=True):
+    """Issue 17: active entries per (log, list, disclosure end), kept by ``apply_leaves`` in
+    the transaction that writes the rows, so `status` counts without a scan of list_state.
+    See node/feeds/counts.py for why the disclosure end is part of the key."""
+
+    __tablename__ = "list_counts"
+
+    log_id: int = Field(primary_key=True)
+    list_name: str = Field(primary_key=True, max_length=200)
+    disclosure_end: str = Field(primary_key=True, max_length=10)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ConflictCandidate(SQLModel, table=True):
+    """Issue 17: a USCC (kind ``uscc``) seen under two normalised names, or a code (kind
+    ``code``) naming two USCCs by embedding or crosswalk, in any row ever written. Kept by the
+    writers in their transactions; only ever added to, so a superset of the live conflicts,
+    which ``find_conflicts`` judges on the candidates' active rows."""
+
+    __tablename__ = "conflict_candidates"
+
+    kind: str = Field(primary_key=True, max_length=8)
+    key: str = Field(primary_key=True, max_length=18)
 
 
 class OwnEntryRecord(SQLModel, table=True):

@@ -1,0 +1,173 @@
+"""Lookup against a bare grpc.aio mutual-TLS echo (issue 17). Prints figures and writes
+bench/results/lookup_<backend>.json.
+
+    .venv/bin/python bench/lookup.py [--backend sqlite|postgresql] [--entries 10000]
+                                     [--queries 2000]
+
+One process runs two nodes; lanzhou asks jinan ``Lookup`` by pseudonym over mTLS, through
+jinan's gate, border and audit log (the answer recorded durably before it is sent). The echo
+is a grpc.aio server in the same process holding jinan's certificate and trust roots, called
+from lanzhou's certificate over a channel built the same way, answering with the request's
+bytes. At concurrency 1 and 16 the two alternate in blocks of 100 calls; throughput is calls
+over the time of their blocks, latency the caller's. Targets: Lookup at least half the echo's
+throughput at both concurrencies, and p99 at most 5 ms at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._harness import echo_channel, percentile, start_echo  # noqa: E402
+from bench._results import write_result  # noqa: E402
+from bench.audit_cost import fill  # noqa: E402
+from bench.border_cost import AGREEMENT, CITIES, Databases  # noqa: E402
+from node.api import query, query_rpc  # noqa: E402
+from node.audit.wire import new_asker  # noqa: E402
+from node.local_federation import LocalFederation  # noqa: E402
+from node.logs import configure_logging  # noqa: E402
+from node.peers.transport import secure_channel  # noqa: E402
+
+BLOCK = 100
+CONCURRENCY = (1, 16)
+
+
+async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> dict[str, Any]:
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    server, port = await start_echo(jinan)
+    node_channel = secure_channel(
+        lanzhou.home.tls, jinan.endpoint, jinan.home.identity, jinan.home.tls.ca_pem
+    )
+    echo_ch = echo_channel(lanzhou, jinan, port)
+    rng = random.Random(17)
+    try:
+        stub = query_rpc.QueryServiceStub(node_channel)
+        echo = echo_ch.unary_unary("/bench.Echo/Echo")
+
+        def request() -> query.LookupRequest:
+            return query.LookupRequest(
+                purpose="enforcement", person_pseudonym=rng.choice(pseudonyms)
+            )
+
+        async def lookup(lat: list[float]) -> None:
+            req = request()
+            t0 = time.perf_counter()
+            resp = await stub.Lookup(req, metadata=new_asker().metadata())
+            lat.append((time.perf_counter() - t0) * 1000)
+            assert len(resp.answers) == 1
+
+        async def echoed(lat: list[float]) -> None:
+            data = request().SerializeToString()
+            t0 = time.perf_counter()
+            got = await echo(data)
+            lat.append((time.perf_counter() - t0) * 1000)
+            assert got == data
+
+        calls = {"lookup": lookup, "echo": echoed}
+        for _ in range(50):  # warm up both connections and caches
+            await lookup([])
+            await echoed([])
+        out: dict[str, Any] = {}
+        for c in CONCURRENCY:
+            lat: dict[str, list[float]] = {"lookup": [], "echo": []}
+            busy = {"lookup": 0.0, "echo": 0.0}
+
+            async def block(
+                mode: str,
+                c: int = c,
+                lat: dict[str, list[float]] = lat,
+                busy: dict[str, float] = busy,
+            ) -> None:
+                async def worker(n: int) -> None:
+                    for _ in range(n):
+                        await calls[mode](lat[mode])
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(worker(BLOCK // c + (i < BLOCK % c)) for i in range(c)))
+                busy[mode] += time.perf_counter() - t0
+
+            for b in range(max(1, queries // BLOCK)):
+                for mode in ("lookup", "echo") if b % 2 == 0 else ("echo", "lookup"):
+                    await block(mode)
+            for mode in ("lookup", "echo"):
+                out[f"c{c}_{mode}_per_s"] = len(lat[mode]) / busy[mode]
+                out[f"c{c}_{mode}_p50_ms"] = percentile(lat[mode], 0.50)
+                out[f"c{c}_{mode}_p99_ms"] = percentile(lat[mode], 0.99)
+            out[f"c{c}_ratio"] = out[f"c{c}_lookup_per_s"] / out[f"c{c}_echo_per_s"]
+            print(
+                f"  c={c:>2}: Lookup {out[f'c{c}_lookup_per_s']:,.0f}/s "
+                f"(p50 {out[f'c{c}_lookup_p50_ms']:.2f} ms, p99 {out[f'c{c}_lookup_p99_ms']:.2f}"
+                f" ms), echo {out[f'c{c}_echo_per_s']:,.0f}/s (p50 "
+                f"{out[f'c{c}_echo_p50_ms']:.2f} ms): ratio {out[f'c{c}_ratio']:.2f}"
+            )
+        return out
+    finally:
+        await node_channel.close()
+        await echo_ch.close()
+        await server.stop(0)
+
+
+async def run(base: Path, entries: int, queries: int, dbs: Databases) -> dict[str, Any]:
+    urls = {name: await dbs.url(name) for name, _ in CITIES}
+    async with LocalFederation(
+        base, CITIES, subscribe=False, heartbeat=False, database_url=urls.get
+    ) as fed:
+        agreements = fed["jinan"].home.paths.root / "agreements"
+        agreements.mkdir(exist_ok=True)
+        (agreements / "lanzhou.toml").write_text(AGREEMENT)
+        fed["jinan"].border.refresh(force=True)
+        t0 = time.perf_counter()
+        pseudonyms = await fill(fed["jinan"], entries)
+        print(f"{entries:,} entries published in {time.perf_counter() - t0:.1f} s")
+        if dbs.backend == "postgresql":
+            # Statistics as autovacuum keeps them on a running node: on a fresh table the
+            # planner guesses it empty and joins the wrong way round.
+            async with fed["jinan"].store.engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+        print(f"{queries:,} calls per mode and concurrency, Lookup and echo alternating")
+        return await compare(fed, pseudonyms, queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=2_000)
+    args = parser.parse_args()
+    configure_logging("warning")
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    with tempfile.TemporaryDirectory(prefix="creditnode-lookup-") as tmp:
+        dbs = Databases(args.backend, Path(tmp))
+        try:
+            figures = asyncio.run(run(Path(tmp), args.entries, args.queries, dbs))
+        finally:
+            dbs.close()
+    targets = {
+        "c1_ratio": (">=", 0.5),
+        "c16_ratio": (">=", 0.5),
+        "c1_lookup_p99_ms": ("<=", 5.0),
+    }
+    path = write_result(
+        f"lookup_{args.backend}",
+        figures,
+        targets,
+        backend=args.backend,
+        params={"entries": args.entries, "queries": args.queries, "block": BLOCK},
+    )
+    print(json.dumps(json.loads(path.read_text())["targets"], indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

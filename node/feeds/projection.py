@@ -1,0 +1,236 @@
+"""The log is the truth; the list state is a projection of it (issue 17).
+
+A mirror's sync transaction holds only the leaves, the frontier's hashes, the cursor and the
+openings received with the leaves (``leaf_openings``). Folding applies the leaves after the
+projection's cursor (``logs.projected_size``) in index order, a chunk per transaction: the list
+state and openings through :func:`node.feeds.state.apply_leaves` (the one writer of
+``list_state``), the chunk's ``leaf_openings`` rows deleted, and the cursor moved, all in one
+transaction. So a reader sees the projection as of one index, and a crash anywhere loses
+nothing: the next fold resumes at the cursor. The subscriber folds right after each durable
+write; the origin applies its own leaves in their append's transaction (its projection never
+lags).
+
+:func:`rebuild` folds the log's leaves afresh in memory (pure) and :func:`first_difference`
+compares that with the stored projection: what ``creditnode verify`` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from node.api import feeds
+from node.feeds.leaf import LeafError, open_leaf, parse_leaf
+from node.feeds.logstore import LEAVES, LOGS, OPENINGS
+from node.feeds.state import STATE, AppliedLeaf, apply_leaves
+from node.feeds.verify import Tampered
+from node.storage import Store, dialect
+
+FOLD_EVERY = 4096  # leaves per projection transaction
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What one :func:`fold` did."""
+
+    leaves: int  # leaves folded by this call
+    projected: int  # the projection's cursor after it
+    size: int  # the log's size it saw
+    removed: bool  # a removal was folded (its openings and body were deleted)
+
+
+def openings_bytes(leaf: feeds.FeedLeaf) -> bytes:
+    """What is kept of a received leaf beside its bytes until it is folded: its body and
+    disclosed fields (a FeedLeaf without its entry); b"" if it came with neither."""
+    if not leaf.HasField("body") and not leaf.disclosures:
+        return b""
+    kept = feeds.FeedLeaf(disclosures=leaf.disclosures)
+    if leaf.HasField("body"):
+        kept.body.CopyFrom(leaf.body)
+    return kept.SerializeToString()
+
+
+def applied_leaf(idx: int, data: bytes, openings: bytes | None) -> AppliedLeaf:
+    """Open stored leaf *data* with its kept openings, checked again against the leaf's
+    commitments (fail closed: a stored row changed since it was verified is refused)."""
+    try:
+        kept = feeds.FeedLeaf.FromString(openings) if openings else feeds.FeedLeaf()
+        body = kept.body if kept.HasField("body") else None
+        opened = open_leaf(data, list(kept.disclosures), body)
+    except (LeafError, ValueError) as exc:
+        raise Tampered(f"stored leaf {idx}: {exc}", index=idx, stored=True) from None
+    return AppliedLeaf(idx, opened, list(kept.disclosures))
+
+
+async def lag(conn: AsyncConnection, log_id: int) -> tuple[int, int]:
+    """(size, projected size) of a log."""
+    row = (
+        await conn.execute(select(LOGS.c.size, LOGS.c.projected_size).where(LOGS.c.id == log_id))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def fold(
+    store: Store,
+    log_id: int,
+    *,
+    upto: int | None = None,
+    step: int | None = None,
+    known: tuple[int, Sequence[AppliedLeaf]] | None = None,
+) -> Folded:
+    """Fold a mirror's leaves after its projection's cursor (up to *upto*, default the log's
+    size), *step* leaves per transaction. Another process folding the same log at the same
+    time is harmless: each chunk moves the cursor by compare-and-swap first, and the loser
+    re-reads it and goes on from there.
+
+    *known*: (start, leaves) the caller just wrote and opened (the subscriber, in the same
+    process): a chunk inside them is folded from memory instead of read back and opened
+    again; anything else is read from the log."""
+    step = FOLD_EVERY if step is None else step
+    done = 0
+    removed = False
+    while True:
+        async with store.begin() as conn:
+            size, start = await lag(conn, log_id)
+            end = min(size if upto is None else min(upto, size), start + step)
+            if end <= start:
+                return Folded(done, start, size, removed)
+            moved = await conn.execute(
+                update(LOGS)
+                .where(and_(LOGS.c.id == log_id, LOGS.c.projected_size == start))
+                .values(projected_size=end)
+            )
+            if moved.rowcount != 1:
+                continue  # folded by another process meanwhile: read the cursor again
+            kept_range = and_(
+                OPENINGS.c.log_id == log_id, OPENINGS.c.idx >= start, OPENINGS.c.idx < end
+            )
+            if known is not None and known[0] <= start and end <= known[0] + len(known[1]):
+                applied = list(known[1][start - known[0] : end - known[0]])
+            else:
+                applied = await _read_applied(conn, log_id, start, end)
+            folded_removal = await apply_leaves(conn, log_id, applied, keep_history=False)
+            await conn.execute(delete(OPENINGS).where(kept_range))
+        done += end - start
+        removed = removed or folded_removal
+        if folded_removal:
+            await dialect.erase_freed(store.engine)
+
+
+async def _read_applied(
+    conn: AsyncConnection, log_id: int, start: int, end: int
+) -> list[AppliedLeaf]:
+    """Leaves [start, end) as stored, opened again with the openings kept beside them."""
+    leaves = (
+        await conn.execute(
+            select(LEAVES.c.idx, LEAVES.c.data)
+            .where(and_(LEAVES.c.log_id == log_id, LEAVES.c.idx >= start, LEAVES.c.idx < end))
+            .order_by(LEAVES.c.idx)
+        )
+    ).all()
+    if len(leaves) != end - start:
+        raise Tampered(
+            f"log {log_id} is missing leaves in [{start}, {end})", index=start, stored=True
+        )
+    kept: dict[int, bytes] = {
+        int(i): bytes(o)
+        for i, o in await conn.execute(
+            select(OPENINGS.c.idx, OPENINGS.c.openings).where(
+                and_(OPENINGS.c.log_id == log_id, OPENINGS.c.idx >= start, OPENINGS.c.idx < end)
+            )
+        )
+    }
+    return [applied_leaf(int(i), bytes(d), kept.get(int(i))) for i, d in leaves]
+
+
+# -- rebuild and compare ---------------------------------------------------------------------
+
+# What the log alone decides of an entry's row: (last_idx, status, removal_reason, list_code).
+Decided = tuple[int, int, int, str]
+
+
+def rebuild(leaves: Iterable[tuple[int, bytes]]) -> dict[str, Decided]:
+    """Fold leaves (index, bytes), in index order, into what the log decides of each entry's
+    list-state row (pure; bodies and openings are checked against their commitments by
+    ``creditnode verify``'s state check)."""
+    out: dict[str, Decided] = {}
+    for idx, data in leaves:
+        leaf = parse_leaf(data)
+        if leaf.event == feeds.EVENT_TYPE_REMOVE:
+            out[leaf.entry_id] = (
+                idx, feeds.ENTRY_STATUS_REMOVED, int(leaf.removal_reason), leaf.list_code
+            )  # fmt: skip
+        else:
+            out[leaf.entry_id] = (idx, feeds.ENTRY_STATUS_ACTIVE, 0, leaf.list_code)
+    return out
+
+
+def first_difference(
+    rebuilt: dict[str, Decided], stored: Sequence[tuple[str, int, int, int, str]]
+) -> tuple[int, str] | None:
+    """The lowest leaf index at which the stored projection (rows: entry id, last_idx,
+    status, removal_reason, list_code) differs from *rebuilt*, and what differs; None if
+    they agree."""
+    found: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for entry_id, last_idx, status, reason, list_code in stored:
+        seen.add(entry_id)
+        want = rebuilt.get(entry_id)
+        have: Decided = (int(last_idx), int(status), int(reason), str(list_code))
+        if want is None:
+            found.append((have[0], f"a row names leaf {have[0]}, whose entry the log lacks"))
+        elif want != have:
+            names = ("last_idx", "status", "removal_reason", "list_code")
+            wrong = [n for n, a, b in zip(names, want, have, strict=True) if a != b]
+            found.append((min(want[0], have[0]), f"{', '.join(wrong)} differ from leaf {want[0]}"))
+    for entry_id, want in rebuilt.items():
+        if entry_id not in seen:
+            found.append((want[0], f"the entry of leaf {want[0]} has no row"))
+    return min(found) if found else None
+
+
+async def compare(store: Store, log_id: int, *, chunk: int = 65536) -> tuple[int, str] | None:
+    """Rebuild the projection of a log from its leaves up to its projected size and compare
+    it with the stored rows (see :func:`first_difference`)."""
+    async with store.engine.connect() as conn:
+        _, projected = await lag(conn, log_id)
+        rebuilt: dict[str, Decided] = {}
+        for a in range(0, projected, chunk):
+            b = min(a + chunk, projected)
+            rows = await dialect.fetch_rows(
+                conn,
+                "SELECT idx, data FROM log_leaves WHERE log_id = ? AND idx >= ? AND idx < ? "
+                "ORDER BY idx",
+                (log_id, a, b),
+            )
+            try:
+                rebuilt.update(rebuild((int(i), bytes(d)) for i, d in rows))
+            except LeafError as exc:
+                return a, f"a leaf in [{a}, {b}) does not parse: {exc}"
+        stored = (
+            await conn.execute(
+                select(
+                    STATE.c.entry_id,
+                    STATE.c.last_idx,
+                    STATE.c.status,
+                    STATE.c.removal_reason,
+                    STATE.c.list_code,
+                ).where(and_(STATE.c.log_id == log_id, STATE.c.last_idx < projected))
+            )
+        ).all()
+        beyond = (
+            await conn.execute(
+                select(STATE.c.last_idx)
+                .where(and_(STATE.c.log_id == log_id, STATE.c.last_idx >= projected))
+                .order_by(STATE.c.last_idx)
+                .limit(1)
+            )
+        ).first()
+    if beyond is not None:
+        return int(beyond[0]), f"a row names leaf {beyond[0]}, past the projected size"
+    return first_difference(
+        rebuilt, [(str(e), int(n), int(s), int(r), str(c)) for e, n, s, r, c in stored]
+    )

@@ -1,0 +1,146 @@
+"""Name search over held list entries (own and mirrored) through the trigram index of
+migration 0021, never a scan of ``list_state``.
+
+The index proposes candidates; :func:`node.identity.names.rank_names` ranks them exactly as it
+ranked every stored name before. What the index proposes (the documented difference from
+ranking every name):
+
+* a query whose distinctive part (:func:`node.identity.names.search_plan`) has three or more
+  characters: names whose normalised form (``list_state.name_norm``) shares with it at least
+  one *selective* three-character run, one held by at most :data:`COMMON_TRIGRAM` rows. A run
+  every city's list repeats (济南市) would propose half the table and, on its own, never makes
+  a look-alike (two names sharing only it score far below the bar); when every run of the
+  query is that common, the first :data:`CANDIDATE_LIMIT` names holding all of them (a
+  query such as 济南市 alone: which of its many look-alikes come back is the index's order,
+  not the best). A look-alike sharing only two-character
+  runs (a character inserted into a short name: 华为技术 / 华为X技术) is not found;
+* a shorter query (one or two characters, which no trigram index serves): names whose
+  normalised form begins with it, through the B-tree on ``name_norm``, at most
+  :data:`PREFIX_LIMIT` rows (a name that only contains it further in is not found);
+* at most :data:`CANDIDATE_LIMIT` candidates from selective runs, the shortest names first
+  (selective runs propose at most a few thousand, so this rarely cuts).
+
+Each step reads at most a bounded number of index entries, whatever the size of the table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from node.identity.names import DEFAULT_MIN_SCORE, NameMatch, SearchPlan, rank_names, search_plan
+from node.storage import Store
+
+__all__ = [
+    "CANDIDATE_LIMIT",
+    "COMMON_TRIGRAM",
+    "PREFIX_LIMIT",
+    "candidates",
+    "search_names",
+    "selective",
+]
+
+COMMON_TRIGRAM = 1000
+CANDIDATE_LIMIT = 2000
+PREFIX_LIMIT = 1000
+_MAX_CHAR = "\U0010ffff"  # sorts after every character: prefix..prefix+_MAX_CHAR "begins with"
+
+# How many rows hold a run, counted only up to COMMON_TRIGRAM + 1 (FTS5 and GIN both stop).
+_SQLITE_COUNT = (
+    "(SELECT count(*) FROM (SELECT 1 FROM list_state_names WHERE list_state_names MATCH :q{i} "
+    "LIMIT :c))"
+)
+_PG_COUNTS = text(
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM list_state WHERE cn_trigrams(name_norm) @> "
+    "ARRAY[g] LIMIT :c) AS s) FROM unnest(CAST(:gs AS text[])) WITH ORDINALITY AS t(g, o) "
+    "ORDER BY o"
+)
+_SQLITE_MATCH = text(
+    "SELECT s.uscc, s.subject_name FROM list_state_names AS f "
+    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
+    "AND s.subject_name != '' ORDER BY length(s.name_norm), s.name_norm, s.uscc LIMIT :n"
+)
+_PG_ANY = text(
+    "SELECT uscc, subject_name FROM list_state WHERE cn_trigrams(name_norm) && "
+    "CAST(:g AS text[]) AND subject_name != '' "
+    "ORDER BY length(name_norm), name_norm, uscc LIMIT :n"
+)
+# Every run common: no ORDER BY, so the LIMIT stops the index walk (the first rows found).
+_SQLITE_ALL = text(
+    "SELECT s.uscc, s.subject_name FROM list_state_names AS f "
+    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
+    "AND s.subject_name != '' LIMIT :n"
+)
+_PG_ALL = text(
+    "SELECT uscc, subject_name FROM list_state WHERE cn_trigrams(name_norm) @> "
+    "CAST(:g AS text[]) AND subject_name != '' LIMIT :n"
+)
+# For this transaction only (set_config's true = SET LOCAL), in one round trip.
+_PG_INDEX_ONLY = text(
+    "SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+# The inner LIMIT walks the index in order and stops: bounded however common the prefix.
+_PREFIX = text(
+    "SELECT uscc, subject_name FROM (SELECT uscc, subject_name, name_norm FROM list_state "
+    "WHERE name_norm >= :lo AND name_norm < :hi ORDER BY name_norm LIMIT :n) AS p "
+    "WHERE subject_name != '' ORDER BY name_norm, subject_name, uscc"
+)
+
+
+def _fts_phrase(trigram: str) -> str:
+    return '"' + trigram.replace('"', '""') + '"'  # an FTS5 string; "" escapes a quote
+
+
+async def selective(
+    conn: AsyncConnection, backend: str, trigrams: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The runs of *trigrams* held by at most :data:`COMMON_TRIGRAM` rows."""
+    if backend == "sqlite":
+        counts = ", ".join(_SQLITE_COUNT.format(i=i) for i in range(len(trigrams)))
+        params: dict[str, object] = {f"q{i}": _fts_phrase(g) for i, g in enumerate(trigrams)}
+        row = await conn.execute(text(f"SELECT {counts}"), params | {"c": COMMON_TRIGRAM + 1})
+        found = list(row.one())
+    else:
+        params = {"gs": list(trigrams), "c": COMMON_TRIGRAM + 1}
+        found = list((await conn.execute(_PG_COUNTS, params)).scalars())
+    return tuple(g for g, n in zip(trigrams, found, strict=True) if n <= COMMON_TRIGRAM)
+
+
+async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str]]:
+    """``(uscc, name)`` pairs the index proposes for *plan*, each once, shortest name first."""
+    sqlite = store.backend == "sqlite"
+    async with store.engine.connect() as conn:
+        if not sqlite:
+            # These reads are index reads by design, at any size: a LIMIT makes a sequential
+            # scan look cheap to PostgreSQL's planner, and a generic plan (chosen after a few
+            # runs of a prepared statement) cannot know how selective the runs are.
+            await conn.execute(_PG_INDEX_ONLY)
+        if plan.trigrams:
+            rare = await selective(conn, store.backend, plan.trigrams)
+            grams, any_of = (rare, True) if rare else (plan.trigrams, False)
+            if sqlite:
+                q = (" OR " if any_of else " AND ").join(_fts_phrase(g) for g in grams)
+                stmt = _SQLITE_MATCH if any_of else _SQLITE_ALL
+                rows = (await conn.execute(stmt, {"q": q, "n": CANDIDATE_LIMIT})).all()
+            else:
+                stmt = _PG_ANY if any_of else _PG_ALL
+                params: dict[str, object] = {"g": list(grams), "n": CANDIDATE_LIMIT}
+                rows = (await conn.execute(stmt, params)).all()
+        else:
+            params = {"lo": plan.prefix, "hi": plan.prefix + _MAX_CHAR, "n": PREFIX_LIMIT}
+            rows = (await conn.execute(_PREFIX, params)).all()
+    seen: dict[tuple[str, str], None] = {}
+    for uscc, name in rows:
+        seen.setdefault((uscc, name), None)
+    return list(seen)
+
+
+async def search_names(
+    store: Store, query: str, *, limit: int = 10, min_score: float = DEFAULT_MIN_SCORE
+) -> list[NameMatch]:
+    """Held names like *query*, ranked best first (a name alone never merges entities)."""
+    plan = search_plan(query)
+    if plan is None or limit <= 0:
+        return []
+    return rank_names(query, await candidates(store, plan), limit=limit, min_score=min_score)

@@ -1,0 +1,166 @@
+"""The log is the truth; the list state is a projection folded from it (issue 17): a mirror's
+sync transaction holds the leaves, the frontier, the cursor and the openings received; the
+fold applies them by its own cursor, shows its lag in `status`, and a rebuild from the log is
+compared with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import and_, func, select, update
+
+from node.api import feeds
+from node.cli.status import collect_status
+from node.feeds import projection
+from node.feeds.leaf import build_leaf
+from node.feeds.logstore import LOGS, OPENINGS
+from node.feeds.publisher import Event
+from node.feeds.state import STATE
+from node.feeds.subscriber import Subscriber
+from node.runtime import Node
+from tests.conftest import FederationFactory
+from tests.feedutil import adds, org_entry
+
+ORIGIN = "creditnode://f/jinan"
+
+
+def _leaf(entry_id: str, event: int, n: int = 0) -> bytes:
+    reason = feeds.REMOVAL_REASON_EXPIRY if event == feeds.EVENT_TYPE_REMOVE else 0
+    data, _ = build_leaf(
+        ORIGIN, entry_id, event, org_entry(n), recorded_at_unix=0, removal_reason=reason
+    )
+    return data
+
+
+def test_rebuild_folds_in_index_order_and_names_the_first_difference() -> None:
+    leaves = [
+        (0, _leaf("a", feeds.EVENT_TYPE_ADD)),
+        (1, _leaf("b", feeds.EVENT_TYPE_ADD, 1)),
+        (2, _leaf("a", feeds.EVENT_TYPE_UPDATE, 2)),
+        (3, _leaf("b", feeds.EVENT_TYPE_REMOVE, 1)),
+    ]
+    rebuilt = projection.rebuild(leaves)
+    code = org_entry(0).list_code
+    active, removed = feeds.ENTRY_STATUS_ACTIVE, feeds.ENTRY_STATUS_REMOVED
+    assert rebuilt == {
+        "a": (2, active, 0, code),
+        "b": (3, removed, feeds.REMOVAL_REASON_EXPIRY, org_entry(1).list_code),
+    }
+    rows = [(e, *v) for e, v in rebuilt.items()]
+    assert projection.first_difference(rebuilt, rows) is None
+    # A row still naming the superseded leaf, a missing row, a row of no entry of the log.
+    stale = [("a", 0, active, 0, code), rows[1]]
+    assert projection.first_difference(rebuilt, stale) == (0, "last_idx differ from leaf 2")
+    assert projection.first_difference(rebuilt, rows[:1]) == (3, "the entry of leaf 3 has no row")
+    extra = [*rows, ("z", 1, active, 0, code)]
+    found = projection.first_difference(rebuilt, extra)
+    assert found is not None and found[0] == 1 and "lacks" in found[1]
+
+
+async def _subscriber(node: Node, origin: Node) -> Subscriber:
+    await node.directory.refresh()
+    peer = await node.directory.lookup(origin.name)
+    assert peer is not None
+    return await Subscriber.open(node.home.tls, node.store, peer)
+
+
+async def _counts(node: Node, log_id: int) -> tuple[int, int, int, int]:
+    """(size, projected size, list-state rows, kept openings rows) of a log."""
+    async with node.store.engine.connect() as conn:
+        size, projected = await projection.lag(conn, log_id)
+        rows = (
+            await conn.execute(
+                select(func.count()).select_from(STATE).where(STATE.c.log_id == log_id)
+            )
+        ).scalar_one()
+        kept = (
+            await conn.execute(
+                select(func.count()).select_from(OPENINGS).where(OPENINGS.c.log_id == log_id)
+            )
+        ).scalar_one()
+    return size, projected, rows, kept
+
+
+async def test_the_log_is_durable_first_and_the_projection_catches_up(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    events = adds(40)
+    await jinan.publisher.append(events)
+    await jinan.publisher.append(
+        [Event(events[0].entry_id, feeds.EVENT_TYPE_REMOVE, events[0].entry,
+               feeds.REMOVAL_REASON_EXPIRY)]
+    )  # fmt: skip
+    await jinan.publisher.sign_checkpoint()
+
+    # A sync whose process stops right after each durable write, before folding.
+    real_fold = projection.fold
+
+    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+        async with store.engine.connect() as conn:
+            size, projected = await projection.lag(conn, log_id)
+        return projection.Folded(0, projected, size, False)
+
+    monkeypatch.setattr(projection, "fold", no_fold)
+    sub = await _subscriber(lanzhou, jinan)
+    await sub.sync(follow=False)
+    log_id = sub.log.log_id
+    # The leaves and the 39 bodies received with them (not the removed entry's: bodies
+    # travel only while active) are held; nothing is projected yet.
+    assert await _counts(lanzhou, log_id) == (41, 0, 0, 39)
+    url = fed.database_url(lanzhou.name)
+    if url:
+        monkeypatch.setenv("CREDITNODE_DATABASE_URL", url)
+    doc = await collect_status(lanzhou.home.paths.root, timeout=3)
+    lag = {f["origin"]: f["projection_lag"] for f in doc["feeds"]}
+    assert lag == {"jinan": 41, "lanzhou": 0}
+
+    # Folding (in chunks, as by another process) catches up; what it folded is let go.
+    monkeypatch.setattr(projection, "fold", real_fold)
+    done = await projection.fold(lanzhou.store, log_id, step=7)
+    assert (done.leaves, done.projected, done.removed) == (41, 41, True)
+    assert await _counts(lanzhou, log_id) == (41, 41, 40, 0)
+    assert await projection.compare(lanzhou.store, log_id) is None
+    doc = await collect_status(lanzhou.home.paths.root, timeout=3)
+    assert {f["origin"]: f["projection_lag"] for f in doc["feeds"]}["jinan"] == 0
+    async with lanzhou.store.engine.connect() as conn:
+        held: dict[str, bytes] = {
+            str(e): bytes(b)
+            for e, b in await conn.execute(
+                select(STATE.c.entry_id, STATE.c.entry).where(STATE.c.log_id == log_id)
+            )
+        }
+    assert bytes(held[events[0].entry_id]) == b""  # the removed entry's body is not kept
+    assert all(bytes(held[e.entry_id]) for e in events[1:])
+    assert (await real_fold(lanzhou.store, log_id)).leaves == 0  # nothing left to fold
+
+    # A row changed behind the projection's back is the first difference.
+    async with lanzhou.store.engine.begin() as conn:
+        await conn.execute(
+            update(STATE)
+            .where(and_(STATE.c.log_id == log_id, STATE.c.entry_id == events[5].entry_id))
+            .values(status=feeds.ENTRY_STATUS_REMOVED)
+        )
+    assert await projection.compare(lanzhou.store, log_id) == (5, "status differ from leaf 5")
+
+
+async def test_a_sync_returns_with_its_projection_caught_up(federation: FederationFactory) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    await jinan.publisher.append(adds(25))
+    await jinan.publisher.sign_checkpoint()
+    sub = await _subscriber(lanzhou, jinan)
+    await sub.sync(follow=False)
+    assert await _counts(lanzhou, sub.log.log_id) == (25, 25, 25, 0)
+    assert sub.log.cursor.projected_size == 25
+    async with jinan.store.engine.connect() as conn:
+        own = (
+            await conn.execute(
+                select(LOGS.c.size, LOGS.c.projected_size).where(
+                    LOGS.c.origin == jinan.home.identity.uri
+                )
+            )
+        ).one()
+    assert tuple(own) == (25, 25)  # the origin applies its leaves as it appends them
