@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test check lint format typecheck proto proto-check postgres-server chromium pytest clean bench bench-sync bench-status bench-table bench-border bench-oprf bench-verify bench-audit bench-lookup bench-check bench-report bench-startup bench-native bench-uscc bench-names bench-routine
+.PHONY: screenshots venv demo test check lint format typecheck proto proto-check postgres-server chromium pytest clean bench bench-sync bench-status bench-table bench-border bench-oprf bench-verify bench-audit bench-lookup bench-check bench-report bench-startup bench-native bench-uscc bench-names bench-routine
 
 # The pure cores compiled with mypyc (node/native): rebuilt when their source changed; no C
 # compiler means the pure-Python modules, with a message.
@@ -51,6 +51,10 @@ postgres-server:
 # this installs them if missing.
 chromium:
 	@deploy/ensure-chromium.sh
+
+# Retake the README's console screenshots (docs/screenshots/) with the browser tests.
+screenshots: venv chromium
+	CREDITNODE_SCREENSHOTS=1 CREDITNODE_TEST_BROWSER=require $(BIN)/pytest -q tests/browser/
 
 # The cores' tests run twice: compiled (when built) above, pure-Python below.
 PURE_TESTS := tests/test_merkle.py tests/test_leaf_verify.py tests/test_identity_validate.py \

@@ -11,6 +11,13 @@ from lanzhou's certificate over a channel built the same way, answering with the
 bytes. At concurrency 1 and 16 the two alternate in blocks of 100 calls; throughput is calls
 over the time of their blocks, latency the caller's. Targets: Lookup at least half the echo's
 throughput at both concurrencies, and p99 at most 5 ms at concurrency 1.
+
+The limit durability sets: at concurrency 1 a third mode alternates with them, one durable
+commit of one small row on jinan's database (SQLite: the same file, a connection with the
+node's settings, WAL and ``synchronous=FULL``; PostgreSQL: one commit round trip on its own
+connection, the server restarted with fsync and synchronous commit on, as bench/sync.py
+does). ``c1_commit_share`` is that commit's p50 over Lookup's: the part of a Lookup's
+latency that is the disk's sync its audit record must wait for.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import asyncio
 import json
 import os
 import random
+import sqlite3
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +42,72 @@ from bench._harness import echo_channel, percentile, start_echo  # noqa: E402
 from bench._results import write_result  # noqa: E402
 from bench.audit_cost import fill  # noqa: E402
 from bench.border_cost import AGREEMENT, CITIES, Databases  # noqa: E402
+from bench.sync import Databases as DurableServer  # noqa: E402
 from node.api import query, query_rpc  # noqa: E402
 from node.audit.wire import new_asker  # noqa: E402
 from node.local_federation import LocalFederation  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
 from node.peers.transport import secure_channel  # noqa: E402
+from node.storage import Store, dialect  # noqa: E402
 
 BLOCK = 100
 CONCURRENCY = (1, 16)
+_SCRATCH = "CREATE TABLE IF NOT EXISTS bench_commit (id {key}, v {blob} NOT NULL)"
 
 
-async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> dict[str, Any]:
+class RawCommit:
+    """One durable commit of one small row per call on *store*'s database, off the node."""
+
+    def __init__(self, store: Store) -> None:
+        self.url = store.engine.url
+        self.sqlite: sqlite3.Connection | None = None
+        self.pg: Any = None
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="bench-commit")
+
+    async def open(self) -> None:
+        if self.url.get_backend_name() == "sqlite":
+            conn = sqlite3.connect(
+                self.url.database or "", isolation_level=None, check_same_thread=False
+            )
+            dialect.sqlite_pragmas(conn)  # the node's settings: WAL, synchronous=FULL
+            conn.execute(_SCRATCH.format(key="INTEGER PRIMARY KEY", blob="BLOB"))
+            self.sqlite = conn
+        else:
+            import asyncpg
+
+            self.pg = await asyncpg.connect(
+                self.url.set(drivername="postgresql").render_as_string(False)
+            )
+            await self.pg.execute(_SCRATCH.format(key="BIGSERIAL PRIMARY KEY", blob="BYTEA"))
+
+    def _sqlite_once(self) -> float:
+        assert self.sqlite is not None
+        t0 = time.perf_counter()
+        self.sqlite.execute("BEGIN IMMEDIATE")
+        self.sqlite.execute("INSERT INTO bench_commit (v) VALUES (?)", (b"x" * 64,))
+        self.sqlite.execute("COMMIT")
+        return (time.perf_counter() - t0) * 1000
+
+    async def once(self, lat: list[float]) -> None:
+        if self.sqlite is not None:
+            loop = asyncio.get_running_loop()
+            lat.append(await loop.run_in_executor(self.thread, self._sqlite_once))
+            return
+        t0 = time.perf_counter()
+        await self.pg.execute("INSERT INTO bench_commit (v) VALUES ($1)", b"x" * 64)
+        lat.append((time.perf_counter() - t0) * 1000)
+
+    async def close(self) -> None:
+        self.thread.shutdown(wait=True)
+        if self.sqlite is not None:
+            self.sqlite.close()
+        if self.pg is not None:
+            await self.pg.close()
+
+
+async def compare(
+    fed: LocalFederation, pseudonyms: list[str], queries: int, engine_path: bool = False
+) -> dict[str, Any]:
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
     server, port = await start_echo(jinan)
     node_channel = secure_channel(
@@ -51,6 +115,8 @@ async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> 
     )
     echo_ch = echo_channel(lanzhou, jinan, port)
     rng = random.Random(17)
+    raw = RawCommit(jinan.store)
+    await raw.open()
     try:
         stub = query_rpc.QueryServiceStub(node_channel)
         echo = echo_ch.unary_unary("/bench.Echo/Echo")
@@ -74,14 +140,19 @@ async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> 
             lat.append((time.perf_counter() - t0) * 1000)
             assert got == data
 
-        calls = {"lookup": lookup, "echo": echoed}
+        calls = {"lookup": lookup, "echo": echoed, "commit": raw.once, "engine": lookup}
         for _ in range(50):  # warm up both connections and caches
             await lookup([])
             await echoed([])
+            await raw.once([])
         out: dict[str, Any] = {}
         for c in CONCURRENCY:
-            lat: dict[str, list[float]] = {"lookup": [], "echo": []}
-            busy = {"lookup": 0.0, "echo": 0.0}
+            # The raw commit is one connection's: measured at concurrency 1 only.
+            modes: tuple[str, ...] = ("lookup", "echo", "commit") if c == 1 else ("lookup", "echo")
+            if engine_path:
+                modes += ("engine",)
+            lat: dict[str, list[float]] = {m: [] for m in modes}
+            busy = dict.fromkeys(modes, 0.0)
 
             async def block(
                 mode: str,
@@ -93,14 +164,19 @@ async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> 
                     for _ in range(n):
                         await calls[mode](lat[mode])
 
+                audit = jinan.audit
+                writer = audit._group_writer()
+                if mode == "engine":  # the audit record through SQLAlchemy, as before issue 17
+                    audit._writer = None
                 t0 = time.perf_counter()
                 await asyncio.gather(*(worker(BLOCK // c + (i < BLOCK % c)) for i in range(c)))
                 busy[mode] += time.perf_counter() - t0
+                audit._writer = writer
 
             for b in range(max(1, queries // BLOCK)):
-                for mode in ("lookup", "echo") if b % 2 == 0 else ("echo", "lookup"):
+                for mode in modes if b % 2 == 0 else modes[::-1]:
                     await block(mode)
-            for mode in ("lookup", "echo"):
+            for mode in modes:
                 out[f"c{c}_{mode}_per_s"] = len(lat[mode]) / busy[mode]
                 out[f"c{c}_{mode}_p50_ms"] = percentile(lat[mode], 0.50)
                 out[f"c{c}_{mode}_p99_ms"] = percentile(lat[mode], 0.99)
@@ -111,14 +187,30 @@ async def compare(fed: LocalFederation, pseudonyms: list[str], queries: int) -> 
                 f" ms), echo {out[f'c{c}_echo_per_s']:,.0f}/s (p50 "
                 f"{out[f'c{c}_echo_p50_ms']:.2f} ms): ratio {out[f'c{c}_ratio']:.2f}"
             )
+            if engine_path:
+                print(
+                    f"        Lookup, records through the engine (before): "
+                    f"{out[f'c{c}_engine_per_s']:,.0f}/s (p50 {out[f'c{c}_engine_p50_ms']:.2f} ms,"
+                    f" p99 {out[f'c{c}_engine_p99_ms']:.2f} ms)"
+                )
+            if c == 1:
+                out["c1_commit_share"] = out["c1_commit_p50_ms"] / out["c1_lookup_p50_ms"]
+                print(
+                    f"        one durable commit alone: p50 {out['c1_commit_p50_ms']:.2f} ms, "
+                    f"p99 {out['c1_commit_p99_ms']:.2f} ms ({out['c1_commit_per_s']:,.0f}/s): "
+                    f"{out['c1_commit_share']:.0%} of Lookup's p50"
+                )
         return out
     finally:
+        await raw.close()
         await node_channel.close()
         await echo_ch.close()
         await server.stop(0)
 
 
-async def run(base: Path, entries: int, queries: int, dbs: Databases) -> dict[str, Any]:
+async def run(
+    base: Path, entries: int, queries: int, dbs: Databases, engine_path: bool = False
+) -> dict[str, Any]:
     urls = {name: await dbs.url(name) for name, _ in CITIES}
     async with LocalFederation(
         base, CITIES, subscribe=False, heartbeat=False, database_url=urls.get
@@ -136,7 +228,7 @@ async def run(base: Path, entries: int, queries: int, dbs: Databases) -> dict[st
             async with fed["jinan"].store.engine.begin() as conn:
                 await conn.exec_driver_sql("ANALYZE")
         print(f"{queries:,} calls per mode and concurrency, Lookup and echo alternating")
-        return await compare(fed, pseudonyms, queries)
+        return await compare(fed, pseudonyms, queries, engine_path)
 
 
 def main() -> None:
@@ -144,13 +236,21 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument(
+        "--engine-path",
+        action="store_true",
+        help="also alternate Lookup with its audit records committed through SQLAlchemy",
+    )
     args = parser.parse_args()
     configure_logging("warning")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     with tempfile.TemporaryDirectory(prefix="creditnode-lookup-") as tmp:
         dbs = Databases(args.backend, Path(tmp))
+        if dbs.pg is not None:
+            # The tests' server runs without fsync: "durable" must mean a commit is on disk.
+            DurableServer._make_durable(dbs)  # type: ignore[arg-type]
         try:
-            figures = asyncio.run(run(Path(tmp), args.entries, args.queries, dbs))
+            figures = asyncio.run(run(Path(tmp), args.entries, args.queries, dbs, args.engine_path))
         finally:
             dbs.close()
     targets = {
@@ -163,7 +263,12 @@ def main() -> None:
         figures,
         targets,
         backend=args.backend,
-        params={"entries": args.entries, "queries": args.queries, "block": BLOCK},
+        params={
+            "entries": args.entries,
+            "queries": args.queries,
+            "block": BLOCK,
+            "engine_path": args.engine_path,
+        },
     )
     print(json.dumps(json.loads(path.read_text())["targets"], indent=2))
     print(f"written to {path}")

@@ -34,10 +34,13 @@ from node.actions.record import (
 from node.actions.respond import respond
 from node.actions.view import origin_view
 from node.api import actions, actions_rpc, feeds, officers
+from node.audit.filters import to_us as _us
 from node.audit.query import Filter, find_entries
+from node.audit.receipts import fetch_receipts
+from node.audit.receipts import ours as _ours
+from node.audit.receipts import theirs as _theirs
 from node.audit.reconcile import reconcile
 from node.cli import main
-from node.cli.audit import _ours, _theirs, _us, fetch_receipts
 from node.feeds import merkle, note
 from node.feeds.logstore import LEAVES, LOGS, list_feeds
 from node.feeds.publisher import Event

@@ -14,11 +14,15 @@ from keys import PeerBundle
 from node.api import query
 from node.audit.bundle import BundleError, verify_bundle
 from node.audit.entry import AuditEntry, officer_id, subject_commitment
+from node.audit.export import export_bundle
+from node.audit.filters import to_us as _us
 from node.audit.log import load_secret, verify_audit_log
 from node.audit.query import Filter, find_entries
+from node.audit.receipts import fetch_receipts
+from node.audit.receipts import ours as _ours
+from node.audit.receipts import theirs as _theirs
 from node.audit.reconcile import Receipt, reconcile
 from node.cli.app import main
-from node.cli.audit import _ours, _theirs, _us, export_bundle, fetch_receipts
 from node.cli.query import ask_peer
 from node.errors import PeerError
 from node.home import init_home, load_home, set_setting

@@ -18,10 +18,10 @@ from sqlalchemy import insert, select, update
 from keys import SigningKey
 from node.audit.bundle import BundleError, Witnessed, build_bundle, verify_bundle
 from node.audit.entry import AuditEntry
+from node.audit.export import export_bundle
 from node.audit.local import AuditSigners
 from node.audit.query import Filter, find_entries
 from node.cli.app import main
-from node.cli.audit import export_bundle
 from node.feeds.dates import SHANGHAI
 from node.feeds.logstore import LOGS, read_cursor
 from node.feeds.note import stored_checkpoint

@@ -15,6 +15,7 @@ from node.audit.log import ENTRIES, AuditLog, audit_origin, verify_audit_log
 from node.feeds import note
 from node.feeds.logstore import LEAVES, LOGS
 from node.storage import Store
+from node.storage.writer import Writer
 
 URI = "creditnode://yellow-river/jinan"
 
@@ -109,6 +110,7 @@ async def test_a_failed_write_fails_every_waiter(
         raise OSError("disk full")
 
     monkeypatch.setattr(log.log, "write", broken)
+    monkeypatch.setattr(Writer, "commit", broken)  # the group-commit writer's transaction
     results = await asyncio.gather(*(log.record(entry()) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)  # no answer goes out unrecorded
     monkeypatch.undo()

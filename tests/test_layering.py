@@ -15,14 +15,12 @@ LAYERS: dict[str, int] = {
     "node.cli": 7,
     # The console (issue 18): an I/O edge at the top, started by the runtime (so beside it).
     "node.console": 6,
-    # The operator's and auditor's pages: front ends beside the CLI, calling the very functions
-    # its commands call (status, audit export and reconcile, policy); the console app loads
-    # them by name (node.console.app.PAGE_MODULES), so nothing below imports them.
-    "node.console.operator_pages": 7,
-    "node.console.auditor_pages": 7,
     "node.runtime": 6,
     "node.local_federation": 6,
     "node.services": 5,
+    # What `status` shows, collected for the CLI and the console's operator pages: reads the
+    # feeds, audit, verification and peers, and probes the node's own listener.
+    "node.status": 5,
     # Officers (issue 14): their listener's gate and service, and the federated check that
     # asks the peers and builds this node's own report.
     "node.officers": 5,

@@ -19,10 +19,13 @@ from adapters.samples import generate_rows, write_csv
 from keys import FederationCA, NodeIdentity, SigningKey
 from node.api import feeds, objections_rpc
 from node.api import objections as pb
+from node.audit.filters import to_us as _us
 from node.audit.query import Filter, find_entries
+from node.audit.receipts import fetch_receipts
+from node.audit.receipts import ours as _ours
+from node.audit.receipts import theirs as _theirs
 from node.audit.reconcile import reconcile
 from node.cli.app import main
-from node.cli.audit import _ours, _theirs, _us, fetch_receipts
 from node.errors import InputError
 from node.feeds import catalogue
 from node.feeds.dates import shanghai_today

@@ -12,13 +12,14 @@ from sqlalchemy import and_, func, select, update
 
 from node.api import feeds
 from node.cli.status import collect_status
-from node.feeds import projection
+from node.feeds import counts, projection, state, subscriber
 from node.feeds.leaf import build_leaf
 from node.feeds.logstore import LOGS, OPENINGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
 from node.feeds.subscriber import Subscriber
 from node.runtime import Node
+from node.services import feed as feed_service
 from tests.conftest import FederationFactory
 from tests.feedutil import adds, org_entry
 
@@ -164,3 +165,125 @@ async def test_a_sync_returns_with_its_projection_caught_up(federation: Federati
             )
         ).one()
     assert tuple(own) == (25, 25)  # the origin applies its leaves as it appends them
+
+
+async def test_the_fold_runs_beside_the_log_writes_at_most_a_few_groups_behind(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    events = adds(60)
+    await jinan.publisher.append(events)
+    await jinan.publisher.append(
+        [Event(e.entry_id, feeds.EVENT_TYPE_REMOVE, e.entry, feeds.REMOVAL_REASON_EXPIRY)
+         for e in events[:3]]
+    )  # fmt: skip
+    await jinan.publisher.sign_checkpoint()
+    monkeypatch.setattr(feed_service, "BATCH_LEAVES", 3)  # the origin's, in this process
+    monkeypatch.setattr(subscriber, "APPLY_EVERY", 4)
+    monkeypatch.setattr(subscriber, "FOLD_BEHIND", 2)
+    sub = await _subscriber(lanzhou, jinan)
+    real_fold = projection.fold
+    real_apply = Subscriber._apply
+    seen: list[tuple[int, int, int]] = []  # each fold: (its start, its end, the durable size)
+    lags: list[int] = []  # at each log write: durable size - projected size
+
+    async def fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+        async with store.engine.connect() as conn:
+            size, projected = await projection.lag(conn, log_id)
+        seen.append((projected, kw.get("upto") or size, size))
+        return await real_fold(store, log_id, **kw)
+
+    async def apply(self: Subscriber, *args: Any) -> None:
+        async with self.store.engine.connect() as conn:
+            size, projected = await projection.lag(conn, self.log.log_id)
+        lags.append(size - projected)
+        await real_apply(self, *args)
+
+    monkeypatch.setattr(projection, "fold", fold)
+    monkeypatch.setattr(Subscriber, "_apply", apply)
+    await sub.sync(follow=False)
+    log_id = sub.log.log_id
+    # A group is folded only once durable, and in order; the writes never ran more than
+    # FOLD_BEHIND groups (plus the one being folded) ahead of the projection.
+    assert all(end <= size for _, end, size in seen)
+    starts = [s for s, e, _ in seen if e > s]
+    assert starts == sorted(starts) and len(starts) > 5
+    assert max(lags) <= (2 + 1) * 6  # a group: APPLY_EVERY leaves or a batch's more (<= 6)
+    # Caught up on return, and the same as folding the log afresh.
+    assert await _counts(lanzhou, log_id) == (63, 63, 60, 0)
+    assert await projection.compare(lanzhou.store, log_id) is None
+    async with lanzhou.store.engine.connect() as conn:
+        assert await counts.stored(conn) == await counts.recount(conn)
+
+
+async def test_a_failed_fold_stops_the_sync_and_the_next_one_folds_from_the_log(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    await jinan.publisher.append(adds(30))
+    await jinan.publisher.sign_checkpoint()
+    monkeypatch.setattr(feed_service, "BATCH_LEAVES", 5)
+    monkeypatch.setattr(subscriber, "APPLY_EVERY", 5)
+    real = state.apply_leaves
+    calls = 0
+
+    async def failing(*args: Any, **kw: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("disk trouble")
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(projection, "apply_leaves", failing)
+    sub = await _subscriber(lanzhou, jinan)
+    with pytest.raises(RuntimeError, match="disk trouble"):
+        await sub.sync(follow=False)
+    log_id = sub.log.log_id
+    size, projected, _, _ = await _counts(lanzhou, log_id)
+    assert projected < size  # the log stayed durable; the projection stopped behind it
+    monkeypatch.setattr(projection, "apply_leaves", real)
+    again = await _subscriber(lanzhou, jinan)
+    await again.sync(follow=False)
+    assert await _counts(lanzhou, log_id) == (30, 30, 30, 0)
+    assert await projection.compare(lanzhou.store, log_id) is None
+
+
+async def test_a_chunk_whose_cursor_moved_meanwhile_is_rolled_back_whole(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    await jinan.publisher.append(adds(12))
+    await jinan.publisher.sign_checkpoint()
+    real_fold = projection.fold
+
+    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+        return projection.Folded(0, 0, 0, False)
+
+    monkeypatch.setattr(projection, "fold", no_fold)
+    sub = await _subscriber(lanzhou, jinan)
+    await sub.sync(follow=False)
+    log_id = sub.log.log_id
+    monkeypatch.setattr(projection, "fold", real_fold)
+    real = state.apply_leaves
+    calls = 0
+
+    async def racing(conn: Any, log_id: int, *args: Any, **kw: Any) -> bool:
+        # As if another process folded this chunk first: its cursor moves under this one.
+        nonlocal calls
+        calls += 1
+        done = await real(conn, log_id, *args, **kw)
+        if calls == 1:
+            await conn.execute(update(LOGS).where(LOGS.c.id == log_id).values(projected_size=5))
+        return done
+
+    monkeypatch.setattr(projection, "apply_leaves", racing)
+    done = await projection.fold(lanzhou.store, log_id, step=5)
+    assert calls == 4  # the first chunk folded twice (rolled back once), then two more
+    assert (done.leaves, done.projected) == (12, 12)
+    assert await _counts(lanzhou, log_id) == (12, 12, 12, 0)
+    async with lanzhou.store.engine.connect() as conn:
+        assert await counts.stored(conn) == await counts.recount(conn)
+    assert await projection.compare(lanzhou.store, log_id) is None

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from cryptography import x509
-from sqlalchemy import and_, event, insert, select
+from sqlalchemy import and_, insert, select
 
 from keys import SigningKey, certificate_fingerprint
 from node.api import feeds, pb, query, rpc
@@ -33,6 +33,7 @@ from node.services.query import QueryServicer
 from node.storage import Store
 from node.storage.peers import PeerRepository
 from node.storage.reader import Reader
+from node.storage.writer import Statement, Writer
 from tests.conftest import FederationFactory
 from tests.feedutil import org_entry, person_entry
 from tests.helpers import channel_to
@@ -304,12 +305,18 @@ def _entry() -> AuditEntry:
 
 
 async def test_concurrent_records_share_one_commit_and_each_is_durable_before_it_returns(
-    store: Store, db_url: str
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = await AuditLog.open(store, ORIGIN, SigningKey.generate(ORIGIN))
     await log.record(_entry())  # the log's first commit, alone
     commits: list[int] = []
-    event.listen(store.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    real = Writer.commit
+
+    async def counted(writer: Writer, statements: Sequence[Statement]) -> None:
+        commits.append(1)  # the group-commit writer's transactions (its own connection)
+        await real(writer, statements)
+
+    monkeypatch.setattr(Writer, "commit", counted)
     # A separate pool on the same database: what a restarted node (or a crash) finds.
     other = await Store.open(db_url)
     durable: list[bool] = []

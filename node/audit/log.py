@@ -33,11 +33,13 @@ from keys import SigningKey, read_private_file, write_private_file
 from node.audit.entry import AuditEntry, EntryError, parse_entry, response_digest, uuid7
 from node.feeds import merkle, note
 from node.feeds.logstore import (
+    HASHES,
     LEAVES,
     LOGS,
     LogStore,
     PendingAppend,
     StaleCursor,
+    append_rows,
     read_cursor,
     read_hashes,
     sign_grown,
@@ -45,10 +47,12 @@ from node.feeds.logstore import (
 from node.keys.signers import RoleSigners
 from node.storage import Store
 from node.storage.models import AuditEntryRecord
+from node.storage.writer import Insert, Statement, Update, Writer
 
 log = structlog.get_logger("creditnode.audit")
 
 ENTRIES = AuditEntryRecord.__table__  # type: ignore[attr-defined]
+ENTRY_COLUMNS: tuple[str, ...] = tuple(c.name for c in ENTRIES.columns)
 ORIGIN_SUFFIX = "/audit"
 CHECKPOINT_SECONDS = 1.0
 _RETRIES = 8
@@ -129,6 +133,10 @@ class AuditLog:
         self._grew = asyncio.Event()
         self._closed = False
         self._unsigned_logged = False
+        # The group-commit writer's own connection (None: an in-memory database, written
+        # through the engine); made on the first entry.
+        self._writer: Writer | None = None
+        self._writer_made = False
         self.hook: Callable[[AuditEntry], bool] | None = None  # tests: False drops an entry
 
     @property
@@ -183,13 +191,21 @@ class AuditLog:
                 return
             keys = {(p.entry.exchange, p.entry.direction, p.entry.seq) for p in batch}
             try:
-                # One transaction: the idempotency check, the leaves, hashes, cursor and rows.
-                async with self.store.begin() as conn:
-                    existing = await _existing(conn, keys) if look_first else {}
-                    plan = self._plan(batch, existing)
+                writer = None if look_first else self._group_writer()
+                if writer is not None:
+                    # The common case: one transaction of the leaves, hashes, cursor and
+                    # rows on the writer's own connection, durable when it returns.
+                    plan = self._plan(batch, {})
                     if plan.leaves:
-                        await self.log.write(conn, plan.pending)
-                        await conn.execute(ENTRIES.insert(), plan.rows)
+                        await writer.commit(self._statements(plan))
+                else:
+                    # One transaction: the idempotency check, the leaves, hashes, cursor, rows.
+                    async with self.store.begin() as conn:
+                        existing = await _existing(conn, keys) if look_first else {}
+                        plan = self._plan(batch, existing)
+                        if plan.leaves:
+                            await self.log.write(conn, plan.pending)
+                            await conn.execute(ENTRIES.insert(), plan.rows)
             except (StaleCursor, IntegrityError) as exc:
                 # Another process (a CLI command's local entry) appended first, or recorded
                 # the same exchange: take its tree and look again.
@@ -215,6 +231,22 @@ class AuditLog:
         # Every attempt lost the race: the waiters fail (their answers are not sent) rather
         # than wait for a future nobody will ever settle.
         raise StaleCursor(f"could not append to {self.origin}: the log keeps moving")
+
+    def _group_writer(self) -> Writer | None:
+        if not self._writer_made:
+            self._writer, self._writer_made = Writer.of(self.store), True
+        return self._writer
+
+    def _statements(self, plan: _Plan) -> list[Statement]:
+        """The rows :meth:`LogStore.write` and the ``audit_entries`` insert would write."""
+        rows = append_rows(self.log.log_id, plan.pending)
+        stale = StaleCursor(f"log {self.origin} moved past size {rows.start}")
+        return [
+            Update(LOGS, rows.cursor, {"id": rows.log_id, "size": rows.start}, stale),
+            Insert(LEAVES, ("log_id", "idx", "data"), rows.leaves),
+            Insert(HASHES, ("log_id", "idx", "hash"), rows.hashes),
+            Insert(ENTRIES, ENTRY_COLUMNS, [tuple(r[c] for c in ENTRY_COLUMNS) for r in plan.rows]),
+        ]
 
     def _plan(self, batch: list[_Pending], existing: dict[tuple[str, str, int], int]) -> _Plan:
         """Indexes, leaves and rows for *batch* on top of the tree held."""
@@ -284,6 +316,9 @@ class AuditLog:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.sign_checkpoint()
 
     # ------------------------------------------------------------------ reading

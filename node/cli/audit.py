@@ -20,6 +20,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from node.audit.export import export_bundle
+from node.audit.filters import officer_filter as _officer
+from node.audit.filters import parse_time
+from node.audit.filters import shanghai_time as _shanghai
+from node.audit.filters import subject_filter as _subject
+from node.audit.filters import time_range as _time_range
+from node.audit.receipts import IN_FLIGHT, gap_json, reconcile_with
 from node.cli import choices
 from node.cli.options import (
     FormatOpt,
@@ -31,17 +38,13 @@ from node.cli.options import (
     seconds_opt,
 )
 from node.cli.render import emit_json
-from node.errors import InputError, PeerError, VerificationError
+from node.errors import InputError, VerificationError
 from node.text import plain
 
 if TYPE_CHECKING:
-    from node.api import audit as audit_pb
-    from node.audit.bundle import Verified, Witnessed
+    from node.audit.bundle import Verified
     from node.audit.entry import AuditEntry
-    from node.audit.reconcile import Gap, Receipt
-    from node.feeds.logstore import LogStore
-    from node.home import Home
-    from node.storage import Store
+    from node.audit.reconcile import Gap
 
 audit_app = typer.Typer(
     help="The audit log: every exchange with a peer, recorded before it was answered.",
@@ -52,9 +55,6 @@ FromOpt = Annotated[
     str | None, typer.Option("--from", help="Start (ISO date or date-time; Shanghai time).")
 ]
 ToOpt = Annotated[str | None, typer.Option("--to", help="End, exclusive (default: now).")]
-RECEIPTS = "/creditnode.v1.AuditService/Receipts"
-SLACK = dt.timedelta(minutes=5)  # clocks and the time between both records differ
-IN_FLIGHT = dt.timedelta(seconds=10)  # a one-sided entry younger than this may be mid-exchange
 QUERY_KINDS = ("query", "oprf_evaluation")
 
 
@@ -62,25 +62,6 @@ def check_format(fmt: str) -> str:
     if fmt not in ("table", "json"):
         raise InputError("--format: table or json")
     return fmt
-
-
-def parse_time(text: str | None, option: str) -> dt.datetime | None:
-    """An ISO date or date-time; a naive one is Shanghai time. InputError naming *option*."""
-    from node.feeds.dates import SHANGHAI
-
-    if text is None:
-        return None
-    try:
-        when = (
-            dt.datetime.combine(dt.date.fromisoformat(text), dt.time())
-            if len(text) == 10
-            else dt.datetime.fromisoformat(text)
-        )
-    except ValueError:
-        raise InputError(f"{option}: not an ISO date or date-time (e.g. 2026-11-23)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=SHANGHAI)
-    return when.astimezone(dt.UTC)
 
 
 _PERIOD = re.compile(r"([1-9][0-9]{0,3})([hdw])")
@@ -96,18 +77,6 @@ def parse_period(text: str) -> dt.timedelta:
     return (
         dt.timedelta(hours=n) if unit == "h" else dt.timedelta(days=n * (7 if unit == "w" else 1))
     )
-
-
-def _us(when: dt.datetime) -> int:
-    from node.audit.entry import EPOCH
-
-    return (when - EPOCH) // dt.timedelta(microseconds=1)
-
-
-def _shanghai(e: AuditEntry) -> str:
-    from node.feeds.dates import SHANGHAI
-
-    return e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def entry_json(idx: int, e: AuditEntry) -> dict[str, Any]:
@@ -130,43 +99,6 @@ def entries_table(title: str, found: Sequence[tuple[int, AuditEntry]]) -> Table:
     if not found:
         table.add_row("(no entries)", *[""] * 14)
     return table
-
-
-def _officer(home: Home, officer: str | None) -> str | None:
-    from node.audit.entry import EntryError, officer_id
-    from node.audit.log import load_secret
-
-    if officer is None:
-        return None
-    if re.fullmatch(r"[0-9a-f]{32}", officer):
-        return officer  # an id as shown (a partner's officer, keyed at the partner)
-    try:
-        return officer_id(load_secret(home.paths.root), officer)
-    except EntryError as exc:
-        raise InputError(f"--officer: {exc}") from None
-
-
-def _subject(home: Home, subject: str | None) -> str | None:
-    from node.audit.entry import EntryError, check_uscc_or_commitment
-    from node.audit.log import load_secret
-
-    if subject is None:
-        return None
-    try:
-        return check_uscc_or_commitment(load_secret(home.paths.root), subject)
-    except EntryError as exc:
-        raise InputError(f"--subject: {exc}") from None
-
-
-def _time_range(start: str | None, end: str | None) -> tuple[dt.datetime, dt.datetime]:
-    """``--from`` (required) and ``--to`` (default now), the one after the other."""
-    t0 = parse_time(start, "--from")
-    if t0 is None:
-        raise InputError("--from: give the start of the range")
-    t1 = parse_time(end, "--to") or dt.datetime.now(dt.UTC)
-    if t1 <= t0:
-        raise InputError("--to must be after --from")
-    return t0, t1
 
 
 @audit_app.command("show")
@@ -310,96 +242,6 @@ def report(
 # -------------------------------------------------------------------------------- export
 
 
-async def export_bundle(home: Home, store: Store, start: dt.datetime, end: dt.datetime) -> bytes:
-    """The entries of [start, end) with inclusion proofs, the root chain and a statement
-    signed now (see :mod:`node.audit.bundle`)."""
-    from node.audit.bundle import build_bundle
-    from node.audit.local import AuditSigners, opened_audit
-    from node.audit.log import audit_origin
-    from node.audit.query import Filter, find_entries
-    from node.feeds.logstore import read_cursor
-    from node.keys.store import RootStore
-
-    origin = audit_origin(home.identity.uri)
-    async with opened_audit(home, store) as log:
-        await log.sign_checkpoint()
-        async with store.engine.connect() as conn:
-            cursor = await read_cursor(conn, origin)
-        assert cursor is not None
-        size = cursor.size
-        found = [
-            (i, e)
-            for i, e in await find_entries(store, home.identity.uri, Filter(start=start, end=end))
-            if i < size
-        ]
-        # An entry's canonical bytes are its leaf (find_entries parsed them strictly).
-        entries = [(i, e.to_bytes(), await log.log.inclusion_proof(size, i)) for i, e in found]
-        roots_store = RootStore(home.paths.root)
-        roots = [roots_store.read(v) for v in roots_store.versions()]
-        witnessed = await _witnessed(home, store, log.log, size, cursor.root, roots)
-    now = dt.datetime.now(dt.UTC)
-    # The keys a holder of the peer bundle can check: the audit keys of the root once it lists
-    # any, else the feed key(s) (the bundle's before root-init).
-    keys = AuditSigners(home).signing_keys(now)
-    if not keys:
-        raise VerificationError("no key valid now to sign the bundle with (see keys list)")
-    return build_bundle(
-        origin=origin, start_us=_us(start), end_us=_us(end), size=size, root=cursor.root,
-        entries=entries, roots=roots, keys=keys, now=now, witnessed=witnessed,
-    )  # fmt: skip
-
-
-async def _witnessed(
-    home: Home, store: Store, log: LogStore, size: int, root: bytes, roots: list[bytes]
-) -> Witnessed | None:
-    """The newest cosigned checkpoint of the audit log up to *size* that a holder of this
-    node's peer bundle can check (one signed under keys it no longer lists is passed over),
-    its cosignatures, the consistency proof to *size*, and the cosigners' root versions."""
-    import structlog
-    from sqlalchemy import select
-
-    from keys import NodeIdentity
-    from node.audit.bundle import BundleError, NodeTrust, Witnessed, check_witnessed
-    from node.feeds.note import stored_checkpoint
-    from node.storage.peers import PEER_ROOTS, PeerRepository
-    from node.witness.cosignature import Cosignature
-    from node.witness.store import cosigned_checkpoints
-
-    async with store.engine.connect() as conn:
-        held = await cosigned_checkpoints(conn, log.cursor.origin, log.log_id, size)
-        by_uri = {
-            NodeIdentity(r.federation, r.name).uri: r.name
-            for r in await PeerRepository(store).list()
-        }
-        chains: dict[str, list[bytes]] = {}
-        for uri, name in by_uri.items():
-            chains[uri] = [
-                bytes(d)
-                for (d,) in await conn.execute(
-                    select(PEER_ROOTS.c.data)
-                    .where(PEER_ROOTS.c.peer == name)
-                    .order_by(PEER_ROOTS.c.version)
-                )
-            ]
-    # What a holder of this node's peer bundle holds: root v1 (if any) and the feed key.
-    own = NodeTrust(roots[0] if roots else None, home.signing_key.verifying_key)
-    for signed, lines in held:
-        cosigned = stored_checkpoint(signed).size
-        proof = await log.consistency_proof(cosigned, size) if cosigned < size else []
-        named = {Cosignature.parse(line).name for line in lines}  # verified when kept
-        found = Witnessed(signed, lines, proof, {u: c for u, c in chains.items() if u in named})
-        try:
-            check_witnessed(found.to_json(), own, roots, home.identity.uri,
-                            log.cursor.origin, size, root, ())  # fmt: skip
-        except BundleError as exc:
-            structlog.get_logger("creditnode.audit").warning(
-                "cosigned audit checkpoint not exported", size=cosigned, reason=str(exc)
-            )
-            continue
-        return found
-    return None
-
-
 @audit_app.command("export")
 def export(
     home: HomeOpt,
@@ -501,129 +343,6 @@ def _witnessing_line(verified: Verified) -> str:
 
 
 # ------------------------------------------------------------------------------ reconcile
-
-
-def _ours(found: Sequence[tuple[int, AuditEntry]]) -> list[Receipt]:
-    from node.audit.reconcile import Receipt
-
-    return [
-        Receipt(i, e.exchange, e.seq, e.direction, e.kind, e.outcome, e.at_us, e.response, e.remote)
-        for i, e in found
-    ]
-
-
-def _theirs(receipts: Sequence[audit_pb.Receipt]) -> list[Receipt]:
-    from node.audit.reconcile import Receipt
-
-    return [
-        Receipt(
-            r.audit_index,
-            r.exchange,
-            r.seq,
-            r.direction,
-            r.kind,
-            r.outcome,
-            r.at_unix_us,
-            r.response_sha256,
-            r.remote_index if r.HasField("remote_index") else None,
-        )
-        for r in receipts
-    ]
-
-
-async def fetch_receipts(
-    home: Home, store: Store, peer_name: str, start: dt.datetime, end: dt.datetime,
-    timeout: float,
-) -> list[audit_pb.Receipt]:  # fmt: skip
-    """The peer's receipts of exchanges with this node in [start, end), every page; each call
-    is an exchange this node records."""
-    import grpc
-
-    from node.api import audit as audit_pb
-    from node.api import audit_rpc
-    from node.audit.local import opened_audit, out_entry
-    from node.audit.wire import new_asker
-    from node.peers.client import describe_rpc_error
-    from node.peers.directory import PeerDirectory
-
-    directory = PeerDirectory(store, home.settings.federation, home.tls.ca_pem)
-    await directory.refresh()
-    peer = await directory.lookup(peer_name)
-    if peer is None:
-        raise InputError(f"no enrolled peer named {peer_name!r} (see `creditnode peer list`)")
-    got: list[audit_pb.Receipt] = []
-    request = audit_pb.ReceiptsRequest(from_unix_us=_us(start), to_unix_us=_us(end))
-    async with opened_audit(home, store) as log, peer.channel(home.tls) as channel:
-        stub = audit_rpc.AuditServiceStub(channel)
-        while True:
-            asker = new_asker()
-            try:
-                resp = await stub.Receipts(request, timeout=timeout, metadata=asker.metadata())
-            except grpc.aio.AioRpcError as err:
-                await log.record(out_entry(asker, peer=peer_name, method=RECEIPTS,
-                                           kind="receipts", outcome="refused"))  # fmt: skip
-                raise PeerError(
-                    describe_rpc_error(peer.identity, peer.record.endpoint, err)
-                ) from None
-            await log.record(out_entry(
-                asker, peer=peer_name, method=RECEIPTS, kind="receipts", outcome="received",
-                response=resp.SerializeToString(), remote=resp.audit_index,
-            ))  # fmt: skip
-            got.extend(resp.receipts)
-            if not resp.more:
-                return got
-            request.start_index = resp.next_index
-
-
-async def reconcile_with(
-    home: Home,
-    store: Store,
-    peer: str,
-    t0: dt.datetime,
-    t1: dt.datetime,
-    timeout: float,
-    in_flight: dt.timedelta = IN_FLIGHT,
-) -> tuple[int, int, list[Gap]]:
-    """Both sides' receipts of exchanges with *peer* in [t0, t1) joined: (entries here,
-    receipts there, the gaps). An entry one side recorded less than *in_flight* ago is not a
-    gap yet: its exchange may still be under way."""
-    from node.audit.query import Filter, find_entries
-    from node.audit.reconcile import reconcile
-
-    in_flight_from = dt.datetime.now(dt.UTC) - in_flight
-    ours = await find_entries(
-        store, home.identity.uri, Filter(start=t0 - SLACK, end=t1 + SLACK, peer=peer)
-    )
-    theirs = await fetch_receipts(home, store, peer, t0 - SLACK, t1 + SLACK, timeout)
-    gaps = reconcile(
-        _ours(ours),
-        _theirs(theirs),
-        start_us=_us(t0),
-        end_us=_us(t1),
-        in_flight_from_us=_us(in_flight_from),
-    )
-    inside = range(_us(t0), _us(t1))
-    return (
-        sum(1 for _, e in ours if e.at_us in inside),
-        sum(1 for r in theirs if r.at_unix_us in inside),
-        gaps,
-    )
-
-
-def gap_json(g: Gap) -> dict[str, Any]:
-    from node.audit.entry import EPOCH
-
-    side = g.here or g.there
-    assert side is not None
-    return {
-        "exchange": g.exchange, "seq": g.seq, "problem": g.problem, "kind": side.kind,
-        "at": (EPOCH + dt.timedelta(microseconds=side.at_us)).isoformat(),
-        "here": None if g.here is None else {"index": g.here.index, "direction": g.here.direction,
-                                              "outcome": g.here.outcome},
-        "there": None if g.there is None else {"index": g.there.index,
-                                                "direction": g.there.direction,
-                                                "outcome": g.there.outcome},
-    }  # fmt: skip
 
 
 @audit_app.command("reconcile")

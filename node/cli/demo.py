@@ -28,12 +28,12 @@ from adapters.samples import generate_rows, write_csv
 from keys import OfficerCredential, write_private_file, write_public_file
 from node.api import feeds, officers, query, query_rpc
 from node.audit.bundle import verify_bundle
+from node.audit.export import export_bundle as export_audit
 from node.audit.local import out_entry
 from node.audit.query import Filter, find_entries
+from node.audit.receipts import reconcile_with
 from node.audit.reconcile import Gap
 from node.audit.wire import new_asker
-from node.cli.audit import export_bundle as export_audit
-from node.cli.audit import reconcile_with
 from node.cli.check import (
     EXIT_CODES,
     VERDICTS,

@@ -6,57 +6,22 @@ Agreements are the ``*.toml`` files in ``HOME/agreements/``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from node.api import options
 from node.cli import choices
 from node.cli.options import FormatOpt, err, out
 from node.cli.render import emit_json
 from node.errors import InputError
+from node.policy.home import agreements_dir, read_agreements
 from node.text import plain
-
-if TYPE_CHECKING:
-    from node.policy.agreement import Loaded
 
 policy_app = typer.Typer(help="Sharing agreements: check them, explain what a peer receives.",
                          no_args_is_help=True)  # fmt: skip
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory.")]
-_CLASS = {
-    options.SENSITIVITY_PUBLIC: "public",
-    options.SENSITIVITY_INTERNAL: "internal",
-    options.SENSITIVITY_TRADE_SECRET: "trade secret",
-    options.SENSITIVITY_PERSONAL: "personal",
-    options.SENSITIVITY_PERSONAL_SENSITIVE: "personal-sensitive",
-}
-
-
-def agreements_dir(home: Path) -> Path:
-    return home / "agreements"
-
-
-def read_agreements(home: Path) -> Loaded:
-    """The agreements of *home*, checked against its ``reidentification_threshold``."""
-    from node.feeds.catalogue import list_kinds
-    from node.feeds.measures import agreement_check
-    from node.home import load_home
-    from node.policy.agreement import load_agreements
-
-    at = load_home(home)
-    threshold = at.settings.reidentification_threshold
-    directory = agreements_dir(home)
-    texts = {}
-    for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
-        try:
-            texts[str(path)] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read ({exc})") from None
-    # The measures an agreement commits to are checked against this home's catalogues.
-    check = agreement_check(home, lambda: list_kinds(at.catalogue_path))
-    return load_agreements(texts, threshold=threshold, check=check)
 
 
 @policy_app.command("check")
@@ -101,32 +66,13 @@ def explain(
     fmt: FormatOpt = "table",
 ) -> None:
     """Field by field, what PEER receives for PURPOSE, and in which form."""
-    from node.api import feeds
     from node.home import load_home
-    from node.policy.decide import decide
+    from node.policy.home import explain as explained
 
     at = load_home(home)
-    threshold = at.settings.reidentification_threshold
     loaded = read_agreements(home)
-    request = None if purpose == "feed" else purpose
-    decision = decide(loaded.agreements, peer, request, "list_entry", threshold=threshold)
-    head = (
-        f"refused: {decision.reason}"
-        if decision.refused
-        else f"decided by {decision.agreement_id} v{decision.agreement_version}"
-    )
-    if loaded.problems:
-        head = f"refused: {len(loaded.problems)} problem(s) in the agreements (policy check)"
-    refused = decision.refused or bool(loaded.problems)
-    fields = [
-        {
-            "field": f.name,
-            "class": _CLASS.get(f.GetOptions().Extensions[options.sensitivity], "unclassified"),
-            # Agreements with problems refuse everything (fail closed), whatever one decides.
-            "form": "withhold" if loaded.problems else str(decision.fields.get(f.name, "withhold")),
-        }
-        for f in feeds.ListEntry.DESCRIPTOR.fields
-    ]
+    found = explained(loaded, peer, purpose, at.settings.reidentification_threshold)
+    decision, head, refused, fields = found.decision, found.head, found.refused, found.fields
     if fmt == "json":
         emit_json(
             {

@@ -35,7 +35,7 @@ def _text(form: Mapping[str, Any], name: str) -> str | None:
 
 def entry_row(idx: int, e: Any) -> dict[str, Any]:
     """One entry as `audit show` prints it (ids shortened; a subject is a commitment)."""
-    from node.cli.audit import _shanghai
+    from node.audit.filters import shanghai_time as _shanghai
 
     return shown({
         "index": idx, "at": _shanghai(e), "direction": e.direction, "kind": e.kind,
@@ -50,8 +50,10 @@ async def find(deps: ConsoleDeps, query: Mapping[str, Any]) -> tuple[list[dict[s
     """`audit show` with the page's filters: the newest SHOWN rows of the matches, and how
     many matched."""
     from node.audit.entry import OUTCOMES
+    from node.audit.filters import officer_filter as _officer
+    from node.audit.filters import parse_time
+    from node.audit.filters import subject_filter as _subject
     from node.audit.query import Filter, find_entries
-    from node.cli.audit import _officer, _subject, parse_time
 
     outcome = _text(query, "outcome")
     if outcome is not None and outcome not in OUTCOMES:
@@ -95,14 +97,14 @@ async def verify(deps: ConsoleDeps) -> dict[str, Any]:
 
 
 def time_range(form: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
-    from node.cli.audit import _time_range
+    from node.audit.filters import time_range as _time_range
 
     return _time_range(_text(form, "from"), _text(form, "to"))
 
 
 async def bundle(deps: ConsoleDeps, form: Mapping[str, Any]) -> bytes:
     """`creditnode audit export --from --to`: the bundle `verify-bundle` checks offline."""
-    from node.cli.audit import export_bundle
+    from node.audit.export import export_bundle
 
     start, end = time_range(form)
     return await export_bundle(deps.home, deps.store, start, end)
@@ -110,7 +112,7 @@ async def bundle(deps: ConsoleDeps, form: Mapping[str, Any]) -> bytes:
 
 async def reconcile(deps: ConsoleDeps, form: Mapping[str, Any]) -> dict[str, Any]:
     """`creditnode audit reconcile --peer --from --to`: the exchanges the sides disagree on."""
-    from node.cli.audit import gap_json, reconcile_with
+    from node.audit.receipts import gap_json, reconcile_with
 
     peer = _text(form, "peer")
     if peer is None:

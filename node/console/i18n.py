@@ -74,6 +74,9 @@ CATALOGUE: Final[dict[str, dict[str, str]]] = {
         "result.expired": "该结果已过期，请重新核查。",
         "measure.mandatory": "强制",
         "measure.recommended": "建议",
+        "binding.marked": "来源城市标为强制",
+        "binding.own": "本市措施清单规定强制",
+        "binding.no_catalogue": "无法读取本市措施清单：仅列出来源城市标为强制的措施。",
         "state.answered": "已答复",
         "state.timed_out": "超时",
         "state.refused": "拒绝",
@@ -177,6 +180,12 @@ CATALOGUE: Final[dict[str, dict[str, str]]] = {
         "result.expired": "This result has expired: check again.",
         "measure.mandatory": "mandatory",
         "measure.recommended": "recommended",
+        "binding.marked": "marked mandatory by its city",
+        "binding.own": "mandatory in this city's measures catalogue",
+        "binding.no_catalogue": (
+            "This city's measures catalogue cannot be read: only the measures the items' "
+            "cities marked mandatory are listed."
+        ),
         "state.answered": "answered",
         "state.timed_out": "timed out",
         "state.refused": "refused",

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from markupsafe import Markup
@@ -27,6 +27,7 @@ from keys import PeerBundle, encode_bundle_root
 from node.api import officers
 from node.audit.entry import AuditEntry, EntryError, now_us, subject_commitment, uuid7
 from node.console.app import ConsoleDeps, error_page, officer_of, render
+from node.errors import CreditnodeError
 from node.identity.registry import resolve
 from node.identity.validate import PERSONAL_KINDS, check_uscc, classify
 from node.officers.check import CheckRefused
@@ -37,6 +38,9 @@ from node.reports.envelope import digest, load_file, report_file, verify_report
 from node.reports.payload import SECTIONS, ReportError
 from node.reports.render import qr_svg
 from node.storage.peers import PEER_ROOTS
+
+if TYPE_CHECKING:
+    from node.feeds.measures import MeasureCatalogue
 
 log = structlog.get_logger("creditnode.console")
 
@@ -77,27 +81,74 @@ class Held:
     name: str = ""  # the name asked (a name query only): ranks its candidates
 
 
+MARKED: Final = "marked"
+OWN_CATALOGUE: Final = "own"
+
+
 @dataclass(frozen=True)
 class Binding:
-    """A measure an item names that binds the officer's own city (marked mandatory, 强制)."""
+    """A measure that binds the officer's own city for one item: marked mandatory (强制) by
+    the item's city (a 强制 measure binds every city of the alliance), or mandatory for the
+    item's list in this city's own measures catalogue (the national base and its supplement,
+    which adopts measures the item's city only recommends)."""
 
     origin: str
     list_name: str
     code: str
     decision: str
     authority: str
+    name: str = ""  # the measure's name in this city's catalogue ("" when it has none)
+    why: str = MARKED  # MARKED or OWN_CATALOGUE
 
 
-def binding_measures(items: Sequence[officers.CheckItem]) -> list[Binding]:
-    """Every mandatory measure of the items: a partner's 强制 measure binds every city of the
-    alliance, this one included; a recommended one binds only where the city adopts it."""
-    return [
-        Binding(i.origin_city or i.origin, i.list_name, m.code, i.decision_doc_no,
-                i.authority_name)
-        for i in items
-        for m in i.measures
-        if m.mandatory
-    ]  # fmt: skip
+@dataclass(frozen=True)
+class OwnMeasures:
+    """This city's measures catalogue, and its list catalogue's codes by code and name."""
+
+    measures: MeasureCatalogue
+    list_codes: Mapping[str, str]
+
+
+def binding_measures(
+    items: Sequence[officers.CheckItem], own: OwnMeasures | None = None
+) -> list[Binding]:
+    """Per item, the measures binding this city: those its city marked mandatory, then those
+    this city's catalogue makes mandatory for the item's list (a list this city's catalogue
+    does not know binds only by its marks). Pure."""
+    out: list[Binding] = []
+    for i in items:
+        origin = i.origin_city or i.origin
+        seen: set[str] = set()
+        for m in i.measures:
+            if m.mandatory and m.code not in seen:
+                seen.add(m.code)
+                known = own.measures.find(m.code) if own is not None else None
+                out.append(Binding(origin, i.list_name, m.code, i.decision_doc_no,
+                                   i.authority_name, known.name if known else ""))  # fmt: skip
+        code = own.list_codes.get(i.list_name) if own is not None else None
+        if own is None or code is None:
+            continue
+        for measure in own.measures.measures:
+            if measure.mandatory and code in measure.lists and measure.code not in seen:
+                seen.add(measure.code)
+                out.append(Binding(origin, i.list_name, measure.code, i.decision_doc_no,
+                                   i.authority_name, measure.name, OWN_CATALOGUE))  # fmt: skip
+    return out
+
+
+def own_measures(deps: ConsoleDeps) -> OwnMeasures | None:
+    """This node's own catalogues, or None (logged) when they cannot be read: the page then
+    says so and lists only the measures the items' cities marked mandatory."""
+    from node.feeds.home_catalogues import list_catalogue, measure_catalogue
+
+    try:
+        lists = list_catalogue(deps.home)
+        measures = measure_catalogue(deps.home)
+    except (CreditnodeError, OSError) as exc:
+        log.error("own measures catalogue unreadable", error=type(exc).__name__)
+        return None
+    codes = {s.code: s.code for s in lists.lists} | {s.name: s.code for s in lists.lists}
+    return OwnMeasures(measures, codes)
 
 
 def ranked(
@@ -296,11 +347,14 @@ class OfficerPages:
         if isinstance(held, Response):
             return held
         resp = held.response
+        own = own_measures(self.deps)
         return render(request, "officer/result.html", {
             "r": resp, "kind": held.kind, "purpose": held.purpose,
             "purpose_label": PURPOSES.get(held.purpose, ""), "matter": held.matter,
             "verdict": VERDICT_KEYS.get(resp.outcome, "unknown"), "states": STATE_KEYS,
-            "answered": officers.PARTNER_STATE_ANSWERED, "binding": binding_measures(resp.items),
+            "answered": officers.PARTNER_STATE_ANSWERED,
+            "binding": binding_measures(resp.items, own), "own_catalogue": own is not None,
+            "binding_why": {MARKED: "binding.marked", OWN_CATALOGUE: "binding.own"},
             "exchange": resp.exchange_id, "candidates": ranked(held.name, resp.candidates),
             "section_titles": dict(SECTIONS),
         })  # fmt: skip

@@ -45,7 +45,7 @@ MAX_IMPORTS: Final = 20  # imports remembered per process (their dry runs and pr
 
 async def status_of(deps: ConsoleDeps) -> dict[str, Any]:
     """What `creditnode status --format json` prints for this node."""
-    from node.cli.status import collect_status
+    from node.status.collect import collect_status
 
     return shown(await collect_status(deps.home.paths.root, timeout=STATUS_TIMEOUT))
 
@@ -111,9 +111,7 @@ def keys_of(deps: ConsoleDeps) -> tuple[list[dict[str, str]], str]:
 def policy_of(deps: ConsoleDeps, peer: str | None, purpose: str | None) -> dict[str, Any]:
     """`policy check` (problems and agreements) and, for a peer and purpose, `policy explain`
     as its JSON form says it."""
-    from node.api import feeds
-    from node.cli.policy import _CLASS, read_agreements
-    from node.policy.decide import decide
+    from node.policy.home import explain, read_agreements
 
     root = deps.home.paths.root
     try:
@@ -128,47 +126,26 @@ def policy_of(deps: ConsoleDeps, peer: str | None, purpose: str | None) -> dict[
     explained = None
     if peer and purpose:
         threshold = deps.home.settings.reidentification_threshold
-        request = None if purpose == PURPOSE_FEED else purpose
-        decision = decide(loaded.agreements, peer, request, "list_entry", threshold=threshold)
-        refused = decision.refused or bool(loaded.problems)
-        reason = (
-            f"{len(loaded.problems)} problem(s) in the agreements (policy check)"
-            if loaded.problems
-            else decision.reason
-        )
+        found = explain(loaded, peer, purpose, threshold)
+        decision = found.decision
         explained = {
             "peer": peer,
             "purpose": purpose,
-            "refused": refused,
-            "reason": reason if refused else "",
+            "refused": found.refused,
+            "reason": found.head.removeprefix("refused: ") if found.refused else "",
             "agreement": ""
-            if refused
+            if found.refused
             else f"{decision.agreement_id} v{decision.agreement_version}",
-            "fields": [
-                {
-                    "field": f.name,
-                    "class": _CLASS.get(f.GetOptions().Extensions[_sensitivity()], "unclassified"),
-                    "form": "withhold"
-                    if loaded.problems
-                    else str(decision.fields.get(f.name, "withhold")),
-                }
-                for f in feeds.ListEntry.DESCRIPTOR.fields
-            ],
+            "fields": found.fields,
         }
     return shown({"problems": list(loaded.problems), "agreements": agreements,
                   "explain": explained})  # fmt: skip
 
 
-def _sensitivity() -> Any:
-    from node.api import options
-
-    return options.sensitivity
-
-
 def purposes() -> list[str]:
-    from node.cli import choices
+    from node.policy.agreement import PURPOSES
 
-    return [*choices.PURPOSES, PURPOSE_FEED]
+    return [*PURPOSES, PURPOSE_FEED]
 
 
 # ------------------------------------------------------------------------------- imports
@@ -219,16 +196,15 @@ class Imports:
         self.dir = deps.home.paths.root / "console-imports"
 
     def _spec_and_measures(self, list_code: str) -> tuple[Any, Any]:
-        from node.cli.measures import load_measures
-        from node.cli.remove import home_catalogue
+        from node.feeds.home_catalogues import list_catalogue, measure_catalogue
 
-        spec = home_catalogue(self.deps.home).resolve(list_code)
-        return spec, load_measures(self.deps.home.paths.root)
+        spec = list_catalogue(self.deps.home).resolve(list_code)
+        return spec, measure_catalogue(self.deps.home)
 
     def lists(self) -> list[tuple[str, str]]:
-        from node.cli.remove import home_catalogue
+        from node.feeds.home_catalogues import list_catalogue
 
-        return [(s.code, s.name) for s in home_catalogue(self.deps.home).lists]
+        return [(s.code, s.name) for s in list_catalogue(self.deps.home).lists]
 
     async def plan(self, list_code: str, upload: UploadFile) -> ImportJob:
         """Keep the upload privately and dry-run it (`import --dry-run`)."""

@@ -117,6 +117,16 @@ async def prior_keys(
     return out
 
 
+def row_keys(
+    rows: Iterable[Sequence[Any]], columns: Sequence[str]
+) -> list[tuple[str, CountKey | None]]:
+    """:func:`row_key` of each of *rows* (the columns looked up once, not per row)."""
+    e, s, b, n, d = (
+        columns.index(c) for c in ("entry_id", "status", "entry", "list_name", "disclosure_end")
+    )
+    return [(r[e], count_key(r[s], bool(r[b]), r[n], r[d])) for r in rows]
+
+
 def deltas(
     prior: dict[str, CountKey | None], new: Iterable[tuple[str, CountKey | None]]
 ) -> Counter[CountKey]:

@@ -123,6 +123,51 @@ async def read_hashes(
     return found
 
 
+@dataclass(frozen=True)
+class AppendRows:
+    """What one append writes: the cursor's new values (set only where the ``logs`` row still
+    has id *log_id* and size *start*) and the leaf, hash and openings rows."""
+
+    log_id: int
+    start: int
+    cursor: dict[str, object]
+    leaves: list[tuple[int, int, bytes]]
+    hashes: list[tuple[int, int, bytes]]
+    openings: list[tuple[int, int, bytes]]
+
+
+def append_rows(
+    log_id: int,
+    pending: PendingAppend,
+    *,
+    projected: bool = True,
+    all_hashes: bool = True,
+    **cursor_fields: object,
+) -> AppendRows:
+    """The rows :meth:`LogStore.write` writes for *pending* (pure; shared with the audit
+    log's group-commit writer so the two cannot drift)."""
+    if projected:
+        cursor_fields = {**cursor_fields, "projected_size": pending.size}
+    cursor = {"size": pending.size, "root": pending.root, "updated_at": utcnow(), **cursor_fields}
+    if not pending.leaves:
+        return AppendRows(log_id, pending.start, cursor, [], [], [])
+    hashes = pending.hashes
+    if not all_hashes:
+        # A frontier hash made by an earlier append was on the frontier when that append
+        # committed (a node leaves the frontier for good once merged): kept then.
+        keep = set(merkle.Frontier.indexes_for_size(pending.size))
+        made = merkle.stored_hash_index(0, pending.start)  # by this append
+        hashes = [(i, h) for i, h in hashes if i in keep and i >= made]
+    return AppendRows(
+        log_id,
+        pending.start,
+        cursor,
+        [(log_id, pending.start + i, data) for i, data in enumerate(pending.leaves)],
+        [(log_id, i, h) for i, h in hashes],
+        [(log_id, i, o) for i, o in pending.openings],
+    )
+
+
 class LogStore:
     """One log's tree state in memory (its frontier) over its rows in the database."""
 
@@ -202,40 +247,19 @@ class LogStore:
         a fresh cursor, rather than failing on the leaves' unique index. It also takes the
         cursor row's write lock (PostgreSQL) or the database's (SQLite) before anything else:
         two writers of one log queue there instead of deadlocking on the leaves."""
-        log_id = self.log_id
-        if projected:
-            cursor_fields = {**cursor_fields, "projected_size": pending.size}
+        rows = append_rows(
+            self.log_id, pending, projected=projected, all_hashes=all_hashes, **cursor_fields
+        )
         result = await conn.execute(
             update(LOGS)
-            .where(and_(LOGS.c.id == log_id, LOGS.c.size == pending.start))
-            .values(size=pending.size, root=pending.root, updated_at=utcnow(), **cursor_fields)
+            .where(and_(LOGS.c.id == rows.log_id, LOGS.c.size == rows.start))
+            .values(**rows.cursor)
         )
         if result.rowcount != 1:
             raise StaleCursor(f"log {self.cursor.origin} moved past size {pending.start}")
-        if pending.leaves:
-            await dialect.bulk_insert(
-                conn,
-                LEAVES,
-                ("log_id", "idx", "data"),
-                [(log_id, pending.start + i, data) for i, data in enumerate(pending.leaves)],
-            )
-            hashes = pending.hashes
-            if not all_hashes:
-                # A frontier hash made by an earlier append was on the frontier when that
-                # append committed (a node leaves the frontier for good once merged): kept then.
-                keep = set(merkle.Frontier.indexes_for_size(pending.size))
-                made = merkle.stored_hash_index(0, pending.start)  # by this append
-                hashes = [(i, h) for i, h in hashes if i in keep and i >= made]
-            await dialect.bulk_insert(
-                conn, HASHES, ("log_id", "idx", "hash"), [(log_id, i, h) for i, h in hashes]
-            )
-            if pending.openings:
-                await dialect.bulk_insert(
-                    conn,
-                    OPENINGS,
-                    ("log_id", "idx", "openings"),
-                    [(log_id, i, o) for i, o in pending.openings],
-                )
+        await dialect.bulk_insert(conn, LEAVES, ("log_id", "idx", "data"), rows.leaves)
+        await dialect.bulk_insert(conn, HASHES, ("log_id", "idx", "hash"), rows.hashes)
+        await dialect.bulk_insert(conn, OPENINGS, ("log_id", "idx", "openings"), rows.openings)
 
     def committed(
         self, pending: PendingAppend, *, projected: bool = True, **cursor_fields: object

@@ -83,8 +83,8 @@ async def fold(
 ) -> Folded:
     """Fold a mirror's leaves after its projection's cursor (up to *upto*, default the log's
     size), *step* leaves per transaction. Another process folding the same log at the same
-    time is harmless: each chunk moves the cursor by compare-and-swap first, and the loser
-    re-reads it and goes on from there.
+    time is harmless: each chunk moves the cursor by compare-and-swap at the end of its
+    transaction, and the loser's chunk is rolled back; it re-reads the cursor and goes on.
 
     *known*: (start, leaves) the caller just wrote and opened (the subscriber, in the same
     process): a chunk inside them is folded from memory instead of read back and opened
@@ -93,31 +93,55 @@ async def fold(
     done = 0
     removed = False
     while True:
-        async with store.begin() as conn:
-            size, start = await lag(conn, log_id)
-            end = min(size if upto is None else min(upto, size), start + step)
-            if end <= start:
-                return Folded(done, start, size, removed)
-            moved = await conn.execute(
-                update(LOGS)
-                .where(and_(LOGS.c.id == log_id, LOGS.c.projected_size == start))
-                .values(projected_size=end)
-            )
-            if moved.rowcount != 1:
-                continue  # folded by another process meanwhile: read the cursor again
-            kept_range = and_(
-                OPENINGS.c.log_id == log_id, OPENINGS.c.idx >= start, OPENINGS.c.idx < end
-            )
-            if known is not None and known[0] <= start and end <= known[0] + len(known[1]):
-                applied = list(known[1][start - known[0] : end - known[0]])
-            else:
-                applied = await _read_applied(conn, log_id, start, end)
-            folded_removal = await apply_leaves(conn, log_id, applied, keep_history=False)
-            await conn.execute(delete(OPENINGS).where(kept_range))
+        try:
+            folded_removal, start, end, size = await _fold_chunk(store, log_id, upto, step, known)
+        except _Raced:
+            continue  # folded by another process meanwhile: read the cursor again
+        if end <= start:
+            return Folded(done, start, size, removed)
         done += end - start
         removed = removed or folded_removal
         if folded_removal:
             await dialect.erase_freed(store.engine)
+
+
+class _Raced(Exception):
+    """Another process moved the projection's cursor first (this chunk is rolled back)."""
+
+
+async def _fold_chunk(
+    store: Store,
+    log_id: int,
+    upto: int | None,
+    step: int,
+    known: tuple[int, Sequence[AppliedLeaf]] | None,
+) -> tuple[bool, int, int, int]:
+    """Fold one chunk after the cursor in one transaction: (removal folded, start, end, size)."""
+    async with store.begin() as conn:
+        size, start = await lag(conn, log_id)
+        end = min(size if upto is None else min(upto, size), start + step)
+        if end <= start:
+            return False, start, end, size
+        kept_range = and_(
+            OPENINGS.c.log_id == log_id, OPENINGS.c.idx >= start, OPENINGS.c.idx < end
+        )
+        if known is not None and known[0] <= start and end <= known[0] + len(known[1]):
+            applied = list(known[1][start - known[0] : end - known[0]])
+        else:
+            applied = await _read_applied(conn, log_id, start, end)
+        folded_removal = await apply_leaves(conn, log_id, applied, keep_history=False)
+        await conn.execute(delete(OPENINGS).where(kept_range))
+        # The cursor moves last: the log's row is locked (PostgreSQL) only from here to
+        # the commit, so the subscriber's next log write, which updates the same row,
+        # runs beside this fold instead of waiting for all of it.
+        moved = await conn.execute(
+            update(LOGS)
+            .where(and_(LOGS.c.id == log_id, LOGS.c.projected_size == start))
+            .values(projected_size=end)
+        )
+        if moved.rowcount != 1:
+            raise _Raced
+    return folded_removal, start, end, size
 
 
 async def _read_applied(

@@ -26,6 +26,7 @@ clear`` (:func:`clear_feed_state`) does, after which the next sync judges the fe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -84,6 +85,9 @@ log = structlog.get_logger("creditnode.subscriber")
 EVIDENCE = EvidenceRecord.__table__  # type: ignore[attr-defined]
 
 APPLY_EVERY = 4096  # leaves per transaction during catch-up
+# Durable groups whose fold into the list state may still be pending while the next group is
+# written: the projection runs beside the log write, at most this many groups behind.
+FOLD_BEHIND = 4
 # Passes of one sync against other processes applying the same feed (each from the fresh
 # cursor; the other's leaves were verified and are kept).
 SYNC_ATTEMPTS = 10
@@ -287,6 +291,9 @@ class Subscriber:
 
         While one verified group is written (in the database driver's thread), the next is
         received and verified: at most one write is in flight, and groups commit in order.
+        Each durable group is then folded into the list state by a task of its own, in order,
+        beside the next writes, at most :data:`FOLD_BEHIND` groups behind; a sync returns once
+        the folds have caught up.
         """
         if self.log.cursor.state == "forked":
             raise ForkedPeer(
@@ -303,30 +310,48 @@ class Subscriber:
         group_applied: list[AppliedLeaf] = []
         target: VerifiedCheckpoint | None = None
         inflight: asyncio.Task[None] | None = None
+        # Each durable group's fold, in order (each awaits its write and the fold before it).
+        folds: collections.deque[asyncio.Task[None]] = collections.deque()
 
         async def settle() -> None:
+            """Wait for the log write in flight (durable)."""
             nonlocal inflight
             if inflight is not None:
                 task, inflight = inflight, None
                 await task
 
+        async def caught_up() -> None:
+            """Wait for the log write in flight and every fold after it (projection current)."""
+            await settle()
+            while folds:
+                await folds.popleft()
+
         async def write(
             start: int,
             rows: list[bytes],
             openings: list[tuple[int, bytes]],
-            applied: list[AppliedLeaf],
             snapshot: merkle.Frontier,
             cp: VerifiedCheckpoint,
         ) -> None:
             await self._apply(start, rows, openings, snapshot, cp)
-            # The projection right after each durable write (from the leaves opened here, not
-            # read back): its lag stays within the group being verified meanwhile, and it has
-            # caught up once the last write settles.
-            await self.fold(known=(start, applied))
             status.applied += len(rows)
             status.size = snapshot.size
             if progress:
                 progress(status)
+
+        async def fold_after(
+            written: asyncio.Task[None],
+            before: asyncio.Task[None] | None,
+            start: int,
+            applied: list[AppliedLeaf],
+        ) -> None:
+            # The projection of a group once it is durable and the groups before it are
+            # folded, from the leaves opened here (not read back). It runs beside the next
+            # group's log write and verification: "verified and durable" never waits for it.
+            await written
+            if before is not None:
+                await before
+            await self.fold(known=(start, applied), upto=start + len(applied))
 
         request = feeds.SubscribeRequest(
             from_size=cursor.size, checkpoint_size=verified.size if verified else 0
@@ -368,7 +393,7 @@ class Subscriber:
                     status.target = new.size
                     status.checkpoints += 1
                     if frontier.size == new.size:
-                        await settle()
+                        await (settle() if follow else caught_up())
                         await self._store_checkpoint(new)
                         await self._fetch_catalogues(channel)
                         if progress:
@@ -400,21 +425,25 @@ class Subscriber:
                 if len(group) >= APPLY_EVERY or frontier.size == target.size:
                     snapshot = copy.deepcopy(frontier)
                     await settle()
+                    first = snapshot.size - len(group)
                     inflight = asyncio.create_task(
-                        write(
-                            snapshot.size - len(group), group, group_openings, group_applied,
-                            snapshot, target,
-                        )
-                    )  # fmt: skip
+                        write(first, group, group_openings, snapshot, target)
+                    )
+                    folds.append(asyncio.create_task(
+                        fold_after(inflight, folds[-1] if folds else None, first, group_applied)
+                    ))  # fmt: skip
                     group, group_openings, group_applied = [], [], []
+                    # The projection's lag is bounded; a failed fold surfaces here at once.
+                    while folds and (len(folds) > FOLD_BEHIND or folds[0].done()):
+                        await folds.popleft()
                     if frontier.size == target.size and self.cited - self.catalogues_done:
-                        await settle()  # the citing entries first, then their catalogue
+                        await caught_up()  # the citing entries first, then their catalogue
                         await self._fetch_catalogues(channel)
                     if frontier.size == target.size and not follow:
-                        await settle()
+                        await caught_up()
                         call.cancel()
                         return status
-            await settle()
+            await caught_up()
             if not follow:  # ended by the origin (stopping, or this node withdrawn) mid-sync
                 raise FeedUnavailable(
                     f"{self.peer.identity.node}: the stream ended before the feed was caught "
@@ -422,7 +451,7 @@ class Subscriber:
                 )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.CANCELLED:
-                await settle()
+                await caught_up()
                 return status
             raise FeedUnavailable(
                 describe_rpc_error(self.peer.identity, self.peer.record.endpoint, err)
@@ -443,6 +472,9 @@ class Subscriber:
             if inflight is not None:  # leaving on an error: let the last write finish or fail
                 with contextlib.suppress(Exception):
                     await inflight
+            for pending in folds:  # and the folds of the durable groups
+                with contextlib.suppress(Exception):
+                    await pending
             await channel.close()
         return status
 
@@ -571,11 +603,11 @@ class Subscriber:
         self.log.committed(pending, projected=False, **fields)
 
     async def fold(
-        self, known: tuple[int, Sequence[AppliedLeaf]] | None = None
+        self, known: tuple[int, Sequence[AppliedLeaf]] | None = None, upto: int | None = None
     ) -> projection.Folded:
-        """Fold the leaves written and not yet projected into the list state (*known*: see
-        :func:`node.feeds.projection.fold`)."""
-        done = await projection.fold(self.store, self.log.log_id, known=known)
+        """Fold the leaves written and not yet projected into the list state (*known*, *upto*:
+        see :func:`node.feeds.projection.fold`)."""
+        done = await projection.fold(self.store, self.log.log_id, known=known, upto=upto)
         self.log.cursor = dataclasses.replace(self.log.cursor, projected_size=done.projected)
         return done
 

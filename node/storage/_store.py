@@ -170,6 +170,16 @@ class Store:
             yield conn
 
     @asynccontextmanager
+    async def queued(self) -> AsyncIterator[None]:
+        """This process's place in the write queue (SQLite), for a writer on a connection of
+        its own (:mod:`node.storage.writer`)."""
+        if self._writer is None:
+            yield
+            return
+        async with self._writer:
+            yield
+
+    @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """An ORM session for reads; use write_session() when it will commit."""
         async with self._sessions() as s:

@@ -44,16 +44,21 @@ def configure(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit that returned is on disk; checkpoints are signed only after that.
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
-        # Deleted rows are zeroed, not left in free pages: a removed entry's body must not be
-        # recoverable from a holder's database file.
-        cur.execute("PRAGMA secure_delete=ON")
-        cur.close()
+        sqlite_pragmas(dbapi_conn)
+
+
+def sqlite_pragmas(dbapi_conn: Any) -> None:
+    """The settings of every connection that writes (the engine's, the group-commit writer's)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit that returned is on disk; checkpoints are signed only after that.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    # Deleted rows are zeroed, not left in free pages: a removed entry's body must not be
+    # recoverable from a holder's database file.
+    cur.execute("PRAGMA secure_delete=ON")
+    cur.close()
 
 
 log = structlog.get_logger("creditnode.storage")
@@ -161,6 +166,11 @@ async def bulk_insert(
         if _integrity_error(exc):
             raise IntegrityError(sql, None, exc) from exc
         raise
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """Whether a driver's own error is a constraint violation (a duplicate key)."""
+    return _integrity_error(exc)
 
 
 def _integrity_error(exc: BaseException) -> bool:

@@ -46,6 +46,7 @@ BODY_KIND = "body"  # a stored entry body does not open its leaf's commitment
 OPENING = "opening"  # a stored opening does not match its leaf's commitment
 INDEX = "index"  # a derived index (the audit log's entries table) differs from its leaves
 PROJECTION = "projection"  # the list state differs from a rebuild of it from the log
+COUNTERS = "counters"  # an active-entry counter differs from a recount of the list state
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from node.storage.models import VerificationFinding, VerificationProgress, utcno
 from node.storage.peers import PEER_ROOTS, PeerRepository
 from node.verification.check import (
     CHECKPOINT_ROOT,
+    COUNTERS,
     CURSOR,
     EXTRA,
     INDEX,
@@ -70,6 +71,7 @@ from node.verification.check import (
     TreeCheck,
     check_checkpoint,
 )
+from node.verification.counters import counter_diff
 
 log = structlog.get_logger("creditnode.verify")
 
@@ -658,6 +660,9 @@ async def verify_store(
                 result.findings.append(
                     Finding(target.label, PROJECTION, diff[0], "list_state", diff[1])
                 )
+            drift = await counter_diff(store, target.log_id)
+            if drift is not None:
+                result.findings.append(Finding(target.label, COUNTERS, None, *drift))
         report.logs.append(result)
         await record(store, target, result, started)
         await save_progress(store, target.log_id, 0, b"", started, verified=result.size)

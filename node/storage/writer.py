@@ -1,0 +1,246 @@
+"""The group-commit writer: durable records of the query path on a connection of their own.
+
+A :class:`Writer` runs one transaction of :class:`Insert` and :class:`Update` statements on a
+dedicated driver connection, off SQLAlchemy: on SQLite, one ``sqlite3`` connection in one
+thread (WAL, ``synchronous=FULL``: the engine's settings, :func:`dialect.sqlite_pragmas`); on
+PostgreSQL, one ``asyncpg`` connection. :meth:`Writer.commit` returns once the transaction is
+durable, and raises (nothing committed) otherwise. Callers group their records first (the
+audit log writes every pending entry in one call), so concurrent requests share one commit.
+
+Values go through the column types' own bind processors for the store's dialect, so a row is
+stored exactly as SQLAlchemy would store it. A duplicate key raises SQLAlchemy's
+``IntegrityError``, as :func:`dialect.bulk_insert` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+
+from node.storage import dialect
+from node.storage._store import Store
+
+_STATEMENTS = 64
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Rows into *table*, values in the order of *columns*."""
+
+    table: Table
+    columns: tuple[str, ...]
+    rows: Sequence[Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Update:
+    """``UPDATE table SET values WHERE where``; unless exactly *expect* rows match, the
+    transaction is rolled back and *stale* raised."""
+
+    table: Table
+    values: Mapping[str, Any]
+    where: Mapping[str, Any]
+    stale: Exception
+    expect: int = 1
+
+
+Statement = Insert | Update
+
+
+@dataclass
+class _Bound:
+    sql: str
+    rows: list[tuple[Any, ...]]
+    expect: int | None = None
+    stale: Exception | None = None
+    single: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.single = self.expect is not None
+
+
+class Writer:
+    """One dedicated connection's transactions (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self._dialect: Dialect = store.engine.dialect
+        self._store = store
+        self._processors: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+        self._sql: dict[tuple[object, ...], str] = {}
+
+    @staticmethod
+    def of(store: Store) -> Writer | None:
+        """A writer on *store*'s database (None for an in-memory SQLite one, which no second
+        connection can see); the connection is made on first use."""
+        url = store.engine.url
+        if url.get_backend_name() == "sqlite":
+            path = url.database or ""
+            if path in ("", ":memory:"):
+                return None
+            return SqliteWriter(store, path)
+        return PostgresWriter(store, url.set(drivername="postgresql").render_as_string(False))
+
+    def _marks(self, count: int) -> list[str]:
+        raise NotImplementedError
+
+    def _processor(self, table: Table, column: str) -> Callable[[Any], Any] | None:
+        key = (table.name, column)
+        if key not in self._processors:
+            col_type = table.c[column].type
+            self._processors[key] = col_type.dialect_impl(self._dialect).bind_processor(
+                self._dialect
+            )
+        return self._processors[key]
+
+    def _values(self, table: Table, columns: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+        out = []
+        for column, value in zip(columns, row, strict=True):
+            proc = self._processor(table, column)
+            out.append(value if proc is None or value is None else proc(value))
+        return tuple(out)
+
+    def _bind(self, statement: Statement) -> _Bound:
+        """SQL (cached per shape) and driver values of *statement*."""
+        if isinstance(statement, Insert):
+            key: tuple[object, ...] = ("i", statement.table.name, statement.columns)
+            sql = self._sql.get(key)
+            if sql is None:
+                cols = ", ".join(f'"{c}"' for c in statement.columns)
+                values = ", ".join(self._marks(len(statement.columns)))
+                sql = self._sql[key] = (
+                    f'INSERT INTO "{statement.table.name}" ({cols}) VALUES ({values})'  # noqa: S608 - names are ours
+                )
+            rows = [self._values(statement.table, statement.columns, r) for r in statement.rows]
+            return _Bound(sql, rows)
+        sets, wheres = tuple(statement.values), tuple(statement.where)
+        key = ("u", statement.table.name, sets, wheres)
+        sql = self._sql.get(key)
+        if sql is None:
+            marks = self._marks(len(sets) + len(wheres))
+            set_sql = ", ".join(f'"{c}" = {m}' for c, m in zip(sets, marks, strict=False))
+            where_sql = " AND ".join(
+                f'"{c}" = {m}' for c, m in zip(wheres, marks[len(sets) :], strict=True)
+            )
+            sql = self._sql[key] = (
+                f'UPDATE "{statement.table.name}" SET {set_sql} WHERE {where_sql}'  # noqa: S608 - names are ours
+            )
+        columns = sets + wheres
+        row = [*statement.values.values(), *statement.where.values()]
+        return _Bound(
+            sql,
+            [self._values(statement.table, columns, row)],
+            expect=statement.expect,
+            stale=statement.stale,
+        )
+
+    async def commit(self, statements: Sequence[Statement]) -> None:
+        """Run *statements* in one transaction and return once it is durable."""
+        bound = [self._bind(s) for s in statements if isinstance(s, Update) or s.rows]
+        # This process's other writers (SQLAlchemy's) queue behind the same lock, so the two
+        # never meet in SQLite's busy handler.
+        async with self._store.queued():
+            try:
+                await self._commit(bound)
+            except Exception as exc:
+                if dialect.is_integrity_error(exc):
+                    raise IntegrityError("group commit", None, exc) from exc
+                raise
+
+    async def _commit(self, bound: list[_Bound]) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteWriter(Writer):
+    def __init__(self, store: Store, path: str) -> None:
+        super().__init__(store)
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="creditnode-writer")
+
+    def _marks(self, count: int) -> list[str]:
+        return ["?"] * count
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path,
+                isolation_level=None,  # BEGIN/COMMIT are ours
+                check_same_thread=False,  # closed from the loop's thread at the end
+                cached_statements=_STATEMENTS,
+            )
+            dialect.sqlite_pragmas(conn)
+            self._conn = conn
+        return self._conn
+
+    def _run(self, bound: list[_Bound]) -> None:
+        conn = self._connection()
+        # IMMEDIATE: the write lock first, as SQLAlchemy's first UPDATE takes it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for b in bound:
+                if b.single:
+                    cur = conn.execute(b.sql, b.rows[0])
+                    if cur.rowcount != b.expect:
+                        assert b.stale is not None
+                        raise b.stale
+                else:
+                    conn.executemany(b.sql, b.rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def _commit(self, bound: list[_Bound]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._run, bound)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown, True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class PostgresWriter(Writer):
+    def __init__(self, store: Store, dsn: str) -> None:
+        super().__init__(store)
+        self._dsn = dsn
+        self._conn: Any = None
+        self._lock = asyncio.Lock()  # one transaction at a time on the one connection
+
+    def _marks(self, count: int) -> list[str]:
+        return [f"${i}" for i in range(1, count + 1)]
+
+    async def _commit(self, bound: list[_Bound]) -> None:
+        async with self._lock:
+            if self._conn is None or self._conn.is_closed():
+                import asyncpg  # only a PostgreSQL node loads the driver
+
+                self._conn = await asyncpg.connect(self._dsn)
+            conn = self._conn
+            async with conn.transaction():
+                for b in bound:
+                    if b.single:
+                        status = await conn.execute(b.sql, *b.rows[0])
+                        if int(str(status).rsplit(" ", 1)[-1]) != b.expect:
+                            assert b.stale is not None
+                            raise b.stale
+                    else:
+                        await conn.executemany(b.sql, b.rows)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
