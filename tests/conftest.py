@@ -13,6 +13,7 @@ import pytest
 
 from node.local_federation import LocalFederation
 from node.logs import configure_logging
+from node.storage import Store
 from tests.pgserver import PgServer, find_pg_bin
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -105,6 +106,16 @@ async def new_database(backend: str, pg_server: PgServer | None) -> AsyncIterato
 async def db_url(new_database: DbUrlFactory, tmp_path: Path) -> str:
     """One empty database URL on the test's backend."""
     return await new_database("db") or f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """A migrated store on :func:`db_url`, closed after the test."""
+    s = await Store.open(db_url)
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 FederationFactory = Callable[..., Awaitable[LocalFederation]]

@@ -49,3 +49,18 @@ async def pseudonyms_from(
     peer = await node.directory.lookup(origin.name)
     assert peer is not None
     return await pseudonyms_at(peer, node.home.tls, ids, purpose=purpose)
+
+
+def list_entry_agreement(owner: str, peer: str) -> str:
+    """An agreement of *owner* sharing list entries (no committed field) with *peer* for
+    licensing review and procurement: the officers' and the console's federations."""
+    return f"""id = "{owner}-{peer}"
+version = 1
+peers = ["{peer}"]
+purposes = ["licensing_review", "procurement"]
+
+[[rule]]
+data_class = "list_entry"
+purposes = ["licensing_review", "procurement"]
+fields = {{}}
+"""

@@ -4,7 +4,6 @@ and every tampering with a stored entry named by verify_audit_log."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import delete, insert, update
@@ -27,15 +26,6 @@ def entry(direction: str = "in", **kw: object) -> AuditEntry:
     }  # fmt: skip
     fields.update(kw)
     return AuditEntry(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

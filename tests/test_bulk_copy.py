@@ -3,7 +3,6 @@ transaction; executemany for small batches and upserts (and always on SQLite).""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,15 +14,6 @@ from node.feeds.logstore import HASHES, LEAVES
 from node.storage import Store, dialect
 
 COLUMNS = ("log_id", "idx", "data")
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -36,24 +36,12 @@ from node.runtime import Node
 from node.storage import Store
 from tests.conftest import DbUrlFactory
 from tests.feedutil import PERSON_ID, org_entry, person_entry
+from tests.helpers import list_entry_agreement
 
 DEPT = "11370100MB0000174G"
 MATTER = "济审〔2026〕17号"
 CITIES = [("jinan", "370100"), ("lanzhou", "620100"), ("taiyuan", "140100")]
 HOSTILE = '<script>alert("x")</script>"><svg onload=alert(2)>&'
-
-
-def _agreement(owner: str, peer: str) -> str:
-    return f"""id = "{owner}-{peer}"
-version = 1
-peers = ["{peer}"]
-purposes = ["licensing_review", "procurement"]
-
-[[rule]]
-data_class = "list_entry"
-purposes = ["licensing_review", "procurement"]
-fields = {{}}
-"""
 
 
 @pytest.fixture
@@ -70,7 +58,7 @@ async def fed(tmp_path: Path, new_database: DbUrlFactory) -> AsyncIterator[Local
             node = federation[name]
             agreements = node.home.paths.root / "agreements"
             agreements.mkdir(exist_ok=True)
-            (agreements / "jinan.toml").write_text(_agreement(name, "jinan"))
+            (agreements / "jinan.toml").write_text(list_entry_agreement(name, "jinan"))
             node.border.refresh(force=True)
         yield federation
 

@@ -28,15 +28,6 @@ def entry(n: int = 0) -> AuditEntry:
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-@pytest.fixture
 async def other(store: Store) -> AsyncIterator[Reader]:
     """A separate connection on the same database: it sees committed rows only."""
     r = Reader.of(store)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,6 @@ from tests.feedutil import org_entry, person_entry
 from tests.helpers import channel_to
 
 ORIGIN = "creditnode://yellow-river/jinan"
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 # ------------------------------------------------------------------------ admission

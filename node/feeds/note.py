@@ -298,11 +298,15 @@ def open_checkpoint(note: bytes, key: Verifiers, *, origin: str) -> Checkpoint:
     return open_checkpoint_by(note, key, origin=origin)[0]
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _unix_seconds(at: dt.datetime) -> int:
     if at.tzinfo is None or at.utcoffset() is None:
         raise NoteError("a checkpoint's signing time must carry a time zone")
-    # Whole seconds, rounded down: a signed time never claims a moment after signing.
-    seconds = int(at.timestamp() // 1)
+    # Whole seconds, rounded down: a signed time never claims a moment after signing. In
+    # integers: a float timestamp rounds 0.999997 s up to the next second in late years.
+    seconds = (at - _EPOCH) // dt.timedelta(seconds=1)
     if not 0 <= seconds <= _MAX_UNIX:
         raise NoteError(f"signing time {at.isoformat()} is out of range")
     return seconds

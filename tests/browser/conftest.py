@@ -25,6 +25,7 @@ from node.feeds.publisher import Event
 from node.local_federation import LocalFederation
 from node.officers.issue import issue_officer
 from node.runtime import Node
+from tests.helpers import list_entry_agreement
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response
@@ -40,19 +41,6 @@ SCREENSHOTS = (
     if os.environ.get("CREDITNODE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "creditnode-screenshots"
 )
-
-
-def _agreement(owner: str, peer: str) -> str:
-    return f"""id = "{owner}-{peer}"
-version = 1
-peers = ["{peer}"]
-purposes = ["licensing_review", "procurement"]
-
-[[rule]]
-data_class = "list_entry"
-purposes = ["licensing_review", "procurement"]
-fields = {{}}
-"""
 
 
 def _browser_available() -> str:
@@ -93,7 +81,9 @@ async def fed(tmp_path: Path, _browser_check: None) -> AsyncIterator[LocalFedera
             node = federation[name]
             agreements = node.home.paths.root / "agreements"
             agreements.mkdir(exist_ok=True)
-            (agreements / "jinan.toml").write_text(_agreement(name, "jinan"), encoding="utf-8")
+            (agreements / "jinan.toml").write_text(
+                list_entry_agreement(name, "jinan"), encoding="utf-8"
+            )
             node.border.refresh(force=True)
         await federation["jinan"].heartbeat.beat_once()
         yield federation
