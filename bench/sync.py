@@ -116,8 +116,10 @@ class Databases:
             self.pg.stop()
 
 
-async def fill(fed: Any, n: int) -> float:
-    """Append N entries at the origin in large batches and sign a checkpoint; entries/s."""
+async def fill(fed: Any, n: int, *, valid_codes: bool = False) -> float:
+    """Append N entries at the origin in large batches and sign a checkpoint; entries/s.
+    *valid_codes*: USCCs with right check characters (the default's fail theirs, so every
+    mirrored entry is also a 重错码 conflict that `status` lists)."""
     from tests.feedutil import adds
 
     pub = fed[ORIGIN].publisher
@@ -125,7 +127,7 @@ async def fill(fed: Any, n: int) -> float:
     done = 0
     while done < n:
         k = min(20_000, n - done)
-        await pub.append(adds(k, start=done))
+        await pub.append(adds(k, start=done, valid_codes=valid_codes))
         done += k
         print(f"\r  origin log: {done:,}/{n:,}", end="", flush=True)
     await pub.sign_checkpoint()

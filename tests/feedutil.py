@@ -11,16 +11,28 @@ from node.feeds import ids
 from node.feeds.logstore import LOGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
+from node.identity.codes import org_code_check_char, uscc_check_char
 from node.runtime import Node
 
 PERSON_ID = "11010519491231002X"
 
 
-def org_entry(i: int, *, list_name: str = "失信联合惩戒对象名单") -> feeds.ListEntry:
+def valid_uscc(i: int) -> str:
+    """The *i*-th (< 10,000,000) of a run of USCCs whose check characters are right."""
+    org8 = f"M{i:07d}"
+    first17 = "91370100" + org8 + org_code_check_char(org8)
+    return first17 + uscc_check_char(first17)
+
+
+def org_entry(
+    i: int, *, list_name: str = "失信联合惩戒对象名单", valid_code: bool = False
+) -> feeds.ListEntry:
+    # By default a fixed "X" check character: a code that fails its check (重错码), which
+    # many tests rely on; benchmarks of routine paths ask for valid codes.
     return feeds.ListEntry(
         subject_name=f"示例商贸有限公司{i}",
         subject_type=feeds.SUBJECT_TYPE_LEGAL_PERSON,
-        uscc=f"91370100MA{i:07d}X",
+        uscc=valid_uscc(i) if valid_code else f"91370100MA{i:07d}X",
         legal_rep_name="张三",
         legal_rep_id=PERSON_ID,
         list_type=feeds.LIST_TYPE_BLACK,
@@ -58,9 +70,12 @@ def person_entry(i: int, person_id: str = PERSON_ID, name: str = "李四") -> fe
     )
 
 
-def adds(n: int, start: int = 0) -> list[Event]:
+def adds(n: int, start: int = 0, *, valid_codes: bool = False) -> list[Event]:
     # Ids as origins issue them (UUIDv7: time-ordered).
-    return [Event(ids.entry_id(), feeds.EVENT_TYPE_ADD, org_entry(start + i)) for i in range(n)]
+    return [
+        Event(ids.entry_id(), feeds.EVENT_TYPE_ADD, org_entry(start + i, valid_code=valid_codes))
+        for i in range(n)
+    ]
 
 
 async def mirror_size(node: Node, origin: Node) -> int:

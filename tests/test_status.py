@@ -291,3 +291,17 @@ async def test_status_json_reads_back_against_its_schema(
         code, out, err = await cli(capsys, "status", "--home", home, "--peer", "jinan",
                                    "--format", "json")  # fmt: skip
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_counts_read_as_integers_whatever_the_driver_returns() -> None:
+    """PostgreSQL's SUM over a bigint is numeric: asyncpg gives a Decimal, which may print in
+    exponent form; status must still show the count."""
+    from decimal import Decimal
+
+    from node.status.collect import _int
+
+    assert _int(Decimal("1.00E+6")) == 1_000_000
+    assert _int(Decimal("42")) == 42
+    assert _int(7) == 7
+    assert _int("12") == 12
+    assert _int(None) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,10 @@ def feed_json(
 
 
 def _int(value: object) -> int:
-    return int(value) if isinstance(value, int) else int(str(value or 0))
+    # PostgreSQL's SUM of a bigint is a numeric: a Decimal, which may print as "1.00E+6".
+    if isinstance(value, int | float | Decimal):
+        return int(value)
+    return int(str(value or 0))
 
 
 async def last_served(store: Store, peers: list[str]) -> dict[str, dt.datetime]:
