@@ -58,7 +58,7 @@ screenshots: venv chromium
 
 # The cores' tests run twice: compiled (when built) above, pure-Python below.
 PURE_TESTS := tests/test_merkle.py tests/test_leaf_verify.py tests/test_identity_validate.py \
-	tests/test_uscc_fast.py tests/test_native.py
+	tests/test_uscc_fast.py tests/test_native.py tests/test_identity_names.py
 pytest: venv
 	CREDITNODE_TEST_POSTGRES=require CREDITNODE_TEST_BROWSER=require $(BIN)/pytest $(PYTEST_ARGS)
 	CREDITNODE_PURE=1 $(BIN)/pytest -q $(PURE_TESTS)

@@ -32,6 +32,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 from bench._results import write_result  # noqa: E402
 from node.feeds.counts import name_norm_of  # noqa: E402
 from node.feeds.state import STATE  # noqa: E402
+from node.identity import name_search  # noqa: E402
 from node.identity.codes import org_code_check_char, uscc_check_char  # noqa: E402
 from node.identity.name_search import search_names  # noqa: E402
 from node.identity.names import normalise_name, rank_names  # noqa: E402
@@ -84,6 +85,7 @@ async def fill(store: Store, n: int, rng: random.Random) -> list[str]:
                          "2026-01-15", 1, "2029-01-15", i, b"x", "", norm))  # fmt: skip
         async with store.begin() as conn:
             await dialect.bulk_insert(conn, STATE, COLUMNS, rows)
+            await name_search.index_inserted(conn, len(rows))
         print(f"\r  filling: {min(n, start + BATCH):,}/{n:,}", end="", flush=True)
     print()
     if store.backend == "postgresql":

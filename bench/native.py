@@ -12,6 +12,8 @@ both run on the same inputs in the same process:
 - proofs: inclusion and consistency proofs verified in a 65,536-leaf tree;
 - leaf parse and checks: ``open_leaf`` on leaves built from tests/feedutil.py entries (only
   compared when node.feeds.leaf is a compiled core);
+- name ranking: ``rank_normalised`` of 20 queries over *candidates* generated names (as
+  bench/name_search.py draws them) with their normalised forms, as a name search ranks;
 - USCC: ``check_uscc`` over tests/uscc_codes.py's realistic mix, the fast path's verdict
   compiled or pure.
 """
@@ -35,10 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._results import write_result  # noqa: E402
+from bench.name_search import gen_name as name_gen  # noqa: E402
 from node import native  # noqa: E402
 from node.api import feeds  # noqa: E402
 from node.feeds import leaf as leaf_module  # noqa: E402
-from node.identity import validate  # noqa: E402
+from node.identity import names, validate  # noqa: E402
 from tests.feedutil import org_entry  # noqa: E402
 from tests.uscc_codes import realistic_mix  # noqa: E402
 
@@ -128,6 +131,7 @@ def main() -> None:
     parser.add_argument("--proofs", type=int, default=50_000)
     parser.add_argument("--codes", type=int, default=300_000)
     parser.add_argument("--opened", type=int, default=20_000)
+    parser.add_argument("--candidates", type=int, default=1_300)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
@@ -164,6 +168,17 @@ def main() -> None:
 
         work["uscc_check"] = uscc
         variants[label] = work
+    # Name ranking: a name search's thousand-odd candidates, with their stored normalised forms.
+    rng = random.Random(3)
+    ranked = [(f"k{i}", name_gen(rng)) for i in range(args.candidates)]
+    normed = [(k, n, names.normalise_name(n)) for k, n in ranked]
+    for label, nm in (("pure", _pure("node.identity.names")), ("compiled", names)):
+
+        def rank(nm: ModuleType = nm) -> None:
+            for query in ranked[:20]:
+                nm.rank_normalised(query[1], normed)
+
+        variants[label]["name_rank"] = rank
     if "node.feeds.leaf" in native.MODULES:  # only when the leaf checks are compiled too
         pure_leaf = _pure("node.feeds.leaf")
         for label, lm in (("pure", pure_leaf), ("compiled", leaf_module)):
@@ -188,6 +203,7 @@ def main() -> None:
         "verify_consistency": args.proofs // 4,
         "uscc_check": args.codes,
         "leaf_open": args.opened,
+        "name_rank": 20 * args.candidates,
     }
     seconds: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
     saved = validate._verdict
@@ -218,6 +234,7 @@ def main() -> None:
             "proofs": args.proofs,
             "codes": args.codes,
             "opened": args.opened,
+            "candidates": args.candidates,
             "rounds": args.rounds,
         },
         extra={"compiled": state, "seconds": seconds, "rust": "not measured: no crates.io access"},

@@ -54,6 +54,7 @@ async def fill(store: Store, rows: Sequence[tuple[str, str]], start: int = 0) ->
              "2029-01-15", i, b"x", "", name_norm_of(name))
             for i, (uscc, name) in enumerate(rows, start)
         ])  # fmt: skip
+        await name_search.index_inserted(conn, len(rows))
         if store.backend == "postgresql":
             await conn.execute(text("ANALYZE list_state"))
 

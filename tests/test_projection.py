@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from node.api import feeds
 from node.cli.status import collect_status
@@ -20,6 +21,7 @@ from node.feeds.state import STATE
 from node.feeds.subscriber import Subscriber
 from node.runtime import Node
 from node.services import feed as feed_service
+from node.storage import Store
 from tests.conftest import FederationFactory
 from tests.feedutil import adds, org_entry
 
@@ -283,6 +285,72 @@ async def test_a_chunk_whose_cursor_moved_meanwhile_is_rolled_back_whole(
     done = await projection.fold(lanzhou.store, log_id, step=5)
     assert calls == 4  # the first chunk folded twice (rolled back once), then two more
     assert (done.leaves, done.projected) == (12, 12)
+    assert await _counts(lanzhou, log_id) == (12, 12, 12, 0)
+    async with lanzhou.store.engine.connect() as conn:
+        assert await counts.stored(conn) == await counts.recount(conn)
+    assert await projection.compare(lanzhou.store, log_id) is None
+
+
+@pytest.mark.parametrize("cursor_moved", [True, False])
+async def test_rows_inserted_first_by_another_writer_are_a_race_only_if_its_cursor_moved(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch, cursor_moved: bool
+) -> None:
+    # New entries' rows are plain inserts: one that exists already fails. That is another
+    # process folding the same chunk (retried from the cursor it moved) or else an error.
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    await jinan.publisher.append(adds(12))
+    await jinan.publisher.sign_checkpoint()
+    real_fold = projection.fold
+
+    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+        return projection.Folded(0, 0, 0, False)
+
+    monkeypatch.setattr(projection, "fold", no_fold)
+    sub = await _subscriber(lanzhou, jinan)
+    await sub.sync(follow=False)
+    log_id = sub.log.log_id
+    monkeypatch.setattr(projection, "fold", real_fold)
+    real_apply, real_prior = state.apply_leaves, counts.prior_keys
+    calls = 0
+
+    async def stale_prior(conn: Any, log_id: int, entry_ids: Any) -> dict[str, Any]:
+        return {}  # read before the other writer committed: no rows seen
+
+    async def other_writer_first(conn: Any, log_id: int, applied: Any, **kw: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return await real_apply(conn, log_id, applied, **kw)
+        url = lanzhou.store.engine.url.render_as_string(hide_password=False)
+        async with Store.opened(url) as elsewhere:  # another process
+            async with elsewhere.begin() as other:
+                await real_apply(other, log_id, applied, **kw)
+                if cursor_moved:
+                    moved = len(applied)  # as a fold does: openings dropped, cursor moved
+                    await other.execute(
+                        OPENINGS.delete().where(
+                            and_(OPENINGS.c.log_id == log_id, OPENINGS.c.idx < moved)
+                        )
+                    )
+                    await other.execute(
+                        update(LOGS).where(LOGS.c.id == log_id).values(projected_size=moved)
+                    )
+        monkeypatch.setattr(counts, "prior_keys", stale_prior)
+        try:
+            return await real_apply(conn, log_id, applied, **kw)
+        finally:
+            monkeypatch.setattr(counts, "prior_keys", real_prior)
+
+    monkeypatch.setattr(projection, "apply_leaves", other_writer_first)
+    if not cursor_moved:
+        with pytest.raises(IntegrityError):
+            await projection.fold(lanzhou.store, log_id, step=5)
+        assert (await _counts(lanzhou, log_id))[1] == 0  # nothing folded, nothing moved
+        return
+    done = await projection.fold(lanzhou.store, log_id, step=5)
+    assert calls == 3  # the colliding chunk rolled back, then [5, 10) and [10, 12)
+    assert (done.leaves, done.projected) == (7, 12)
     assert await _counts(lanzhou, log_id) == (12, 12, 12, 0)
     async with lanzhou.store.engine.connect() as conn:
         assert await counts.stored(conn) == await counts.recount(conn)

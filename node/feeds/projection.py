@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
@@ -97,6 +98,13 @@ async def fold(
             folded_removal, start, end, size = await _fold_chunk(store, log_id, upto, step, known)
         except _Raced:
             continue  # folded by another process meanwhile: read the cursor again
+        except _Collided as collided:
+            # A row this chunk inserts was inserted first by another process folding the same
+            # leaves: a race only if that process moved the cursor; anything else is an error.
+            async with store.engine.connect() as conn:
+                if (await lag(conn, log_id))[1] == collided.start:
+                    raise collided.error from None
+            continue
         if end <= start:
             return Folded(done, start, size, removed)
         done += end - start
@@ -107,6 +115,14 @@ async def fold(
 
 class _Raced(Exception):
     """Another process moved the projection's cursor first (this chunk is rolled back)."""
+
+
+class _Collided(Exception):
+    """A list-state row this chunk inserts exists already (this chunk is rolled back)."""
+
+    def __init__(self, start: int, error: IntegrityError) -> None:
+        super().__init__(start)
+        self.start, self.error = start, error
 
 
 async def _fold_chunk(
@@ -129,7 +145,10 @@ async def _fold_chunk(
             applied = list(known[1][start - known[0] : end - known[0]])
         else:
             applied = await _read_applied(conn, log_id, start, end)
-        folded_removal = await apply_leaves(conn, log_id, applied, keep_history=False)
+        try:
+            folded_removal = await apply_leaves(conn, log_id, applied, keep_history=False)
+        except IntegrityError as exc:
+            raise _Collided(start, exc) from None
         await conn.execute(delete(OPENINGS).where(kept_range))
         # The cursor moves last: the log's row is locked (PostgreSQL) only from here to
         # the commit, so the subscriber's next log write, which updates the same row,

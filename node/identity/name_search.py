@@ -28,7 +28,15 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.identity.names import DEFAULT_MIN_SCORE, NameMatch, SearchPlan, rank_names, search_plan
+from node.feeds.counts import NAME_NORM_MAX
+from node.identity.names import (
+    DEFAULT_MIN_SCORE,
+    NameMatch,
+    SearchPlan,
+    normalise_name,
+    rank_normalised,
+    search_plan,
+)
 from node.storage import Store
 
 __all__ = [
@@ -36,6 +44,8 @@ __all__ = [
     "COMMON_TRIGRAM",
     "PREFIX_LIMIT",
     "candidates",
+    "index_inserted",
+    "reindex",
     "search_names",
     "selective",
 ]
@@ -56,23 +66,23 @@ _PG_COUNTS = text(
     "ORDER BY o"
 )
 _SQLITE_MATCH = text(
-    "SELECT s.uscc, s.subject_name FROM list_state_names AS f "
+    "SELECT s.uscc, s.subject_name, s.name_norm FROM list_state_names AS f "
     "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
     "AND s.subject_name != '' ORDER BY length(s.name_norm), s.name_norm, s.uscc LIMIT :n"
 )
 _PG_ANY = text(
-    "SELECT uscc, subject_name FROM list_state WHERE cn_trigrams(name_norm) && "
+    "SELECT uscc, subject_name, name_norm FROM list_state WHERE cn_trigrams(name_norm) && "
     "CAST(:g AS text[]) AND subject_name != '' "
     "ORDER BY length(name_norm), name_norm, uscc LIMIT :n"
 )
 # Every run common: no ORDER BY, so the LIMIT stops the index walk (the first rows found).
 _SQLITE_ALL = text(
-    "SELECT s.uscc, s.subject_name FROM list_state_names AS f "
+    "SELECT s.uscc, s.subject_name, s.name_norm FROM list_state_names AS f "
     "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
     "AND s.subject_name != '' LIMIT :n"
 )
 _PG_ALL = text(
-    "SELECT uscc, subject_name FROM list_state WHERE cn_trigrams(name_norm) @> "
+    "SELECT uscc, subject_name, name_norm FROM list_state WHERE cn_trigrams(name_norm) @> "
     "CAST(:g AS text[]) AND subject_name != '' LIMIT :n"
 )
 # For this transaction only (set_config's true = SET LOCAL), in one round trip.
@@ -82,10 +92,36 @@ _PG_INDEX_ONLY = text(
 )
 # The inner LIMIT walks the index in order and stops: bounded however common the prefix.
 _PREFIX = text(
-    "SELECT uscc, subject_name FROM (SELECT uscc, subject_name, name_norm FROM list_state "
-    "WHERE name_norm >= :lo AND name_norm < :hi ORDER BY name_norm LIMIT :n) AS p "
-    "WHERE subject_name != '' ORDER BY name_norm, subject_name, uscc"
+    "SELECT uscc, subject_name, name_norm FROM (SELECT uscc, subject_name, name_norm "
+    "FROM list_state WHERE name_norm >= :lo AND name_norm < :hi ORDER BY name_norm LIMIT :n) "
+    "AS p WHERE subject_name != '' ORDER BY name_norm, subject_name, uscc"
 )
+
+
+# The rows just inserted hold the highest rowids, consecutively: a rowid table gives a new row
+# max(rowid) + 1, and the inserting transaction holds the write lock from its first row on.
+_SQLITE_INDEX_INSERTED = text(
+    "INSERT INTO list_state_names(rowid, name_norm) SELECT rowid, name_norm FROM list_state "
+    "WHERE rowid > (SELECT max(rowid) FROM list_state) - :n"
+)
+
+
+_SQLITE_REBUILD = text("INSERT INTO list_state_names(list_state_names) VALUES ('rebuild')")
+
+
+async def index_inserted(conn: AsyncConnection, n: int) -> None:
+    """Add the *n* rows this transaction has just inserted into ``list_state`` (its last
+    statement, and no insert since) to the name index (SQLite's FTS5 table; PostgreSQL's GIN
+    index needs nothing). Migration 0024 says why this is not a trigger."""
+    if n and conn.dialect.name == "sqlite":
+        await conn.execute(_SQLITE_INDEX_INSERTED, {"n": n})
+
+
+async def reindex(conn: AsyncConnection) -> None:
+    """Rebuild the name index from ``list_state`` (for rows written by anything other than
+    :func:`node.feeds.state.apply_leaves`: test and benchmark fills)."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(_SQLITE_REBUILD)
 
 
 def _fts_phrase(trigram: str) -> str:
@@ -107,8 +143,10 @@ async def selective(
     return tuple(g for g, n in zip(trigrams, found, strict=True) if n <= COMMON_TRIGRAM)
 
 
-async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str]]:
-    """``(uscc, name)`` pairs the index proposes for *plan*, each once, shortest name first."""
+async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str, str]]:
+    """``(uscc, name, normalised name)`` the index proposes for *plan*, each ``(uscc, name)``
+    once, shortest name first. The normalised name is the stored one unless that may have been
+    cut short (see :data:`node.feeds.counts.NAME_NORM_MAX`)."""
     sqlite = store.backend == "sqlite"
     async with store.engine.connect() as conn:
         if not sqlite:
@@ -130,10 +168,12 @@ async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str]]:
         else:
             params = {"lo": plan.prefix, "hi": plan.prefix + _MAX_CHAR, "n": PREFIX_LIMIT}
             rows = (await conn.execute(_PREFIX, params)).all()
-    seen: dict[tuple[str, str], None] = {}
-    for uscc, name in rows:
-        seen.setdefault((uscc, name), None)
-    return list(seen)
+    seen: dict[tuple[str, str], str] = {}
+    for uscc, name, norm in rows:
+        if (uscc, name) not in seen:
+            whole = norm is not None and len(norm) < NAME_NORM_MAX
+            seen[uscc, name] = norm if whole else normalise_name(name)
+    return [(uscc, name, norm) for (uscc, name), norm in seen.items()]
 
 
 async def search_names(
@@ -143,4 +183,5 @@ async def search_names(
     plan = search_plan(query)
     if plan is None or limit <= 0:
         return []
-    return rank_names(query, await candidates(store, plan), limit=limit, min_score=min_score)
+    found = await candidates(store, plan)
+    return rank_normalised(query, found, limit=limit, min_score=min_score)

@@ -33,6 +33,7 @@ __all__ = [
     "name_similarity",
     "normalise_name",
     "rank_names",
+    "rank_normalised",
     "search_plan",
 ]
 
@@ -172,6 +173,22 @@ def rank_names(
     stable), dropping scores below *min_score*. This only ranks: a name match never merges
     entities or links a record on its own.
     """
+    return rank_normalised(
+        query, ((key, name, normalise_name(name)) for key, name in candidates),
+        limit=limit, min_score=min_score,
+    )  # fmt: skip
+
+
+def rank_normalised(
+    query: str,
+    candidates: Iterable[tuple[str, str, str]],
+    *,
+    limit: int = 10,
+    min_score: float = DEFAULT_MIN_SCORE,
+) -> list[NameMatch]:
+    """:func:`rank_names` for candidates ``(key, name, normalise_name(name))``: a name's
+    normalised form as stored beside it (``list_state.name_norm``), not computed again, which
+    was most of the cost of ranking a thousand candidates."""
     if limit <= 0:
         return []
     nq = normalise_name(query)
@@ -181,8 +198,7 @@ def rank_names(
     near: list[tuple[float, str, str, NameMatch]] = []
     core = _core(nq)
     grams = _grams(core)
-    for key, name in candidates:
-        nc = normalise_name(name)
+    for key, name, nc in candidates:
         if nc == nq:
             exact.append(NameMatch(key, name, 1.0, True))
             continue

@@ -31,9 +31,10 @@ __all__ = [
     "source_path",
 ]
 
-# The pure cores worth compiling: Merkle hashing and proofs, the USCC fast path. The leaf
-# checks (node.feeds.leaf) compile too, but gain nothing: their time is protobuf's, in C.
-MODULES: Final = ("node.feeds.merkle", "node.identity.uscc_fast")
+# The pure cores worth compiling: Merkle hashing and proofs, the USCC fast path, name ranking
+# (2.3x on a search's candidates: bench/native.py). The leaf checks (node.feeds.leaf) compile
+# too, but gain nothing: their time is protobuf's, in C.
+MODULES: Final = ("node.feeds.merkle", "node.identity.uscc_fast", "node.identity.names")
 COMPILED: Final = Path(__file__).resolve().parent / "compiled"
 MANIFEST: Final = COMPILED / "manifest.json"
 PURE_ENV: Final = "CREDITNODE_PURE"

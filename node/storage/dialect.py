@@ -58,6 +58,10 @@ def sqlite_pragmas(dbapi_conn: Any) -> None:
     # Deleted rows are zeroed, not left in free pages: a removed entry's body must not be
     # recoverable from a holder's database file.
     cur.execute("PRAGMA secure_delete=ON")
+    # Statement journals (every upsert, every statement firing a trigger) and sorts in memory,
+    # not in temp files: those would hold row contents (bodies) outside the database file, and
+    # the fold's list-state writes took 44 µs a row with them against 28 µs without.
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 

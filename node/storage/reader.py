@@ -93,6 +93,7 @@ class SqliteReader(Reader):
             )
             conn.execute("PRAGMA query_only=ON")
             conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA temp_store=MEMORY")  # a sort's temp b-tree: no file
             self._local.conn = conn
             with self._guard:
                 self._connections.append(conn)
