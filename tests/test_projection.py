@@ -323,19 +323,18 @@ async def test_rows_inserted_first_by_another_writer_are_a_race_only_if_its_curs
         if calls > 1:
             return await real_apply(conn, log_id, applied, **kw)
         url = lanzhou.store.engine.url.render_as_string(hide_password=False)
-        async with Store.opened(url) as elsewhere:  # another process
-            async with elsewhere.begin() as other:
-                await real_apply(other, log_id, applied, **kw)
-                if cursor_moved:
-                    moved = len(applied)  # as a fold does: openings dropped, cursor moved
-                    await other.execute(
-                        OPENINGS.delete().where(
-                            and_(OPENINGS.c.log_id == log_id, OPENINGS.c.idx < moved)
-                        )
+        async with Store.opened(url) as elsewhere, elsewhere.begin() as other:  # another process
+            await real_apply(other, log_id, applied, **kw)
+            if cursor_moved:
+                moved = len(applied)  # as a fold does: openings dropped, cursor moved
+                await other.execute(
+                    OPENINGS.delete().where(
+                        and_(OPENINGS.c.log_id == log_id, OPENINGS.c.idx < moved)
                     )
-                    await other.execute(
-                        update(LOGS).where(LOGS.c.id == log_id).values(projected_size=moved)
-                    )
+                )
+                await other.execute(
+                    update(LOGS).where(LOGS.c.id == log_id).values(projected_size=moved)
+                )
         monkeypatch.setattr(counts, "prior_keys", stale_prior)
         try:
             return await real_apply(conn, log_id, applied, **kw)
