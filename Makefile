@@ -70,7 +70,7 @@ clean:
 # bench/results/<name>.json (bench/_results.py) and bench/table.py rewrites the README's table.
 # A bench another change has not delivered yet is skipped (and reads "not measured").
 # BENCH_ENTRIES sets the feed size (default 1M); BENCH_10M=1 adds sync and Lookup at 10M on
-# PostgreSQL (hours, not minutes).
+# PostgreSQL (about an hour more).
 BENCH_ENTRIES ?= 1000000
 define bench_if
 	@if [ -f bench/$(1) ]; then echo "$(BIN)/python bench/$(1) $(2)"; $(BIN)/python bench/$(1) $(2); \
@@ -91,12 +91,10 @@ bench: venv postgres-server
 ifeq ($(BENCH_10M),1)
 	$(BIN)/python bench/sync.py --backend postgresql --entries 10000000 --rounds 1 \
 		--latency-seconds 0 --name sync_postgresql_10m
-	@# lookup.py writes lookup_postgresql.json: the 10M figure is moved to its own name.
-	@if [ -f bench/lookup.py ]; then set -e; r=bench/results; \
-	if [ -f $$r/lookup_postgresql.json ]; then mv $$r/lookup_postgresql.json $$r/lookup_pg.keep; fi; \
-	$(BIN)/python bench/lookup.py --backend postgresql --entries 10000000; \
-	mv $$r/lookup_postgresql.json $$r/lookup_postgresql_10m.json; \
-	if [ -f $$r/lookup_pg.keep ]; then mv $$r/lookup_pg.keep $$r/lookup_postgresql.json; fi; fi
+	@# By USCC: organisations fill as the sync's origin does, where 10M OPRF pseudonyms would
+	@# take hours.
+	$(BIN)/python bench/lookup.py --backend postgresql --entries 10000000 --subject uscc \
+		--name lookup_postgresql_10m
 endif
 	$(BIN)/python bench/table.py
 

@@ -31,9 +31,10 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,12 +44,14 @@ from bench._results import write_result  # noqa: E402
 from bench.audit_cost import fill  # noqa: E402
 from bench.border_cost import AGREEMENT, CITIES, Databases  # noqa: E402
 from bench.sync import Databases as DurableServer  # noqa: E402
+from bench.sync import fill as fill_orgs  # noqa: E402
 from node.api import query, query_rpc  # noqa: E402
 from node.audit.wire import new_asker  # noqa: E402
 from node.local_federation import LocalFederation  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
 from node.peers.transport import secure_channel  # noqa: E402
 from node.storage import Store, dialect  # noqa: E402
+from tests.feedutil import valid_uscc  # noqa: E402
 
 BLOCK = 100
 CONCURRENCY = (1, 16)
@@ -105,8 +108,33 @@ class RawCommit:
             await self.pg.close()
 
 
+class _Codes(Sequence[str]):
+    """The fill's N USCCs, made when drawn (10M strings would cost a gigabyte)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return [valid_uscc(j) for j in range(self.n)[i]]
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return valid_uscc(i)
+
+
 async def compare(
-    fed: LocalFederation, pseudonyms: list[str], queries: int, engine_path: bool = False
+    fed: LocalFederation,
+    subjects: Sequence[str],
+    queries: int,
+    engine_path: bool = False,
+    subject: str = "person",
 ) -> dict[str, Any]:
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
     server, port = await start_echo(jinan)
@@ -122,9 +150,9 @@ async def compare(
         echo = echo_ch.unary_unary("/bench.Echo/Echo")
 
         def request() -> query.LookupRequest:
-            return query.LookupRequest(
-                purpose="enforcement", person_pseudonym=rng.choice(pseudonyms)
-            )
+            if subject == "uscc":
+                return query.LookupRequest(purpose="enforcement", uscc=rng.choice(subjects))
+            return query.LookupRequest(purpose="enforcement", person_pseudonym=rng.choice(subjects))
 
         async def lookup(lat: list[float]) -> None:
             req = request()
@@ -209,7 +237,12 @@ async def compare(
 
 
 async def run(
-    base: Path, entries: int, queries: int, dbs: Databases, engine_path: bool = False
+    base: Path,
+    entries: int,
+    queries: int,
+    dbs: Databases,
+    engine_path: bool = False,
+    subject: str = "person",
 ) -> dict[str, Any]:
     urls = {name: await dbs.url(name) for name, _ in CITIES}
     async with LocalFederation(
@@ -220,7 +253,11 @@ async def run(
         (agreements / "lanzhou.toml").write_text(AGREEMENT)
         fed["jinan"].border.refresh(force=True)
         t0 = time.perf_counter()
-        pseudonyms = await fill(fed["jinan"], entries)
+        if subject == "uscc":  # organisations, filled as bench/sync.py fills its origin
+            await fill_orgs(fed, entries, valid_codes=True)
+            subjects: Sequence[str] = _Codes(entries)
+        else:
+            subjects = await fill(fed["jinan"], entries)
         print(f"{entries:,} entries published in {time.perf_counter() - t0:.1f} s")
         if dbs.backend == "postgresql":
             # Statistics as autovacuum keeps them on a running node: on a fresh table the
@@ -228,7 +265,7 @@ async def run(
             async with fed["jinan"].store.engine.begin() as conn:
                 await conn.exec_driver_sql("ANALYZE")
         print(f"{queries:,} calls per mode and concurrency, Lookup and echo alternating")
-        return await compare(fed, pseudonyms, queries, engine_path)
+        return await compare(fed, subjects, queries, engine_path, subject)
 
 
 def main() -> None:
@@ -236,6 +273,14 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument(
+        "--subject",
+        choices=("person", "uscc"),
+        default="person",
+        help="ask by person pseudonym (entries filled with OPRF pseudonyms), or by USCC "
+        "(organisations, filled several times faster: the 10M run)",
+    )
+    parser.add_argument("--name", help="result file stem (default lookup_<backend>)")
     parser.add_argument(
         "--engine-path",
         action="store_true",
@@ -250,7 +295,9 @@ def main() -> None:
             # The tests' server runs without fsync: "durable" must mean a commit is on disk.
             DurableServer._make_durable(dbs)  # type: ignore[arg-type]
         try:
-            figures = asyncio.run(run(Path(tmp), args.entries, args.queries, dbs, args.engine_path))
+            figures = asyncio.run(
+                run(Path(tmp), args.entries, args.queries, dbs, args.engine_path, args.subject)
+            )
         finally:
             dbs.close()
     targets = {
@@ -259,7 +306,7 @@ def main() -> None:
         "c1_lookup_p99_ms": ("<=", 5.0),
     }
     path = write_result(
-        f"lookup_{args.backend}",
+        args.name or f"lookup_{args.backend}",
         figures,
         targets,
         backend=args.backend,
@@ -268,6 +315,7 @@ def main() -> None:
             "queries": args.queries,
             "block": BLOCK,
             "engine_path": args.engine_path,
+            "subject": args.subject,
         },
     )
     print(json.dumps(json.loads(path.read_text())["targets"], indent=2))
