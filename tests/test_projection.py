@@ -5,10 +5,11 @@ compared with it."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from node.api import feeds
@@ -19,6 +20,7 @@ from node.feeds.logstore import LOGS, OPENINGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
 from node.feeds.subscriber import Subscriber
+from node.identity import name_search
 from node.runtime import Node
 from node.services import feed as feed_service
 from node.storage import Store
@@ -354,3 +356,41 @@ async def test_rows_inserted_first_by_another_writer_are_a_race_only_if_its_curs
     async with lanzhou.store.engine.connect() as conn:
         assert await counts.stored(conn) == await counts.recount(conn)
     assert await projection.compare(lanzhou.store, log_id) is None
+
+
+async def test_the_name_index_follows_adds_renames_and_removals_on_both_nodes(
+    federation: FederationFactory,
+) -> None:
+    # New rows reach the name index from the writer, not a trigger (migration 0024): after
+    # adds, a rename and removals, at the origin and its mirror, the index equals its rows.
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    first = adds(6)
+    await jinan.publisher.append(first)
+    renamed = copy.deepcopy(first[1].entry)
+    renamed.subject_name = "黄河传媒有限公司"
+    await jinan.publisher.append(
+        [Event(first[1].entry_id, feeds.EVENT_TYPE_UPDATE, renamed)]
+        + [Event(e.entry_id, feeds.EVENT_TYPE_REMOVE, e.entry, feeds.REMOVAL_REASON_EXPIRY)
+           for e in first[2:4]]
+        + adds(3, start=6)
+    )  # fmt: skip
+    await jinan.publisher.sign_checkpoint()
+    sub = await _subscriber(lanzhou, jinan)
+    await sub.sync(follow=False)
+    for node in (jinan, lanzhou):
+        found = await name_search.search_names(node.store, "黄河传媒")
+        assert [m.name for m in found] == ["黄河传媒有限公司"]
+        gone = {first[2].entry.subject_name, first[3].entry.subject_name}
+        held = {m.name for m in await name_search.search_names(node.store, "示例商贸", limit=50)}
+        assert first[1].entry.subject_name not in held and first[0].entry.subject_name in held
+        # A holder keeps nothing of a removed entry but its id and why; the origin its history.
+        assert bool(held & gone) == (node is jinan)
+        if node.store.backend == "sqlite":  # the FTS5 index equals its content table
+            async with node.store.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO list_state_names(list_state_names, rank) "
+                        "VALUES ('integrity-check', 1)"
+                    )
+                )
