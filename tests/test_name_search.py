@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from node.identity.codes import org_code_check_char, uscc_check_char
 from node.identity.names import NameMatch, normalise_name, rank_names, search_plan
 from node.identity.registry import org_code_in_state, resolve
 from node.storage import Store, dialect
+from tests.conftest import DbUrlFactory
 
 REGIONS = ["济南市", "兰州市", "太原市", "郑州市", "西安市", "青岛市", "淄博市", "天水市"]
 BRAND = "华为中兴腾讯阿里百度京东美团网易海尔格力长虹康佳联想浪潮方正同方紫光鲁信齐鲁泰山黄河"
@@ -249,3 +251,43 @@ async def test_no_scan_at_100k_entries(db_url: str) -> None:
         _no_scan(shown)
     finally:
         await store.close()
+
+
+async def test_a_common_run_is_not_counted_again_for_a_while(
+    db_url: str, new_database: DbUrlFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await Store.open(db_url)
+    other_url = await new_database("other") or f"sqlite:///{tmp_path / 'other.db'}"
+    other = await Store.open(other_url)
+    now = [1000.0]
+    monkeypatch.setattr(name_search._common_runs, "clock", lambda: now[0])
+    monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 20)
+    counted: list[tuple[str, ...]] = []
+    real = name_search.selective
+
+    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+        counted.append(trigrams)
+        return await real(conn, backend, trigrams)
+
+    monkeypatch.setattr(name_search, "selective", selective)
+    try:
+        rows = [(make_uscc(f"{i:08d}"), f"济南市示例{i:03d}商贸有限公司") for i in range(30)]
+        await fill(store, [*rows, (make_uscc("99999999"), "济南市泰山物流有限公司")])
+        query = "济南市泰山物流有限公司"
+        first = await name_search.search_names(store, query)
+        assert [m.name for m in first] == ["济南市泰山物流有限公司"]
+        plan = search_plan(query)
+        assert plan is not None and counted == [plan.trigrams]
+        # 济南市 (held by 31 rows) was found common: the next search counts only the rest.
+        assert await name_search.search_names(store, query) == first
+        assert "济南市" in plan.trigrams
+        assert counted[1] == tuple(g for g in plan.trigrams if g != "济南市")
+        now[0] += name_search.COMMON_SECONDS + 1  # and after a while, everything again
+        assert await name_search.search_names(store, query) == first
+        assert counted[2] == plan.trigrams
+        # Another database's runs are its own.
+        assert await name_search.search_names(other, query) == []
+        assert counted[3] == plan.trigrams
+    finally:
+        await store.close()
+        await other.close()

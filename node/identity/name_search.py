@@ -7,7 +7,8 @@ ranking every name):
 
 * a query whose distinctive part (:func:`node.identity.names.search_plan`) has three or more
   characters: names whose normalised form (``list_state.name_norm``) shares with it at least
-  one *selective* three-character run, one held by at most :data:`COMMON_TRIGRAM` rows. A run
+  one *selective* three-character run, one held by at most :data:`COMMON_TRIGRAM` rows (a
+  run found held by more is taken as common, uncounted, for :data:`COMMON_SECONDS`). A run
   every city's list repeats (济南市) would propose half the table and, on its own, never makes
   a look-alike (two names sharing only it score far below the bar); when every run of the
   query is that common, the first :data:`CANDIDATE_LIMIT` names holding all of them (a
@@ -25,6 +26,10 @@ Each step reads at most a bounded number of index entries, whatever the size of 
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections.abc import Iterable
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,16 +46,18 @@ from node.storage import Store
 
 __all__ = [
     "CANDIDATE_LIMIT",
+    "COMMON_SECONDS",
     "COMMON_TRIGRAM",
     "PREFIX_LIMIT",
     "candidates",
     "index_inserted",
-    "reindex",
     "search_names",
     "selective",
 ]
 
 COMMON_TRIGRAM = 1000
+COMMON_SECONDS = 600.0  # how long a run found common is not counted again
+_COMMON_KEPT = 100_000  # runs remembered common, per store, at most
 CANDIDATE_LIMIT = 2000
 PREFIX_LIMIT = 1000
 _MAX_CHAR = "\U0010ffff"  # sorts after every character: prefix..prefix+_MAX_CHAR "begins with"
@@ -106,22 +113,12 @@ _SQLITE_INDEX_INSERTED = text(
 )
 
 
-_SQLITE_REBUILD = text("INSERT INTO list_state_names(list_state_names) VALUES ('rebuild')")
-
-
 async def index_inserted(conn: AsyncConnection, n: int) -> None:
     """Add the *n* rows this transaction has just inserted into ``list_state`` (its last
     statement, and no insert since) to the name index (SQLite's FTS5 table; PostgreSQL's GIN
     index needs nothing). Migration 0024 says why this is not a trigger."""
     if n and conn.dialect.name == "sqlite":
         await conn.execute(_SQLITE_INDEX_INSERTED, {"n": n})
-
-
-async def reindex(conn: AsyncConnection) -> None:
-    """Rebuild the name index from ``list_state`` (for rows written by anything other than
-    :func:`node.feeds.state.apply_leaves`: test and benchmark fills)."""
-    if conn.dialect.name == "sqlite":
-        await conn.execute(_SQLITE_REBUILD)
 
 
 def _fts_phrase(trigram: str) -> str:
@@ -143,6 +140,50 @@ async def selective(
     return tuple(g for g, n in zip(trigrams, found, strict=True) if n <= COMMON_TRIGRAM)
 
 
+class _CommonRuns:
+    """Runs found common, per store, for :data:`COMMON_SECONDS` each: counting a common run
+    is most of a search's cost (on PostgreSQL a bitmap of every row holding it), and its
+    verdict changes only once about :data:`COMMON_TRIGRAM` of its rows are gone."""
+
+    def __init__(self) -> None:
+        self._by_store: weakref.WeakKeyDictionary[Store, dict[str, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._bar = COMMON_TRIGRAM  # what "common" meant when they were noted
+        self.clock = time.monotonic
+
+    def unknown(self, store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+        """The runs of *trigrams* not known common now: to be counted."""
+        if self._bar != COMMON_TRIGRAM:
+            self._by_store.clear()
+            self._bar = COMMON_TRIGRAM
+        known = self._by_store.get(store, {})
+        now = self.clock()
+        return tuple(g for g in trigrams if known.get(g, 0.0) <= now)
+
+    def note(self, store: Store, common: Iterable[str]) -> None:
+        known = self._by_store.setdefault(store, {})
+        if len(known) > _COMMON_KEPT:  # bounded: forget them all, count again
+            known.clear()
+        until = self.clock() + COMMON_SECONDS
+        for g in common:
+            known[g] = until
+
+
+_common_runs = _CommonRuns()
+
+
+async def _selective_runs(
+    store: Store, conn: AsyncConnection, trigrams: tuple[str, ...]
+) -> tuple[str, ...]:
+    """:func:`selective`, not counting again a run found common in the last
+    :data:`COMMON_SECONDS`."""
+    unknown = _common_runs.unknown(store, trigrams)
+    rare = set(await selective(conn, store.backend, unknown)) if unknown else set()
+    _common_runs.note(store, (g for g in unknown if g not in rare))
+    return tuple(g for g in trigrams if g in rare)
+
+
 async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str, str]]:
     """``(uscc, name, normalised name)`` the index proposes for *plan*, each ``(uscc, name)``
     once, shortest name first. The normalised name is the stored one unless that may have been
@@ -155,7 +196,7 @@ async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str, str
             # runs of a prepared statement) cannot know how selective the runs are.
             await conn.execute(_PG_INDEX_ONLY)
         if plan.trigrams:
-            rare = await selective(conn, store.backend, plan.trigrams)
+            rare = await _selective_runs(store, conn, plan.trigrams)
             grams, any_of = (rare, True) if rare else (plan.trigrams, False)
             if sqlite:
                 q = (" OR " if any_of else " AND ").join(_fts_phrase(g) for g in grams)
