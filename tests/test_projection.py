@@ -254,23 +254,29 @@ async def test_a_failed_fold_stops_the_sync_and_the_next_one_folds_from_the_log(
     assert await projection.compare(lanzhou.store, log_id) is None
 
 
-async def test_a_chunk_whose_cursor_moved_meanwhile_is_rolled_back_whole(
-    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _synced_unfolded(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch, n: int
+) -> tuple[Node, int]:
+    """Lanzhou with *n* of jinan's leaves synced and durable, none folded: (lanzhou, log id)."""
     fed = await federation(2, subscribe=False)
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
-    await jinan.publisher.append(adds(12))
+    await jinan.publisher.append(adds(n))
     await jinan.publisher.sign_checkpoint()
-    real_fold = projection.fold
 
     async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
         return projection.Folded(0, 0, 0, False)
 
-    monkeypatch.setattr(projection, "fold", no_fold)
-    sub = await _subscriber(lanzhou, jinan)
-    await sub.sync(follow=False)
-    log_id = sub.log.log_id
-    monkeypatch.setattr(projection, "fold", real_fold)
+    with monkeypatch.context() as m:
+        m.setattr(projection, "fold", no_fold)
+        sub = await _subscriber(lanzhou, jinan)
+        await sub.sync(follow=False)
+    return lanzhou, sub.log.log_id
+
+
+async def test_a_chunk_whose_cursor_moved_meanwhile_is_rolled_back_whole(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lanzhou, log_id = await _synced_unfolded(federation, monkeypatch, 12)
     real = state.apply_leaves
     calls = 0
 
@@ -299,20 +305,7 @@ async def test_rows_inserted_first_by_another_writer_are_a_race_only_if_its_curs
 ) -> None:
     # New entries' rows are plain inserts: one that exists already fails. That is another
     # process folding the same chunk (retried from the cursor it moved) or else an error.
-    fed = await federation(2, subscribe=False)
-    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
-    await jinan.publisher.append(adds(12))
-    await jinan.publisher.sign_checkpoint()
-    real_fold = projection.fold
-
-    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
-        return projection.Folded(0, 0, 0, False)
-
-    monkeypatch.setattr(projection, "fold", no_fold)
-    sub = await _subscriber(lanzhou, jinan)
-    await sub.sync(follow=False)
-    log_id = sub.log.log_id
-    monkeypatch.setattr(projection, "fold", real_fold)
+    lanzhou, log_id = await _synced_unfolded(federation, monkeypatch, 12)
     real_apply, real_prior = state.apply_leaves, counts.prior_keys
     calls = 0
 
