@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from node.feeds.subscriber import EVIDENCE, ForkedPeer, Subscriber, SyncProgress
 from node.feeds.verify import ForkError
 from node.local_federation import LocalFederation
 from node.runtime import Node
+from node.services import feed as feed_service
 from node.storage import Store
 from tests.conftest import FederationFactory
 from tests.feedutil import active_entries, adds, count_rows, wait_mirrored
@@ -259,3 +262,46 @@ def test_a_nul_in_any_text_field_refuses_the_leaf() -> None:
         with pytest.raises(LeafError, match="NUL"):
             _strict(type(message)(), data, field_path)
     _strict(feeds.ListEntry(), feeds.ListEntry(subject_name="正常").SerializeToString(), "body")
+
+
+async def test_sync_timeout_bounds_the_origins_silence_not_the_whole_stream(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first sync of millions of entries outlasts any fixed deadline: --timeout is how long
+    # the origin may send nothing, before its first message or between two.
+    fed = await federation(2, subscribe=False)
+    jinan, lanzhou = fed["jinan"], fed["lanzhou"]
+    await jinan.publisher.append(adds(12))
+    await jinan.publisher.sign_checkpoint()
+    servicer = feed_service.FeedServicer
+    real_checkpoint, real_openings = servicer._checkpoint, servicer._openings
+    slowed = 0
+
+    async def slow_checkpoint(self: Any, *args: Any) -> Any:
+        nonlocal slowed
+        slowed += 1
+        await asyncio.sleep(1.2)
+        return await real_checkpoint(self, *args)
+
+    async def slow_openings(self: Any, *args: Any) -> Any:
+        nonlocal slowed
+        slowed += 1
+        await asyncio.sleep(1.2)
+        return await real_openings(self, *args)
+
+    monkeypatch.setattr(servicer, "_checkpoint", slow_checkpoint)
+    monkeypatch.setattr(servicer, "_openings", slow_openings)
+    start = time.monotonic()
+    done = await (await _subscriber(lanzhou, jinan)).sync(follow=False, timeout=2.0)
+    assert done.size == 12 and slowed >= 2 and time.monotonic() - start > 2.0
+
+    async def silent(self: Any, context: Any) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(servicer, "_refuse_tampered", silent)
+    await jinan.publisher.append(adds(1, start=12))
+    await jinan.publisher.sign_checkpoint()
+    start = time.monotonic()
+    with pytest.raises(subscriber_module.FeedUnavailable, match=r"nothing for 0\.5 s"):
+        await (await _subscriber(lanzhou, jinan)).sync(follow=False, timeout=0.5)
+    assert time.monotonic() - start < 30

@@ -462,7 +462,10 @@ def import_(
 def sync(
     home: HomeOpt,
     peer: Annotated[str | None, typer.Option(help="Only this peer (default: every peer).")] = None,
-    timeout: Annotated[float, seconds_opt(help="Seconds allowed per peer.")] = 600.0,
+    timeout: Annotated[
+        float,
+        seconds_opt(help="Seconds a peer may send nothing before it counts as unanswered."),
+    ] = 600.0,
     disclose: Annotated[
         bool,
         typer.Option(

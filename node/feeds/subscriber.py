@@ -33,7 +33,7 @@ import dataclasses
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,11 +364,11 @@ class Subscriber:
             async with self.store.engine.connect() as conn:
                 self.cited |= await measures_store.cited(conn, self.log.log_id)
             asker = new_asker()
-            call = feeds_rpc.FeedServiceStub(channel).Subscribe(
-                request, timeout=timeout, metadata=asker.metadata()
-            )
+            # No deadline on the stream: a first sync of millions of entries outlasts any
+            # fixed one. *timeout* bounds the origin's silence instead (_messages).
+            call = feeds_rpc.FeedServiceStub(channel).Subscribe(request, metadata=asker.metadata())
             seq = -1
-            async for msg in call:
+            async for msg in self._messages(call, timeout):
                 seq += 1  # every message of the stream, as the origin numbers them
                 if msg.HasField("checkpoint"):
                     try:
@@ -477,6 +477,24 @@ class Subscriber:
                     await pending
             await channel.close()
         return status
+
+    async def _messages(
+        self, call: Any, silence: float | None
+    ) -> AsyncIterator[feeds.SubscribeResponse]:
+        """The stream's messages; with *silence*, the origin sending nothing for that many
+        seconds (before its first message or between two) ends the sync as unanswered."""
+        while True:
+            try:
+                msg = await asyncio.wait_for(call.read(), silence)
+            except TimeoutError:
+                call.cancel()
+                raise FeedUnavailable(
+                    f"{self.peer.identity.node} at {self.peer.record.endpoint} did not answer "
+                    f"in time (nothing for {silence:g} s)"
+                ) from None
+            if msg is grpc.aio.EOF:
+                return
+            yield msg
 
     async def _fetch_catalogues(self, channel: grpc.aio.Channel) -> None:
         """Fetch and verify the measures catalogues newly cited. Never stalls the feed; each
