@@ -89,12 +89,10 @@ bench: venv postgres-server
 	$(BIN)/python bench/status.py --backend sqlite --entries $(BENCH_ENTRIES)
 	$(BIN)/python bench/status.py --backend postgresql --entries $(BENCH_ENTRIES)
 ifeq ($(BENCH_10M),1)
+	@# Lookup by USCC against the sync's filled origin: one 10M fill for both figures.
 	$(BIN)/python bench/sync.py --backend postgresql --entries 10000000 --rounds 1 \
-		--latency-seconds 0 --name sync_postgresql_10m
-	@# By USCC: organisations fill as the sync's origin does, where 10M OPRF pseudonyms would
-	@# take hours.
-	$(BIN)/python bench/lookup.py --backend postgresql --entries 10000000 --subject uscc \
-		--name lookup_postgresql_10m
+		--latency-seconds 0 --name sync_postgresql_10m --lookup-queries 2000 \
+		--lookup-name lookup_postgresql_10m
 endif
 	$(BIN)/python bench/table.py
 

@@ -320,7 +320,27 @@ async def fresh_home(
     return url
 
 
-async def initial_sync(base: Path, backend: str, n: int, rounds: int) -> dict[str, Any]:
+async def lookup_on_origin(fed: Any, backend: str, n: int, queries: int) -> dict[str, Any]:
+    """bench/lookup.py's comparison, by USCC, against this run's filled origin (a 10M fill is
+    paid once for both figures)."""
+    from bench.border_cost import AGREEMENT
+    from bench.lookup import Codes, compare
+    from tests.feedutil import org_entry
+
+    agreements = fed[ORIGIN].home.paths.root / "agreements"
+    agreements.mkdir(exist_ok=True)
+    (agreements / f"{SUBSCRIBER}.toml").write_text(AGREEMENT)
+    fed[ORIGIN].border.refresh(force=True)
+    if backend == "postgresql":  # statistics, as autovacuum keeps them (bench/lookup.py)
+        async with fed[ORIGIN].store.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+    print(f"Lookup by USCC at {n:,} entries: {queries:,} calls per mode and concurrency")
+    return await compare(fed, Codes(n, lambda i: org_entry(i).uscc), queries, subject="uscc")
+
+
+async def initial_sync(
+    base: Path, backend: str, n: int, rounds: int, lookup_queries: int = 0
+) -> dict[str, Any]:
     from node.local_federation import LocalFederation
 
     dbs = Databases(backend)
@@ -357,6 +377,9 @@ async def initial_sync(base: Path, backend: str, n: int, rounds: int) -> dict[st
                     shutil.rmtree(home, ignore_errors=True)
                     await dbs.drop(url)
                 per_round.append(row)
+            looked = (
+                await lookup_on_origin(fed, backend, n, lookup_queries) if lookup_queries else {}
+            )
     finally:
         dbs.close()
     # The fixed cost is the least of the variant's no-op runs: noise only ever adds time.
@@ -404,6 +427,7 @@ async def initial_sync(base: Path, backend: str, n: int, rounds: int) -> dict[st
             **bulk,
         },
         "rounds": per_round,
+        "lookup": looked,
     }
 
 
@@ -487,6 +511,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--name", help="result file stem (default sync_<backend>)")
+    parser.add_argument(
+        "--lookup-queries",
+        type=int,
+        default=0,
+        help="then measure Lookup by USCC against the filled origin (bench/lookup.py)",
+    )
+    parser.add_argument("--lookup-name", help="its result file stem")
     parser.add_argument("--copy-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -501,7 +532,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="creditnode-bench-") as tmp:
         print(f"initial sync of {args.entries:,} entries on {args.backend}, {args.rounds} rounds")
         result = asyncio.run(
-            initial_sync(Path(tmp) / "sync", args.backend, args.entries, args.rounds)
+            initial_sync(
+                Path(tmp) / "sync", args.backend, args.entries, args.rounds, args.lookup_queries
+            )
         )
         figures = result["figures"]
         lat: dict[str, float] = {}
@@ -518,6 +551,18 @@ def main() -> None:
     )  # fmt: skip
     print(json.dumps(figures, indent=2))
     print(f"written to {path}")
+    if result["lookup"]:
+        from bench.lookup import TARGETS as LOOKUP_TARGETS
+
+        path = write_result(
+            args.lookup_name or f"lookup_{args.backend}_at_sync",
+            result["lookup"],
+            LOOKUP_TARGETS,
+            backend=args.backend,
+            params={"entries": args.entries, "queries": args.lookup_queries, "subject": "uscc"},
+            extra={"note": "on bench/sync.py's filled origin"},
+        )
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":
