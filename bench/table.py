@@ -61,7 +61,7 @@ ROWS = [
         "uscc", "codes_per_s", "/s", ">=", 200_000, backends=(SQLITE,)),
     Row("sync at 10M entries (COPY for bulk apply)", "reported",
         "sync_postgresql_10m", "entries_per_s", "/s", entries=10_000_000, backends=(PG,)),
-    Row("`Lookup` at 10M entries, concurrency 1, against the echo", "reported",
+    Row("`Lookup` at 10M entries (by USCC), concurrency 1, against the echo", "reported",
         "lookup_postgresql_10m", "c1_ratio", "×", entries=10_000_000, backends=(PG,)),
 ]  # fmt: skip
 
