@@ -126,6 +126,7 @@ async def test_search_equals_ranking_every_name(
         # Common runs (a city's name) propose nothing on their own; a query made only of
         # common runs proposes the names holding all of them.
         monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 100)
+        monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())  # new bar
         for q in [*queries[::7], "济南市", "济南市华为"]:
             if search_plan(q) is None:
                 continue
@@ -260,6 +261,7 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
     other_url = await new_database("other") or f"sqlite:///{tmp_path / 'other.db'}"
     other = await Store.open(other_url)
     now = [1000.0]
+    monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
     monkeypatch.setattr(name_search._common_runs, "clock", lambda: now[0])
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 20)
     counted: list[tuple[str, ...]] = []

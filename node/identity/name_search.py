@@ -149,14 +149,10 @@ class _CommonRuns:
         self._by_store: weakref.WeakKeyDictionary[Store, dict[str, float]] = (
             weakref.WeakKeyDictionary()
         )
-        self._bar = COMMON_TRIGRAM  # what "common" meant when they were noted
         self.clock = time.monotonic
 
     def unknown(self, store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
         """The runs of *trigrams* not known common now: to be counted."""
-        if self._bar != COMMON_TRIGRAM:
-            self._by_store.clear()
-            self._bar = COMMON_TRIGRAM
         known = self._by_store.get(store, {})
         now = self.clock()
         return tuple(g for g in trigrams if known.get(g, 0.0) <= now)
