@@ -31,10 +31,10 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -115,34 +115,42 @@ TARGETS = {
 }
 
 
-class Codes(Sequence[str]):
-    """The fill's N USCCs (*code* of each index), made when drawn (10M strings would cost a
-    gigabyte)."""
+Ask = Callable[[random.Random], query.LookupRequest]
 
-    def __init__(self, n: int, code: Callable[[int], str] = valid_uscc) -> None:
-        self.n, self.code = n, code
 
-    def __len__(self) -> int:
-        return self.n
+def by_pseudonym(pseudonyms: list[str]) -> Ask:
+    return lambda rng: query.LookupRequest(
+        purpose="enforcement", person_pseudonym=rng.choice(pseudonyms)
+    )
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[str]: ...
-    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
-        if isinstance(i, slice):
-            return [self.code(j) for j in range(self.n)[i]]
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return self.code(i)
+
+def by_uscc(n: int, code: Callable[[int], str] = valid_uscc) -> Ask:
+    """One of the fill's *n* USCCs (*code* of an index), made when drawn: 10M strings held
+    would cost a gigabyte."""
+    return lambda rng: query.LookupRequest(purpose="enforcement", uscc=code(rng.randrange(n)))
+
+
+def admit(fed: LocalFederation) -> None:
+    """Jinan's sharing agreement with lanzhou (AGREEMENT), in force."""
+    agreements = fed["jinan"].home.paths.root / "agreements"
+    agreements.mkdir(exist_ok=True)
+    (agreements / "lanzhou.toml").write_text(AGREEMENT)
+    fed["jinan"].border.refresh(force=True)
+
+
+async def analyze(fed: LocalFederation, backend: str) -> None:
+    """On PostgreSQL, statistics as autovacuum keeps them on a running node: on a fresh table
+    the planner guesses it empty and joins the wrong way round."""
+    if backend == "postgresql":
+        async with fed["jinan"].store.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE")
 
 
 async def compare(
     fed: LocalFederation,
-    subjects: Sequence[str],
+    ask: Ask,
     queries: int,
     engine_path: bool = False,
-    subject: str = "person",
 ) -> dict[str, Any]:
     jinan, lanzhou = fed["jinan"], fed["lanzhou"]
     server, port = await start_echo(jinan)
@@ -158,9 +166,7 @@ async def compare(
         echo = echo_ch.unary_unary("/bench.Echo/Echo")
 
         def request() -> query.LookupRequest:
-            if subject == "uscc":
-                return query.LookupRequest(purpose="enforcement", uscc=rng.choice(subjects))
-            return query.LookupRequest(purpose="enforcement", person_pseudonym=rng.choice(subjects))
+            return ask(rng)
 
         async def lookup(lat: list[float]) -> None:
             req = request()
@@ -256,24 +262,17 @@ async def run(
     async with LocalFederation(
         base, CITIES, subscribe=False, heartbeat=False, database_url=urls.get
     ) as fed:
-        agreements = fed["jinan"].home.paths.root / "agreements"
-        agreements.mkdir(exist_ok=True)
-        (agreements / "lanzhou.toml").write_text(AGREEMENT)
-        fed["jinan"].border.refresh(force=True)
+        admit(fed)
         t0 = time.perf_counter()
         if subject == "uscc":  # organisations, filled as bench/sync.py fills its origin
             await fill_orgs(fed, entries, valid_codes=True)
-            subjects: Sequence[str] = Codes(entries)
+            ask = by_uscc(entries)
         else:
-            subjects = await fill(fed["jinan"], entries)
+            ask = by_pseudonym(await fill(fed["jinan"], entries))
         print(f"{entries:,} entries published in {time.perf_counter() - t0:.1f} s")
-        if dbs.backend == "postgresql":
-            # Statistics as autovacuum keeps them on a running node: on a fresh table the
-            # planner guesses it empty and joins the wrong way round.
-            async with fed["jinan"].store.engine.begin() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+        await analyze(fed, dbs.backend)
         print(f"{queries:,} calls per mode and concurrency, Lookup and echo alternating")
-        return await compare(fed, subjects, queries, engine_path, subject)
+        return await compare(fed, ask, queries, engine_path)
 
 
 def main() -> None:

@@ -323,19 +323,13 @@ async def fresh_home(
 async def lookup_on_origin(fed: Any, backend: str, n: int, queries: int) -> dict[str, Any]:
     """bench/lookup.py's comparison, by USCC, against this run's filled origin (a 10M fill is
     paid once for both figures)."""
-    from bench.border_cost import AGREEMENT
-    from bench.lookup import Codes, compare
+    from bench.lookup import admit, analyze, by_uscc, compare
     from tests.feedutil import org_entry
 
-    agreements = fed[ORIGIN].home.paths.root / "agreements"
-    agreements.mkdir(exist_ok=True)
-    (agreements / f"{SUBSCRIBER}.toml").write_text(AGREEMENT)
-    fed[ORIGIN].border.refresh(force=True)
-    if backend == "postgresql":  # statistics, as autovacuum keeps them (bench/lookup.py)
-        async with fed[ORIGIN].store.engine.begin() as conn:
-            await conn.exec_driver_sql("ANALYZE")
+    admit(fed)
+    await analyze(fed, backend)
     print(f"Lookup by USCC at {n:,} entries: {queries:,} calls per mode and concurrency")
-    return await compare(fed, Codes(n, lambda i: org_entry(i).uscc), queries, subject="uscc")
+    return await compare(fed, by_uscc(n, lambda i: org_entry(i).uscc), queries)
 
 
 async def initial_sync(
