@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -263,6 +264,7 @@ async def run(
         base, CITIES, subscribe=False, heartbeat=False, database_url=urls.get
     ) as fed:
         admit(fed)
+        gc.freeze()  # as `creditnode serve` does once its node has started
         t0 = time.perf_counter()
         if subject == "uscc":  # organisations, filled as bench/sync.py fills its origin
             await fill_orgs(fed, entries, valid_codes=True)

@@ -4,12 +4,14 @@ non-zero exit and no traceback; ``--version``, ``-h`` and shell completion work.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 from node import __version__
 from node.cli import app, main
-from node.cli.options import MAX_ROWS, MAX_SECONDS, parse_count, parse_seconds
+from node.cli.options import MAX_ROWS, MAX_SECONDS, parse_count, parse_seconds, run_coro
 from node.config import load_settings
 from node.errors import ConfigError
 from node.runtime import Node
@@ -408,3 +410,21 @@ async def test_tls_refusal_no_raw_grpc_line(impostor_enrolled: tuple[Path, Path,
     assert not RAW_GRPC_LINE.search(err), err
     line = one_line_error(err)
     assert f"qingdao at {endpoint}" in line and "does not verify" in line
+
+
+def test_a_command_keeps_its_start_up_out_of_the_collector_and_gives_it_back() -> None:
+    class Cycle:  # garbage only the cyclic collector frees
+        def __init__(self) -> None:
+            self.me = self
+
+    ref = weakref.ref(Cycle())  # made before the command: frozen with its start-up
+
+    async def during() -> tuple[int, bool]:
+        gc.collect()
+        return gc.get_freeze_count(), ref() is not None
+
+    frozen, kept = run_coro(during())
+    assert frozen > 0 and kept  # the collector's passes did not walk it
+    assert gc.get_freeze_count() == 0  # a process running many commands frees as usual
+    gc.collect()
+    assert ref() is None

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Select, event, func, insert, select, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
 from node.api import feeds
 from node.cli.status import feed_rows
-from node.feeds import counts
+from node.feeds import counts, measures_store
 from node.feeds.dates import shanghai_today
 from node.feeds.expiry import purge_mirrors
 from node.feeds.logstore import LOGS
@@ -326,7 +327,7 @@ def test_counter_deltas_move_rows_between_buckets() -> None:
     assert counts.suspect_code("short") is True and counts.suspect_code("") is False
 
 
-# -- migration 0020: backfill and downgrade ------------------------------------------------
+# -- migrations 0020 and 0025: backfill and downgrade---------------------------------------------
 
 
 def _to(revision: str, down: bool = False) -> Any:
@@ -413,5 +414,58 @@ async def test_migration_0020_backfills_names_flags_counters_and_candidates(db_u
             cols = await conn.execute(select(text("*")).select_from(text("list_state")).limit(1))
             names = set(cols.keys())
             assert "name_norm" not in names and "code_suspect" not in names and "uscc" in names
+    finally:
+        await store.close()
+
+
+async def test_migration_0025_records_the_catalogues_held_bodies_cite(db_url: str) -> None:
+    store = await Store.open(db_url, migrate=False)
+    engine = store.engine
+    a, b = "a" * 64, "b" * 64
+
+    def body(digest: str) -> bytes:
+        entry = feeds.ListEntry(list_code="GP-BAN")
+        entry.measures_catalogue.sha256 = digest
+        return entry.SerializeToString()
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_to("0024"))
+            for origin, peer in (("own", None), ("peer", "p")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO logs (origin, peer, size, root, checkpoint_size,"
+                        " checkpoint_note, state, state_detail, updated_at)"
+                        " VALUES (:o, :p, 0, :r, 0, :r, 'ok', '', :t)"
+                    ),
+                    {"o": origin, "p": peer, "r": b"", "t": utcnow()},
+                )
+            ids = {o: i for o, i in await conn.execute(text("SELECT origin, id FROM logs"))}
+            rows = [  # (log, entry, body)
+                ("own", "e1", body(a)),
+                ("own", "e2", body(a)),
+                ("peer", "e3", body(b)),
+                ("peer", "e4", body("not a digest")),  # cites nothing usable
+                ("peer", "e5", feeds.ListEntry(list_code="X").SerializeToString()),  # none
+                ("peer", "e6", b""),  # removed: no body held
+            ]
+            for log, entry, data in rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO list_state (log_id, entry_id, list_name, list_type,"
+                        " subject_type, subject_name, uscc, status, removal_reason, listing_date,"
+                        " severity, disclosure_end, last_idx, entry, list_code)"
+                        " VALUES (:l, :e, 'L', 1, 2, '', '', 1, 0, '', 1, '', 0, :b, '')"
+                    ),
+                    {"l": ids[log], "e": entry, "b": data},
+                )
+            await conn.run_sync(_to("0025"))
+        async with engine.connect() as conn:
+            assert await measures_store.cited(conn, ids["own"]) == {a}
+            assert await measures_store.cited(conn, ids["peer"]) == {b}
+        async with engine.begin() as conn:
+            await conn.run_sync(_to("0024", down=True))
+            tables = await conn.run_sync(lambda c: sa_inspect(c).get_table_names())
+            assert "measures_cited" not in tables and "list_state" in tables
     finally:
         await store.close()

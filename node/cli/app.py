@@ -178,6 +178,8 @@ def init(
 @app.command()
 def serve(home: HomeOpt) -> None:
     """Run the node until SIGTERM or SIGINT."""
+    import gc
+
     from node.home import load_home
     from node.logs import configure_logging
     from node.runtime import Node
@@ -192,6 +194,9 @@ def serve(home: HomeOpt) -> None:
         except CreditnodeError:
             await node.store.close()
             raise
+        # The running node's own start-up (its store, caches, services) lives until it stops:
+        # out of the collector's full passes too (run_coro froze what came before).
+        gc.freeze()
         await node.serve_until_signal()
 
     run_coro(run())

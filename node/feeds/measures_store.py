@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, and_, select
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
 from node.feeds.measures import MeasureCatalogue, MeasuresError, from_documents
-from node.feeds.state import STATE
 from node.storage import Store, dialect
 from node.storage.models import utcnow
 
@@ -50,6 +49,15 @@ MEASURES_CATALOGUES = Table(
     Column("documents", LargeBinary, nullable=False),
     Column("fetched_from", String(63), nullable=False),
     Column("kept_at", DateTime(timezone=True), nullable=False),
+)
+# The digests each log's bodies have cited (migration 0025), kept by the projection as it
+# writes the bodies: a sync asks for those not held without reading every body it holds.
+# Only ever added to: a digest whose citing entries are gone is still asked for once a sync.
+MEASURES_CITED = Table(
+    "measures_cited",
+    _META,
+    Column("log_id", Integer, primary_key=True),
+    Column("sha256", String(64), primary_key=True),
 )
 
 
@@ -126,12 +134,28 @@ def cited_by(body: bytes) -> str:
     return digest if SHA256.fullmatch(digest) else ""
 
 
+def cited_in(entries: Iterable[feeds.ListEntry]) -> set[str]:
+    """The well-formed catalogue digests *entries* cite."""
+    return {
+        d
+        for e in entries
+        if e.HasField("measures_catalogue") and SHA256.fullmatch(d := e.measures_catalogue.sha256)
+    }
+
+
+async def note_cited(conn: AsyncConnection, log_id: int, digests: Iterable[str]) -> None:
+    """Record that *log_id*'s bodies cite *digests* (in the transaction writing them)."""
+    rows = [{"log_id": log_id, "sha256": d} for d in sorted(digests)]
+    if rows:
+        await conn.execute(dialect.insert_ignore(conn.dialect.name, MEASURES_CITED), rows)
+
+
 async def cited(conn: AsyncConnection, log_id: int) -> set[str]:
-    """The catalogue digests the held bodies of one log cite."""
+    """The catalogue digests one log's bodies have cited."""
     rows = await conn.execute(
-        select(STATE.c.entry).where(and_(STATE.c.log_id == log_id, STATE.c.entry != b""))
+        select(MEASURES_CITED.c.sha256).where(MEASURES_CITED.c.log_id == log_id)
     )
-    return {d for (body,) in rows if (d := cited_by(bytes(body)))}
+    return {r[0] for r in rows}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, RowMapping, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.api import feeds
-from node.feeds import counts
+from node.feeds import counts, measures_store
 from node.feeds.leaf import OpenedLeaf
 from node.identity import name_search
 from node.storage import dialect
@@ -116,6 +116,11 @@ async def apply_leaves(
     moved = counts.deltas(prior, counts.row_keys(rows, _STATE_COLUMNS))
     await counts.add_counts(conn, log_id, moved)
     await counts.note_candidates(conn, *counts.written_codes(rows, _STATE_COLUMNS))
+    await measures_store.note_cited(
+        conn,
+        log_id,
+        measures_store.cited_in(a.opened.entry for a in last.values() if a.opened.body is not None),
+    )
     return bool(gone)
 
 
