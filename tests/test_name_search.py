@@ -264,6 +264,8 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
     monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
     monkeypatch.setattr(name_search._common_runs, "clock", lambda: now[0])
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 20)
+    # Counting alone here: PostgreSQL's estimates decide runs far from the bar (next test).
+    monkeypatch.setattr(name_search, "_estimates", _NoStatistics())
     counted: list[tuple[str, ...]] = []
     real = name_search.selective
 
@@ -293,3 +295,68 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
     finally:
         await store.close()
         await other.close()
+
+
+class _NoStatistics(name_search._Estimates):
+    async def of(self, store: Store, conn: Any) -> name_search._Estimated:
+        return name_search._Estimated({}, None)
+
+
+async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's FTS5 counts stop at the bar: no estimates needed")
+    monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 100)  # decided: >= 200 or <= 50 rows
+    monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
+    monkeypatch.setattr(name_search, "_estimates", name_search._Estimates())
+    counted: list[tuple[str, ...]] = []
+    real = name_search.selective
+
+    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+        counted.append(trigrams)
+        return await real(conn, backend, trigrams)
+
+    monkeypatch.setattr(name_search, "selective", selective)
+    held = {"济南市": 400, "泰山物": 150, "长江电": 80, "河鲁信": 5}  # rows holding each
+    rows: list[tuple[str, str]] = []
+    for run, n in held.items():
+        rows += [(make_uscc(f"{len(rows):08d}"), f"{run}{j:04d}号") for j in range(n)]
+    runs = (*held, "某某某")  # and one no row holds
+    store = await Store.open(db_url)
+    try:
+        async with store.begin() as conn:  # no statistics yet: every run is counted
+            await dialect.bulk_insert(conn, STATE, _COLUMNS, [
+                (1, f"e{i:08d}", "L", 1, 2, name, uscc, 1, 0, "", 1, "", i, b"x", "",
+                 name_norm_of(name))
+                for i, (uscc, name) in enumerate(rows)
+            ])  # fmt: skip
+        async with store.engine.connect() as conn:
+            assert await name_search._selective_runs(store, conn, runs) == (
+                "长江电",
+                "河鲁信",
+                "某某某",
+            )
+        assert counted == [runs]
+        counted.clear()
+        monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
+        monkeypatch.setattr(name_search, "_estimates", name_search._Estimates())
+        async with store.begin() as conn:
+            await conn.execute(text("ANALYZE list_state"))
+        async with store.engine.connect() as conn:
+            # The same answer; only the runs near the bar (150 and 80 rows) were counted.
+            assert await name_search._selective_runs(store, conn, runs) == (
+                "长江电",
+                "河鲁信",
+                "某某某",
+            )
+            assert counted == [("泰山物", "长江电")]
+            # A common run is remembered either way: the next look counts only 长江电.
+            assert await name_search._selective_runs(store, conn, runs) == (
+                "长江电",
+                "河鲁信",
+                "某某某",
+            )
+            assert counted[1:] == [("长江电",)]
+    finally:
+        await store.close()
