@@ -505,6 +505,20 @@ def test_frontier_rebuilt_from_storage_continues_identically(
     assert rebuilt.hashes == original.hashes
 
 
+@given(sizes, salts, st.integers(min_value=0, max_value=40))
+def test_a_frontier_copy_goes_on_alone(size: int, salt: bytes, more: int) -> None:
+    leaves = make_leaves(size + more, salt)
+    original = Frontier()
+    for h in leaves[:size]:
+        original.append(h)
+    copied = original.copy()
+    assert (copied.size, copied.hashes, copied.root()) == (size, original.hashes, original.root())
+    for h in leaves[size:]:
+        copied.append(h)
+    assert copied.root() == naive_root(leaves)
+    assert original.size == size and original.root() == naive_root(leaves[:size])
+
+
 # --- edge cases and argument checking -------------------------------------------------------
 
 

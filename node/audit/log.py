@@ -267,7 +267,7 @@ class AuditLog:
             idx = start + len(plan.leaves)
             try:
                 if p.finish is not None:
-                    entry = entry.replace(response=response_digest(p.finish(idx)))
+                    entry = entry.with_response(response_digest(p.finish(idx)))
                 data = entry.to_bytes()
             except Exception as exc:  # this entry only: the others are fine
                 p.future.set_exception(exc)

@@ -4,7 +4,6 @@ hashes between it and storage, in O(log n) reads per append or proof."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -218,7 +217,7 @@ class LogStore:
         self, leaves: Sequence[bytes], frontier: merkle.Frontier | None = None
     ) -> PendingAppend:
         """Hash *leaves* onto a copy of the frontier (or onto *frontier*, already a copy)."""
-        base = frontier if frontier is not None else copy.deepcopy(self.frontier)
+        base = frontier if frontier is not None else self.frontier.copy()
         start = base.size
         hashes: list[tuple[int, bytes]] = []
         for data in leaves:
@@ -265,7 +264,7 @@ class LogStore:
         self, pending: PendingAppend, *, projected: bool = True, **cursor_fields: object
     ) -> None:
         """Adopt *pending* after its transaction committed (*projected*: as :meth:`write`)."""
-        self.frontier = copy.deepcopy(pending.frontier)  # the caller may keep extending its own
+        self.frontier = pending.frontier.copy()  # the caller may keep extending its own
         fields = {
             **self.cursor.__dict__,
             "size": pending.size,

@@ -180,6 +180,13 @@ class Frontier:
     def size(self) -> int:
         return self._size
 
+    def copy(self) -> Frontier:
+        """An independent copy (the hashes are immutable bytes: the list alone is copied)."""
+        other = Frontier()
+        other._size = self._size
+        other._hashes = list(self._hashes)
+        return other
+
     @property
     def hashes(self) -> tuple[bytes, ...]:
         """Perfect-subtree hashes, largest (leftmost) first."""

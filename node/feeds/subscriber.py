@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import copy
 import dataclasses
 import datetime as dt
 import random
@@ -304,7 +303,7 @@ class Subscriber:
             self.peer.identity.node, cursor.size, cursor.size, cursor.checkpoint_size
         )
         verified = self._verified()
-        frontier = copy.deepcopy(self.log.frontier)
+        frontier = self.log.frontier.copy()
         group: list[bytes] = []
         group_openings: list[tuple[int, bytes]] = []
         group_applied: list[AppliedLeaf] = []
@@ -423,7 +422,7 @@ class Subscriber:
                         leaves=(start, start + len(msg.batch.leaves) - 1),
                     )  # fmt: skip
                 if len(group) >= APPLY_EVERY or frontier.size == target.size:
-                    snapshot = copy.deepcopy(frontier)
+                    snapshot = frontier.copy()
                     await settle()
                     first = snapshot.size - len(group)
                     inflight = asyncio.create_task(
