@@ -345,6 +345,20 @@ def _to(revision: str, down: bool = False) -> Any:
     return run
 
 
+async def _own_and_peer_logs(conn: AsyncConnection) -> dict[str, int]:
+    """An own log and a peer's, in raw SQL (any schema revision): origin -> log id."""
+    for origin, peer in (("own", None), ("peer", "p")):
+        await conn.execute(
+            text(
+                "INSERT INTO logs (origin, peer, size, root, checkpoint_size,"
+                " checkpoint_note, state, state_detail, updated_at)"
+                " VALUES (:o, :p, 0, :r, 0, :r, 'ok', '', :t)"
+            ),
+            {"o": origin, "p": peer, "r": b"", "t": utcnow()},
+        )
+    return {o: i for o, i in await conn.execute(text("SELECT origin, id FROM logs"))}
+
+
 async def test_migration_0020_backfills_names_flags_counters_and_candidates(db_url: str) -> None:
     store = await Store.open(db_url, migrate=False)
     engine = store.engine
@@ -353,16 +367,7 @@ async def test_migration_0020_backfills_names_flags_counters_and_candidates(db_u
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_to("0019"))
-            for origin, peer in (("own", None), ("peer", "p")):
-                await conn.execute(
-                    text(
-                        "INSERT INTO logs (origin, peer, size, root, checkpoint_size,"
-                        " checkpoint_note, state, state_detail, updated_at)"
-                        " VALUES (:o, :p, 0, :r, 0, :r, 'ok', '', :t)"
-                    ),
-                    {"o": origin, "p": peer, "r": b"", "t": utcnow()},
-                )
-            ids = {o: i for o, i in await conn.execute(text("SELECT origin, id FROM logs"))}
+            ids = await _own_and_peer_logs(conn)
             rows = [  # (log, entry, name, uscc, status, body, end)
                 ("own", "e1", "济南示例科技有限公司", good, 1, b"x", ""),
                 ("peer", "e2", "济南示例科技（有限责任公司）", good, 1, b"x", "2099-01-01"),
@@ -431,16 +436,7 @@ async def test_migration_0025_records_the_catalogues_held_bodies_cite(db_url: st
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_to("0024"))
-            for origin, peer in (("own", None), ("peer", "p")):
-                await conn.execute(
-                    text(
-                        "INSERT INTO logs (origin, peer, size, root, checkpoint_size,"
-                        " checkpoint_note, state, state_detail, updated_at)"
-                        " VALUES (:o, :p, 0, :r, 0, :r, 'ok', '', :t)"
-                    ),
-                    {"o": origin, "p": peer, "r": b"", "t": utcnow()},
-                )
-            ids = {o: i for o, i in await conn.execute(text("SELECT origin, id FROM logs"))}
+            ids = await _own_and_peer_logs(conn)
             rows = [  # (log, entry, body)
                 ("own", "e1", body(a)),
                 ("own", "e2", body(a)),

@@ -254,6 +254,19 @@ async def test_no_scan_at_100k_entries(db_url: str) -> None:
         await store.close()
 
 
+def _record_counts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The runs each search counts (name_search.selective's argument), in order."""
+    counted: list[tuple[str, ...]] = []
+    real = name_search.selective
+
+    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+        counted.append(trigrams)
+        return await real(conn, backend, trigrams)
+
+    monkeypatch.setattr(name_search, "selective", selective)
+    return counted
+
+
 async def test_a_common_run_is_not_counted_again_for_a_while(
     db_url: str, new_database: DbUrlFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -266,14 +279,7 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 20)
     # Counting alone here: PostgreSQL's estimates decide runs far from the bar (next test).
     monkeypatch.setattr(name_search, "_estimates", _NoStatistics())
-    counted: list[tuple[str, ...]] = []
-    real = name_search.selective
-
-    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
-        counted.append(trigrams)
-        return await real(conn, backend, trigrams)
-
-    monkeypatch.setattr(name_search, "selective", selective)
+    counted = _record_counts(monkeypatch)
     try:
         rows = [(make_uscc(f"{i:08d}"), f"济南市示例{i:03d}商贸有限公司") for i in range(30)]
         await fill(store, [*rows, (make_uscc("99999999"), "济南市泰山物流有限公司")])
@@ -310,14 +316,7 @@ async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 100)  # decided: >= 200 or <= 50 rows
     monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
     monkeypatch.setattr(name_search, "_estimates", name_search._Estimates())
-    counted: list[tuple[str, ...]] = []
-    real = name_search.selective
-
-    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
-        counted.append(trigrams)
-        return await real(conn, backend, trigrams)
-
-    monkeypatch.setattr(name_search, "selective", selective)
+    counted = _record_counts(monkeypatch)
     held = {"济南市": 400, "泰山物": 150, "长江电": 80, "河鲁信": 5}  # rows holding each
     rows: list[tuple[str, str]] = []
     for run, n in held.items():
