@@ -122,25 +122,26 @@ async def load_held(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, 
     return out
 
 
-def cited_by(body: bytes) -> str:
-    """The measures catalogue digest an entry body cites ("" if none or unreadable)."""
-    try:
-        entry = feeds.ListEntry.FromString(body)
-    except Exception:  # a held body was verified; a broken one cites nothing
-        return ""
+def _cited(entry: feeds.ListEntry) -> str:
+    """The catalogue digest *entry* cites ("" if none or malformed)."""
     if not entry.HasField("measures_catalogue"):
         return ""
     digest = entry.measures_catalogue.sha256
     return digest if SHA256.fullmatch(digest) else ""
 
 
+def cited_by(body: bytes) -> str:
+    """The measures catalogue digest an entry body cites ("" if none or unreadable)."""
+    try:
+        entry = feeds.ListEntry.FromString(body)
+    except Exception:  # a held body was verified; a broken one cites nothing
+        return ""
+    return _cited(entry)
+
+
 def cited_in(entries: Iterable[feeds.ListEntry]) -> set[str]:
     """The well-formed catalogue digests *entries* cite."""
-    return {
-        d
-        for e in entries
-        if e.HasField("measures_catalogue") and SHA256.fullmatch(d := e.measures_catalogue.sha256)
-    }
+    return {d for e in entries if (d := _cited(e))}
 
 
 async def note_cited(conn: AsyncConnection, log_id: int, digests: Iterable[str]) -> None:

@@ -155,9 +155,8 @@ class Subscriber:
         # This node's audit log: each batch received and each disclosure is recorded (the
         # requester's receipts); None records nothing (a test's bare subscriber).
         self.audit: AuditLog | None = None
-        # Measures catalogue digests the mirrored bodies cite, and those held or refused
-        # already: a new one is fetched by digest once its leaves are applied (issue 15).
-        self.cited: set[str] = set()
+        # Measures catalogue digests asked for already (held, kept, refused or unavailable):
+        # each cited one (recorded by the projection) is fetched once its leaves are folded.
         self.catalogues_done: set[str] = set()
 
     @classmethod
@@ -360,8 +359,6 @@ class Subscriber:
             await self.load_root()
             await self.update_root(channel)
             await self.fold()  # what an earlier process wrote and did not fold (a crash)
-            async with self.store.engine.connect() as conn:
-                self.cited |= await measures_store.cited(conn, self.log.log_id)
             asker = new_asker()
             # No deadline on the stream: a first sync of millions of entries outlasts any
             # fixed one. *timeout* bounds the origin's silence instead (_messages).
@@ -415,7 +412,6 @@ class Subscriber:
                         range(start, frontier.size), got.opened, msg.batch.leaves, strict=True
                     )
                 )
-                self.cited |= got.cited
                 if msg.batch.leaves:
                     await self._received(
                         asker, SUBSCRIBE, "feed_range", seq, msg,
@@ -435,7 +431,7 @@ class Subscriber:
                     # The projection's lag is bounded; a failed fold surfaces here at once.
                     while folds and (len(folds) > FOLD_BEHIND or folds[0].done()):
                         await folds.popleft()
-                    if frontier.size == target.size and self.cited - self.catalogues_done:
+                    if frontier.size == target.size:
                         await caught_up()  # the citing entries first, then their catalogue
                         await self._fetch_catalogues(channel)
                     if frontier.size == target.size and not follow:
@@ -496,10 +492,11 @@ class Subscriber:
             yield msg
 
     async def _fetch_catalogues(self, channel: grpc.aio.Channel) -> None:
-        """Fetch and verify the measures catalogues newly cited. Never stalls the feed; each
-        digest is asked for at most once per subscriber (the next sync or reconnection asks
-        again for one still not held)."""
-        wanted = self.cited - self.catalogues_done
+        """Fetch and verify the measures catalogues the folded bodies cite and this subscriber
+        has not asked for. Never stalls the feed; each digest is asked for at most once per
+        subscriber (the next sync or reconnection asks again for one still not held)."""
+        async with self.store.engine.connect() as conn:
+            wanted = await measures_store.cited(conn, self.log.log_id) - self.catalogues_done
         if not wanted:
             return
         try:

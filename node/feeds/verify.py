@@ -298,7 +298,6 @@ class VerifiedLeaves:
 
     leaves: list[bytes]  # the leaf bytes, as hashed
     openings: list[tuple[int, bytes]]  # (index, what opens the leaf) of leaves with openings
-    cited: set[str]  # measures catalogue digests the opened bodies cite
     opened: list[OpenedLeaf]  # what open_leaf made of each: handed to the fold in memory
 
 
@@ -321,7 +320,6 @@ def verify_leaves(
         raise FeedError(f"batch [{start}, {end}) is empty or beyond the checkpoint")
     datas: list[bytes] = []
     openings: list[tuple[int, bytes]] = []
-    cited: set[str] = set()
     opened: list[OpenedLeaf] = []
     idx = start
     for leaf in batch.leaves:
@@ -333,8 +331,6 @@ def verify_leaves(
             raise Tampered(f"leaf {idx}: {exc}", index=idx, leaf=data) from None
         if o.leaf.origin != origin:
             raise Tampered(f"leaf {idx} names origin {o.leaf.origin!r}", index=idx, leaf=data)
-        if has_body and o.entry.HasField("measures_catalogue"):
-            cited.add(o.entry.measures_catalogue.sha256)
         datas.append(data)
         opened.append(o)
         if has_body or leaf.disclosures:
@@ -349,4 +345,4 @@ def verify_leaves(
         raise Tampered(
             f"leaves [{start}, {end}) do not lead to the checkpoint: {exc}", index=start
         ) from None
-    return VerifiedLeaves(datas, openings, cited, opened)
+    return VerifiedLeaves(datas, openings, opened)
