@@ -278,7 +278,7 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
     monkeypatch.setattr(name_search._common_runs, "clock", lambda: now[0])
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 20)
     # Counting alone here: PostgreSQL's estimates decide runs far from the bar (next test).
-    monkeypatch.setattr(name_search, "_estimates", _NoStatistics())
+    monkeypatch.setattr(name_search, "_pg_estimates", _no_statistics)
     counted = _record_counts(monkeypatch)
     try:
         rows = [(make_uscc(f"{i:08d}"), f"济南市示例{i:03d}商贸有限公司") for i in range(30)]
@@ -303,9 +303,8 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
         await other.close()
 
 
-class _NoStatistics(name_search._Estimates):
-    async def of(self, store: Store, conn: Any) -> name_search._Estimated:
-        return name_search._Estimated({}, None)
+async def _no_statistics(conn: Any) -> name_search._Estimated:
+    return name_search._Estimated({}, None)
 
 
 async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
@@ -315,7 +314,6 @@ async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
         pytest.skip("SQLite's FTS5 counts stop at the bar: no estimates needed")
     monkeypatch.setattr(name_search, "COMMON_TRIGRAM", 100)  # decided: >= 200 or <= 50 rows
     monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
-    monkeypatch.setattr(name_search, "_estimates", name_search._Estimates())
     counted = _record_counts(monkeypatch)
     held = {"济南市": 400, "泰山物": 150, "长江电": 80, "河鲁信": 5}  # rows holding each
     rows: list[tuple[str, str]] = []
@@ -339,7 +337,6 @@ async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
         assert counted == [runs]
         counted.clear()
         monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
-        monkeypatch.setattr(name_search, "_estimates", name_search._Estimates())
         async with store.begin() as conn:
             await conn.execute(text("ANALYZE list_state"))
         async with store.engine.connect() as conn:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sqlalchemy import text
@@ -159,35 +160,6 @@ async def selective(
     return tuple(g for g, n in zip(trigrams, found, strict=True) if n <= COMMON_TRIGRAM)
 
 
-class _CommonRuns:
-    """Runs found common, per store, for :data:`COMMON_SECONDS` each: counting a common run
-    is most of a search's cost (on PostgreSQL a bitmap of every row holding it), and its
-    verdict changes only once about :data:`COMMON_TRIGRAM` of its rows are gone."""
-
-    def __init__(self) -> None:
-        self._by_store: weakref.WeakKeyDictionary[Store, dict[str, float]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.clock = time.monotonic
-
-    def unknown(self, store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
-        """The runs of *trigrams* not known common now: to be counted."""
-        known = self._by_store.get(store, {})
-        now = self.clock()
-        return tuple(g for g in trigrams if known.get(g, 0.0) <= now)
-
-    def note(self, store: Store, common: Iterable[str]) -> None:
-        known = self._by_store.setdefault(store, {})
-        if len(known) > _COMMON_KEPT:  # bounded: forget them all, count again
-            known.clear()
-        until = self.clock() + COMMON_SECONDS
-        for g in common:
-            known[g] = until
-
-
-_common_runs = _CommonRuns()
-
-
 class _Estimated(NamedTuple):
     """PostgreSQL's statistics of the trigram index: the estimated rows of each run it lists
     as most common, and at most how many a run it does not list holds (None: no statistics,
@@ -210,25 +182,56 @@ async def _pg_estimates(conn: AsyncConnection) -> _Estimated:
     return _Estimated({str(g): float(f) * rows for g, f in listed}, least)
 
 
-class _Estimates:
-    """PostgreSQL's estimates per store, read again after :data:`COMMON_SECONDS`."""
+@dataclass
+class _Remembered:
+    common: dict[str, float] = field(default_factory=dict)  # run -> until when
+    estimated: _Estimated | None = None
+    estimated_until: float = 0.0
+
+
+class _CommonRuns:
+    """What searches remember per store for :data:`COMMON_SECONDS`: the runs found common
+    (counting a common run is most of a search's cost, and its verdict changes only once
+    about :data:`COMMON_TRIGRAM` of its rows are gone), and on PostgreSQL the trigram index's
+    statistics."""
 
     def __init__(self) -> None:
-        self._by_store: weakref.WeakKeyDictionary[Store, tuple[float, _Estimated]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._by_store: weakref.WeakKeyDictionary[Store, _Remembered] = weakref.WeakKeyDictionary()
         self.clock = time.monotonic
 
-    async def of(self, store: Store, conn: AsyncConnection) -> _Estimated:
-        held = self._by_store.get(store)
+    def unknown(self, store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+        """The runs of *trigrams* not known common now: to be counted."""
+        known = self._by_store.get(store, _Remembered()).common
         now = self.clock()
-        if held is None or held[0] <= now:
-            held = (now + COMMON_SECONDS, await _pg_estimates(conn))
-            self._by_store[store] = held
-        return held[1]
+        return tuple(g for g in trigrams if known.get(g, 0.0) <= now)
+
+    def note(self, store: Store, common: Iterable[str]) -> None:
+        known = self._by_store.setdefault(store, _Remembered()).common
+        if len(known) > _COMMON_KEPT:  # bounded: forget them all, count again
+            known.clear()
+        until = self.clock() + COMMON_SECONDS
+        for g in common:
+            known[g] = until
+
+    async def estimates(self, store: Store, conn: AsyncConnection) -> _Estimated:
+        """PostgreSQL's estimates, read again once they are :data:`COMMON_SECONDS` old."""
+        held = self._by_store.setdefault(store, _Remembered())
+        now = self.clock()
+        if held.estimated is None or held.estimated_until <= now:
+            held.estimated, held.estimated_until = await _pg_estimates(conn), now + COMMON_SECONDS
+        return held.estimated
 
 
-_estimates = _Estimates()
+_common_runs = _CommonRuns()
+
+
+def _far_from_bar(rows: float | None) -> bool | None:
+    """An estimate's verdict: True common, False rare, None near the bar (or no estimate)."""
+    if rows is None:
+        return None
+    if rows >= ESTIMATE_MARGIN * COMMON_TRIGRAM:
+        return True
+    return False if rows * ESTIMATE_MARGIN <= COMMON_TRIGRAM else None
 
 
 async def _selective_runs(
@@ -242,17 +245,11 @@ async def _selective_runs(
     unknown = _common_runs.unknown(store, trigrams)
     rare: set[str] = set()
     if unknown and store.backend == "postgresql":
-        # Far from the bar either way by PostgreSQL's own estimate: decided without a count.
-        est = await _estimates.of(store, conn)
-        held = {g: est.rows.get(g, est.unlisted) for g in unknown}
-        common = {
-            g for g, n in held.items() if n is not None and n >= ESTIMATE_MARGIN * COMMON_TRIGRAM
-        }
-        rare = {
-            g for g, n in held.items() if n is not None and n * ESTIMATE_MARGIN <= COMMON_TRIGRAM
-        }
-        _common_runs.note(store, common)
-        unknown = tuple(g for g in unknown if g not in common and g not in rare)
+        est = await _common_runs.estimates(store, conn)
+        verdicts = {g: _far_from_bar(est.rows.get(g, est.unlisted)) for g in unknown}
+        _common_runs.note(store, (g for g, v in verdicts.items() if v is True))
+        rare = {g for g, v in verdicts.items() if v is False}
+        unknown = tuple(g for g, v in verdicts.items() if v is None)
     if unknown:
         rare |= set(await selective(conn, store.backend, unknown))
     _common_runs.note(store, (g for g in unknown if g not in rare))
