@@ -111,9 +111,9 @@ def run_coro(coro: Coroutine[Any, Any, T]) -> T:
 
     # What start-up built (modules, schemas, the CLI) lives as long as the process: kept out
     # of the collector's full passes, which otherwise walk it again and again while a sync or
-    # an import allocates per entry (bench/sync.py, 300k entries: 14.3k/s without, 16.4k to
-    # 17.6k/s with). Undone after, so a process running several commands (the tests) keeps
-    # nothing it would otherwise free.
+    # an import allocates per entry (bench/sync.py, 300k entries on SQLite, alternating:
+    # 14.3k and 14.7k/s without, 16.0k and 17.1k/s with). Undone after, so a process running
+    # several commands (the tests) keeps nothing it would otherwise free.
     gc.freeze()
     try:
         return asyncio.run(coro)
