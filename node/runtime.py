@@ -285,7 +285,7 @@ class Node:
             server,
         )
         if self._query is None:
-            self._query = QueryServicer(self.publisher)
+            self._query = QueryServicer(self.publisher, self.store.reader)
         query_rpc.add_QueryServiceServicer_to_server(self._query, server)
         reports_rpc.add_ReportServiceServicer_to_server(ReportServicer(self.report_deps), server)
         settings = self.home.settings

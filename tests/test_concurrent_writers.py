@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -12,15 +13,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.samples import generate_rows, write_csv
-from keys import FederationCA
+from keys import FederationCA, SigningKey
+from node.feeds import publisher
 from node.feeds.importer import IMPORTS
-from node.feeds.logstore import LEAVES, LogStore, StaleCursor, read_cursor
+from node.feeds.logstore import LEAVES, Cursor, LogStore, StaleCursor, read_cursor
 from node.feeds.state import STATE
 from node.storage import Store
 from node.storage.locks import exclusive
 from tests.conftest import DbUrlFactory
+from tests.feedutil import adds
 
 CLI = [sys.executable, "-m", "node.cli"]
 PROCUREMENT = "政府采购严重违法失信行为记录名单"
@@ -236,3 +240,38 @@ async def wait_serving(home: Path) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError("node did not start serving")
+
+
+async def test_a_serving_publisher_reads_its_row_only_when_another_writer_moved_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher's poll (twenty a second) looks at the log's two sizes on the plain
+    reader; the whole row is read, and the append signed, only once another writer (here a
+    second store, as another process) appended."""
+    full_reads = 0
+    whole_row = read_cursor
+
+    async def counted(conn: AsyncConnection, origin: str) -> Cursor | None:
+        nonlocal full_reads
+        full_reads += 1
+        return await whole_row(conn, origin)
+
+    monkeypatch.setattr(publisher, "read_cursor", counted)
+    origin, key = "creditnode://t/jinan", SigningKey.generate("j")
+    async with Store.opened(db_url) as store, Store.opened(db_url) as elsewhere:
+        serving = await publisher.Publisher.open(store, origin, key)
+        run = asyncio.create_task(serving.run())
+        try:
+            await asyncio.sleep(10 * publisher.EXTERNAL_POLL_SECONDS)  # the first signing
+            settled = full_reads
+            await asyncio.sleep(20 * publisher.EXTERNAL_POLL_SECONDS)
+            assert full_reads == settled  # nothing moved: two sizes each time, on the reader
+            other = await publisher.Publisher.open(elsewhere, origin, key)
+            await other.append(adds(3))
+            assert await serving.wait_newer(0, timeout=10)
+            assert serving.log.frontier.size == serving.latest_size == 3
+            assert full_reads > settled
+        finally:
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run

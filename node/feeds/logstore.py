@@ -22,6 +22,7 @@ from node.storage.models import (
     LogRecord,
     utcnow,
 )
+from node.storage.reader import Reader
 
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 LEAVES = LogLeaf.__table__  # type: ignore[attr-defined]
@@ -103,6 +104,16 @@ async def read_cursor(conn: AsyncConnection, origin: str) -> Cursor | None:
         state_detail=row["state_detail"],
         projected_size=row["projected_size"],
     )
+
+
+_SIZES = f"SELECT size, checkpoint_size FROM {LOGS.name} WHERE origin = ?"  # noqa: S608
+
+
+async def read_sizes(reader: Reader, origin: str) -> tuple[int, int] | None:
+    """The committed and the signed size of *origin*'s log through a plain reader: a poll's
+    cheap look (None: no such log)."""
+    rows = await reader.fetch(_SIZES, [origin])
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
 async def read_hashes(

@@ -43,6 +43,8 @@ _BY_PSEUDONYM = (
 class QueryServicer(query_rpc.QueryServiceServicer):
     def __init__(self, publisher: Publisher, reader: Reader | None = None) -> None:
         self._pub = publisher
+        # A reader given is someone else's (the store's, closed with it); one made here is ours.
+        self._owned = reader is None
         self._reader = reader if reader is not None else Reader.of(publisher.store)
         self._answers = {
             "uscc": _ANSWERS.format(active=_ACTIVE_BY_USCC, subject=_BY_USCC, limit=MAX_ANSWERS),
@@ -90,5 +92,6 @@ class QueryServicer(query_rpc.QueryServiceServicer):
         return query.LookupResponse(answers=answers)
 
     async def close(self) -> None:
-        """Close the reader's connections (at the node's stop)."""
-        await self._reader.close()
+        """Close the reader's connections if it made them (at the node's stop)."""
+        if self._owned:
+            await self._reader.close()

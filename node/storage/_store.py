@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.errors import StorageError
 from node.storage import dialect
+from node.storage.reader import Reader
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -117,10 +118,23 @@ class Store:
         # growing steps (up to 100 ms) in the busy handler. Queueing this process's write
         # transactions here instead keeps appends, checkpoints and applies from stalling.
         self._writer = asyncio.Lock() if engine.url.get_backend_name() == "sqlite" else None
+        self._reader: Reader | None = None
 
     @property
     def backend(self) -> str:
         return self.engine.url.get_backend_name()
+
+    @property
+    def reader(self) -> Reader | None:
+        """The store's plain-driver reader (:mod:`node.storage.reader`), shared by the query
+        path and the node's polls, made on first use and closed with the store; None for an
+        in-memory SQLite database, which no second connection can see."""
+        if self._reader is None:
+            url = self.engine.url
+            if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+                return None
+            self._reader = Reader.of(self)
+        return self._reader
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -203,6 +217,9 @@ class Store:
             return str((await conn.execute(text(sql))).scalar_one())
 
     async def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
         await self.engine.dispose()
 
 

@@ -18,9 +18,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.storage._store import Store
+if TYPE_CHECKING:
+    from node.storage._store import Store
 
 Row = tuple[Any, ...]
 Query = tuple[str, Sequence[Any]]
