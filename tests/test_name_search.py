@@ -20,6 +20,7 @@ from node.identity.codes import org_code_check_char, uscc_check_char
 from node.identity.names import NameMatch, normalise_name, rank_names, search_plan
 from node.identity.registry import org_code_in_state, resolve
 from node.storage import Store, dialect
+from node.storage.reader import Query
 from tests.conftest import DbUrlFactory
 
 REGIONS = ["济南市", "兰州市", "太原市", "郑州市", "西安市", "青岛市", "淄博市", "天水市"]
@@ -173,14 +174,17 @@ async def test_index_follows_updates_and_deletes(db_url: str) -> None:
         await store.close()
 
 
-async def _plan(store: Store, sql: str, params: dict[str, Any]) -> str:
-    """The query plan of *sql* as one string."""
-    async with store.engine.connect() as conn:
-        if store.backend == "sqlite":
-            rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + sql), params)).all()
-            return "\n".join(str(r[-1]) for r in rows)
-        rows = (await conn.execute(text("EXPLAIN " + sql), params)).all()
-        return "\n".join(str(r[0]) for r in rows)
+async def _plan(store: Store, query: Query, *, search: bool = True) -> str:
+    """The query plan of *query* as one string: as a name search runs it (its reader and
+    settings), or with *search* False as a plain read."""
+    sql, params = query
+    explain = ("EXPLAIN QUERY PLAN " if store.backend == "sqlite" else "EXPLAIN") + " " + sql
+    if search:
+        rows = await name_search.index_read(store, (explain, params))
+    else:
+        assert store.reader is not None
+        rows = await store.reader.fetch(explain, params)
+    return "\n".join(str(r[-1] if store.backend == "sqlite" else r[0]) for r in rows)
 
 
 def _no_scan(plan: str) -> None:
@@ -206,23 +210,14 @@ async def test_no_scan_at_100k_entries(db_url: str) -> None:
         assert [m.key for m in found][:1] == [target_uscc]
         plan = search_plan("独一无二科技")
         assert plan is not None and plan.trigrams
-        n = name_search.CANDIDATE_LIMIT
-        if sqlite_backend:
-            q = " OR ".join(f'"{g}"' for g in plan.trigrams)
-            statements = [
-                (name_search._SQLITE_MATCH.text, {"q": q, "n": n}),
-                (name_search._SQLITE_ALL.text, {"q": q.replace(" OR ", " AND "), "n": n}),
-                ("SELECT " + name_search._SQLITE_COUNT.format(i=0), {"q0": '"济南市"', "c": n}),
-            ]
-        else:
-            g = list(plan.trigrams)
-            statements = [
-                (name_search._PG_ANY.text, {"g": g, "n": n}),
-                (name_search._PG_ALL.text, {"g": g, "n": n}),
-                (name_search._PG_COUNTS.text, {"gs": g, "c": n}),
-            ]
-        for sql, params in statements:
-            shown = await _plan(store, sql, params)
+        backend = store.backend
+        statements = [
+            name_search.match_query(backend, plan.trigrams, True),
+            name_search.match_query(backend, plan.trigrams, False),
+            name_search.count_query(backend, ("济南市", *plan.trigrams)),
+        ]
+        for statement in statements:
+            shown = await _plan(store, statement)
             if sqlite_backend:
                 assert "VIRTUAL TABLE INDEX" in shown, shown
             else:
@@ -230,8 +225,7 @@ async def test_no_scan_at_100k_entries(db_url: str) -> None:
             _no_scan(shown)
 
         # Short queries: the bounded prefix path on the B-tree.
-        shown = await _plan(store, name_search._PREFIX.text, {
-            "lo": "济南", "hi": "济南\U0010ffff", "n": name_search.PREFIX_LIMIT})  # fmt: skip
+        shown = await _plan(store, name_search.prefix_query("济南"))
         assert "ix_list_state_name_prefix" in shown, shown
         _no_scan(shown)
         short = await name_search.search_names(store, "济南")
@@ -247,7 +241,7 @@ async def test_no_scan_at_100k_entries(db_url: str) -> None:
             dialect=sqlite.dialect() if sqlite_backend else postgresql.dialect(),  # type: ignore[no-untyped-call]
             compile_kwargs={"literal_binds": True},
         )
-        shown = await _plan(store, str(compiled), {})
+        shown = await _plan(store, (str(compiled), ()), search=False)
         assert "ix_list_state_org" in shown, shown
         _no_scan(shown)
     finally:
@@ -259,9 +253,9 @@ def _record_counts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     counted: list[tuple[str, ...]] = []
     real = name_search.selective
 
-    async def selective(conn: Any, backend: str, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+    async def selective(store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
         counted.append(trigrams)
-        return await real(conn, backend, trigrams)
+        return await real(store, trigrams)
 
     monkeypatch.setattr(name_search, "selective", selective)
     return counted
@@ -303,7 +297,7 @@ async def test_a_common_run_is_not_counted_again_for_a_while(
         await other.close()
 
 
-async def _no_statistics(conn: Any) -> name_search._Estimated:
+async def _no_statistics(store: Store) -> name_search._Estimated:
     return name_search._Estimated({}, None)
 
 
@@ -328,31 +322,17 @@ async def test_postgresql_decides_runs_far_from_the_bar_by_its_statistics(
                  name_norm_of(name))
                 for i, (uscc, name) in enumerate(rows)
             ])  # fmt: skip
-        async with store.engine.connect() as conn:
-            assert await name_search._selective_runs(store, conn, runs) == (
-                "长江电",
-                "河鲁信",
-                "某某某",
-            )
+        assert await name_search._selective_runs(store, runs) == ("长江电", "河鲁信", "某某某")
         assert counted == [runs]
         counted.clear()
         monkeypatch.setattr(name_search, "_common_runs", name_search._CommonRuns())
         async with store.begin() as conn:
             await conn.execute(text("ANALYZE list_state"))
-        async with store.engine.connect() as conn:
-            # The same answer; only the runs near the bar (150 and 80 rows) were counted.
-            assert await name_search._selective_runs(store, conn, runs) == (
-                "长江电",
-                "河鲁信",
-                "某某某",
-            )
-            assert counted == [("泰山物", "长江电")]
-            # A common run is remembered either way: the next look counts only 长江电.
-            assert await name_search._selective_runs(store, conn, runs) == (
-                "长江电",
-                "河鲁信",
-                "某某某",
-            )
-            assert counted[1:] == [("长江电",)]
+        # The same answer; only the runs near the bar (150 and 80 rows) were counted.
+        assert await name_search._selective_runs(store, runs) == ("长江电", "河鲁信", "某某某")
+        assert counted == [("泰山物", "长江电")]
+        # A common run is remembered either way: the next look counts only 长江电.
+        assert await name_search._selective_runs(store, runs) == ("长江电", "河鲁信", "某某某")
+        assert counted[1:] == [("长江电",)]
     finally:
         await store.close()

@@ -25,6 +25,7 @@ ranking every name):
   (selective runs propose at most a few thousand, so this rarely cuts).
 
 Each step reads at most a bounded number of index entries, whatever the size of the table.
+The reads run on the store's plain driver reader (:mod:`node.storage.reader`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.errors import StorageError
 from node.feeds.counts import NAME_NORM_MAX
 from node.identity.names import (
     DEFAULT_MIN_SCORE,
@@ -48,6 +50,7 @@ from node.identity.names import (
     search_plan,
 )
 from node.storage import Store
+from node.storage.reader import Query, Row
 
 __all__ = [
     "CANDIDATE_LIMIT",
@@ -56,7 +59,11 @@ __all__ = [
     "ESTIMATE_MARGIN",
     "PREFIX_LIMIT",
     "candidates",
+    "count_query",
     "index_inserted",
+    "index_read",
+    "match_query",
+    "prefix_query",
     "search_names",
     "selective",
 ]
@@ -70,37 +77,36 @@ _MAX_CHAR = "\U0010ffff"  # sorts after every character: prefix..prefix+_MAX_CHA
 
 # How many rows hold a run, counted only up to COMMON_TRIGRAM + 1 (FTS5 and GIN both stop).
 _SQLITE_COUNT = (
-    "(SELECT count(*) FROM (SELECT 1 FROM list_state_names WHERE list_state_names MATCH :q{i} "
-    "LIMIT :c))"
+    "(SELECT count(*) FROM (SELECT 1 FROM list_state_names WHERE list_state_names MATCH ? LIMIT ?))"
 )
-_PG_COUNTS = text(
+_PG_COUNTS = (
     "SELECT (SELECT count(*) FROM (SELECT 1 FROM list_state WHERE cn_trigrams(name_norm) @> "
-    "ARRAY[g] LIMIT :c) AS s) FROM unnest(CAST(:gs AS text[])) WITH ORDINALITY AS t(g, o) "
+    "ARRAY[g] LIMIT ?) AS s) FROM unnest(CAST(? AS text[])) WITH ORDINALITY AS t(g, o) "
     "ORDER BY o"
 )
-_SQLITE_MATCH = text(
+_SQLITE_MATCH = (
     "SELECT s.uscc, s.subject_name, s.name_norm FROM list_state_names AS f "
-    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
-    "AND s.subject_name != '' ORDER BY length(s.name_norm), s.name_norm, s.uscc LIMIT :n"
+    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH ? "
+    "AND s.subject_name != '' ORDER BY length(s.name_norm), s.name_norm, s.uscc LIMIT ?"
 )
-_PG_ANY = text(
+_PG_ANY = (
     "SELECT uscc, subject_name, name_norm FROM list_state WHERE cn_trigrams(name_norm) && "
-    "CAST(:g AS text[]) AND subject_name != '' "
-    "ORDER BY length(name_norm), name_norm, uscc LIMIT :n"
+    "CAST(? AS text[]) AND subject_name != '' "
+    "ORDER BY length(name_norm), name_norm, uscc LIMIT ?"
 )
 # Every run common: no ORDER BY, so the LIMIT stops the index walk (the first rows found).
-_SQLITE_ALL = text(
+_SQLITE_ALL = (
     "SELECT s.uscc, s.subject_name, s.name_norm FROM list_state_names AS f "
-    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH :q "
-    "AND s.subject_name != '' LIMIT :n"
+    "JOIN list_state AS s ON s.rowid = f.rowid WHERE list_state_names MATCH ? "
+    "AND s.subject_name != '' LIMIT ?"
 )
-_PG_ALL = text(
+_PG_ALL = (
     "SELECT uscc, subject_name, name_norm FROM list_state WHERE cn_trigrams(name_norm) @> "
-    "CAST(:g AS text[]) AND subject_name != '' LIMIT :n"
+    "CAST(? AS text[]) AND subject_name != '' LIMIT ?"
 )
 # ANALYZE's most common elements of the trigram index's expression (a sample of 30,000 rows
 # at the default statistics target), and the table's rows: each listed run's estimated rows.
-_PG_ESTIMATES = text(
+_PG_ESTIMATES = (
     "SELECT CAST(CAST(s.most_common_elems AS text) AS text[]), s.most_common_elem_freqs, "
     # The rows now, as the planner reckons them: the last count's density times today's pages.
     "c.reltuples / NULLIF(c.relpages, 0) * (pg_relation_size(c.oid) / "
@@ -112,15 +118,15 @@ _PG_ESTIMATES = text(
 # error at the bar is about 20% at 1M rows (30 sampled rows); the margin also covers the rows
 # changed since the last ANALYZE (autovacuum analyzes again after about a tenth of them).
 ESTIMATE_MARGIN = 2.0
-# For this transaction only (set_config's true = SET LOCAL), in one round trip.
-_PG_INDEX_ONLY = text(
+# For the read's transaction only (set_config's true = SET LOCAL), in one round trip.
+_PG_INDEX_ONLY = (
     "SELECT set_config('enable_seqscan', 'off', true), "
     "set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 # The inner LIMIT walks the index in order and stops: bounded however common the prefix.
-_PREFIX = text(
+_PREFIX = (
     "SELECT uscc, subject_name, name_norm FROM (SELECT uscc, subject_name, name_norm "
-    "FROM list_state WHERE name_norm >= :lo AND name_norm < :hi ORDER BY name_norm LIMIT :n) "
+    "FROM list_state WHERE name_norm >= ? AND name_norm < ? ORDER BY name_norm LIMIT ?) "
     "AS p WHERE subject_name != '' ORDER BY name_norm, subject_name, uscc"
 )
 
@@ -145,18 +151,46 @@ def _fts_phrase(trigram: str) -> str:
     return '"' + trigram.replace('"', '""') + '"'  # an FTS5 string; "" escapes a quote
 
 
-async def selective(
-    conn: AsyncConnection, backend: str, trigrams: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The runs of *trigrams* held by at most :data:`COMMON_TRIGRAM` rows."""
+def count_query(backend: str, trigrams: tuple[str, ...]) -> Query:
+    """How many rows hold each of *trigrams*, up to :data:`COMMON_TRIGRAM` + 1 (SQLite: one
+    row of counts; PostgreSQL: a row per run, in order)."""
+    bar = COMMON_TRIGRAM + 1
     if backend == "sqlite":
-        counts = ", ".join(_SQLITE_COUNT.format(i=i) for i in range(len(trigrams)))
-        params: dict[str, object] = {f"q{i}": _fts_phrase(g) for i, g in enumerate(trigrams)}
-        row = await conn.execute(text(f"SELECT {counts}"), params | {"c": COMMON_TRIGRAM + 1})
-        found = list(row.one())
-    else:
-        params = {"gs": list(trigrams), "c": COMMON_TRIGRAM + 1}
-        found = list((await conn.execute(_PG_COUNTS, params)).scalars())
+        counts = ", ".join([_SQLITE_COUNT] * len(trigrams))
+        return f"SELECT {counts}", [p for g in trigrams for p in (_fts_phrase(g), bar)]
+    return _PG_COUNTS, [bar, list(trigrams)]
+
+
+def match_query(backend: str, grams: tuple[str, ...], any_of: bool) -> Query:
+    """The names holding any of *grams* (shortest first), or all of them (the first found)."""
+    if backend == "sqlite":
+        q = (" OR " if any_of else " AND ").join(_fts_phrase(g) for g in grams)
+        return (_SQLITE_MATCH if any_of else _SQLITE_ALL), [q, CANDIDATE_LIMIT]
+    return (_PG_ANY if any_of else _PG_ALL), [list(grams), CANDIDATE_LIMIT]
+
+
+def prefix_query(prefix: str) -> Query:
+    """The names whose normalised form begins with *prefix*, at most :data:`PREFIX_LIMIT`."""
+    return _PREFIX, [prefix, prefix + _MAX_CHAR, PREFIX_LIMIT]
+
+
+async def index_read(store: Store, query: Query) -> list[Row]:
+    """*query*'s rows on the store's plain reader (about a third of a search's time went to
+    SQLAlchemy's bridge and rows); on PostgreSQL in a transaction that keeps the planner on
+    the indexes: a LIMIT makes a sequential scan look cheap to it, and a generic plan (chosen
+    after a few runs of a prepared statement) cannot know how selective the runs are."""
+    reader = store.reader
+    if reader is None:
+        raise StorageError("name search needs a database file, not an in-memory database")
+    if store.backend == "postgresql":
+        return (await reader.chain((_PG_INDEX_ONLY, ()), lambda _rows: query))[1]
+    return await reader.fetch(*query)
+
+
+async def selective(store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
+    """The runs of *trigrams* held by at most :data:`COMMON_TRIGRAM` rows."""
+    rows = await index_read(store, count_query(store.backend, trigrams))
+    found = rows[0] if store.backend == "sqlite" else [r[0] for r in rows]
     return tuple(g for g, n in zip(trigrams, found, strict=True) if n <= COMMON_TRIGRAM)
 
 
@@ -169,8 +203,9 @@ class _Estimated(NamedTuple):
     unlisted: float | None
 
 
-async def _pg_estimates(conn: AsyncConnection) -> _Estimated:
-    row = (await conn.execute(_PG_ESTIMATES)).first()
+async def _pg_estimates(store: Store) -> _Estimated:
+    found = await index_read(store, (_PG_ESTIMATES, ()))
+    row = found[0] if found else None
     if row is None or row[0] is None or row[1] is None or not row[0]:
         return _Estimated({}, None)
     rows = max(float(row[2] or 0.0), 0.0)
@@ -213,12 +248,12 @@ class _CommonRuns:
         for g in common:
             known[g] = until
 
-    async def estimates(self, store: Store, conn: AsyncConnection) -> _Estimated:
+    async def estimates(self, store: Store) -> _Estimated:
         """PostgreSQL's estimates, read again once they are :data:`COMMON_SECONDS` old."""
         held = self._by_store.setdefault(store, _Remembered())
         now = self.clock()
         if held.estimated is None or held.estimated_until <= now:
-            held.estimated, held.estimated_until = await _pg_estimates(conn), now + COMMON_SECONDS
+            held.estimated, held.estimated_until = await _pg_estimates(store), now + COMMON_SECONDS
         return held.estimated
 
 
@@ -234,9 +269,7 @@ def _far_from_bar(rows: float | None) -> bool | None:
     return False if rows * ESTIMATE_MARGIN <= COMMON_TRIGRAM else None
 
 
-async def _selective_runs(
-    store: Store, conn: AsyncConnection, trigrams: tuple[str, ...]
-) -> tuple[str, ...]:
+async def _selective_runs(store: Store, trigrams: tuple[str, ...]) -> tuple[str, ...]:
     """:func:`selective`, not counting again a run found common in the last
     :data:`COMMON_SECONDS`; on PostgreSQL, not counting a run its statistics estimate held by
     at least :data:`ESTIMATE_MARGIN` times :data:`COMMON_TRIGRAM` rows (common) or by at most
@@ -245,13 +278,13 @@ async def _selective_runs(
     unknown = _common_runs.unknown(store, trigrams)
     rare: set[str] = set()
     if unknown and store.backend == "postgresql":
-        est = await _common_runs.estimates(store, conn)
+        est = await _common_runs.estimates(store)
         verdicts = {g: _far_from_bar(est.rows.get(g, est.unlisted)) for g in unknown}
         _common_runs.note(store, (g for g, v in verdicts.items() if v is True))
         rare = {g for g, v in verdicts.items() if v is False}
         unknown = tuple(g for g, v in verdicts.items() if v is None)
     if unknown:
-        rare |= set(await selective(conn, store.backend, unknown))
+        rare |= set(await selective(store, unknown))
     _common_runs.note(store, (g for g in unknown if g not in rare))
     return tuple(g for g in trigrams if g in rare)
 
@@ -260,27 +293,12 @@ async def candidates(store: Store, plan: SearchPlan) -> list[tuple[str, str, str
     """``(uscc, name, normalised name)`` the index proposes for *plan*, each ``(uscc, name)``
     once, shortest name first. The normalised name is the stored one unless that may have been
     cut short (see :data:`node.feeds.counts.NAME_NORM_MAX`)."""
-    sqlite = store.backend == "sqlite"
-    async with store.engine.connect() as conn:
-        if not sqlite:
-            # These reads are index reads by design, at any size: a LIMIT makes a sequential
-            # scan look cheap to PostgreSQL's planner, and a generic plan (chosen after a few
-            # runs of a prepared statement) cannot know how selective the runs are.
-            await conn.execute(_PG_INDEX_ONLY)
-        if plan.trigrams:
-            rare = await _selective_runs(store, conn, plan.trigrams)
-            grams, any_of = (rare, True) if rare else (plan.trigrams, False)
-            if sqlite:
-                q = (" OR " if any_of else " AND ").join(_fts_phrase(g) for g in grams)
-                stmt = _SQLITE_MATCH if any_of else _SQLITE_ALL
-                rows = (await conn.execute(stmt, {"q": q, "n": CANDIDATE_LIMIT})).all()
-            else:
-                stmt = _PG_ANY if any_of else _PG_ALL
-                params: dict[str, object] = {"g": list(grams), "n": CANDIDATE_LIMIT}
-                rows = (await conn.execute(stmt, params)).all()
-        else:
-            params = {"lo": plan.prefix, "hi": plan.prefix + _MAX_CHAR, "n": PREFIX_LIMIT}
-            rows = (await conn.execute(_PREFIX, params)).all()
+    if plan.trigrams:
+        rare = await _selective_runs(store, plan.trigrams)
+        query = match_query(store.backend, *((rare, True) if rare else (plan.trigrams, False)))
+    else:
+        query = prefix_query(plan.prefix)
+    rows = await index_read(store, query)
     seen: dict[tuple[str, str], str] = {}
     for uscc, name, norm in rows:
         if (uscc, name) not in seen:
