@@ -118,11 +118,11 @@ _PG_ESTIMATES = (
 # error at the bar is about 20% at 1M rows (30 sampled rows); the margin also covers the rows
 # changed since the last ANALYZE (autovacuum analyzes again after about a tenth of them).
 ESTIMATE_MARGIN = 2.0
-# For the read's transaction only (set_config's true = SET LOCAL), in one round trip.
-_PG_INDEX_ONLY = (
-    "SELECT set_config('enable_seqscan', 'off', true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true)"
-)
+# The search's reads are index reads by design, at any size: a LIMIT makes a sequential scan
+# look cheap to PostgreSQL's planner, and a generic plan (chosen after a few runs of a
+# prepared statement) cannot know how selective the runs are. Its reader's connections are
+# set up so (each read then one round trip, not a transaction setting them first).
+_PG_INDEX_ONLY = {"enable_seqscan": "off", "plan_cache_mode": "force_custom_plan"}
 # The inner LIMIT walks the index in order and stops: bounded however common the prefix.
 _PREFIX = (
     "SELECT uscc, subject_name, name_norm FROM (SELECT uscc, subject_name, name_norm "
@@ -175,15 +175,11 @@ def prefix_query(prefix: str) -> Query:
 
 
 async def index_read(store: Store, query: Query) -> list[Row]:
-    """*query*'s rows on the store's plain reader (about a third of a search's time went to
-    SQLAlchemy's bridge and rows); on PostgreSQL in a transaction that keeps the planner on
-    the indexes: a LIMIT makes a sequential scan look cheap to it, and a generic plan (chosen
-    after a few runs of a prepared statement) cannot know how selective the runs are."""
-    reader = store.reader
+    """*query*'s rows on a plain driver reader (about a third of a search's time went to
+    SQLAlchemy's bridge and rows); on PostgreSQL one kept on the indexes (_PG_INDEX_ONLY)."""
+    reader = store.reader_with(_PG_INDEX_ONLY)
     if reader is None:
         raise StorageError("name search needs a database file, not an in-memory database")
-    if store.backend == "postgresql":
-        return (await reader.chain((_PG_INDEX_ONLY, ()), lambda _rows: query))[1]
     return await reader.fetch(*query)
 
 

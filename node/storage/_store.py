@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -118,7 +118,7 @@ class Store:
         # growing steps (up to 100 ms) in the busy handler. Queueing this process's write
         # transactions here instead keeps appends, checkpoints and applies from stalling.
         self._writer = asyncio.Lock() if engine.url.get_backend_name() == "sqlite" else None
-        self._reader: Reader | None = None
+        self._readers: dict[tuple[tuple[str, str], ...], Reader] = {}
 
     @property
     def backend(self) -> str:
@@ -129,12 +129,22 @@ class Store:
         """The store's plain-driver reader (:mod:`node.storage.reader`), shared by the query
         path and the node's polls, made on first use and closed with the store; None for an
         in-memory SQLite database, which no second connection can see."""
-        if self._reader is None:
-            url = self.engine.url
-            if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return self.reader_with({})
+
+    def reader_with(self, settings: Mapping[str, str]) -> Reader | None:
+        """:attr:`reader`, with PostgreSQL's connections set up with *settings* (session
+        settings, such as the planner's); a reader per set of settings. SQLite has none: its
+        reader is the shared one."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
                 return None
-            self._reader = Reader.of(self)
-        return self._reader
+            settings = {}
+        key = tuple(sorted(settings.items()))
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = Reader.of(self, settings)
+        return reader
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -217,8 +227,8 @@ class Store:
             return str((await conn.execute(text(sql))).scalar_one())
 
     async def close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
             await reader.close()
         await self.engine.dispose()
 

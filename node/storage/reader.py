@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -41,15 +41,17 @@ class Reader:
     dialect: str
 
     @staticmethod
-    def of(store: Store) -> Reader:
-        """A reader on *store*'s database; connections are made on first use."""
+    def of(store: Store, settings: Mapping[str, str] | None = None) -> Reader:
+        """A reader on *store*'s database; connections are made on first use (on PostgreSQL
+        with the session *settings*)."""
         url = store.engine.url
         if url.get_backend_name() == "sqlite":
             path = url.database or ""
             if path in ("", ":memory:"):
                 raise ValueError("a reader needs a database file")
             return SqliteReader(path)
-        return PostgresReader(url.set(drivername="postgresql").render_as_string(False))
+        dsn = url.set(drivername="postgresql").render_as_string(False)
+        return PostgresReader(dsn, settings)
 
     def any_of(self, expr: str) -> str:
         """SQL true when *expr* equals one element of the list bound to its ``?``."""
@@ -143,8 +145,9 @@ def _sqlite_param(value: Any) -> Any:
 class PostgresReader(Reader):
     dialect = "postgresql"
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, settings: Mapping[str, str] | None = None) -> None:
         self._dsn = dsn
+        self._settings = dict(settings or {})
         self._pool: Any = None
         self._opening = asyncio.Lock()
         self._sql: dict[str, str] = {}
@@ -170,6 +173,7 @@ class PostgresReader(Reader):
                         self._dsn,
                         min_size=1,
                         max_size=POSTGRES_CONNECTIONS,
+                        server_settings=self._settings,
                     )
         return self._pool
 
