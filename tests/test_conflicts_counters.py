@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Select, event, func, insert, select, text
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
@@ -463,5 +465,26 @@ async def test_migration_0025_records_the_catalogues_held_bodies_cite(db_url: st
             await conn.run_sync(_to("0024", down=True))
             tables = await conn.run_sync(lambda c: sa_inspect(c).get_table_names())
             assert "measures_cited" not in tables and "list_state" in tables
+    finally:
+        await store.close()
+
+
+async def test_migration_0026_drops_the_uscc_index_and_its_downgrade_restores_it(
+    db_url: str,
+) -> None:
+    store = await Store.open(db_url)  # at head: 0026 applied
+
+    def names(conn: Any) -> set[str]:
+        with warnings.catch_warnings():  # SQLite skips the expression index
+            warnings.simplefilter("ignore", SAWarning)
+            return {str(i["name"]) for i in sa_inspect(conn).get_indexes("list_state")}
+
+    try:
+        async with store.engine.begin() as conn:
+            assert "ix_list_state_uscc" not in await conn.run_sync(names)
+            await conn.run_sync(_to("0025", down=True))
+            assert "ix_list_state_uscc" in await conn.run_sync(names)
+            await conn.run_sync(_to("0026"))
+            assert "ix_list_state_uscc" not in await conn.run_sync(names)
     finally:
         await store.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import SAWarning
 
 from keys import PeerBundle
 from node.errors import StorageError
@@ -51,6 +53,41 @@ async def test_migrations_create_tables_once(db_url: str) -> None:
         await store.close()
     again = await Store.open(db_url)  # re-running migrations on a current schema is a no-op
     await again.close()
+
+
+def _partial(options: dict[str, object]) -> bool:
+    return any(k.endswith("_where") and v is not None for k, v in options.items())
+
+
+async def test_no_index_of_a_written_table_is_a_leading_part_of_another(db_url: str) -> None:
+    """An index whose columns begin another's serves no read the longer one does not, and
+    every row written pays for it (migration 0026 dropped ix_list_state_uscc)."""
+    store = await Store.open(db_url)
+    try:
+        async with store.engine.connect() as conn:
+
+            def indexes(c: Connection) -> dict[str, list[tuple[tuple[str | None, ...], bool]]]:
+                found = inspect(c)
+                with warnings.catch_warnings():  # SQLite's reflection skips expression indexes
+                    warnings.simplefilter("ignore", SAWarning)
+                    return {
+                        t: [
+                            (tuple(i["column_names"]), _partial(i.get("dialect_options", {})))
+                            for i in found.get_indexes(t)
+                        ]
+                        for t in ("list_state", "log_leaves", "log_hashes", "audit_entries")
+                    }
+
+            by_table = await conn.run_sync(indexes)
+    finally:
+        await store.close()
+    assert any(cols == ("uscc", "name_norm") for cols, _ in by_table["list_state"])
+    for table, found in by_table.items():
+        for cols, partial in found:
+            if partial or None in cols:  # a partial index or an expression's: its own rows
+                continue
+            longer = [o for o, _ in found if len(o) > len(cols) and o[: len(cols)] == cols]
+            assert not longer, (table, cols, longer)
 
 
 async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -165,7 +165,8 @@ class ListStateRecord(SQLModel, table=True):
     list_type: int = 0
     subject_type: int = 0
     subject_name: str = Field(default="", max_length=300)
-    uscc: str = Field(default="", max_length=18, index=True)
+    # Read by USCC through ix_list_state_name_norm, which begins with it (migration 0026).
+    uscc: str = Field(default="", max_length=18)
     status: int = 0
     removal_reason: int = 0
     listing_date: str = Field(default="", max_length=10)
