@@ -13,9 +13,10 @@ import pytest
 from keys import SigningKey
 from node.audit.entry import AuditEntry, now_us, parse_entry, uuid7
 from node.audit.log import AuditLog, verify_audit_log
+from node.feeds.logstore import LEAVES, LOGS, LogStore, StaleCursor
 from node.storage import Store
 from node.storage.reader import Reader
-from node.storage.writer import Insert, Statement, Writer
+from node.storage.writer import Insert, Statement, Update, Writer
 
 URI = "creditnode://yellow-river/jinan"
 
@@ -150,3 +151,30 @@ async def test_the_writer_stores_rows_exactly_as_the_engine_does(store: Store) -
     assert a[0] == 0 and b[0] == 1
     assert a[2:] == b[2:]
     await log.close()
+
+
+async def test_an_update_matching_nothing_fails_the_commit_and_none_of_its_rows_are_written(
+    store: Store, other: Reader
+) -> None:
+    """The cursor's compare-and-swap: on PostgreSQL the transaction is one statement whose
+    inserts wait on the update's count, on SQLite a transaction rolled back."""
+    log = await LogStore.open(store, URI)
+    writer = Writer.of(store)
+    assert writer is not None
+    leaf = Insert(LEAVES, ("log_id", "idx", "data"), [(log.log_id, 0, b"leaf")])
+    leaves = "SELECT idx FROM log_leaves WHERE log_id = ?"
+    sizes = "SELECT size FROM logs WHERE id = ?"
+
+    def moved(past: int) -> Update:
+        return Update(LOGS, {"size": 1}, {"id": log.log_id, "size": past}, StaleCursor("moved"))
+
+    try:
+        with pytest.raises(StaleCursor):
+            await writer.commit([moved(past=5), leaf])  # the log is at 0, not 5
+        assert await other.fetch(leaves, [log.log_id]) == []
+        assert await other.fetch(sizes, [log.log_id]) == [(0,)]
+        await writer.commit([moved(past=0), leaf])
+        assert await other.fetch(leaves, [log.log_id]) == [(0,)]
+        assert await other.fetch(sizes, [log.log_id]) == [(1,)]
+    finally:
+        await writer.close()

@@ -15,7 +15,7 @@ import grpc
 from node.api import feeds, query, query_rpc
 from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
-from node.storage.reader import Reader, Row
+from node.storage.reader import Reader
 
 MAX_ANSWERS = 200
 
@@ -26,9 +26,14 @@ _ACTIVE = (
     "s.log_id = ? AND s.status = ? AND s.entry != ? "
     "AND (s.disclosure_end = '' OR s.disclosure_end >= ?)"
 )
+# The entries and each one's opened fields in one statement (one snapshot, one round trip):
+# an entry's row comes once per opening (a row with NULLs without any), in the answers' order.
 _ANSWERS = (
-    "SELECT s.entry_id, s.last_idx, s.status, s.entry FROM list_state AS s "
-    "WHERE {active} AND {subject} ORDER BY s.listing_date DESC, s.entry_id LIMIT {limit}"
+    "SELECT a.entry_id, a.last_idx, a.status, a.entry, d.field, d.value FROM ("
+    "SELECT s.entry_id, s.last_idx, s.status, s.entry, s.listing_date FROM list_state AS s "
+    "WHERE {active} AND {subject} ORDER BY s.listing_date DESC, s.entry_id LIMIT {limit}) AS a "
+    "LEFT JOIN disclosures AS d ON d.log_id = ? AND d.idx = a.last_idx "
+    "ORDER BY a.listing_date DESC, a.entry_id"
 )
 _BY_USCC = "s.uscc = ?"
 # By USCC the log id is left out of index choice (unary +): SQLite, without statistics, would
@@ -52,8 +57,6 @@ class QueryServicer(query_rpc.QueryServiceServicer):
                 active=_ACTIVE, subject=_BY_PSEUDONYM, limit=MAX_ANSWERS
             ),
         }
-        opened = "SELECT d.idx, d.field, d.value FROM disclosures AS d WHERE d.log_id = ? AND "
-        self._opened = opened + self._reader.any_of("d.idx")
 
     async def Lookup(
         self, request: query.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -62,34 +65,29 @@ class QueryServicer(query_rpc.QueryServiceServicer):
         log_id = self._pub.log.log_id
         active = [log_id, feeds.ENTRY_STATUS_ACTIVE, b"", shanghai_today().isoformat()]
         if subject == "uscc" and request.uscc:
-            params = [*active, request.uscc]
+            params = [*active, request.uscc, log_id]
         elif subject == "person_pseudonym" and request.person_pseudonym:
-            params = [*active, log_id, request.person_pseudonym]
+            params = [*active, log_id, request.person_pseudonym, log_id]
         else:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "name a subject: uscc or person_pseudonym"
             )
             raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
-        def openings(rows: list[Row]) -> tuple[str, list[Any]] | None:
-            return (self._opened, [log_id, [int(r[1]) for r in rows]]) if rows else None
-
-        # Both reads in one snapshot: the openings are those of the entries read.
-        found = await self._reader.chain((self._answers[subject], params), openings)
-        rows = found[0]
-        opened: dict[int, dict[str, str]] = {}
-        for idx, name, value in found[1] if len(found) > 1 else ():
-            opened.setdefault(int(idx), {})[name] = value
-        answers = []
-        for entry_id, last_idx, status, body in rows:
-            entry = feeds.ListEntry.FromString(body)
-            entry.status = status
-            for name, value in opened.get(int(last_idx), {}).items():
-                setattr(entry, name, value)
-            answers.append(
-                query.LookupAnswer(entry_id=entry_id, leaf_index=int(last_idx), entry=entry)
-            )
-        return query.LookupResponse(answers=answers)
+        answers: dict[str, query.LookupAnswer] = {}
+        for entry_id, last_idx, status, body, name, value in await self._reader.fetch(
+            self._answers[subject], params
+        ):
+            answer = answers.get(entry_id)
+            if answer is None:
+                entry = feeds.ListEntry.FromString(body)
+                entry.status = status
+                answer = answers[entry_id] = query.LookupAnswer(
+                    entry_id=entry_id, leaf_index=int(last_idx), entry=entry
+                )
+            if name is not None:
+                setattr(answer.entry, name, value)
+        return query.LookupResponse(answers=answers.values())
 
     async def close(self) -> None:
         """Close the reader's connections if it made them (at the node's stop)."""

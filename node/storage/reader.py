@@ -4,19 +4,19 @@ SQLAlchemy and aiosqlite cost about 50 times the SQL of a small read (issue 17).
 :class:`Reader` runs the same SQL on the driver itself: on SQLite, one ``sqlite3`` connection
 per reader thread (``query_only``, WAL, statements kept in sqlite3's statement cache) behind a
 small executor; on PostgreSQL, an ``asyncpg`` pool whose connections prepare each statement
-once. Both see committed data only, and a :meth:`Reader.chain` of reads runs in one snapshot.
+once. Both see committed data only; a read is one statement, its own snapshot (a read that
+needs another's rows joins them: one round trip).
 
-SQL is written once with ``?`` placeholders; a list parameter is matched with :meth:`any_of`.
+SQL is written once with ``?`` placeholders (numbered for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +24,7 @@ if TYPE_CHECKING:
     from node.storage._store import Store
 
 Row = tuple[Any, ...]
-Query = tuple[str, Sequence[Any]]
-# Given the rows of the previous read, the next read (None: stop here).
-Step = Callable[[list[Row]], Query | None]
+Query = tuple[str, Sequence[Any]]  # SQL and its parameters
 
 SQLITE_THREADS = 2
 POSTGRES_CONNECTIONS = 4
@@ -53,17 +51,8 @@ class Reader:
         dsn = url.set(drivername="postgresql").render_as_string(False)
         return PostgresReader(dsn, settings)
 
-    def any_of(self, expr: str) -> str:
-        """SQL true when *expr* equals one element of the list bound to its ``?``."""
-        raise NotImplementedError
-
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """The rows of one read."""
-        return (await self.chain((sql, params)))[0]
-
-    async def chain(self, first: Query, *then: Step) -> list[list[Row]]:
-        """*first*, then each step's read built from the rows before it, in one snapshot;
-        the rows of each read run."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -81,16 +70,12 @@ class SqliteReader(Reader):
         self._pool = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="creditnode-reader")
         self._closed = False
 
-    def any_of(self, expr: str) -> str:
-        # One statement whatever the list's length, so it is prepared once.
-        return f"{expr} IN (SELECT value FROM json_each(?))"  # noqa: S608 - expr is ours
-
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
                 self._path,
-                isolation_level=None,  # transactions are explicit (one snapshot per chain)
+                isolation_level=None,  # autocommit: each statement is its own snapshot
                 check_same_thread=False,  # closed from the loop's thread at the end
                 cached_statements=_STATEMENTS,
             )
@@ -102,30 +87,14 @@ class SqliteReader(Reader):
                 self._connections.append(conn)
         return conn
 
-    def _run(self, first: Query, then: Sequence[Step]) -> list[list[Row]]:
+    def _run(self, sql: str, params: Sequence[Any]) -> list[Row]:
         if self._closed:
             raise RuntimeError("the reader is closed")
-        conn = self._connection()
-        if not then:  # one statement is its own snapshot
-            sql, params = first
-            return [conn.execute(sql, [_sqlite_param(p) for p in params]).fetchall()]
-        out: list[list[Row]] = []
-        conn.execute("BEGIN")  # the reads of a chain share one snapshot
-        try:
-            query: Query | None = first
-            steps = iter(then)
-            while query is not None:
-                sql, params = query
-                out.append(conn.execute(sql, [_sqlite_param(p) for p in params]).fetchall())
-                step = next(steps, None)
-                query = None if step is None else step(out[-1])
-        finally:
-            conn.execute("COMMIT")  # nothing written: ends the read transaction
-        return out
+        return self._connection().execute(sql, params).fetchall()
 
-    async def chain(self, first: Query, *then: Step) -> list[list[Row]]:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._run, first, then)
+        return await loop.run_in_executor(self._pool, self._run, sql, params)
 
     async def close(self) -> None:
         self._closed = True
@@ -134,12 +103,6 @@ class SqliteReader(Reader):
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
-
-
-def _sqlite_param(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return json.dumps(list(value))
-    return value
 
 
 class PostgresReader(Reader):
@@ -151,9 +114,6 @@ class PostgresReader(Reader):
         self._pool: Any = None
         self._opening = asyncio.Lock()
         self._sql: dict[str, str] = {}
-
-    def any_of(self, expr: str) -> str:
-        return f"{expr} = ANY(?)"
 
     def _numbered(self, sql: str) -> str:
         done = self._sql.get(sql)
@@ -174,33 +134,26 @@ class PostgresReader(Reader):
                         min_size=1,
                         max_size=POSTGRES_CONNECTIONS,
                         server_settings=self._settings,
+                        reset=_nothing_to_reset,
                     )
         return self._pool
 
-    async def chain(self, first: Query, *then: Step) -> list[list[Row]]:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         pool = await self._connections()
-        out: list[list[Row]] = []
         async with pool.acquire() as conn:
-            if not then:  # one statement is its own snapshot
-                sql, params = first
-                rows = await conn.fetch(self._numbered(sql), *[_pg_param(p) for p in params])
-                return [[tuple(r) for r in rows]]
-            tx = conn.transaction(isolation="repeatable_read", readonly=True)
-            async with tx:
-                query: Query | None = first
-                steps = iter(then)
-                while query is not None:
-                    sql, params = query
-                    rows = await conn.fetch(self._numbered(sql), *[_pg_param(p) for p in params])
-                    out.append([tuple(r) for r in rows])
-                    step = next(steps, None)
-                    query = None if step is None else step(out[-1])
-        return out
+            rows = await conn.fetch(self._numbered(sql), *[_pg_param(p) for p in params])
+        return [tuple(r) for r in rows]
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _nothing_to_reset(conn: Any) -> None:
+    """A reader's connection runs single read-only statements and changes no session state:
+    there is nothing to reset on release, where asyncpg's default reset is one more round
+    trip to the server on every read."""
 
 
 def _pg_param(value: Any) -> Any:
