@@ -180,7 +180,6 @@ class Node:
         self.started_at = dt.datetime.now(dt.UTC)
         self.port = 0
         self._server: grpc.aio.Server | None = None
-        self._query: QueryServicer | None = None  # holds the query path's reader
         # The officers' own listener (setting officer_listen; issue 14), apart from peers.
         self.officer_port = 0
         self._officer_server: grpc.aio.Server | None = None
@@ -284,9 +283,7 @@ class Node:
             ),
             server,
         )
-        if self._query is None:
-            self._query = QueryServicer(self.publisher, self.store.reader)
-        query_rpc.add_QueryServiceServicer_to_server(self._query, server)
+        query_rpc.add_QueryServiceServicer_to_server(QueryServicer(self.publisher), server)
         reports_rpc.add_ReportServiceServicer_to_server(ReportServicer(self.report_deps), server)
         settings = self.home.settings
         pseudonyms_rpc.add_PseudonymServiceServicer_to_server(
@@ -591,9 +588,6 @@ class Node:
             await asyncio.wait_for(self.audit.close(), STOP_TASKS_SECONDS)
         except Exception:
             log.exception("audit checkpoint not signed at stop")
-        if self._query is not None:
-            await self._query.close()
-            self._query = None
         await self.store.close()
         if self._metrics_listener is not None:
             await asyncio.to_thread(self._metrics_listener.stop)

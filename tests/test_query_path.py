@@ -209,20 +209,17 @@ async def test_lookup_answers_are_byte_identical_to_the_sqlalchemy_path(store: S
     gone = events[0]  # removed: answered by neither path
     await pub.append([Event(gone.entry_id, feeds.EVENT_TYPE_REMOVE, gone.entry,
                             feeds.REMOVAL_REASON_CORRECTION, "2026-11-30", "更正")])  # fmt: skip
-    servicer = QueryServicer(pub)
-    try:
-        asks = [query.LookupRequest(purpose="enforcement", person_pseudonym=p)
-                for p in sorted(set(pseudonyms))]  # fmt: skip
-        asks += [query.LookupRequest(purpose="enforcement", uscc=e.uscc) for e in orgs]
-        asks.append(query.LookupRequest(purpose="enforcement", uscc="91110000000000000X"))
-        hits = 0
-        for ask in asks:
-            got = await servicer.Lookup(ask, _Context())  # type: ignore[arg-type]
-            hits += len(got.answers)
-            assert got.SerializeToString(deterministic=True) == await _reference_lookup(pub, ask)
-        assert hits == 11 + 4  # every live entry answered once
-    finally:
-        await servicer.close()
+    servicer = QueryServicer(pub)  # on the store's reader, closed with the store
+    asks = [query.LookupRequest(purpose="enforcement", person_pseudonym=p)
+            for p in sorted(set(pseudonyms))]  # fmt: skip
+    asks += [query.LookupRequest(purpose="enforcement", uscc=e.uscc) for e in orgs]
+    asks.append(query.LookupRequest(purpose="enforcement", uscc="91110000000000000X"))
+    hits = 0
+    for ask in asks:
+        got = await servicer.Lookup(ask, _Context())  # type: ignore[arg-type]
+        hits += len(got.answers)
+        assert got.SerializeToString(deterministic=True) == await _reference_lookup(pub, ask)
+    assert hits == 11 + 4  # every live entry answered once
 
 
 async def test_lookup_reads_do_not_scan_100k_entries(tmp_path: Path) -> None:
@@ -270,7 +267,7 @@ async def test_lookup_reads_do_not_scan_100k_entries(tmp_path: Path) -> None:
             ]
             assert steps < 50, steps  # a scan would take thousands of calls
     finally:
-        await servicer.close()
+        await reader.close()
         db.close()
 
 

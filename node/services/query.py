@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from node.api import feeds, query, query_rpc
+from node.errors import StorageError
 from node.feeds.dates import shanghai_today
 from node.feeds.publisher import Publisher
 from node.storage.reader import Reader
@@ -47,10 +48,12 @@ _BY_PSEUDONYM = (
 
 class QueryServicer(query_rpc.QueryServiceServicer):
     def __init__(self, publisher: Publisher, reader: Reader | None = None) -> None:
+        """Reads on *reader*, by default the store's (closed with the store)."""
         self._pub = publisher
-        # A reader given is someone else's (the store's, closed with it); one made here is ours.
-        self._owned = reader is None
-        self._reader = reader if reader is not None else Reader.of(publisher.store)
+        given = reader if reader is not None else publisher.store.reader
+        if given is None:
+            raise StorageError("the query path needs a database file, not an in-memory database")
+        self._reader = given
         self._answers = {
             "uscc": _ANSWERS.format(active=_ACTIVE_BY_USCC, subject=_BY_USCC, limit=MAX_ANSWERS),
             "person_pseudonym": _ANSWERS.format(
@@ -88,8 +91,3 @@ class QueryServicer(query_rpc.QueryServiceServicer):
             if name is not None:
                 setattr(answer.entry, name, value)
         return query.LookupResponse(answers=answers.values())
-
-    async def close(self) -> None:
-        """Close the reader's connections if it made them (at the node's stop)."""
-        if self._owned:
-            await self._reader.close()

@@ -36,8 +36,6 @@ _PLACEHOLDER = re.compile(r"\?")
 class Reader:
     """Read-only SQL on the store's database, off SQLAlchemy (see the module docstring)."""
 
-    dialect: str
-
     @staticmethod
     def of(store: Store, settings: Mapping[str, str] | None = None) -> Reader:
         """A reader on *store*'s database; connections are made on first use (on PostgreSQL
@@ -60,8 +58,6 @@ class Reader:
 
 
 class SqliteReader(Reader):
-    dialect = "sqlite"
-
     def __init__(self, path: str) -> None:
         self._path = path
         self._local = threading.local()
@@ -106,8 +102,6 @@ class SqliteReader(Reader):
 
 
 class PostgresReader(Reader):
-    dialect = "postgresql"
-
     def __init__(self, dsn: str, settings: Mapping[str, str] | None = None) -> None:
         self._dsn = dsn
         self._settings = dict(settings or {})
