@@ -176,5 +176,9 @@ async def test_an_update_matching_nothing_fails_the_commit_and_none_of_its_rows_
         await writer.commit([moved(past=0), leaf])
         assert await other.fetch(leaves, [log.log_id]) == [(0,)]
         assert await other.fetch(sizes, [log.log_id]) == [(1,)]
+        if store.backend == "postgresql":  # a second update could not be undone: refused
+            with pytest.raises(ValueError, match="at most one update"):
+                await writer.commit([moved(past=1), moved(past=1)])
+            assert await other.fetch(sizes, [log.log_id]) == [(1,)]
     finally:
         await writer.close()

@@ -43,7 +43,9 @@ class Insert:
 @dataclass(frozen=True)
 class Update:
     """``UPDATE table SET values WHERE where``; unless exactly *expect* rows match, the
-    transaction is rolled back and *stale* raised."""
+    transaction is rolled back and *stale* raised. *where* names a key (at most *expect*
+    rows): on PostgreSQL a match of fewer writes nothing, and one transaction holds at most
+    one update."""
 
     table: Table
     values: Mapping[str, Any]
@@ -215,62 +217,68 @@ class PostgresWriter(Writer):
         self._conn: Any = None
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
 
-    def _one_statement(self, statements: list[Statement]) -> tuple[str, list[Any]]:
-        """The transaction as one statement: each update a data-modifying CTE returning what
-        it matched, each insert one from column arrays (``unnest``), run only if every
-        update matched what it expects; the statement returns the updates' counts. One
-        round trip, committed when it returns (each statement was one, and BEGIN and COMMIT
-        two more: most of a record's time on a server on the same machine)."""
+    def _one_statement(self, statements: list[Statement]) -> tuple[str, list[Any], Update | None]:
+        """The transaction as one statement, and its update: the update (a compare-and-swap,
+        at most one) is a data-modifying CTE returning what it matched, and each insert, from
+        column arrays (``unnest``), runs only if that is what the update expects; the
+        statement returns the update's count. One round trip, committed when it returns (each
+        statement was one, and BEGIN and COMMIT two more: most of a record's time on a server
+        on the same machine)."""
         updates = [s for s in statements if isinstance(s, Update)]
+        if len(updates) > 1:  # a second would not be undone when the first fails its check
+            raise ValueError("a PostgreSQL group commit takes at most one update")
+        update = updates[0] if updates else None
         inserts = [s for s in statements if isinstance(s, Insert)]
-        key = tuple(("u", s.table.name, tuple(s.values), tuple(s.where)) for s in updates) + tuple(
-            ("i", s.table.name, s.columns) for s in inserts
-        )
         args: list[Any] = []
-        for u in updates:
-            columns = (*u.values, *u.where)
-            args += self._values(u.table, columns, [*u.values.values(), *u.where.values()])
+        if update is not None:
+            columns = (*update.values, *update.where)
+            values = [*update.values.values(), *update.where.values()]
+            args += self._values(update.table, columns, values)
         for i in inserts:
             rows = [self._values(i.table, i.columns, r) for r in i.rows]
             args += [list(column) for column in zip(*rows, strict=True)]
+        key = (
+            None
+            if update is None
+            else (update.table.name, tuple(update.values), tuple(update.where)),
+            tuple((i.table.name, i.columns) for i in inserts),
+        )
         sql = self._sql.get(key)
         if sql is None:
-            sql = self._sql[key] = self._compose(updates, inserts)
-        return sql, args
+            sql = self._sql[key] = self._compose(update, inserts)
+        return sql, args, update
 
-    def _compose(self, updates: list[Update], inserts: list[Insert]) -> str:
+    def _compose(self, update: Update | None, inserts: list[Insert]) -> str:
         # Table and column names are ours (the model's), never data: S608 does not apply.
         marks = iter(range(1, 1 << 16))
-        parts = []
-        for n, u in enumerate(updates):
-            sets = ", ".join(f'"{c}" = ${next(marks)}' for c in u.values)
-            where = " AND ".join(f'"{c}" = ${next(marks)}' for c in u.where)
-            parts.append(f'u{n} AS (UPDATE "{u.table.name}" SET {sets} WHERE {where} RETURNING 1)')  # noqa: S608
-        counts = [f"(SELECT count(*) FROM u{n})" for n in range(len(updates))]  # noqa: S608
-        guard = " AND ".join(f"{c} = {u.expect}" for c, u in zip(counts, updates, strict=True))
+        parts, only, count = [], "", "0"
+        if update is not None:
+            sets = ", ".join(f'"{c}" = ${next(marks)}' for c in update.values)
+            where = " AND ".join(f'"{c}" = ${next(marks)}' for c in update.where)
+            cas = f'UPDATE "{update.table.name}" SET {sets} WHERE {where} RETURNING 1'  # noqa: S608
+            parts.append(f"u AS ({cas})")
+            count = "(SELECT count(*) FROM u)"
+            only = f" WHERE {count} = {update.expect}"
         for n, i in enumerate(inserts):
             cols = ", ".join(f'"{c}"' for c in i.columns)
             arrays = ", ".join(
                 f"CAST(${next(marks)} AS {i.table.c[c].type.compile(self._dialect)}[])"
                 for c in i.columns
             )
-            only = f" WHERE {guard}" if guard else ""
             rows = f"SELECT * FROM unnest({arrays}){only}"  # noqa: S608
             parts.append(f'i{n} AS (INSERT INTO "{i.table.name}" ({cols}) {rows})')
-        return f"WITH {', '.join(parts)} SELECT {', '.join(counts) or '0'}"
+        return f"WITH {', '.join(parts)} SELECT {count}"
 
     async def _commit(self, statements: list[Statement]) -> None:
-        sql, args = self._one_statement(statements)
+        sql, args, update = self._one_statement(statements)
         async with self._lock:
             if self._conn is None or self._conn.is_closed():
                 import asyncpg  # only a PostgreSQL node loads the driver
 
                 self._conn = await asyncpg.connect(self._dsn)
-            counts = await self._conn.fetchrow(sql, *args)
-        updates = (s for s in statements if isinstance(s, Update))
-        for u, matched in zip(updates, counts, strict=False):  # no update: one column, 0
-            if matched != u.expect:  # nothing was written: the inserts waited on this
-                raise u.stale
+            matched = await self._conn.fetchval(sql, *args)
+        if update is not None and matched != update.expect:
+            raise update.stale  # nothing was written: the inserts waited on this
 
     async def close(self) -> None:
         async with self._lock:
