@@ -6,7 +6,9 @@ bench/results/verify.json.
 The log is built fast (the publisher's own append path in large transactions, one signed
 checkpoint at the end), then verified twice: in this process (``verify_store``, timed alone)
 and as a real ``creditnode verify`` process (start-up included), with the process's peak RSS
-to show memory does not grow with the log.
+to show memory does not grow with the log. The pass's name-index check (issue 17) is also timed
+alone, against FTS5's own ``integrity-check`` of the same index (a write statement: the check
+reads FTS5's per-row sizes instead).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -29,6 +33,7 @@ from node.home import init_home, load_home  # noqa: E402
 from node.keys.signers import FeedSigners  # noqa: E402
 from node.logs import configure_logging  # noqa: E402
 from node.storage import Store  # noqa: E402
+from node.verification.names import name_index_diff  # noqa: E402
 from node.verification.runner import _workers, verify_store  # noqa: E402
 from tests.feedutil import adds  # noqa: E402
 
@@ -60,6 +65,32 @@ async def verify_in_process(
         report = await verify_store(home, store, parallel=parallel)
         seconds = time.perf_counter() - start
     return seconds, report.leaves, len(report.findings)
+
+
+async def name_index_seconds(home_root: Path) -> tuple[float, float]:
+    """(the name-index check over the log, FTS5's integrity-check of the whole index)."""
+    home = load_home(home_root)
+    async with Store.opened(home.database_url) as store:
+        async with store.engine.connect() as conn:
+            log_id = (
+                await conn.execute(
+                    text("SELECT id FROM logs WHERE origin = :o"), {"o": home.identity.uri}
+                )
+            ).scalar_one()
+        start = time.perf_counter()
+        diff = await name_index_diff(store, int(log_id))
+        check = time.perf_counter() - start
+        assert diff is None, diff
+        async with store.begin() as conn:
+            start = time.perf_counter()
+            await conn.execute(
+                text(
+                    "INSERT INTO list_state_names(list_state_names, rank) "
+                    "VALUES('integrity-check', 1)"
+                )
+            )
+            integrity = time.perf_counter() - start
+    return check, integrity
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -115,6 +146,9 @@ def main() -> None:
     seconds, leaves, findings = asyncio.run(verify_in_process(home, None, parallel=True))
     print(f"  verify (in process, {_workers()} workers): {leaves:,} leaves in {seconds:.2f} s "
           f"({leaves / seconds:,.0f} leaves/s), {findings} findings")  # fmt: skip
+    names, integrity = asyncio.run(name_index_seconds(home))
+    print(f"  name-index check: {names:.2f} s (FTS5 integrity-check, holding the write lock: "
+          f"{integrity:.2f} s)")  # fmt: skip
     serial = None
     if args.serial:
         serial, _, _ = asyncio.run(verify_in_process(home, None, parallel=False))
@@ -136,6 +170,8 @@ def main() -> None:
         "cli_exit": code,
         "cli_peak_rss_mib": round(rss / 1024),
         "findings": findings,
+        "name_index_check_seconds": round(names, 3),
+        "fts5_integrity_check_seconds": round(integrity, 3),
         "target_seconds": 10,
         "backend": "sqlite",
         "cpus": os.cpu_count(),

@@ -497,6 +497,14 @@ def sync(
 def verify(
     home: HomeOpt,
     fmt: FormatOpt = "table",
+    rebuild_name_index: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-name-index",
+            help="First rebuild SQLite's name index from the list state (what a `names` "
+            "finding asks for; the index holds nothing else, so nothing is lost).",
+        ),
+    ] = False,
 ) -> None:
     """Re-check everything this node stores: its own logs against their signed checkpoints
     leaf by leaf, every mirror against its origin's signed checkpoints, the list state and
@@ -508,7 +516,7 @@ def verify(
     from node.cli.verify import verify_home
 
     quiet_logs()
-    code = run_coro(verify_home(home, out, fmt=fmt))
+    code = run_coro(verify_home(home, out, fmt=fmt, rebuild_names=rebuild_name_index))
     if code:
         raise typer.Exit(code)
 

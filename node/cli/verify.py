@@ -16,6 +16,7 @@ from node.errors import InputError, VerificationError
 from node.home import load_home
 from node.storage import Store
 from node.text import plain
+from node.verification.names import rebuild_name_index
 from node.verification.runner import Report, verify_store
 
 FORMATS = ("table", "json")
@@ -84,15 +85,28 @@ def print_report(report: Report, console: Console, title: str) -> None:
         console.print(ft)
 
 
-async def verify_home(root: Path, out: Console, *, fmt: str = "table") -> int:
-    """Run one whole pass; print it; the exit code (0 clean, 7 on any finding)."""
+async def verify_home(
+    root: Path, out: Console, *, fmt: str = "table", rebuild_names: bool = False
+) -> int:
+    """Run one whole pass (after rebuilding the name index if *rebuild_names*); print it;
+    the exit code (0 clean, 7 on any finding)."""
     if fmt not in FORMATS:
         raise InputError("--format must be table or json")
     home = load_home(root)
+    rebuilt: int | None = None
     async with Store.opened(home.database_url) as store:
+        if rebuild_names:
+            rebuilt = await rebuild_name_index(store)
+            if fmt == "table":
+                out.print(
+                    f"name index rebuilt from list_state: {rebuilt} row(s)"
+                    if store.backend == "sqlite"
+                    else "name index: PostgreSQL keeps its own (nothing to rebuild)",
+                    highlight=False,
+                )
         report = await verify_store(home, store, parallel=True)
     if fmt == "json":
-        emit_json(report_json(report))
+        emit_json(report_json(report) | ({} if rebuilt is None else {"name_index_rows": rebuilt}))
     else:
         print_report(report, out, f"verify {home.identity.uri}")
     return VerificationError.exit_code if report.findings else 0

@@ -47,6 +47,7 @@ OPENING = "opening"  # a stored opening does not match its leaf's commitment
 INDEX = "index"  # a derived index (the audit log's entries table) differs from its leaves
 PROJECTION = "projection"  # the list state differs from a rebuild of it from the log
 COUNTERS = "counters"  # an active-entry counter differs from a recount of the list state
+NAMES = "names"  # SQLite's name index does not hold a list-state row's name as stored
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from node.verification.check import (
     INDEX,
     LEAF,
     MISSING,
+    NAMES,
     OPENING,
     PROJECTION,
     STATE_ORPHAN,
@@ -72,6 +73,7 @@ from node.verification.check import (
     check_checkpoint,
 )
 from node.verification.counters import counter_diff
+from node.verification.names import name_index_diff
 
 log = structlog.get_logger("creditnode.verify")
 
@@ -663,6 +665,9 @@ async def verify_store(
             drift = await counter_diff(store, target.log_id)
             if drift is not None:
                 result.findings.append(Finding(target.label, COUNTERS, None, *drift))
+            unindexed = await name_index_diff(store, target.log_id)
+            if unindexed is not None:
+                result.findings.append(Finding(target.label, NAMES, None, *unindexed))
         report.logs.append(result)
         await record(store, target, result, started)
         await save_progress(store, target.log_id, 0, b"", started, verified=result.size)
