@@ -13,7 +13,7 @@ from node.verification import check
 from node.verification.counters import first_difference
 from node.verification.runner import open_findings, verify_store
 from tests.conftest import FederationFactory
-from tests.test_verify_stored import _build, _log_id
+from tests.test_verify_stored import _clean
 
 
 async def _shift_a_counter(node: Node, log_id: int, by: int) -> tuple[str, str]:
@@ -45,10 +45,7 @@ async def _shift_a_counter(node: Node, log_id: int, by: int) -> tuple[str, str]:
 async def test_a_drifted_counter_is_a_finding_and_a_clean_pass_clears_it(
     federation: FederationFactory, where: str
 ) -> None:
-    jinan, lanzhou, _ = await _build(federation)
-    node = jinan if where == "origin" else lanzhou
-    log_id = await _log_id(node, jinan)
-    assert (await verify_store(node.home, node.store)).findings == []
+    node, log_id = await _clean(federation, where)
     list_name, _end = await _shift_a_counter(node, log_id, 3)
     report = await verify_store(node.home, node.store)
     found = [f for f in report.findings if f.kind == check.COUNTERS]

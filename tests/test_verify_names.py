@@ -19,7 +19,7 @@ from node.verification import check
 from node.verification.names import _DIFF, _varint, name_index_diff
 from node.verification.runner import open_findings, verify_store
 from tests.conftest import FederationFactory
-from tests.test_verify_stored import _build, _log_id
+from tests.test_verify_stored import _build, _clean, _log_id
 
 
 async def _an_indexed_row(node: Node, log_id: int) -> tuple[int, str, str, str]:
@@ -59,10 +59,7 @@ async def _unindex(node: Node, rowid: int, norm: str, instead: str | None = None
 async def test_a_row_missing_from_the_name_index_is_a_finding_until_rebuilt(
     federation: FederationFactory, where: str
 ) -> None:
-    jinan, lanzhou, _ = await _build(federation)
-    node = jinan if where == "origin" else lanzhou
-    log_id = await _log_id(node, jinan)
-    assert (await verify_store(node.home, node.store)).findings == []
+    node, log_id = await _clean(federation, where)
     if node.store.backend != "sqlite":  # the server keeps its expression index itself
         assert await name_index_diff(node.store, log_id) is None
         return

@@ -88,6 +88,16 @@ async def _log_id(node: Node, origin: Node) -> int:
     return int(found)
 
 
+async def _clean(fed_factory: FederationFactory, where: str) -> tuple[Node, int]:
+    """The origin (*where* "origin") or its partner after :func:`_build`, whose whole pass
+    finds nothing, and the id of its log of the origin's feed."""
+    jinan, lanzhou, _ = await _build(fed_factory)
+    node = jinan if where == "origin" else lanzhou
+    log_id = await _log_id(node, jinan)
+    assert (await verify_store(node.home, node.store)).findings == []
+    return node, log_id
+
+
 async def test_a_clean_origin_and_partner_verify(federation: FederationFactory) -> None:
     jinan, lanzhou, _ = await _build(federation)
     for node in (jinan, lanzhou):
