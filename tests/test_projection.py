@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from node.api import feeds
 from node.cli.status import collect_status
 from node.feeds import counts, projection, state, subscriber
-from node.feeds.leaf import build_leaf
+from node.feeds.leaf import LeafError, build_leaf
 from node.feeds.logstore import LOGS, OPENINGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
@@ -38,29 +38,47 @@ def _leaf(entry_id: str, event: int, n: int = 0) -> bytes:
     return data
 
 
-def test_rebuild_folds_in_index_order_and_names_the_first_difference() -> None:
+def test_each_stretch_of_the_log_names_the_first_difference_of_the_projection() -> None:
     leaves = [
         (0, _leaf("a", feeds.EVENT_TYPE_ADD)),
         (1, _leaf("b", feeds.EVENT_TYPE_ADD, 1)),
         (2, _leaf("a", feeds.EVENT_TYPE_UPDATE, 2)),
         (3, _leaf("b", feeds.EVENT_TYPE_REMOVE, 1)),
     ]
-    rebuilt = projection.rebuild(leaves)
+    decisions = projection.decide(leaves)
     code = org_entry(0).list_code
     active, removed = feeds.ENTRY_STATUS_ACTIVE, feeds.ENTRY_STATUS_REMOVED
-    assert rebuilt == {
-        "a": (2, active, 0, code),
+    assert [(i, e) for i, e, _ in decisions] == [(0, "a"), (1, "b"), (2, "a"), (3, "b")]
+    assert projection.decide(leaves, checked=True) == decisions
+    with pytest.raises(LeafError):
+        projection.decide([(0, leaves[0][1] + b"\x00")])  # not canonical: strict refuses
+    rows = {
+        "a": (2, active, 0, org_entry(2).list_code),
         "b": (3, removed, feeds.REMOVAL_REASON_EXPIRY, org_entry(1).list_code),
     }
-    rows = [(e, *v) for e, v in rebuilt.items()]
-    assert projection.first_difference(rebuilt, rows) is None
-    # A row still naming the superseded leaf, a missing row, a row of no entry of the log.
-    stale = [("a", 0, active, 0, code), rows[1]]
-    assert projection.first_difference(rebuilt, stale) == (0, "last_idx differ from leaf 2")
-    assert projection.first_difference(rebuilt, rows[:1]) == (3, "the entry of leaf 3 has no row")
-    extra = [*rows, ("z", 1, active, 0, code)]
-    found = projection.first_difference(rebuilt, extra)
-    assert found is not None and found[0] == 1 and "lacks" in found[1]
+    named = [("a", 2), ("b", 3)]
+    assert projection.first_difference(decisions, rows, named) is None
+    # In two stretches, as compare reads them: each agrees.
+    for part in ((0, 2), (2, 4)):
+        stretch = decisions[part[0] : part[1]]
+        here = [(e, n) for e, n in named if part[0] <= n < part[1]]
+        assert projection.first_difference(stretch, rows, here) is None
+    # A row still naming the superseded leaf, a missing row, a row of no entry of the log,
+    # a row saying what its leaf does not.
+    stale = {**rows, "a": (0, active, 0, code)}
+    assert projection.first_difference(decisions, stale, [("a", 0), ("b", 3)]) == (
+        0, "last_idx differ from leaf 2",
+    )  # fmt: skip
+    missing = {"a": rows["a"]}
+    assert projection.first_difference(decisions, missing, [("a", 2)]) == (
+        1, "the entry of leaf 1 has no row",
+    )  # fmt: skip
+    extra = projection.first_difference(decisions, rows, [*named, ("z", 1)])
+    assert extra == (1, "a row names leaf 1, another entry's")
+    wrong = {**rows, "b": (3, active, 0, org_entry(1).list_code)}
+    assert projection.first_difference(decisions, wrong, named) == (
+        3, "status, removal_reason differ from leaf 3",
+    )  # fmt: skip
 
 
 async def _subscriber(node: Node, origin: Node) -> Subscriber:
@@ -149,6 +167,21 @@ async def test_the_log_is_durable_first_and_the_projection_catches_up(
             .values(status=feeds.ENTRY_STATUS_REMOVED)
         )
     assert await projection.compare(lanzhou.store, log_id) == (5, "status differ from leaf 5")
+    assert await projection.compare(lanzhou.store, log_id, chunk=4) == (
+        5, "status differ from leaf 5",
+    )  # fmt: skip
+    # A lost fold of the removal (leaf 40): the row is leaf 0's, exactly. Found at leaf 40, in
+    # the last chunk, and reported at the leaf the row names, in the first.
+    async with lanzhou.store.engine.begin() as conn:
+        await conn.execute(
+            update(STATE)
+            .where(and_(STATE.c.log_id == log_id, STATE.c.entry_id == events[0].entry_id))
+            .values(last_idx=0, status=feeds.ENTRY_STATUS_ACTIVE, removal_reason=0)
+        )
+    for chunk in (8, 8192):
+        assert await projection.compare(lanzhou.store, log_id, chunk=chunk) == (
+            0, "last_idx differ from leaf 40",
+        )  # fmt: skip
 
 
 async def test_a_sync_returns_with_its_projection_caught_up(federation: FederationFactory) -> None:
