@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: screenshots venv demo test check lint format typecheck proto proto-check postgres-server chromium pytest clean bench bench-sync bench-status bench-table bench-border bench-oprf bench-verify bench-audit bench-lookup bench-check bench-report bench-startup bench-native bench-uscc bench-names bench-routine
+.PHONY: screenshots venv demo test check lint format typecheck proto proto-check postgres-server chromium pytest clean bench bench-sync bench-status bench-table bench-border bench-oprf bench-verify bench-audit bench-lookup bench-check bench-report bench-startup bench-native bench-uscc bench-names bench-routine bench-rust rust-crates
 
 # The pure cores compiled with mypyc (node/native): rebuilt when their source changed; no C
 # compiler means the pure-Python modules, with a message.
@@ -47,6 +47,13 @@ proto-check: venv
 postgres-server:
 	@deploy/ensure-postgres.sh
 
+# cargo and Debian's PyO3 and sha2 crates, for bench/native_rust.py (Rust against mypyc).
+rust-crates:
+	@deploy/ensure-rust-crates.sh
+
+bench-rust: venv rust-crates
+	$(BIN)/python bench/native_rust.py $(BENCH_ARGS)
+
 # The console's browser tests (tests/browser/) drive Debian's chromium (and need a CJK font);
 # this installs them if missing.
 chromium:
@@ -77,9 +84,10 @@ define bench_if
 	else echo "bench/$(1) is not there yet: skipped"; fi
 endef
 
-bench: venv postgres-server
+bench: venv postgres-server rust-crates
 	$(call bench_if,uscc.py,)
 	$(call bench_if,native.py,)
+	$(call bench_if,native_rust.py,)
 	$(BIN)/python bench/sync.py --backend sqlite --entries $(BENCH_ENTRIES)
 	$(BIN)/python bench/sync.py --backend postgresql --entries $(BENCH_ENTRIES) --latency-seconds 0
 	$(call bench_if,lookup.py,--backend sqlite)

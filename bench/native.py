@@ -237,7 +237,7 @@ def main() -> None:
             "candidates": args.candidates,
             "rounds": args.rounds,
         },
-        extra={"compiled": state, "seconds": seconds, "rust": "not measured: no crates.io access"},
+        extra={"compiled": state, "seconds": seconds, "rust": "bench/native_rust.py"},
     )
     print(f"wrote {path.relative_to(ROOT)}")
 
