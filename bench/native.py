@@ -69,6 +69,26 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def alternate(
+    variants: dict[str, dict[str, Callable[[], Any]]], units: dict[str, int], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Each workload of the first variant timed in every variant in turn, same round, same
+    inputs, for *rounds* rounds: variant -> workload -> seconds. The USCC verdict the
+    workloads swap in is put back."""
+    seconds: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    saved = validate._verdict
+    try:
+        for r in range(rounds):
+            for workload in next(iter(variants.values())):
+                for label, work in variants.items():
+                    s = _timed(work[workload])
+                    seconds[label].setdefault(workload, []).append(s)
+                    print(f"  round {r + 1} {workload:18} {label:8} {units[workload] / s:12,.0f}/s")
+    finally:
+        validate._verdict = saved
+    return seconds
+
+
 def merkle_workloads(m: ModuleType, leaves: list[bytes], n: int) -> dict[str, Callable[[], Any]]:
     def append() -> bytes:
         f = m.Frontier()
@@ -205,17 +225,7 @@ def main() -> None:
         "leaf_open": args.opened,
         "name_rank": 20 * args.candidates,
     }
-    seconds: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
-    saved = validate._verdict
-    try:
-        for r in range(args.rounds):
-            for workload in variants["pure"]:
-                for label, work in variants.items():  # alternate, same round, same inputs
-                    s = _timed(work[workload])
-                    seconds[label].setdefault(workload, []).append(s)
-                    print(f"  round {r + 1} {workload:18} {label:8} {units[workload] / s:12,.0f}/s")
-    finally:
-        validate._verdict = saved
+    seconds = alternate(variants, units, args.rounds)
     figures: dict[str, float] = {}
     for workload in variants["pure"]:
         pure_rate = units[workload] / statistics.median(seconds["pure"][workload])

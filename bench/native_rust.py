@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._results import write_result  # noqa: E402
-from bench.native import _compiled, _pure, _timed  # noqa: E402
+from bench.native import _compiled, _pure, alternate  # noqa: E402
 from node.api import feeds  # noqa: E402
 from node.feeds import leaf as leaf_module  # noqa: E402
 from node.feeds import merkle  # noqa: E402
@@ -168,17 +168,7 @@ def main() -> None:
         },
     }
     units = {"frontier_extend": args.leaves, "uscc_check": args.codes}
-    seconds: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
-    saved = validate._verdict
-    try:
-        for r in range(args.rounds):
-            for workload in units:
-                for label, work in variants.items():  # alternate, same round, same inputs
-                    s = _timed(work[workload])
-                    seconds[label].setdefault(workload, []).append(s)
-                    print(f"  round {r + 1} {workload:16} {label:6} {units[workload] / s:12,.0f}/s")
-    finally:
-        validate._verdict = saved
+    seconds = alternate(variants, units, args.rounds)
     figures: dict[str, float] = {}
     for workload, n in units.items():
         rates = {v: n / statistics.median(seconds[v][workload]) for v in variants}

@@ -9,10 +9,5 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-microhei)
 fi
 [ "${#missing[@]}" -eq 0 ] && exit 0
-echo "installing Debian's ${missing[*]} for the browser tests" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"$(dirname "$0")/apt-install.sh" "for the browser tests" "${missing[@]}"
 [ -x /usr/bin/chromium ] || { echo "/usr/bin/chromium still missing after install" >&2; exit 1; }

@@ -8,9 +8,4 @@ command -v cargo >/dev/null || missing+=(cargo)
 ls -d /usr/share/cargo/registry/pyo3-0.17* >/dev/null 2>&1 || missing+=(librust-pyo3-dev)
 ls -d /usr/share/cargo/registry/sha2-0.10* >/dev/null 2>&1 || missing+=(librust-sha2-dev)
 [ "${#missing[@]}" -eq 0 ] && exit 0
-echo "installing Debian's ${missing[*]} for bench/native_rust.py" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"$(dirname "$0")/apt-install.sh" "for bench/native_rust.py" "${missing[@]}"
