@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import types
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -41,7 +42,7 @@ from node.audit.receipts import ours as _ours
 from node.audit.receipts import theirs as _theirs
 from node.audit.reconcile import reconcile
 from node.cli import main
-from node.feeds import merkle, note
+from node.feeds import merkle, note, projection
 from node.feeds.logstore import LEAVES, LOGS, list_feeds
 from node.feeds.publisher import Event
 from node.local_federation import LocalFederation
@@ -750,6 +751,45 @@ async def test_measures_suspend_on_objection_and_resume_at_the_origin(
         "applied",
         ["applied", "suspended_objection", "applied"],
     )
+
+
+async def test_a_mark_mirrored_but_not_yet_folded_is_derived_once_it_is(
+    federation: FederationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The derivation reads the projection, which lags the mirrored log by a fold: a pass
+    between the two must not make it stop looking."""
+    nodes = await federation(2)
+    jinan, lanzhou = nodes["jinan"], nodes["lanzhou"]
+    event = await _publish(jinan, lanzhou)
+    await _respond(lanzhou, event.entry_id, "applied")
+    assert lanzhou.actions is not None
+    await lanzhou.actions.acknowledge_removals()
+    real_fold = projection.fold
+
+    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+        async with store.engine.connect() as conn:
+            size, projected = await projection.lag(conn, log_id)
+        return projection.Folded(0, projected, size, False)
+
+    monkeypatch.setattr(projection, "fold", no_fold)  # the log grows, the projection waits
+    marked = feeds.ListEntry()
+    marked.CopyFrom(event.entry)
+    marked.under_objection = True
+    size = await jinan.publisher.append([Event(event.entry_id, feeds.EVENT_TYPE_UPDATE, marked)])
+    mirror = and_(LOGS.c.origin == jinan.home.identity.uri, LOGS.c.peer.is_not(None))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20.0
+    while True:
+        async with lanzhou.store.engine.connect() as conn:
+            row = (await conn.execute(select(LOGS.c.id, LOGS.c.size).where(mirror))).one()
+        if row[1] >= size or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert row[1] >= size, "the mark never reached lanzhou's log"
+    assert await lanzhou.actions.acknowledge_removals() == 0  # not in the projection yet
+    monkeypatch.setattr(projection, "fold", real_fold)
+    await real_fold(lanzhou.store, int(row[0]))
+    await _until_action(lanzhou, event.entry_id, "suspended_objection")
 
 
 async def test_evidence_clear_clears_a_tampered_actions_feed(

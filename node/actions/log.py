@@ -304,12 +304,15 @@ class ActionsLog:
         async with self.store.engine.connect() as conn:
             sizes = tuple(
                 (await conn.execute(
-                    select(LOGS.c.origin, LOGS.c.size)
+                    select(LOGS.c.origin, LOGS.c.projected_size)
                     .where(and_(LOGS.c.origin.in_(origins), LOGS.c.peer.is_not(None)))
                     .order_by(LOGS.c.origin)
                 )).all()
             )  # fmt: skip
-        # Nothing to decide again while no record arrived and no mirrored entry changed.
+        # Nothing to decide again while no record arrived and no mirrored entry changed: the
+        # projection's size, not the log's (a durable write is folded into the list state
+        # that _held reads a moment later; keyed on the log's, a pass in between would see
+        # the old state and never look again). Read before the state: at worst a pass more.
         seen = (sizes, tuple(sorted(self._scanned.items())), self.suspend_on_objection)
         if not grown and seen == self._seen:
             return 0
