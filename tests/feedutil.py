@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import func, select
 
 from node.api import feeds
-from node.feeds import ids
+from node.feeds import ids, projection
 from node.feeds.logstore import LOGS
 from node.feeds.publisher import Event
 from node.feeds.state import STATE
@@ -121,3 +122,11 @@ async def count_rows(node: Node, table: str) -> int:
         return int(
             (await conn.execute(select(func.count()).select_from(sa_table(table)))).scalar_one()
         )
+
+
+async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
+    """Stands in for :func:`node.feeds.projection.fold` (monkeypatched): the log grows and the
+    projection stays where it is, as in a process that stops after each durable write."""
+    async with store.engine.connect() as conn:
+        size, projected = await projection.lag(conn, log_id)
+    return projection.Folded(0, projected, size, False)

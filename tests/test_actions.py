@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import types
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -53,7 +52,7 @@ from node.runtime import Node
 from node.services.actions import ActionsServicer
 from node.verification.runner import verify_store
 from tests.conftest import FederationFactory
-from tests.feedutil import active_entries, adds, wait_mirrored
+from tests.feedutil import active_entries, adds, no_fold, wait_mirrored
 from tests.test_audit_gaps import find_entries_of
 from tests.test_identity_import import valid_usccs
 from tests.test_officers import DEPT as OFFICER_DEPT
@@ -765,11 +764,6 @@ async def test_a_mark_mirrored_but_not_yet_folded_is_derived_once_it_is(
     assert lanzhou.actions is not None
     await lanzhou.actions.acknowledge_removals()
     real_fold = projection.fold
-
-    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
-        async with store.engine.connect() as conn:
-            size, projected = await projection.lag(conn, log_id)
-        return projection.Folded(0, projected, size, False)
 
     monkeypatch.setattr(projection, "fold", no_fold)  # the log grows, the projection waits
     marked = feeds.ListEntry()

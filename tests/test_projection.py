@@ -25,7 +25,7 @@ from node.runtime import Node
 from node.services import feed as feed_service
 from node.storage import Store
 from tests.conftest import FederationFactory
-from tests.feedutil import adds, org_entry
+from tests.feedutil import adds, no_fold, org_entry
 
 ORIGIN = "creditnode://f/jinan"
 
@@ -120,11 +120,6 @@ async def test_the_log_is_durable_first_and_the_projection_catches_up(
 
     # A sync whose process stops right after each durable write, before folding.
     real_fold = projection.fold
-
-    async def no_fold(store: Any, log_id: int, **kw: Any) -> projection.Folded:
-        async with store.engine.connect() as conn:
-            size, projected = await projection.lag(conn, log_id)
-        return projection.Folded(0, projected, size, False)
 
     monkeypatch.setattr(projection, "fold", no_fold)
     sub = await _subscriber(lanzhou, jinan)
